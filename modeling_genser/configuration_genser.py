@@ -1,0 +1,98 @@
+# Copyright 2026 The Gen-SER authors. Licensed under the Apache License, Version 2.0.
+"""Gen-SER model configuration."""
+
+from typing import Literal
+
+from transformers import AutoConfig, PreTrainedConfig
+from transformers.configuration_utils import SubConfigSpec
+
+
+class GenSERConfig(PreTrainedConfig):
+    r"""
+    Configuration of [`GenSERForAudioClassification`]: a transformers speech encoder followed by Gen-SER's generative
+    head, which transports an initial distribution to the terminal distribution of class codes.
+
+    encoder_config (`dict` or `PreTrainedConfig`, *optional*):
+        Config of the speech encoder (wav2vec2, HuBERT, WavLM, data2vec-audio, Whisper, ...). Encoder-decoder
+        models contribute their encoder only. Defaults to a wav2vec2-base config.
+    encoder_name_or_path (`str`, *optional*):
+        Where the encoder's pretrained weights came from, recorded by [`GenSERForAudioClassification.from_encoder`]
+        for provenance; loading a saved Gen-SER model never reads it.
+    freeze_encoder (`bool`, *optional*, defaults to `True`):
+        Keep the encoder's weights fixed and run it without gradients; only the head trains.
+    pooling (`"mean"` or `"mean_std"`, *optional*, defaults to `"mean"`):
+        How each encoder layer's frames become one vector (padding frames excluded): their mean, or their mean
+        and standard deviation concatenated.
+    encoding_dim (`int`, *optional*, defaults to 256):
+        Dimension of the sinusoidal taxonomy encoding, i.e. of the generated vectors.
+    taxonomy_index_scale (`float`, *optional*, defaults to 100.0):
+        Factor applied to the class index before the sin/cos code; spreads the codes apart (see
+        `taxonomy_encoding.py`).
+    taxonomy_base (`float`, *optional*, defaults to 10000.0):
+        Wavelength base of the sin/cos code, as in the transformer position encoding.
+    initial_distribution (`"gaussian"` or `"condition"`, *optional*, defaults to `"gaussian"`):
+        The initial distribution: `"gaussian"` draws `x_0 ~ N(0, initial_noise_scale**2 I)`; `"condition"` starts
+        from a learned projection of the speech condition plus that noise.
+    initial_noise_scale (`float`, *optional*, defaults to 1.0):
+        Standard deviation of the initial noise.
+    scheduler_config (`dict`, *optional*):
+        Keyword arguments of [`GenSERScheduler`] (mean schedule steepness, bridge sigma).
+    num_inference_steps (`int`, *optional*, defaults to 1):
+        Default number of sampling steps at inference.
+    sampling_seed (`int`, *optional*, defaults to 0):
+        Seed of the initial sample at inference when no generator is given, so that predictions are reproducible.
+    similarity_temperature (`float`, *optional*, defaults to 0.1):
+        Logits are the cosine similarities to the class codes divided by this temperature.
+    head_hidden_size (`int`, *optional*, defaults to 256):
+        Width of the denoiser network.
+    head_num_layers (`int`, *optional*, defaults to 2):
+        Number of residual blocks in the denoiser network.
+    head_dropout (`float`, *optional*, defaults to 0.1):
+        Dropout inside the denoiser network.
+
+    Example:
+
+    ```python
+    >>> from transformers import WhisperConfig
+    >>> from modeling_genser import GenSERConfig, GenSERForAudioClassification
+
+    >>> config = GenSERConfig(encoder_config=WhisperConfig(), id2label={0: "angry", 1: "happy", 2: "sad"})
+    >>> model = GenSERForAudioClassification(config)
+    ```"""
+
+    model_type = "genser"
+    sub_configs_defaults = {"encoder_config": SubConfigSpec(config_class=AutoConfig, model_type="wav2vec2")}
+
+    encoder_config: dict | PreTrainedConfig | None = None
+    encoder_name_or_path: str | None = None
+    freeze_encoder: bool = True
+    pooling: Literal["mean", "mean_std"] = "mean"
+    encoding_dim: int = 256
+    taxonomy_index_scale: float = 100.0
+    taxonomy_base: float = 10000.0
+    initial_distribution: Literal["gaussian", "condition"] = "gaussian"
+    initial_noise_scale: float = 1.0
+    scheduler_config: dict | None = None
+    num_inference_steps: int = 1
+    sampling_seed: int = 0
+    similarity_temperature: float = 0.1
+    head_hidden_size: int = 256
+    head_num_layers: int = 2
+    head_dropout: float = 0.1
+
+    def __post_init__(self, **kwargs):
+        super().__post_init__(**kwargs)
+        self.scheduler_config = dict(self.scheduler_config or {})
+        if self.pooling not in ("mean", "mean_std"):
+            raise ValueError(f'pooling must be "mean" or "mean_std", got {self.pooling!r}.')
+        if self.initial_distribution not in ("gaussian", "condition"):
+            raise ValueError(
+                f'initial_distribution must be "gaussian" or "condition", got {self.initial_distribution!r}.'
+            )
+        if self.similarity_temperature <= 0:
+            raise ValueError(f"similarity_temperature must be > 0, got {self.similarity_temperature}.")
+        if not isinstance(self.num_inference_steps, int) or self.num_inference_steps < 1:
+            raise ValueError(f"num_inference_steps must be a positive integer, got {self.num_inference_steps!r}.")
+
+
+__all__ = ["GenSERConfig"]

@@ -1,0 +1,318 @@
+# Copyright 2026 The Gen-SER authors. Licensed under the Apache License, Version 2.0.
+"""Gen-SER: speech emotion recognition as distribution transport (Wang et al., ICASSP 2026, arXiv 2601.20573).
+
+Data flows one way:
+
+    audio -> feature extractor -> speech encoder (once per clip) -> per-layer masked pooling
+          -> learnable weighted layer sum (the *condition*) -> generative head (bridge sampling from the initial
+          to the terminal distribution) -> cosine similarities to the taxonomy codes (``logits``) -> labels.
+
+Training is *target matching*: the denoiser sees a bridge sample ``x_t`` between an initial sample and the class
+code, and regresses the class code itself with a mean squared error.
+"""
+
+from dataclasses import dataclass
+
+import torch
+from diffusers.models.embeddings import TimestepEmbedding, Timesteps
+from diffusers.utils.torch_utils import randn_tensor
+from torch import nn
+from transformers import AutoConfig, AutoModel, PreTrainedModel
+from transformers import initialization as init
+from transformers.modeling_outputs import SequenceClassifierOutput
+
+from .configuration_genser import GenSERConfig
+from .scheduling_genser import GenSERScheduler
+from .taxonomy_encoding import code_similarity, sinusoidal_taxonomy_encoding
+
+
+@dataclass
+class GenSEROutput(SequenceClassifierOutput):
+    """
+    Args:
+        loss (`torch.FloatTensor` of shape `()`, *optional*): target-matching loss, returned when `labels` are given.
+        logits (`torch.FloatTensor` of shape `(batch_size, num_labels)`):
+            Cosine similarities of the generated vectors to every class code, divided by `similarity_temperature`.
+        generated (`torch.FloatTensor` of shape `(batch_size, encoding_dim)`):
+            The terminal samples produced by the bridge.
+        trajectory (`torch.FloatTensor` of shape `(batch_size, num_inference_steps + 1, encoding_dim)`, *optional*):
+            The bridge samples at every time of the schedule, initial sample first; with `output_trajectory=True`.
+    """
+
+    generated: torch.FloatTensor | None = None
+    trajectory: torch.FloatTensor | None = None
+
+
+class GenSERResidualBlock(nn.Module):
+    def __init__(self, hidden_size: int, dropout: float):
+        super().__init__()
+        self.norm = nn.LayerNorm(hidden_size)
+        self.fc1 = nn.Linear(hidden_size, 2 * hidden_size)
+        self.act = nn.GELU()
+        self.dropout = nn.Dropout(dropout)
+        self.fc2 = nn.Linear(2 * hidden_size, hidden_size)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return hidden + self.fc2(self.dropout(self.act(self.fc1(self.norm(hidden)))))
+
+
+class GenSERDenoiser(nn.Module):
+    """The target-matching network: predicts the terminal sample ``x_1`` from ``(x_t, t, condition)``."""
+
+    def __init__(self, config: GenSERConfig, condition_dim: int):
+        super().__init__()
+        hidden = config.head_hidden_size
+        self.sample_proj = nn.Linear(config.encoding_dim, hidden)
+        self.condition_norm = nn.LayerNorm(condition_dim)
+        self.condition_proj = nn.Linear(condition_dim, hidden)
+        self.time_proj = Timesteps(hidden, flip_sin_to_cos=True, downscale_freq_shift=0)
+        self.time_embedding = TimestepEmbedding(hidden, hidden)
+        self.blocks = nn.ModuleList(GenSERResidualBlock(hidden, config.head_dropout) for _ in range(config.head_num_layers))
+        self.out_norm = nn.LayerNorm(hidden)
+        self.out_proj = nn.Linear(hidden, config.encoding_dim)
+
+    def forward(self, sample: torch.Tensor, timesteps: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
+        """
+        Args:
+            sample (`torch.Tensor` of shape `(batch_size, encoding_dim)`): the bridge sample ``x_t``.
+            timesteps (`torch.Tensor` of shape `(batch_size,)`): times in [0, 1].
+            condition (`torch.Tensor` of shape `(batch_size, condition_dim)`): the pooled speech condition.
+        Returns:
+            `torch.Tensor` of shape `(batch_size, encoding_dim)`: the predicted terminal sample.
+        """
+        # The sinusoidal time features are designed for integer diffusion steps; 1000 spreads [0, 1] over them.
+        time = self.time_embedding(self.time_proj(timesteps * 1000).to(sample.dtype))
+        hidden = self.sample_proj(sample) + self.condition_proj(self.condition_norm(condition)) + time
+        for block in self.blocks:
+            hidden = block(hidden)
+        return self.out_proj(self.out_norm(hidden))
+
+
+class GenSERPreTrainedModel(PreTrainedModel):
+    config_class = GenSERConfig
+    base_model_prefix = "genser"
+    main_input_name = "input_values"
+    supports_gradient_checkpointing = False
+
+    @torch.no_grad()
+    def _init_weights(self, module):
+        super()._init_weights(module)
+        if isinstance(module, GenSERForAudioClassification):
+            init.zeros_(module.layer_weights)
+            # Non-persistent buffers are not in the checkpoint: from_pretrained rebuilds them here.
+            init.copy_(module.class_codes, module.terminal_codes())
+
+
+def build_speech_encoder(encoder_config) -> PreTrainedModel:
+    """The encoder part of any transformers speech model, randomly initialised from its config."""
+    model = AutoModel.from_config(encoder_config)
+    return model.get_encoder() if encoder_config.is_encoder_decoder else model
+
+
+def load_speech_encoder(name_or_path: str, **kwargs) -> PreTrainedModel:
+    """The encoder part of a pretrained transformers speech model (Hub id or local directory)."""
+    model = AutoModel.from_pretrained(name_or_path, **kwargs)
+    return model.get_encoder() if model.config.is_encoder_decoder else model
+
+
+class GenSERForAudioClassification(GenSERPreTrainedModel):
+    """Gen-SER: a speech encoder plus a generative head that transports noise to the taxonomy code of the emotion."""
+
+    def __init__(self, config: GenSERConfig):
+        super().__init__(config)
+        self.encoder = build_speech_encoder(config.encoder_config)
+        self.main_input_name = self.encoder.main_input_name
+        num_layers = config.encoder_config.num_hidden_layers + 1  # the embedding output counts as a layer
+        hidden_size = config.encoder_config.hidden_size
+        self.layer_weights = nn.Parameter(torch.zeros(num_layers))
+        condition_dim = hidden_size * (2 if config.pooling == "mean_std" else 1)
+        self.denoiser = GenSERDenoiser(config, condition_dim)
+        if config.initial_distribution == "condition":
+            self.initial_proj = nn.Linear(condition_dim, config.encoding_dim)
+        self.register_buffer("class_codes", self.terminal_codes(), persistent=False)
+        self.scheduler = GenSERScheduler(**config.scheduler_config)
+        if config.freeze_encoder:
+            self.encoder.requires_grad_(False)
+        self.post_init()
+
+    @classmethod
+    def from_encoder(cls, encoder_name_or_path: str, id2label: dict[int, str], **config_kwargs):
+        """Builds a Gen-SER model around a pretrained speech encoder, with a freshly initialised head.
+
+        Example: ``GenSERForAudioClassification.from_encoder("openai/whisper-tiny.en", {0: "angry", 1: "sad"})``.
+        """
+        encoder = load_speech_encoder(encoder_name_or_path)
+        config = GenSERConfig(
+            encoder_config=AutoConfig.from_pretrained(encoder_name_or_path),
+            encoder_name_or_path=str(encoder_name_or_path),
+            id2label=dict(id2label),
+            label2id={label: index for index, label in id2label.items()},
+            **config_kwargs,
+        )
+        model = cls(config)
+        model.encoder.load_state_dict(encoder.state_dict())
+        return model
+
+    def terminal_codes(self) -> torch.Tensor:
+        """The taxonomy code of every class, `(num_labels, encoding_dim)`: the terminal distribution's support."""
+        config = self.config
+        return sinusoidal_taxonomy_encoding(
+            config.num_labels, config.encoding_dim, config.taxonomy_index_scale, config.taxonomy_base
+        )
+
+    def train(self, mode: bool = True):
+        # A frozen encoder also keeps its dropout, layer drop and SpecAugment off, so its features stay fixed.
+        super().train(mode)
+        if self.config.freeze_encoder:
+            self.encoder.eval()
+        return self
+
+    def _frame_mask(self, attention_mask: torch.Tensor | None, num_frames: int) -> torch.Tensor | None:
+        """Which encoder frames come from real audio rather than padding: `(batch_size, num_frames)` booleans."""
+        if attention_mask is None:
+            return None
+        if hasattr(self.encoder, "_get_feature_vector_attention_mask"):  # wav2vec2-style convolutional front ends
+            return self.encoder._get_feature_vector_attention_mask(num_frames, attention_mask).bool()
+        # Otherwise (e.g. Whisper) frames are evenly strided over the input.
+        lengths = attention_mask.sum(-1)
+        frame_lengths = torch.ceil(lengths * num_frames / attention_mask.shape[-1])
+        return torch.arange(num_frames, device=attention_mask.device)[None] < frame_lengths[:, None]
+
+    def pooled_layer_features(
+        self, inputs: torch.Tensor, attention_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Runs the speech encoder once and pools every layer over its real frames.
+
+        Args:
+            inputs (`torch.Tensor`): the encoder's main input, `(batch_size, num_samples)` waveforms or
+                `(batch_size, num_mel_bins, num_frames)` features.
+            attention_mask (`torch.Tensor` of shape `(batch_size, input_length)`, *optional*): 1 for real input.
+        Returns:
+            `torch.Tensor` of shape `(batch_size, num_layers, hidden_size)` (twice `hidden_size` for `"mean_std"`).
+            Pooling and the weighted layer sum commute, so these features can be cached and fed back as
+            `pooled_layer_features`.
+        """
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.config.freeze_encoder):
+            outputs = self.encoder(inputs, attention_mask=attention_mask, output_hidden_states=True)
+        hidden_states = torch.stack(outputs.hidden_states, dim=1)  # (batch, layers, frames, hidden)
+        mask = self._frame_mask(attention_mask, hidden_states.shape[2])
+        if mask is None:
+            mask = torch.ones(hidden_states.shape[0], hidden_states.shape[2], dtype=torch.bool, device=hidden_states.device)
+        weights = mask[:, None, :, None].to(hidden_states.dtype)
+        counts = weights.sum(dim=2).clamp(min=1)
+        mean = (hidden_states * weights).sum(dim=2) / counts
+        if self.config.pooling == "mean":
+            return mean
+        variance = (((hidden_states - mean[:, :, None]) ** 2) * weights).sum(dim=2) / counts
+        return torch.cat([mean, variance.clamp(min=1e-8).sqrt()], dim=-1)
+
+    def condition(self, pooled_layer_features: torch.Tensor) -> torch.Tensor:
+        """Learnable softmax-weighted sum of the pooled layers: `(batch, layers, hidden)` -> `(batch, hidden)`."""
+        weights = self.layer_weights.softmax(dim=0).to(pooled_layer_features.dtype)
+        return torch.einsum("l,blh->bh", weights, pooled_layer_features)
+
+    def initial_sample(self, condition: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """A draw from the initial distribution, given standard Gaussian `noise` broadcastable to the output."""
+        noise = self.config.initial_noise_scale * noise
+        if self.config.initial_distribution == "condition":
+            return self.initial_proj(condition) + noise
+        return noise.expand(condition.shape[0], -1)
+
+    def target_matching_loss(self, condition: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """MSE between the denoiser's prediction from a random bridge sample and the class code itself."""
+        terminal = self.class_codes[labels]
+        initial = self.initial_sample(condition, torch.randn_like(terminal))
+        timesteps = torch.rand(terminal.shape[0], device=terminal.device, dtype=terminal.dtype)
+        sample = self.scheduler.add_noise(terminal, torch.randn_like(terminal), timesteps, initial)
+        prediction = self.denoiser(sample, timesteps, condition)
+        return nn.functional.mse_loss(prediction, terminal)
+
+    def generate_codes(
+        self,
+        condition: torch.Tensor,
+        num_inference_steps: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Runs the bridge from the initial distribution to the terminal one.
+
+        Every draw (initial sample, step noise) is one vector shared by the whole batch, so a clip's prediction
+        does not depend on what it is batched with. Without a `generator`, draws are seeded with
+        `config.sampling_seed`, so inference is reproducible.
+
+        Args:
+            condition (`torch.Tensor` of shape `(batch_size, condition_dim)`)
+        Returns:
+            `torch.Tensor` of shape `(batch_size, num_inference_steps + 1, encoding_dim)`: the trajectory, whose
+            last entry is the generated vector.
+        """
+        if generator is None:
+            generator = torch.Generator(device=condition.device).manual_seed(self.config.sampling_seed)
+        self.scheduler.set_timesteps(num_inference_steps or self.config.num_inference_steps, device=condition.device)
+        shape = (1, self.config.encoding_dim)
+        draw = lambda: randn_tensor(shape, generator=generator, device=condition.device, dtype=condition.dtype)  # noqa: E731
+        sample = self.initial_sample(condition, draw())
+        trajectory = [sample]
+        for timestep in self.scheduler.timesteps:
+            prediction = self.denoiser(sample, timestep.expand(condition.shape[0]).to(condition.dtype), condition)
+            sample = self.scheduler.step(prediction, timestep, sample, variance_noise=draw()).prev_sample
+            trajectory.append(sample)
+        return torch.stack(trajectory, dim=1)
+
+    def forward(
+        self,
+        input_values: torch.Tensor | None = None,
+        input_features: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        pooled_layer_features: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        num_inference_steps: int | None = None,
+        generator: torch.Generator | None = None,
+        output_trajectory: bool = False,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> GenSEROutput | tuple:
+        r"""
+        input_values (`torch.FloatTensor` of shape `(batch_size, num_samples)`, *optional*):
+            Waveforms, for wav2vec2-style encoders.
+        input_features (`torch.FloatTensor` of shape `(batch_size, num_mel_bins, num_frames)`, *optional*):
+            Log-mel features, for Whisper-style encoders.
+        attention_mask (`torch.LongTensor` of shape `(batch_size, input_length)`, *optional*):
+            1 for real input, 0 for padding; padding frames are left out of the pooling.
+        pooled_layer_features (`torch.FloatTensor` of shape `(batch_size, num_layers, hidden_size)`, *optional*):
+            Output of [`~GenSERForAudioClassification.pooled_layer_features`]; skips the encoder (feature caching).
+        labels (`torch.LongTensor` of shape `(batch_size,)`, *optional*):
+            Class indices; when given, the target-matching loss is returned.
+        num_inference_steps (`int`, *optional*):
+            Sampling steps; defaults to `config.num_inference_steps`.
+        generator (`torch.Generator`, *optional*):
+            Source of the initial sample and step noise; defaults to one seeded with `config.sampling_seed`.
+        output_trajectory (`bool`, *optional*, defaults to `False`):
+            Also return every bridge sample of the schedule.
+        """
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        if pooled_layer_features is None:
+            inputs = input_values if input_values is not None else input_features
+            if inputs is None:
+                raise ValueError(
+                    "GenSERForAudioClassification needs audio: pass `input_values` (waveform encoders such as "
+                    "wav2vec2) or `input_features` (Whisper), as produced by the model's feature extractor, or "
+                    "cached `pooled_layer_features`."
+                )
+            pooled_layer_features = self.pooled_layer_features(inputs, attention_mask)
+        condition = self.condition(pooled_layer_features)
+
+        loss = None
+        if labels is not None:
+            loss = self.target_matching_loss(condition, labels)
+
+        trajectory = self.generate_codes(condition, num_inference_steps, generator)
+        generated = trajectory[:, -1]
+        logits = code_similarity(generated, self.class_codes) / self.config.similarity_temperature
+
+        output = GenSEROutput(
+            loss=loss, logits=logits, generated=generated, trajectory=trajectory if output_trajectory else None
+        )
+        return output if return_dict else output.to_tuple()
+
+
+__all__ = ["GenSERForAudioClassification", "GenSERPreTrainedModel", "GenSEROutput"]

@@ -1,0 +1,167 @@
+# Copyright 2026 The Gen-SER authors. Licensed under the Apache License, Version 2.0.
+"""The Gen-SER bridge: a diffusers scheduler that carries the initial distribution to the terminal one.
+
+Time runs from ``t = 0`` (initial sample ``x_0``) to ``t = 1`` (terminal sample ``x_1``, a taxonomy code).
+The marginal of the bridge is
+
+    x_t = (1 - m(t)) * x_0 + m(t) * x_1 + sqrt(v(t)) * noise,      noise ~ N(0, I)
+
+with the **logistic mean schedule** ``m`` (0 at t=0, 1 at t=1) and the **bridge variance schedule**
+``v(t) = sigma**2 * m(t) * (1 - m(t))`` (0 at both ends). This is a Brownian bridge run on the clock ``m(t)``,
+so it is Markov and its posterior between two times needs only the current sample and the terminal point:
+
+    x_s | x_t, x_1  ~  N(x_t + r * (x_1 - x_t),  sigma**2 * (m(s) - m(t)) * (1 - m(s)) / (1 - m(t))),
+    r = (m(s) - m(t)) / (1 - m(t)).
+
+The network is trained by *target matching*: it predicts ``x_1`` itself from ``(x_t, t, condition)``, so its
+regression target is the class code, never a noise sample. ``step`` plugs that prediction into the posterior.
+The last step lands on ``s = 1`` where the posterior collapses onto the prediction, so a single step from
+``t = 0`` returns the network's prediction from the initial sample, and more steps refine it.
+"""
+
+import math
+from dataclasses import dataclass
+
+import torch
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.schedulers.scheduling_utils import SchedulerMixin
+from diffusers.utils import BaseOutput
+from diffusers.utils.torch_utils import randn_tensor
+
+
+def logistic_mean_schedule(t: torch.Tensor, steepness: float) -> torch.Tensor:
+    """Logistic curve centred at t = 1/2, rescaled to run exactly from m(0) = 0 to m(1) = 1.
+
+    ``steepness -> 0`` gives the linear schedule ``m(t) = t``; larger values keep ``x_t`` near the initial
+    sample for longer and move it to the terminal code around the middle of the trajectory.
+    """
+    if steepness <= 0:
+        return t
+    low, high = torch.sigmoid(torch.tensor(-steepness / 2)), torch.sigmoid(torch.tensor(steepness / 2))
+    return (torch.sigmoid(steepness * (t - 0.5)) - low) / (high - low)
+
+
+def bridge_variance_schedule(mean: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Brownian-bridge variance on the clock of the mean schedule: ``sigma**2 * m * (1 - m)``, zero at both ends."""
+    return sigma**2 * mean * (1 - mean)
+
+
+@dataclass
+class GenSERSchedulerOutput(BaseOutput):
+    """
+    Args:
+        prev_sample (`torch.Tensor` of shape `(batch_size, dim)`):
+            The sample at the next time of the schedule (diffusers' name; here time moves towards the terminal code).
+        pred_original_sample (`torch.Tensor` of shape `(batch_size, dim)`):
+            The network's prediction of the terminal sample ``x_1``.
+    """
+
+    prev_sample: torch.Tensor
+    pred_original_sample: torch.Tensor
+
+
+class GenSERScheduler(SchedulerMixin, ConfigMixin):
+    """Bridge sampler for Gen-SER (see the module docstring for the maths).
+
+    Args:
+        mean_schedule_steepness (`float`, defaults to 8.0):
+            Steepness of the logistic mean schedule; 0 gives a linear schedule.
+        bridge_sigma (`float`, defaults to 1.0):
+            Scale of the bridge variance, ``v(t) = bridge_sigma**2 * m(t) * (1 - m(t))``; 0 makes the bridge
+            deterministic.
+    """
+
+    order = 1
+
+    @register_to_config
+    def __init__(self, mean_schedule_steepness: float = 8.0, bridge_sigma: float = 1.0):
+        if mean_schedule_steepness < 0 or bridge_sigma < 0:
+            raise ValueError(
+                "GenSERScheduler needs mean_schedule_steepness >= 0 and bridge_sigma >= 0, got "
+                f"{mean_schedule_steepness} and {bridge_sigma}."
+            )
+        self.set_timesteps(1)
+
+    def mean(self, timesteps: torch.Tensor) -> torch.Tensor:
+        return logistic_mean_schedule(timesteps, self.config.mean_schedule_steepness)
+
+    def variance(self, timesteps: torch.Tensor) -> torch.Tensor:
+        return bridge_variance_schedule(self.mean(timesteps), self.config.bridge_sigma)
+
+    def set_timesteps(self, num_inference_steps: int, device: str | torch.device | None = None):
+        """Splits [0, 1] into ``num_inference_steps`` equal steps.
+
+        Times are continuous, not quantised: ``time_grid`` holds the ``num_inference_steps + 1`` step boundaries
+        and ``timesteps`` the ones the network is evaluated at (all but the terminal time 1).
+        """
+        if not isinstance(num_inference_steps, int) or num_inference_steps < 1:
+            raise ValueError(f"num_inference_steps must be a positive integer, got {num_inference_steps!r}.")
+        self.num_inference_steps = num_inference_steps
+        self.time_grid = torch.linspace(0.0, 1.0, num_inference_steps + 1, device=device)
+        self.timesteps = self.time_grid[:-1]
+        self._step_index = None
+
+    @property
+    def step_index(self) -> int | None:
+        return self._step_index
+
+    def index_for_timestep(self, timestep: float | torch.Tensor) -> int:
+        matches = torch.isclose(self.timesteps, torch.as_tensor(timestep, dtype=self.timesteps.dtype).to(self.timesteps.device))
+        if not matches.any():
+            raise ValueError(f"Timestep {float(timestep)} is not in the schedule {self.timesteps.tolist()}.")
+        return int(matches.nonzero()[0])
+
+    def add_noise(
+        self,
+        original_samples: torch.Tensor,
+        noise: torch.Tensor,
+        timesteps: torch.Tensor,
+        initial_samples: torch.Tensor,
+    ) -> torch.Tensor:
+        """Samples the bridge marginal ``x_t`` between ``initial_samples`` (t=0) and ``original_samples`` (t=1).
+
+        Args:
+            original_samples (`torch.Tensor` of shape `(batch_size, dim)`): terminal samples ``x_1`` (class codes).
+            noise (`torch.Tensor` of shape `(batch_size, dim)`): standard Gaussian noise.
+            timesteps (`torch.Tensor` of shape `(batch_size,)`): times in [0, 1].
+            initial_samples (`torch.Tensor` of shape `(batch_size, dim)`): initial samples ``x_0``.
+        """
+        t = timesteps.to(original_samples.dtype).reshape(-1, *([1] * (original_samples.ndim - 1)))
+        m = self.mean(t)
+        return (1 - m) * initial_samples + m * original_samples + self.variance(t).sqrt() * noise
+
+    def step(
+        self,
+        model_output: torch.Tensor,
+        timestep: float | torch.Tensor,
+        sample: torch.Tensor,
+        generator: torch.Generator | None = None,
+        variance_noise: torch.Tensor | None = None,
+        return_dict: bool = True,
+    ) -> GenSERSchedulerOutput | tuple:
+        """Moves ``sample`` from ``timestep`` to the next time of the schedule.
+
+        Args:
+            model_output (`torch.Tensor` of shape `(batch_size, dim)`): the network's prediction of ``x_1``.
+            timestep (`float` or `torch.Tensor`): the current time, one of ``self.timesteps``.
+            sample (`torch.Tensor` of shape `(batch_size, dim)`): the current ``x_t``.
+            generator (`torch.Generator`, *optional*): draws the posterior noise when ``variance_noise`` is None.
+            variance_noise (`torch.Tensor`, *optional*): the posterior noise itself, broadcastable to ``sample``.
+        """
+        if self._step_index is None:
+            self._step_index = self.index_for_timestep(timestep)
+        m_t = self.mean(self.time_grid[self._step_index])
+        m_s = self.mean(self.time_grid[self._step_index + 1])
+        ratio = (m_s - m_t) / (1 - m_t)
+        prev_sample = sample + ratio * (model_output - sample)
+        posterior_variance = self.config.bridge_sigma**2 * (m_s - m_t) * (1 - m_s) / (1 - m_t)
+        if posterior_variance > 0:
+            if variance_noise is None:
+                variance_noise = randn_tensor(
+                    sample.shape, generator=generator, device=sample.device, dtype=sample.dtype
+                )
+            prev_sample = prev_sample + math.sqrt(float(posterior_variance)) * variance_noise
+        self._step_index += 1
+        if not return_dict:
+            return (prev_sample, model_output)
+        return GenSERSchedulerOutput(prev_sample=prev_sample, pred_original_sample=model_output)
