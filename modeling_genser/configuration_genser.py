@@ -61,6 +61,8 @@ class GenSERConfig(PreTrainedConfig):
     ```"""
 
     model_type = "genser"
+    # The Trainer keeps only the logits as predictions.
+    keys_to_ignore_at_inference = ["generated", "trajectory"]
     sub_configs_defaults = {"encoder_config": SubConfigSpec(config_class=AutoConfig, model_type="wav2vec2")}
 
     encoder_config: dict | PreTrainedConfig | None = None

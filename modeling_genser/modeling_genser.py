@@ -63,7 +63,9 @@ class GenSERDenoiser(nn.Module):
         super().__init__()
         hidden = config.head_hidden_size
         self.sample_proj = nn.Linear(config.encoding_dim, hidden)
-        self.condition_norm = nn.LayerNorm(condition_dim)
+        # Per-feature standardisation: pooled encoder features differ between classes by far less than their
+        # shared offset (frozen Whisper features vary by ~1e-3), which a per-vector LayerNorm would not undo.
+        self.condition_norm = nn.BatchNorm1d(condition_dim)
         self.condition_proj = nn.Linear(condition_dim, hidden)
         self.time_proj = Timesteps(hidden, flip_sin_to_cos=True, downscale_freq_shift=0)
         self.time_embedding = TimestepEmbedding(hidden, hidden)
@@ -152,6 +154,12 @@ class GenSERForAudioClassification(GenSERPreTrainedModel):
         model = cls(config)
         model.encoder.load_state_dict(encoder.state_dict())
         return model
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """Also writes `scheduler_config.json`, so `GenSERScheduler.from_pretrained(save_directory)` works as in
+        diffusers; the model itself rebuilds its scheduler from `config.scheduler_config`."""
+        super().save_pretrained(save_directory, *args, **kwargs)
+        self.scheduler.save_pretrained(save_directory)
 
     def terminal_codes(self) -> torch.Tensor:
         """The taxonomy code of every class, `(num_labels, encoding_dim)`: the terminal distribution's support."""

@@ -1,0 +1,81 @@
+"""Shared fixtures: tiny randomly initialised encoders of two families, generated audio, the ../shared folder."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, WhisperConfig, WhisperFeatureExtractor
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+WHISPER_TINY_EN = SHARED / "models" / "whisper-tiny.en"
+SAMPLING_RATE = 16000
+
+
+def tiny_wav2vec2_config() -> Wav2Vec2Config:
+    return Wav2Vec2Config(
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        conv_dim=(32, 32, 32),
+        conv_stride=(5, 4, 4),
+        conv_kernel=(10, 8, 4),
+        num_conv_pos_embeddings=8,
+        num_conv_pos_embedding_groups=2,
+        apply_spec_augment=False,
+        # Layer-norm front end (as in wav2vec2-large-lv60): padding cannot leak into real frames through it.
+        feat_extract_norm="layer",
+        do_stable_layer_norm=True,
+        vocab_size=None,
+    )
+
+
+def tiny_whisper_config() -> WhisperConfig:
+    return WhisperConfig(
+        d_model=32,
+        encoder_layers=2,
+        decoder_layers=1,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=64,
+        decoder_ffn_dim=64,
+        num_mel_bins=80,
+        max_source_positions=1500,
+        max_target_positions=8,
+        vocab_size=64,
+        pad_token_id=0,
+        bos_token_id=1,
+        eos_token_id=2,
+        decoder_start_token_id=1,
+        begin_suppress_tokens=None,
+        suppress_tokens=None,
+    )
+
+
+ENCODER_FAMILIES = {
+    "wav2vec2": (tiny_wav2vec2_config, lambda: Wav2Vec2FeatureExtractor(return_attention_mask=True)),
+    "whisper": (tiny_whisper_config, lambda: WhisperFeatureExtractor(feature_size=80, return_attention_mask=True)),
+}
+
+
+@pytest.fixture(params=sorted(ENCODER_FAMILIES))
+def encoder_family(request):
+    """(name, encoder config, feature extractor) for each encoder family under test."""
+    config_factory, extractor_factory = ENCODER_FAMILIES[request.param]
+    return request.param, config_factory(), extractor_factory()
+
+
+def tone(frequency: float, seconds: float = 1.0, seed: int = 0) -> np.ndarray:
+    """A noisy harmonic tone: distinct frequencies make an easy, deterministic toy classification task."""
+    rng = np.random.default_rng(seed)
+    time = np.arange(int(seconds * SAMPLING_RATE)) / SAMPLING_RATE
+    phase = rng.uniform(0, 2 * np.pi)
+    signal = sum(np.sin(2 * np.pi * k * frequency * time + phase) / k for k in (1, 2, 3))
+    return (0.3 * signal + 0.02 * rng.standard_normal(len(time))).astype(np.float32)
+
+
+@pytest.fixture
+def requires_shared():
+    if not WHISPER_TINY_EN.is_dir():
+        pytest.skip(f"../shared is absent ({WHISPER_TINY_EN} not found): the real-backbone test needs it")
+    return SHARED

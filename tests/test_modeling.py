@@ -1,0 +1,147 @@
+import pytest
+import torch
+from transformers import AutoConfig, AutoModelForAudioClassification
+
+from conftest import tone
+from modeling_genser import GenSERConfig, GenSERForAudioClassification, GenSERScheduler
+
+LABELS = {0: "low", 1: "mid", 2: "high"}
+FREQUENCIES = {0: 150.0, 1: 600.0, 2: 2400.0}
+
+
+def make_model(encoder_config, **kwargs) -> GenSERForAudioClassification:
+    torch.manual_seed(0)
+    config = GenSERConfig(encoder_config=encoder_config, id2label=LABELS, label2id={v: k for k, v in LABELS.items()}, **kwargs)
+    return GenSERForAudioClassification(config).eval()
+
+
+def features(feature_extractor, arrays):
+    padding = {} if type(feature_extractor).__name__.startswith("Whisper") else {"padding": True}
+    return feature_extractor(arrays, sampling_rate=16000, return_tensors="pt", return_attention_mask=True, **padding)
+
+
+def test_save_pretrained_then_from_pretrained_gives_identical_logits(encoder_family, tmp_path):
+    _, encoder_config, feature_extractor = encoder_family
+    model = make_model(encoder_config, num_inference_steps=3, pooling="mean_std")
+    with torch.no_grad():
+        model.layer_weights.normal_()  # make sure trained values, not the init, are what round-trips
+    inputs = features(feature_extractor, [tone(300.0), tone(900.0, seconds=0.5)])
+    model.save_pretrained(tmp_path)
+    assert (tmp_path / "scheduler_config.json").exists()
+    reloaded = AutoModelForAudioClassification.from_pretrained(tmp_path).eval()
+    assert isinstance(reloaded, GenSERForAudioClassification)
+    assert isinstance(AutoConfig.from_pretrained(tmp_path), GenSERConfig)
+    assert GenSERScheduler.from_pretrained(tmp_path).config.bridge_sigma == model.scheduler.config.bridge_sigma
+    with torch.no_grad():
+        expected, actual = model(**inputs).logits, reloaded(**inputs).logits
+    assert expected.shape == (2, 3)
+    assert torch.equal(expected, actual)
+
+
+def test_outputs_are_reproducible_batch_independent_and_seedable(encoder_family):
+    _, encoder_config, feature_extractor = encoder_family
+    model = make_model(encoder_config, num_inference_steps=2)
+    clips = [tone(300.0), tone(900.0)]
+    with torch.no_grad():
+        batch = model(**features(feature_extractor, clips), output_trajectory=True)
+        again = model(**features(feature_extractor, clips))
+        alone = model(**features(feature_extractor, clips[:1]))
+        other_seed = model(**features(feature_extractor, clips), generator=torch.Generator().manual_seed(123))
+    assert torch.equal(batch.logits, again.logits)
+    torch.testing.assert_close(batch.logits[:1], alone.logits, atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(batch.logits, other_seed.logits)
+    assert batch.trajectory.shape == (2, 3, model.config.encoding_dim)
+    assert torch.equal(batch.trajectory[:, -1], batch.generated)
+
+
+def test_encoder_runs_once_whatever_the_step_count(encoder_family):
+    _, encoder_config, feature_extractor = encoder_family
+    model = make_model(encoder_config)
+    calls = []
+    model.encoder.register_forward_hook(lambda *args: calls.append(1))
+    with torch.no_grad():
+        model(**features(feature_extractor, [tone(300.0)]), num_inference_steps=8)
+    assert len(calls) == 1
+
+
+def test_padding_frames_are_left_out_of_the_pooling():
+    from conftest import tiny_wav2vec2_config
+    from transformers import Wav2Vec2FeatureExtractor
+
+    model = make_model(tiny_wav2vec2_config())
+    extractor = Wav2Vec2FeatureExtractor(return_attention_mask=True)
+    short = tone(500.0, seconds=0.5)
+    with torch.no_grad():
+        padded = model.pooled_layer_features(**_as_inputs(features(extractor, [short, tone(500.0, seconds=1.0)])))
+        alone = model.pooled_layer_features(**_as_inputs(features(extractor, [short])))
+        unmasked = model.pooled_layer_features(
+            features(extractor, [short, tone(500.0, seconds=1.0)])["input_values"], attention_mask=None
+        )
+    torch.testing.assert_close(padded[0], alone[0], atol=2e-3, rtol=1e-3)
+    assert not torch.allclose(unmasked[0], alone[0], atol=2e-3, rtol=1e-3)
+
+
+def _as_inputs(batch):
+    return {"inputs": batch["input_values"], "attention_mask": batch["attention_mask"]}
+
+
+def test_frozen_encoder_gets_no_gradient_and_stays_in_eval_mode():
+    from conftest import tiny_wav2vec2_config
+
+    model = make_model(tiny_wav2vec2_config()).train()
+    assert not model.encoder.training and model.denoiser.training
+    output = model(input_values=torch.randn(2, 8000), labels=torch.tensor([0, 2]))
+    output.loss.backward()
+    assert all(p.grad is None for p in model.encoder.parameters())
+    assert model.denoiser.out_proj.weight.grad is not None and model.layer_weights.grad is not None
+    unfrozen = make_model(tiny_wav2vec2_config(), freeze_encoder=False).train()
+    unfrozen(input_values=torch.randn(2, 8000), labels=torch.tensor([0, 2])).loss.backward()
+    assert any(p.grad is not None for p in unfrozen.encoder.parameters())
+
+
+@pytest.mark.parametrize("initial_distribution", ["gaussian", "condition"])
+def test_training_on_a_toy_task_lowers_the_loss_and_beats_chance(encoder_family, initial_distribution):
+    """Three tone classes through a frozen random encoder: the head must learn them from cached features."""
+    _, encoder_config, feature_extractor = encoder_family
+    model = make_model(encoder_config, initial_distribution=initial_distribution, head_dropout=0.0)
+    labels = torch.tensor([c for c in FREQUENCIES for _ in range(8)])
+    held_out = torch.tensor([c for c in FREQUENCIES for _ in range(4)])
+    with torch.no_grad():
+        train_features = model.pooled_layer_features(
+            **_encoder_inputs(features(feature_extractor, [tone(FREQUENCIES[int(c)], 0.5, seed=i) for i, c in enumerate(labels)]))
+        )
+        test_features = model.pooled_layer_features(
+            **_encoder_inputs(features(feature_extractor, [tone(FREQUENCIES[int(c)], 0.5, seed=100 + i) for i, c in enumerate(held_out)]))
+        )
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-3)
+    torch.manual_seed(0)
+    model.train()
+    losses = []
+    for _ in range(150):
+        loss = model(pooled_layer_features=train_features, labels=labels).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    model.eval()
+    with torch.no_grad():
+        accuracy = (model(pooled_layer_features=test_features).logits.argmax(-1) == held_out).float().mean().item()
+    assert sum(losses[-10:]) / 10 < 0.5 * sum(losses[:10]) / 10
+    assert accuracy >= 0.6, f"held-out accuracy {accuracy:.2f} (chance 0.33)"
+
+
+def _encoder_inputs(batch):
+    name = "input_values" if "input_values" in batch else "input_features"
+    return {"inputs": batch[name], "attention_mask": batch["attention_mask"]}
+
+
+def test_missing_inputs_and_bad_config_are_explained():
+    from conftest import tiny_wav2vec2_config
+
+    model = make_model(tiny_wav2vec2_config())
+    with pytest.raises(ValueError, match="input_values"):
+        model()
+    with pytest.raises(ValueError, match="pooling"):
+        GenSERConfig(pooling="max")
+    with pytest.raises(ValueError, match="initial_distribution"):
+        GenSERConfig(initial_distribution="uniform")

@@ -1,0 +1,94 @@
+import pytest
+import torch
+
+from modeling_genser import GenSERScheduler
+from modeling_genser.scheduling_genser import bridge_variance_schedule, logistic_mean_schedule
+
+
+@pytest.mark.parametrize("steepness", [0.0, 1.0, 8.0, 20.0])
+def test_mean_schedule_runs_from_zero_to_one_monotonically(steepness):
+    t = torch.linspace(0, 1, 101)
+    mean = logistic_mean_schedule(t, steepness)
+    assert mean[0].item() == pytest.approx(0.0, abs=1e-6)
+    assert mean[-1].item() == pytest.approx(1.0, abs=1e-6)
+    assert (mean.diff() > 0).all()
+
+
+def test_bridge_variance_is_zero_at_both_ends():
+    scheduler = GenSERScheduler(bridge_sigma=0.7)
+    variance = scheduler.variance(torch.tensor([0.0, 0.5, 1.0]))
+    assert variance[0].item() == pytest.approx(0.0, abs=1e-7)
+    assert variance[2].item() == pytest.approx(0.0, abs=1e-7)
+    assert variance[1].item() == pytest.approx(0.7**2 * 0.25)
+    assert bridge_variance_schedule(torch.tensor(0.5), 0.0).item() == 0.0
+
+
+def test_add_noise_matches_the_bridge_marginal():
+    scheduler = GenSERScheduler(mean_schedule_steepness=8.0, bridge_sigma=0.8)
+    n, dim = 200_000, 2
+    generator = torch.Generator().manual_seed(0)
+    initial = torch.randn(n, dim, generator=generator)
+    terminal = torch.tensor([[2.0, -1.0]]).expand(n, dim)
+    t = torch.full((n,), 0.4)
+    sample = scheduler.add_noise(terminal, torch.randn(n, dim, generator=generator), t, initial)
+    m = scheduler.mean(torch.tensor(0.4))
+    expected_var = (1 - m) ** 2 * 1.0 + scheduler.variance(torch.tensor(0.4))
+    torch.testing.assert_close(sample.mean(0), m * terminal[0], atol=0.01, rtol=0)
+    torch.testing.assert_close(sample.var(0), expected_var.expand(dim), atol=0.01, rtol=0)
+    # At the ends the bridge is pinned.
+    torch.testing.assert_close(scheduler.add_noise(terminal[:3], torch.randn(3, dim), torch.zeros(3), initial[:3]), initial[:3])
+    torch.testing.assert_close(scheduler.add_noise(terminal[:3], torch.randn(3, dim), torch.ones(3), initial[:3]), terminal[:3])
+
+
+def _sample(scheduler, steps, seed, start, target):
+    scheduler.set_timesteps(steps)
+    generator = torch.Generator().manual_seed(seed)
+    sample = start
+    for t in scheduler.timesteps:
+        sample = scheduler.step(target, t, sample, generator=generator).prev_sample
+    return sample
+
+
+def test_step_is_deterministic_for_a_seeded_generator_and_lands_on_the_prediction():
+    scheduler = GenSERScheduler(bridge_sigma=1.0)
+    start, target = torch.randn(4, 8), torch.randn(4, 8)
+    first = _sample(scheduler, 5, seed=1, start=start, target=target)
+    assert torch.equal(first, _sample(scheduler, 5, seed=1, start=start, target=target))
+    torch.testing.assert_close(first, target)  # the last step reaches t = 1, where the variance is zero
+    # Intermediate samples carry the bridge noise, so they depend on the seed.
+    intermediate = []
+    for seed in (1, 1, 2):
+        scheduler.set_timesteps(5)
+        step = scheduler.step(target, 0.0, start, generator=torch.Generator().manual_seed(seed))
+        intermediate.append(step.prev_sample)
+    assert torch.equal(intermediate[0], intermediate[1])
+    assert not torch.equal(intermediate[0], intermediate[2])
+
+
+def test_single_step_returns_the_prediction():
+    scheduler = GenSERScheduler()
+    scheduler.set_timesteps(1)
+    start, target = torch.randn(2, 4), torch.randn(2, 4)
+    output = scheduler.step(target, scheduler.timesteps[0], start)
+    torch.testing.assert_close(output.prev_sample, target)
+    assert torch.equal(output.pred_original_sample, target)
+
+
+def test_save_and_load_round_trip(tmp_path):
+    scheduler = GenSERScheduler(mean_schedule_steepness=3.5, bridge_sigma=0.25)
+    scheduler.save_pretrained(tmp_path)
+    assert (tmp_path / "scheduler_config.json").exists()
+    loaded = GenSERScheduler.from_pretrained(tmp_path)
+    assert loaded.config.mean_schedule_steepness == 3.5
+    assert loaded.config.bridge_sigma == 0.25
+
+
+def test_invalid_settings_are_explained():
+    with pytest.raises(ValueError, match="bridge_sigma"):
+        GenSERScheduler(bridge_sigma=-1.0)
+    with pytest.raises(ValueError, match="positive integer"):
+        GenSERScheduler().set_timesteps(0)
+    scheduler = GenSERScheduler()
+    scheduler.set_timesteps(2)
+    with pytest.raises(ValueError, match="not in the schedule"):
+        scheduler.step(torch.zeros(1, 2), 0.3, torch.zeros(1, 2))
