@@ -1,6 +1,8 @@
 # Copyright 2026 The Gen-SER authors. Licensed under the Apache License, Version 2.0.
 """The audio-classification pipeline with Gen-SER's sampling controls."""
 
+import sys
+
 import torch
 from transformers import AudioClassificationPipeline
 
@@ -13,8 +15,17 @@ class GenSERAudioClassificationPipeline(AudioClassificationPipeline):
     - `num_inference_steps` (`int`): bridge sampling steps (default: the model's `config.num_inference_steps`);
     - `seed` (`int`): seed of the initial sample (default: the model's `config.sampling_seed`).
 
-    For any other model it behaves exactly like the stock pipeline.
+    It also accepts `datasets` audio values (torchcodec `AudioDecoder`s), which the stock pipeline of
+    transformers 5.23 passes on as a 2-D tensor and rejects; multi-channel audio is averaged to mono.
+    For any other model it behaves like the stock pipeline.
     """
+
+    def preprocess(self, inputs):
+        torchcodec = sys.modules.get("torchcodec")  # an AudioDecoder input means torchcodec is already imported
+        if torchcodec is not None and isinstance(inputs, torchcodec.decoders.AudioDecoder):
+            samples = inputs.get_all_samples()
+            inputs = {"array": samples.data.mean(dim=0).numpy(), "sampling_rate": samples.sample_rate}
+        return super().preprocess(inputs)
 
     def _sanitize_parameters(self, num_inference_steps=None, seed=None, **kwargs):
         preprocess_params, forward_params, postprocess_params = super()._sanitize_parameters(**kwargs)

@@ -1,0 +1,164 @@
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from datasets import Audio, Dataset
+from transformers import (
+    AutoConfig,
+    AutoFeatureExtractor,
+    AutoModelForAudioClassification,
+    Wav2Vec2Config,
+    Wav2Vec2FeatureExtractor,
+    Wav2Vec2ForSequenceClassification,
+    pipeline,
+)
+
+import pipelines  # noqa: F401  (registers the Gen-SER pipeline class)
+from conftest import WHISPER_TINY_EN, tiny_wav2vec2_config, tone
+from modeling_genser import GenSERConfig, GenSERForAudioClassification
+from pipelines import GenSERAudioClassificationPipeline
+from training.synthetic_corpus import write_wav
+
+LABELS = {0: "anger", 1: "happiness", 2: "neutral", 3: "sadness"}
+
+
+def save_genser(directory, encoder_config=None, feature_extractor=None, model=None):
+    if model is None:
+        torch.manual_seed(0)
+        config = GenSERConfig(
+            encoder_config=encoder_config or tiny_wav2vec2_config(),
+            id2label=LABELS,
+            label2id={v: k for k, v in LABELS.items()},
+        )
+        model = GenSERForAudioClassification(config)
+    model.save_pretrained(directory)
+    (feature_extractor or Wav2Vec2FeatureExtractor(return_attention_mask=True)).save_pretrained(directory)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    return save_genser(tmp_path_factory.mktemp("genser"))
+
+
+@pytest.fixture(scope="module")
+def classifier(model_dir):
+    return pipeline("audio-classification", model=str(model_dir), device="cpu")
+
+
+def assert_valid_scores(result, top_k):
+    assert len(result) == top_k
+    scores = [item["score"] for item in result]
+    assert scores == sorted(scores, reverse=True)
+    assert {item["label"] for item in result} <= set(LABELS.values())
+
+
+def test_auto_classes_resolve_a_saved_model(model_dir):
+    assert isinstance(AutoConfig.from_pretrained(model_dir), GenSERConfig)
+    assert isinstance(AutoModelForAudioClassification.from_pretrained(model_dir), GenSERForAudioClassification)
+    assert isinstance(AutoFeatureExtractor.from_pretrained(model_dir), Wav2Vec2FeatureExtractor)
+    config = json.loads((model_dir / "config.json").read_text())
+    assert config["auto_map"]["AutoModelForAudioClassification"] == "modeling_genser.GenSERForAudioClassification"
+
+
+def test_scores_are_sorted_and_sum_to_one_over_all_labels(classifier):
+    assert isinstance(classifier, GenSERAudioClassificationPipeline)
+    result = classifier(tone(300.0), top_k=None)
+    assert_valid_scores(result, len(LABELS))
+    assert sum(item["score"] for item in result) == pytest.approx(1.0, abs=1e-5)
+    assert_valid_scores(classifier(tone(300.0), top_k=2), 2)
+    assert result[:2] == classifier(tone(300.0), top_k=2)
+
+
+def test_accepts_paths_arrays_at_any_rate_and_datasets_audio(classifier, tmp_path):
+    audio = tone(440.0, seconds=1.2)
+    path = tmp_path / "clip.wav"
+    write_wav(path, audio)
+    from_array = classifier(audio, top_k=None)
+    from_path = classifier(str(path), top_k=None)
+    assert [r["label"] for r in from_path] == [r["label"] for r in from_array]
+    assert [r["score"] for r in from_path] == pytest.approx([r["score"] for r in from_array], abs=1e-3)
+
+    at_8k = audio[::2].copy()
+    assert_valid_scores(classifier({"raw": at_8k, "sampling_rate": 8000}, top_k=None), len(LABELS))
+    assert_valid_scores(classifier({"array": at_8k, "sampling_rate": 8000}, top_k=3), 3)
+
+    dataset = Dataset.from_dict({"audio": [str(path)]}).cast_column("audio", Audio(sampling_rate=16000))
+    from_dataset = classifier(dataset[0]["audio"], top_k=None)
+    assert [r["score"] for r in from_dataset] == pytest.approx([r["score"] for r in from_array], abs=1e-3)
+
+
+def test_sampling_controls(classifier):
+    audio = tone(300.0)
+    default = classifier(audio, top_k=None)
+    assert classifier(audio, top_k=None) == default  # reproducible without a seed
+    assert classifier(audio, top_k=None, seed=7) == classifier(audio, top_k=None, seed=7)
+    assert classifier(audio, top_k=None, seed=7) != default
+    assert_valid_scores(classifier(audio, top_k=None, num_inference_steps=4), len(LABELS))
+
+
+def test_sampling_controls_are_refused_for_other_models():
+    config = Wav2Vec2Config(**tiny_wav2vec2_config().to_diff_dict(), id2label=LABELS, label2id={v: k for k, v in LABELS.items()})
+    model = Wav2Vec2ForSequenceClassification(config)
+    other = pipeline("audio-classification", model=model, feature_extractor=Wav2Vec2FeatureExtractor(), device="cpu")
+    assert_valid_scores(other(tone(300.0), top_k=1), 1)
+    with pytest.raises(ValueError, match="only apply to Gen-SER"):
+        other(tone(300.0), seed=1)
+
+
+def test_trust_remote_code_from_an_offline_hub_cache(model_dir, tmp_path):
+    """`pipeline(..., model="org/gen-ser", trust_remote_code=True)` with HF_HUB_OFFLINE=1 and no Gen-SER import."""
+    revision = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "hub" / "models--org--gen-ser"
+    snapshot = repo / "snapshots" / revision
+    snapshot.mkdir(parents=True)
+    for file in model_dir.iterdir():
+        (snapshot / file.name).write_bytes(file.read_bytes())
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(revision)
+    script = (
+        "import json, numpy as np\n"
+        "from transformers import pipeline\n"
+        "clf = pipeline('audio-classification', model='org/gen-ser', trust_remote_code=True, device='cpu')\n"
+        "out = clf(np.sin(np.arange(16000) / 5).astype('float32'), top_k=None)\n"
+        "print(json.dumps({'module': type(clf.model).__module__, 'out': out}))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HF_") and k != "PYTHONPATH"}
+    env.update(
+        HF_HUB_OFFLINE="1",
+        HF_HUB_CACHE=str(tmp_path / "hub"),
+        HF_HOME=str(tmp_path / "home"),
+        HF_MODULES_CACHE=str(tmp_path / "modules"),
+    )
+    # Run outside the repository so that the local package cannot be imported by accident.
+    completed = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    result = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert result["module"].startswith("transformers_modules."), result["module"]
+    assert_valid_scores(result["out"], len(LABELS))
+    assert sum(item["score"] for item in result["out"]) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_real_whisper_tiny_en_encoder(requires_shared, tmp_path):
+    model = GenSERForAudioClassification.from_encoder(str(WHISPER_TINY_EN), LABELS)
+    assert model.config.encoder_config.model_type == "whisper"
+    feature_extractor = AutoFeatureExtractor.from_pretrained(WHISPER_TINY_EN)
+    feature_extractor.return_attention_mask = True
+    save_genser(tmp_path, feature_extractor=feature_extractor, model=model)
+    classifier = pipeline("audio-classification", model=str(tmp_path), device="cpu")
+    clip = next((requires_shared / "data" / "emodb").glob("*.wav"))
+    result = classifier(str(clip), top_k=None)
+    assert_valid_scores(result, len(LABELS))
+    assert sum(item["score"] for item in result) == pytest.approx(1.0, abs=1e-5)
+    # The pretrained weights were loaded, not a random init.
+    from transformers import WhisperModel
+
+    reference = WhisperModel.from_pretrained(WHISPER_TINY_EN).encoder.conv1.weight
+    loaded = AutoModelForAudioClassification.from_pretrained(tmp_path).encoder.conv1.weight
+    assert torch.equal(reference, loaded)

@@ -1,0 +1,68 @@
+import json
+
+import pytest
+from datasets import Dataset
+
+from training.data import encode_labels, group_train_test_split, label_names
+from training.run_genser import main, parse_config_overrides
+from training.synthetic_corpus import EMOTIONS, generate_corpus
+
+
+def test_synthetic_corpus_is_deterministic_and_labelled(tmp_path):
+    first = generate_corpus(tmp_path / "a", num_speakers=2, num_sentences=2, seed=3)
+    second = generate_corpus(tmp_path / "b", num_speakers=2, num_sentences=2, seed=3)
+    wavs = sorted(p.name for p in first.glob("*.wav"))
+    assert len(wavs) == 2 * 2 * len(EMOTIONS)
+    assert all((first / name).read_bytes() == (second / name).read_bytes() for name in wavs)
+    assert (first / "metadata.csv").read_text() == (second / "metadata.csv").read_text()
+
+
+def test_group_split_keeps_every_speaker_on_one_side():
+    dataset = Dataset.from_dict({"speaker": [f"s{i % 5}" for i in range(50)], "label": ["a", "b"] * 25})
+    train, test = group_train_test_split(dataset, "speaker", 0.4, seed=0)
+    assert len(train) + len(test) == 50
+    assert not set(train["speaker"]) & set(test["speaker"])
+    assert len(set(test["speaker"])) == 2
+    with pytest.raises(ValueError, match="Group column 'nope' not found"):
+        group_train_test_split(dataset, "nope", 0.4, seed=0)
+
+
+def test_labels_outside_the_model_label_set_are_refused():
+    dataset = Dataset.from_dict({"label": ["anger", "joy"]})
+    assert label_names(dataset, "label") == ["anger", "joy"]
+    with pytest.raises(ValueError, match=r"\['joy'\] are not in the model's label set"):
+        encode_labels(dataset, "label", {"anger": 0})
+    with pytest.raises(ValueError, match="Label column 'emotion' not found"):
+        label_names(dataset, "emotion")
+
+
+def test_config_overrides_are_parsed_and_checked():
+    assert parse_config_overrides("encoding_dim=64,pooling=mean_std") == {"encoding_dim": 64, "pooling": "mean_std"}
+    with pytest.raises(ValueError, match="Unknown GenSERConfig fields"):
+        parse_config_overrides("encoding_size=64")
+
+
+def test_main_job_trains_evaluates_and_saves_a_pipeline_ready_model(tmp_path):
+    corpus = generate_corpus(tmp_path / "corpus", num_speakers=3, num_sentences=2, seed=0)
+    output = tmp_path / "model"
+    metrics = main(
+        [
+            "--dataset_name", str(corpus),
+            "--output_dir", str(output),
+            "--num_train_epochs", "2",
+            "--learning_rate", "1e-3",
+            "--per_device_train_batch_size", "8",
+            "--eval_fraction", "0.34",
+            "--report_to", "none",
+            "--config_overrides", "encoding_dim=64,num_inference_steps=2",
+        ]
+    )
+    for key in ("eval_accuracy", "eval_unweighted_accuracy", "eval_macro_f1", "eval_weighted_f1"):
+        assert 0.0 <= metrics[key] <= 1.0
+    for name in ("config.json", "model.safetensors", "preprocessor_config.json", "scheduler_config.json", "modeling_genser.py"):
+        assert (output / name).exists(), name
+    preprocessor = json.loads((output / "preprocessor_config.json").read_text())
+    assert preprocessor["feature_extractor_type"] == "Wav2Vec2FeatureExtractor"
+    assert preprocessor["return_attention_mask"] is True
+    config = json.loads((output / "config.json").read_text())
+    assert config["encoding_dim"] == 64 and sorted(config["label2id"]) == sorted(EMOTIONS)
