@@ -56,6 +56,22 @@ class GenSERResidualBlock(nn.Module):
         return hidden + self.fc2(self.dropout(self.act(self.fc1(self.norm(hidden)))))
 
 
+class GenSERConditionNorm(nn.BatchNorm1d):
+    """Per-feature standardisation of the condition, with statistics learned over the training data.
+
+    Pooled encoder features differ between classes by far less than their shared offset (frozen Whisper features
+    vary by ~1e-3 around it), which a per-vector LayerNorm does not undo: with it the head stayed at chance on a toy
+    task. A training batch of one clip has no batch statistics, so it is normalised with the running ones.
+    """
+
+    def forward(self, condition: torch.Tensor) -> torch.Tensor:
+        if self.training and condition.shape[0] == 1:
+            return nn.functional.batch_norm(
+                condition, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps
+            )
+        return super().forward(condition)
+
+
 class GenSERDenoiser(nn.Module):
     """The target-matching network: predicts the terminal sample ``x_1`` from ``(x_t, t, condition)``."""
 
@@ -63,9 +79,6 @@ class GenSERDenoiser(nn.Module):
         super().__init__()
         hidden = config.head_hidden_size
         self.sample_proj = nn.Linear(config.encoding_dim, hidden)
-        # Per-feature standardisation: pooled encoder features differ between classes by far less than their
-        # shared offset (frozen Whisper features vary by ~1e-3), which a per-vector LayerNorm would not undo.
-        self.condition_norm = nn.BatchNorm1d(condition_dim)
         self.condition_proj = nn.Linear(condition_dim, hidden)
         self.time_proj = Timesteps(hidden, flip_sin_to_cos=True, downscale_freq_shift=0)
         self.time_embedding = TimestepEmbedding(hidden, hidden)
@@ -84,7 +97,7 @@ class GenSERDenoiser(nn.Module):
         """
         # The sinusoidal time features are designed for integer diffusion steps; 1000 spreads [0, 1] over them.
         time = self.time_embedding(self.time_proj(timesteps * 1000).to(sample.dtype))
-        hidden = self.sample_proj(sample) + self.condition_proj(self.condition_norm(condition)) + time
+        hidden = self.sample_proj(sample) + self.condition_proj(condition) + time
         for block in self.blocks:
             hidden = block(hidden)
         return self.out_proj(self.out_norm(hidden))
@@ -128,6 +141,7 @@ class GenSERForAudioClassification(GenSERPreTrainedModel):
         hidden_size = config.encoder_config.hidden_size
         self.layer_weights = nn.Parameter(torch.zeros(num_layers))
         condition_dim = hidden_size * (2 if config.pooling == "mean_std" else 1)
+        self.condition_norm = GenSERConditionNorm(condition_dim)
         self.denoiser = GenSERDenoiser(config, condition_dim)
         if config.initial_distribution == "condition":
             self.initial_proj = nn.Linear(condition_dim, config.encoding_dim)
@@ -215,9 +229,10 @@ class GenSERForAudioClassification(GenSERPreTrainedModel):
         return torch.cat([mean, variance.clamp(min=1e-8).sqrt()], dim=-1)
 
     def condition(self, pooled_layer_features: torch.Tensor) -> torch.Tensor:
-        """Learnable softmax-weighted sum of the pooled layers: `(batch, layers, hidden)` -> `(batch, hidden)`."""
+        """Learnable softmax-weighted sum of the pooled layers, standardised per feature:
+        `(batch, layers, hidden)` -> `(batch, hidden)`."""
         weights = self.layer_weights.softmax(dim=0).to(pooled_layer_features.dtype)
-        return torch.einsum("l,blh->bh", weights, pooled_layer_features)
+        return self.condition_norm(torch.einsum("l,blh->bh", weights, pooled_layer_features))
 
     def initial_sample(self, condition: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """A draw from the initial distribution, given standard Gaussian `noise` broadcastable to the output."""
@@ -289,7 +304,7 @@ class GenSERForAudioClassification(GenSERPreTrainedModel):
         pooled_layer_features (`torch.FloatTensor` of shape `(batch_size, num_layers, hidden_size)`, *optional*):
             Output of [`~GenSERForAudioClassification.pooled_layer_features`]; skips the encoder (feature caching).
         labels (`torch.LongTensor` of shape `(batch_size,)`, *optional*):
-            Class indices; when given, the target-matching loss is returned.
+            Class indices; when given, the target-matching loss is returned (in training mode, the loss only).
         num_inference_steps (`int`, *optional*):
             Sampling steps; defaults to `config.num_inference_steps`.
         generator (`torch.Generator`, *optional*):
@@ -309,9 +324,11 @@ class GenSERForAudioClassification(GenSERPreTrainedModel):
             pooled_layer_features = self.pooled_layer_features(inputs, attention_mask)
         condition = self.condition(pooled_layer_features)
 
-        loss = None
-        if labels is not None:
-            loss = self.target_matching_loss(condition, labels)
+        loss = None if labels is None else self.target_matching_loss(condition, labels)
+        if loss is not None and self.training:
+            # Training needs only the loss; sampling is for inference and evaluation.
+            output = GenSEROutput(loss=loss)
+            return output if return_dict else output.to_tuple()
 
         trajectory = self.generate_codes(condition, num_inference_steps, generator)
         generated = trajectory[:, -1]

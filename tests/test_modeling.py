@@ -94,6 +94,8 @@ def test_frozen_encoder_gets_no_gradient_and_stays_in_eval_mode():
     output.loss.backward()
     assert all(p.grad is None for p in model.encoder.parameters())
     assert model.denoiser.out_proj.weight.grad is not None and model.layer_weights.grad is not None
+    assert output.logits is None  # training mode computes the loss only
+    assert model(input_values=torch.randn(1, 8000), labels=torch.tensor([1])).loss.isfinite()  # a batch of one
     unfrozen = make_model(tiny_wav2vec2_config(), freeze_encoder=False).train()
     unfrozen(input_values=torch.randn(2, 8000), labels=torch.tensor([0, 2])).loss.backward()
     assert any(p.grad is not None for p in unfrozen.encoder.parameters())
