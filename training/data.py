@@ -108,6 +108,19 @@ def audio_transform(audio_column_name: str, sampling_rate: int, max_length_secon
     return transform
 
 
+def extract_features(feature_extractor: FeatureExtractionMixin, arrays: list[np.ndarray]):
+    """Model inputs plus `attention_mask` for a batch of mono arrays at the extractor's sampling rate."""
+    # Whisper pads every clip to its fixed 30 s window itself; waveform encoders pad to the longest clip.
+    padding = {} if isinstance(feature_extractor, WhisperFeatureExtractor) else {"padding": True}
+    return feature_extractor(
+        arrays,
+        sampling_rate=feature_extractor.sampling_rate,
+        return_attention_mask=True,
+        return_tensors="pt",
+        **padding,
+    )
+
+
 @dataclass
 class AudioClassificationCollator:
     """Feature-extracts a batch of decoded clips (from `audio_transform`) into model inputs plus `labels`."""
@@ -115,15 +128,7 @@ class AudioClassificationCollator:
     feature_extractor: FeatureExtractionMixin
 
     def __call__(self, examples: list[dict]) -> dict[str, torch.Tensor]:
-        # Whisper pads every clip to its fixed 30 s window itself; waveform encoders pad to the longest clip.
-        padding = {} if isinstance(self.feature_extractor, WhisperFeatureExtractor) else {"padding": True}
-        batch = self.feature_extractor(
-            [example["audio_array"] for example in examples],
-            sampling_rate=self.feature_extractor.sampling_rate,
-            return_attention_mask=True,
-            return_tensors="pt",
-            **padding,
-        )
+        batch = extract_features(self.feature_extractor, [example["audio_array"] for example in examples])
         batch["labels"] = torch.tensor([example["labels"] for example in examples], dtype=torch.long)
         return dict(batch)
 
