@@ -23,6 +23,9 @@ class GenSERConfig(PreTrainedConfig):
     pooling (`"mean"` or `"mean_std"`, *optional*, defaults to `"mean"`):
         How each encoder layer's frames become one vector (padding frames excluded): their mean, or their mean
         and standard deviation concatenated.
+    layer_aggregation (`"weighted_sum"` or `"concat"`, *optional*, defaults to `"weighted_sum"`):
+        How the pooled layers become the condition: a learnable softmax-weighted sum (one layer's width), or all
+        layers concatenated (layers x width).
     encoding_dim (`int`, *optional*, defaults to 256):
         Dimension of the sinusoidal taxonomy encoding, i.e. of the generated vectors.
     taxonomy_index_scale (`float`, *optional*, defaults to 100.0):
@@ -69,6 +72,7 @@ class GenSERConfig(PreTrainedConfig):
     encoder_name_or_path: str | None = None
     freeze_encoder: bool = True
     pooling: Literal["mean", "mean_std"] = "mean"
+    layer_aggregation: Literal["weighted_sum", "concat"] = "weighted_sum"
     encoding_dim: int = 256
     taxonomy_index_scale: float = 100.0
     taxonomy_base: float = 10000.0
@@ -87,6 +91,8 @@ class GenSERConfig(PreTrainedConfig):
         self.scheduler_config = dict(self.scheduler_config or {})
         if self.pooling not in ("mean", "mean_std"):
             raise ValueError(f'pooling must be "mean" or "mean_std", got {self.pooling!r}.')
+        if self.layer_aggregation not in ("weighted_sum", "concat"):
+            raise ValueError(f'layer_aggregation must be "weighted_sum" or "concat", got {self.layer_aggregation!r}.')
         if self.initial_distribution not in ("gaussian", "condition"):
             raise ValueError(
                 f'initial_distribution must be "gaussian" or "condition", got {self.initial_distribution!r}.'

@@ -4,7 +4,7 @@
 Data flows one way:
 
     audio -> feature extractor -> speech encoder (once per clip) -> per-layer masked pooling
-          -> learnable weighted layer sum (the *condition*) -> generative head (bridge sampling from the initial
+          -> weighted layer sum or concatenation, standardised (the *condition*) -> generative head (bridge sampling from the initial
           to the terminal distribution) -> cosine similarities to the taxonomy codes (``logits``) -> labels.
 
 Training is *target matching*: the denoiser sees a bridge sample ``x_t`` between an initial sample and the class
@@ -72,6 +72,29 @@ class GenSERConditionNorm(nn.BatchNorm1d):
         return super().forward(condition)
 
 
+class GenSERConditioner(nn.Module):
+    """Turns per-layer pooled encoder features into the condition of the generative head.
+
+    The layers are combined by a learnable softmax-weighted sum (`(batch, layers, hidden)` -> `(batch, hidden)`) or
+    concatenated (-> `(batch, layers * hidden)`), then standardised per feature.
+    """
+
+    def __init__(self, config: GenSERConfig):
+        super().__init__()
+        self.aggregation = config.layer_aggregation
+        num_layers = config.encoder_config.num_hidden_layers + 1  # the embedding output counts as a layer
+        width = config.encoder_config.hidden_size * (2 if config.pooling == "mean_std" else 1)
+        self.condition_dim = width * num_layers if self.aggregation == "concat" else width
+        self.layer_weights = nn.Parameter(torch.zeros(num_layers))
+        self.norm = GenSERConditionNorm(self.condition_dim)
+
+    def forward(self, pooled_layer_features: torch.Tensor) -> torch.Tensor:
+        if self.aggregation == "concat":
+            return self.norm(pooled_layer_features.flatten(start_dim=1))
+        weights = self.layer_weights.softmax(dim=0).to(pooled_layer_features.dtype)
+        return self.norm(torch.einsum("l,blh->bh", weights, pooled_layer_features))
+
+
 class GenSERDenoiser(nn.Module):
     """The target-matching network: predicts the terminal sample ``x_1`` from ``(x_t, t, condition)``."""
 
@@ -112,8 +135,9 @@ class GenSERPreTrainedModel(PreTrainedModel):
     @torch.no_grad()
     def _init_weights(self, module):
         super()._init_weights(module)
-        if isinstance(module, GenSERForAudioClassification):
+        if isinstance(module, GenSERConditioner):
             init.zeros_(module.layer_weights)
+        if isinstance(module, GenSERForAudioClassification):
             # Non-persistent buffers are not in the checkpoint: from_pretrained rebuilds them here.
             init.copy_(module.class_codes, module.terminal_codes())
 
@@ -137,14 +161,10 @@ class GenSERForAudioClassification(GenSERPreTrainedModel):
         super().__init__(config)
         self.encoder = build_speech_encoder(config.encoder_config)
         self.main_input_name = self.encoder.main_input_name
-        num_layers = config.encoder_config.num_hidden_layers + 1  # the embedding output counts as a layer
-        hidden_size = config.encoder_config.hidden_size
-        self.layer_weights = nn.Parameter(torch.zeros(num_layers))
-        condition_dim = hidden_size * (2 if config.pooling == "mean_std" else 1)
-        self.condition_norm = GenSERConditionNorm(condition_dim)
-        self.denoiser = GenSERDenoiser(config, condition_dim)
+        self.conditioner = GenSERConditioner(config)
+        self.denoiser = GenSERDenoiser(config, self.conditioner.condition_dim)
         if config.initial_distribution == "condition":
-            self.initial_proj = nn.Linear(condition_dim, config.encoding_dim)
+            self.initial_proj = nn.Linear(self.conditioner.condition_dim, config.encoding_dim)
         self.register_buffer("class_codes", self.terminal_codes(), persistent=False)
         self.scheduler = GenSERScheduler(**config.scheduler_config)
         if config.freeze_encoder:
@@ -227,12 +247,6 @@ class GenSERForAudioClassification(GenSERPreTrainedModel):
             return mean
         variance = (((hidden_states - mean[:, :, None]) ** 2) * weights).sum(dim=2) / counts
         return torch.cat([mean, variance.clamp(min=1e-8).sqrt()], dim=-1)
-
-    def condition(self, pooled_layer_features: torch.Tensor) -> torch.Tensor:
-        """Learnable softmax-weighted sum of the pooled layers, standardised per feature:
-        `(batch, layers, hidden)` -> `(batch, hidden)`."""
-        weights = self.layer_weights.softmax(dim=0).to(pooled_layer_features.dtype)
-        return self.condition_norm(torch.einsum("l,blh->bh", weights, pooled_layer_features))
 
     def initial_sample(self, condition: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """A draw from the initial distribution, given standard Gaussian `noise` broadcastable to the output."""
@@ -322,7 +336,7 @@ class GenSERForAudioClassification(GenSERPreTrainedModel):
                     "cached `pooled_layer_features`."
                 )
             pooled_layer_features = self.pooled_layer_features(inputs, attention_mask)
-        condition = self.condition(pooled_layer_features)
+        condition = self.conditioner(pooled_layer_features)
 
         loss = None if labels is None else self.target_matching_loss(condition, labels)
         if loss is not None and self.training:

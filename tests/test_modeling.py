@@ -24,7 +24,7 @@ def test_save_pretrained_then_from_pretrained_gives_identical_logits(encoder_fam
     _, encoder_config, feature_extractor = encoder_family
     model = make_model(encoder_config, num_inference_steps=3, pooling="mean_std")
     with torch.no_grad():
-        model.layer_weights.normal_()  # make sure trained values, not the init, are what round-trips
+        model.conditioner.layer_weights.normal_()  # make sure trained values, not the init, are what round-trips
     inputs = features(feature_extractor, [tone(300.0), tone(900.0, seconds=0.5)])
     model.save_pretrained(tmp_path)
     assert (tmp_path / "scheduler_config.json").exists()
@@ -93,7 +93,7 @@ def test_frozen_encoder_gets_no_gradient_and_stays_in_eval_mode():
     output = model(input_values=torch.randn(2, 8000), labels=torch.tensor([0, 2]))
     output.loss.backward()
     assert all(p.grad is None for p in model.encoder.parameters())
-    assert model.denoiser.out_proj.weight.grad is not None and model.layer_weights.grad is not None
+    assert model.denoiser.out_proj.weight.grad is not None and model.conditioner.layer_weights.grad is not None
     assert output.logits is None  # training mode computes the loss only
     assert model(input_values=torch.randn(1, 8000), labels=torch.tensor([1])).loss.isfinite()  # a batch of one
     unfrozen = make_model(tiny_wav2vec2_config(), freeze_encoder=False).train()

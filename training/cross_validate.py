@@ -1,0 +1,174 @@
+# Copyright 2026 The Gen-SER authors. Licensed under the Apache License, Version 2.0.
+"""Speaker-independent cross-validation of Gen-SER (or a classification-head baseline) on cached encoder features.
+
+Each clip is encoded once by the frozen encoder (see `feature_cache.py`); every fold then trains a fresh head
+with the Trainer on the other speakers' cached features and predicts the held-out speaker(s). Reports per-fold
+and pooled WA / UA / macro-F1 / weighted-F1 and saves the pooled confusion matrix as JSON and PNG.
+
+    python -m training.cross_validate --dataset_name ../shared/data/emodb \
+        --encoder_name_or_path ../shared/models/whisper-tiny.en --output_dir outputs/emodb-loso --head genser
+"""
+
+import json
+import logging
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import evaluate
+import numpy as np
+import torch
+from datasets import Dataset
+from tqdm.auto import tqdm
+from transformers import HfArgumentParser, Trainer, TrainingArguments, set_seed
+
+from training.data import cast_audio, decode_audio, encode_labels, label_names, load_audio_dataset
+from training.feature_cache import cached_pooled_features
+from training.heads import PooledFeatureClassifier
+from training.run_genser import METRICS_PATH, DataTrainingArguments, ModelArguments, build_model
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class CrossValidationArguments:
+    head: str = field(default="genser", metadata={"help": "genser, linear or mlp (classification-head baselines)."})
+    num_folds: int = field(default=0, metadata={"help": "Group k-fold; 0 = leave one group (speaker) out."})
+    cache_dir: str = field(default="outputs/feature_cache", metadata={"help": "Where encoded clips are cached."})
+    mlp_hidden_size: int = field(default=256)
+    mlp_dropout: float = field(default=0.2)
+    inference_steps: str = field(
+        default="1", metadata={"help": "Comma-separated sampling step counts to evaluate Gen-SER with, e.g. '1,2,4'."}
+    )
+
+
+def group_folds(groups: np.ndarray, num_folds: int) -> list[np.ndarray]:
+    """Held-out masks: one per group (leave-one-group-out), or `num_folds` folds of whole groups (sorted order,
+    dealt round-robin, so the folds are deterministic). No group is ever in two folds."""
+    unique = np.unique(groups)
+    if num_folds == 0:
+        assignment = {g: i for i, g in enumerate(unique)}
+        num_folds = len(unique)
+    else:
+        if not 2 <= num_folds <= len(unique):
+            raise ValueError(f"num_folds must be between 2 and the number of groups ({len(unique)}), got {num_folds}.")
+        assignment = {g: i % num_folds for i, g in enumerate(unique)}
+    fold_of = np.array([assignment[g] for g in groups])
+    return [fold_of == k for k in range(num_folds)]
+
+
+def make_head(head: str, genser_model, args: CrossValidationArguments):
+    """A fresh head on the same condition: Gen-SER's generative head, or a linear / MLP classifier."""
+    if head == "genser":
+        return genser_model
+    if head == "linear":
+        return PooledFeatureClassifier(genser_model.config)
+    if head == "mlp":
+        return PooledFeatureClassifier(genser_model.config, args.mlp_hidden_size, args.mlp_dropout)
+    raise ValueError(f"Unknown head {head!r}: choose genser, linear or mlp.")
+
+
+def features_dataset(features: torch.Tensor, labels: np.ndarray) -> Dataset:
+    return Dataset.from_dict({"pooled_layer_features": features.numpy(), "labels": labels}).with_format("torch")
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = HfArgumentParser((ModelArguments, DataTrainingArguments, CrossValidationArguments, TrainingArguments))
+    argv = sys.argv[1:] if argv is None else argv
+    model_args, data_args, cv_args, training_args = parser.parse_args_into_dataclasses(args=argv)
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    if not model_args.freeze_encoder:
+        raise ValueError("Cross-validation trains heads on cached features, which needs --freeze_encoder true.")
+    if data_args.dataset_name is None or data_args.group_column_name is None:
+        raise ValueError("Cross-validation needs --dataset_name and a --group_column_name (speaker) to fold by.")
+
+    dataset = load_audio_dataset(data_args.dataset_name, data_args.dataset_config_name, data_args.audio_column_name)
+    dataset = dataset[data_args.train_split_name]
+    labels = label_names(dataset, data_args.label_column_name)
+    set_seed(training_args.seed)
+    reference_model, feature_extractor = build_model(model_args, labels)
+    dataset = encode_labels(
+        cast_audio(dataset, data_args.audio_column_name, feature_extractor.sampling_rate),
+        data_args.label_column_name,
+        reference_model.config.label2id,
+    )
+    if data_args.group_column_name not in dataset.column_names:
+        raise ValueError(f"Group column {data_args.group_column_name!r} not found; columns: {dataset.column_names}.")
+    arrays = [
+        decode_audio(value, feature_extractor.sampling_rate)
+        for value in tqdm(dataset[data_args.audio_column_name], desc="Decoding audio", unit="clip")
+    ]
+    features = cached_pooled_features(reference_model, feature_extractor, arrays, cv_args.cache_dir)
+    targets = np.array(dataset["labels"])
+    groups = np.array([str(g) for g in dataset[data_args.group_column_name]])
+    step_counts = [int(s) for s in cv_args.inference_steps.split(",")] if cv_args.head == "genser" else [None]
+
+    metric = evaluate.load(METRICS_PATH)
+    output_dir = Path(training_args.output_dir)
+    predictions = {steps: np.zeros(len(targets), dtype=np.int64) for steps in step_counts}
+    per_fold = []
+    training_args.report_to = []
+    training_args.save_strategy = "no"
+    for k, held_out in enumerate(tqdm(group_folds(groups, cv_args.num_folds), desc="Folds", unit="fold")):
+        set_seed(training_args.seed)
+        head = make_head(cv_args.head, build_model(model_args, labels)[0], cv_args)
+        with tempfile.TemporaryDirectory() as fold_dir:
+            training_args.output_dir = fold_dir
+            trainer = Trainer(
+                model=head, args=training_args, train_dataset=features_dataset(features[~held_out], targets[~held_out])
+            )
+            trainer.train()
+        head.eval()
+        fold_scores = {"fold": k, "groups": sorted(set(groups[held_out]))}
+        for steps in step_counts:
+            with torch.no_grad():
+                kwargs = {} if steps is None else {"num_inference_steps": steps}
+                logits = head(pooled_layer_features=features[held_out].to(trainer.args.device), **kwargs).logits
+            predictions[steps][held_out] = logits.argmax(-1).cpu().numpy()
+            scores = metric.compute(
+                predictions=predictions[steps][held_out], references=targets[held_out], num_labels=len(labels)
+            )
+            fold_scores[f"steps_{steps}" if steps else "classifier"] = {
+                key: value for key, value in scores.items() if key != "confusion_matrix"
+            }
+        per_fold.append(fold_scores)
+
+    output_dir.mkdir(parents=True, exist_ok=True)
+    pooled = {}
+    for steps in step_counts:
+        name = f"steps_{steps}" if steps else "classifier"
+        pooled[name] = metric.compute(predictions=predictions[steps], references=targets, num_labels=len(labels))
+        save_confusion_matrix(pooled[name]["confusion_matrix"], labels, output_dir / f"confusion_{name}")
+    results = {"head": cv_args.head, "labels": labels, "seed": training_args.seed, "pooled": pooled, "per_fold": per_fold}
+    (output_dir / "cross_validation.json").write_text(json.dumps(results, indent=2))
+    for name, scores in pooled.items():
+        print(f"{cv_args.head} {name}: pooled UA {scores['unweighted_accuracy']:.4f} WA {scores['accuracy']:.4f} "
+              f"macro-F1 {scores['macro_f1']:.4f} over {len(per_fold)} folds")
+    return results
+
+
+def save_confusion_matrix(matrix: list[list[int]], labels: list[str], stem: Path) -> None:
+    """`stem`.json (counts, rows = true class) and `stem`.png."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    stem.with_suffix(".json").write_text(json.dumps({"labels": labels, "matrix": matrix}, indent=2))
+    counts = np.array(matrix)
+    figure, axes = plt.subplots(figsize=(1.0 + 0.8 * len(labels), 0.8 + 0.8 * len(labels)))
+    axes.imshow(counts, cmap="Blues")
+    for (i, j), value in np.ndenumerate(counts):
+        axes.text(j, i, str(value), ha="center", va="center", color="white" if value > counts.max() / 2 else "black")
+    axes.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    axes.set_yticks(range(len(labels)), labels)
+    axes.set_xlabel("predicted")
+    axes.set_ylabel("true")
+    figure.tight_layout()
+    figure.savefig(stem.with_suffix(".png"), dpi=120)
+    plt.close(figure)
+
+
+if __name__ == "__main__":
+    main()
