@@ -26,6 +26,8 @@ class GenSERConfig(PreTrainedConfig):
     layer_aggregation (`"weighted_sum"` or `"concat"`, *optional*, defaults to `"weighted_sum"`):
         How the pooled layers become the condition: a learnable softmax-weighted sum (one layer's width), or all
         layers concatenated (layers x width).
+    condition_dropout (`float`, *optional*, defaults to 0.0):
+        Dropout on the standardised condition during training; a regulariser against speaker-specific features.
     encoding_dim (`int`, *optional*, defaults to 256):
         Dimension of the sinusoidal taxonomy encoding, i.e. of the generated vectors.
     taxonomy_index_scale (`float`, *optional*, defaults to 100.0):
@@ -73,6 +75,7 @@ class GenSERConfig(PreTrainedConfig):
     freeze_encoder: bool = True
     pooling: Literal["mean", "mean_std"] = "mean"
     layer_aggregation: Literal["weighted_sum", "concat"] = "weighted_sum"
+    condition_dropout: float = 0.0
     encoding_dim: int = 256
     taxonomy_index_scale: float = 100.0
     taxonomy_base: float = 10000.0

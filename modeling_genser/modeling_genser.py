@@ -76,7 +76,7 @@ class GenSERConditioner(nn.Module):
     """Turns per-layer pooled encoder features into the condition of the generative head.
 
     The layers are combined by a learnable softmax-weighted sum (`(batch, layers, hidden)` -> `(batch, hidden)`) or
-    concatenated (-> `(batch, layers * hidden)`), then standardised per feature.
+    concatenated (-> `(batch, layers * hidden)`), then standardised per feature (and dropped out in training).
     """
 
     def __init__(self, config: GenSERConfig):
@@ -87,12 +87,15 @@ class GenSERConditioner(nn.Module):
         self.condition_dim = width * num_layers if self.aggregation == "concat" else width
         self.layer_weights = nn.Parameter(torch.zeros(num_layers))
         self.norm = GenSERConditionNorm(self.condition_dim)
+        self.dropout = nn.Dropout(config.condition_dropout)
 
     def forward(self, pooled_layer_features: torch.Tensor) -> torch.Tensor:
         if self.aggregation == "concat":
-            return self.norm(pooled_layer_features.flatten(start_dim=1))
-        weights = self.layer_weights.softmax(dim=0).to(pooled_layer_features.dtype)
-        return self.norm(torch.einsum("l,blh->bh", weights, pooled_layer_features))
+            combined = pooled_layer_features.flatten(start_dim=1)
+        else:
+            weights = self.layer_weights.softmax(dim=0).to(pooled_layer_features.dtype)
+            combined = torch.einsum("l,blh->bh", weights, pooled_layer_features)
+        return self.dropout(self.norm(combined))
 
 
 class GenSERDenoiser(nn.Module):

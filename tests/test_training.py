@@ -23,7 +23,7 @@ def test_group_split_keeps_every_speaker_on_one_side():
     assert len(train) + len(test) == 50
     assert not set(train["speaker"]) & set(test["speaker"])
     assert len(set(test["speaker"])) == 2
-    with pytest.raises(ValueError, match="Group column 'nope' not found"):
+    with pytest.raises(ValueError, match="Column 'nope' not found"):
         group_train_test_split(dataset, "nope", 0.4, seed=0)
 
 
@@ -32,7 +32,7 @@ def test_labels_outside_the_model_label_set_are_refused():
     assert label_names(dataset, "label") == ["anger", "joy"]
     with pytest.raises(ValueError, match=r"\['joy'\] are not in the model's label set"):
         encode_labels(dataset, "label", {"anger": 0})
-    with pytest.raises(ValueError, match="Label column 'emotion' not found"):
+    with pytest.raises(ValueError, match="Column 'emotion' not found"):
         label_names(dataset, "emotion")
 
 

@@ -23,7 +23,15 @@ from datasets import Dataset
 from tqdm.auto import tqdm
 from transformers import HfArgumentParser, Trainer, TrainingArguments, set_seed
 
-from training.data import cast_audio, decode_audio, encode_labels, label_names, load_audio_dataset
+from training.data import (
+    cast_audio,
+    decode_audio,
+    drop_unreadable_audio,
+    encode_labels,
+    label_names,
+    load_audio_dataset,
+    require_column,
+)
 from training.feature_cache import cached_pooled_features
 from training.heads import PooledFeatureClassifier
 from training.run_genser import METRICS_PATH, DataTrainingArguments, ModelArguments, build_model
@@ -84,7 +92,7 @@ def main(argv: list[str] | None = None) -> dict:
         raise ValueError("Cross-validation needs --dataset_name and a --group_column_name (speaker) to fold by.")
 
     dataset = load_audio_dataset(data_args.dataset_name, data_args.dataset_config_name, data_args.audio_column_name)
-    dataset = dataset[data_args.train_split_name]
+    dataset = drop_unreadable_audio(dataset[data_args.train_split_name], data_args.audio_column_name, data_args.unreadable_audio)
     labels = label_names(dataset, data_args.label_column_name)
     set_seed(training_args.seed)
     reference_model, feature_extractor = build_model(model_args, labels)
@@ -93,14 +101,13 @@ def main(argv: list[str] | None = None) -> dict:
         data_args.label_column_name,
         reference_model.config.label2id,
     )
-    if data_args.group_column_name not in dataset.column_names:
-        raise ValueError(f"Group column {data_args.group_column_name!r} not found; columns: {dataset.column_names}.")
     arrays = [
         decode_audio(value, feature_extractor.sampling_rate)
         for value in tqdm(dataset[data_args.audio_column_name], desc="Decoding audio", unit="clip")
     ]
     features = cached_pooled_features(reference_model, feature_extractor, arrays, cv_args.cache_dir)
     targets = np.array(dataset["labels"])
+    require_column(dataset, data_args.group_column_name, "group_column_name", data_args.dataset_name)
     groups = np.array([str(g) for g in dataset[data_args.group_column_name]])
     step_counts = [int(s) for s in cv_args.inference_steps.split(",")] if cv_args.head == "genser" else [None]
 

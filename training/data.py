@@ -1,39 +1,88 @@
 # Copyright 2026 The Gen-SER authors. Licensed under the Apache License, Version 2.0.
 """Loading labelled audio for Gen-SER training: datasets, label sets, speaker-independent splits, batching."""
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from datasets import Audio, ClassLabel, Dataset, DatasetDict, load_dataset
+from datasets import Audio, ClassLabel, Dataset, DatasetDict, Value, load_dataset
+from tqdm.auto import tqdm
 from transformers import FeatureExtractionMixin, WhisperFeatureExtractor
+
+logger = logging.getLogger(__name__)
+
+
+MANIFEST_BUILDERS = {".csv": "csv", ".json": "json", ".jsonl": "json"}
 
 
 def load_audio_dataset(
     dataset_name: str, dataset_config_name: str | None = None, audio_column_name: str = "audio"
 ) -> DatasetDict:
-    """A Hub dataset id, or a local ``audiofolder`` directory (labels from ``metadata.csv`` or class sub-folders)."""
-    if Path(dataset_name).is_dir():
-        dataset = load_dataset("audiofolder", data_dir=dataset_name)
+    """Labelled audio from one of three sources:
+
+    - a CSV / JSON / JSON-lines manifest with one row per clip, whose audio column holds file paths (relative paths
+      are read from the manifest's folder);
+    - a Hub dataset id (with an optional configuration), or a local directory laid out like one: an ``audiofolder``
+      (labels from ``metadata.csv`` or class sub-folders) or a dataset repository (e.g. Parquet files).
+    """
+    path = Path(dataset_name)
+    if path.suffix in MANIFEST_BUILDERS and path.is_file():
+        dataset = load_dataset(MANIFEST_BUILDERS[path.suffix], data_files=str(path))
+        for split in dataset.values():
+            require_column(split, audio_column_name, "audio_column_name", dataset_name)
+        dataset = dataset.map(
+            lambda row: {audio_column_name: str((path.parent / row[audio_column_name]).resolve())},
+            desc="Resolving manifest paths",
+        )
+        # Manifests load paths as large_string, which datasets 5.2 cannot cast to Audio directly.
+        dataset = dataset.cast_column(audio_column_name, Value("string")).cast_column(audio_column_name, Audio())
     else:
         dataset = load_dataset(dataset_name, dataset_config_name)
-    for name, split in dataset.items():
-        if audio_column_name not in split.column_names:
-            raise ValueError(
-                f"Audio column {audio_column_name!r} not found in split {name!r} of {dataset_name!r}; "
-                f"its columns are {split.column_names}. Pass the right one with --audio_column_name."
-            )
+    for split in dataset.values():
+        require_column(split, audio_column_name, "audio_column_name", dataset_name)
     return dataset
+
+
+def require_column(dataset: Dataset, column: str, argument: str, source: str) -> None:
+    if column not in dataset.column_names:
+        raise ValueError(
+            f"Column {column!r} not found in {source!r}; its columns are {dataset.column_names}. "
+            f"Pass the right one with --{argument}."
+        )
+
+
+def drop_unreadable_audio(dataset: Dataset, audio_column_name: str, on_error: str = "raise") -> Dataset:
+    """Decodes every clip once; unreadable ones are reported by file and either raise (`"raise"`) or are dropped
+    with a warning naming each of them (`"skip"`). Nothing is dropped silently."""
+    if on_error not in ("raise", "skip"):
+        raise ValueError(f'on_error must be "raise" or "skip", got {on_error!r}.')
+    raw = dataset.cast_column(audio_column_name, Audio(decode=False))
+    failures = []
+    for index, value in enumerate(tqdm(raw[audio_column_name], desc="Checking audio", unit="clip")):
+        try:
+            decoder = Audio().decode_example(value)
+            if decoder.get_all_samples().data.numel() == 0:
+                raise ValueError("no samples")
+        except Exception as error:  # noqa: BLE001  (any decoding failure is reported per file)
+            failures.append((index, value.get("path") or "<in-memory bytes>", f"{type(error).__name__}: {error}"))
+    if not failures:
+        return dataset
+    report = "\n".join(f"  {path}: {reason}" for _, path, reason in failures)
+    if on_error == "raise":
+        raise ValueError(
+            f"{len(failures)} unreadable audio file(s):\n{report}\nFix or remove them, or pass "
+            "--unreadable_audio skip to leave them out."
+        )
+    logger.warning("Skipping %d unreadable audio file(s):\n%s", len(failures), report)
+    bad = {index for index, _, _ in failures}
+    return dataset.select([i for i in range(len(dataset)) if i not in bad])
 
 
 def label_names(dataset: Dataset, label_column_name: str) -> list[str]:
     """The sorted label set of a column of strings, or the names of a `ClassLabel` column."""
-    if label_column_name not in dataset.column_names:
-        raise ValueError(
-            f"Label column {label_column_name!r} not found; the columns are {dataset.column_names}. "
-            "Pass the right one with --label_column_name."
-        )
+    require_column(dataset, label_column_name, "label_column_name", "the dataset")
     feature = dataset.features[label_column_name]
     if isinstance(feature, ClassLabel):
         return list(feature.names)
@@ -60,11 +109,7 @@ def group_train_test_split(
     if group_column_name is None:
         split = dataset.train_test_split(test_size=test_fraction, seed=seed)
         return split["train"], split["test"]
-    if group_column_name not in dataset.column_names:
-        raise ValueError(
-            f"Group column {group_column_name!r} not found; the columns are {dataset.column_names}. "
-            "Pass --group_column_name, or an empty value for a random split."
-        )
+    require_column(dataset, group_column_name, "group_column_name", "the dataset")
     groups = np.array([str(g) for g in dataset[group_column_name]])
     unique = np.unique(groups)
     if len(unique) < 2:

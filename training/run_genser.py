@@ -36,6 +36,7 @@ from training.data import (
     AudioClassificationCollator,
     audio_transform,
     cast_audio,
+    drop_unreadable_audio,
     encode_labels,
     group_train_test_split,
     label_names,
@@ -101,6 +102,9 @@ class DataTrainingArguments:
     )
     eval_fraction: float = field(default=0.2, metadata={"help": "Fraction of speakers held out for evaluation."})
     max_length_seconds: float = field(default=20.0, metadata={"help": "Training clips are randomly cropped to this."})
+    unreadable_audio: str = field(
+        default="raise", metadata={"help": "raise: stop on an unreadable clip; skip: leave it out with a warning."}
+    )
 
 
 def parse_config_overrides(overrides: str | None) -> dict:
@@ -169,11 +173,13 @@ def main(argv: list[str] | None = None) -> dict:
     dataset = load_audio_dataset(dataset_name, data_args.dataset_config_name, data_args.audio_column_name)
     if data_args.train_split_name not in dataset:
         raise ValueError(f"Split {data_args.train_split_name!r} not found; available: {list(dataset)}.")
-    train = dataset[data_args.train_split_name]
+    train = drop_unreadable_audio(dataset[data_args.train_split_name], data_args.audio_column_name, data_args.unreadable_audio)
     if data_args.eval_split_name:
         if data_args.eval_split_name not in dataset:
             raise ValueError(f"Split {data_args.eval_split_name!r} not found; available: {list(dataset)}.")
-        evaluation = dataset[data_args.eval_split_name]
+        evaluation = drop_unreadable_audio(
+            dataset[data_args.eval_split_name], data_args.audio_column_name, data_args.unreadable_audio
+        )
     else:
         train, evaluation = group_train_test_split(
             train, data_args.group_column_name or None, data_args.eval_fraction, training_args.seed

@@ -1,0 +1,133 @@
+# Copyright 2026 The Gen-SER authors. Licensed under the Apache License, Version 2.0.
+"""EmoDB leave-one-speaker-out benchmark: Gen-SER versus classification heads on frozen whisper-tiny.en features.
+
+Every run is a 10-fold leave-one-speaker-out cross-validation (`training/cross_validate.py`) with the same cached
+features and the same optimiser budget; Gen-SER runs are scored at 1, 2, 4 and 8 sampling steps. Each (run, seed)
+result is written to `<output_dir>/<run>/seed<k>/cross_validation.json` and reused if present, so several
+processes can share the work (`--seeds 0` in one, `--seeds 1,2` in another) and `--report` then prints the table
+and draws the plot from whatever is there.
+
+    python -m training.benchmark_emodb --seeds 0,1,2 && python -m training.benchmark_emodb --report
+"""
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+
+from training.cross_validate import main as cross_validate
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+STEPS = "1,2,4,8"
+# The Gen-SER configuration under test; every ablation changes one field of it.
+GENSER = {"layer_aggregation": "concat", "condition_dropout": 0.2, "head_dropout": 0.3}
+RUNS = {
+    "genser": ("genser", {}),
+    "linear": ("linear", {}),
+    "mlp": ("mlp", {}),
+    "genser-dim64": ("genser", {"encoding_dim": 64}),
+    "genser-dim1024": ("genser", {"encoding_dim": 1024}),
+    "genser-linear-schedule": ("genser", {"scheduler_config": {"mean_schedule_steepness": 0.0}}),
+    "genser-steep-schedule": ("genser", {"scheduler_config": {"mean_schedule_steepness": 16.0}}),
+    "genser-textbook-encoding": ("genser", {"taxonomy_index_scale": 1.0}),
+    "genser-weighted-sum": ("genser", {"layer_aggregation": "weighted_sum"}),
+}
+REFERENCE_LOGISTIC_REGRESSION_UA = 0.919  # ../shared/README.md, same features
+
+
+def overrides(config: dict) -> str:
+    return ",".join(f"{key}={json.dumps(value, separators=(',', ':'))}" for key, value in config.items())
+
+
+def run_one(name: str, seed: int, args) -> dict:
+    result_file = Path(args.output_dir) / name / f"seed{seed}" / "cross_validation.json"
+    if result_file.exists():
+        return json.loads(result_file.read_text())
+    head, changes = RUNS[name]
+    config = {**GENSER, **changes}
+    argv = [
+        "--dataset_name", args.dataset,
+        "--encoder_name_or_path", args.encoder,
+        "--cache_dir", args.cache_dir,
+        "--output_dir", str(result_file.parent),
+        "--head", head,
+        "--inference_steps", STEPS,
+        "--seed", str(seed),
+        "--num_train_epochs", str(args.epochs),
+        "--learning_rate", "1e-3",
+        "--weight_decay", "0.05",
+        "--lr_scheduler_type", "cosine",
+        "--per_device_train_batch_size", "32",
+        "--logging_strategy", "no",
+        "--disable_tqdm", "true",
+        "--config_overrides", overrides(config),
+    ]
+    return cross_validate(argv)
+
+
+def report(output_dir: Path) -> None:
+    rows, curves = [], {}
+    for name in RUNS:
+        results = [json.loads(p.read_text()) for p in sorted((output_dir / name).glob("seed*/cross_validation.json"))]
+        if not results:
+            continue
+        for scored in results[0]["pooled"]:
+            ua = [r["pooled"][scored]["unweighted_accuracy"] for r in results]
+            wa = [r["pooled"][scored]["accuracy"] for r in results]
+            spread = lambda xs: statistics.stdev(xs) if len(xs) > 1 else 0.0  # noqa: E731
+            rows.append((name, scored, len(results), statistics.mean(ua), spread(ua), statistics.mean(wa), spread(wa)))
+            if scored.startswith("steps_"):
+                curves.setdefault(name, []).append((int(scored.split("_")[1]), statistics.mean(ua), spread(ua)))
+    print("| run | scored at | seeds | UA (mean ± sd) | WA (mean ± sd) |")
+    print("| --- | --- | --- | --- | --- |")
+    for name, scored, n, ua, ua_sd, wa, wa_sd in rows:
+        print(f"| {name} | {scored.replace('_', ' ')} | {n} | {ua:.3f} ± {ua_sd:.3f} | {wa:.3f} ± {wa_sd:.3f} |")
+    print(f"| logistic regression (reference, ../shared/README.md) | - | - | {REFERENCE_LOGISTIC_REGRESSION_UA:.3f} | 0.923 |")
+    plot(curves, rows, output_dir / "emodb_loso.png")
+
+
+def plot(curves: dict, rows: list, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    for name, points in curves.items():
+        steps, ua, sd = zip(*sorted(points))
+        axes.errorbar(steps, ua, yerr=sd, marker="o", capsize=3, label=name)
+    for name, scored, _, ua, *_ in rows:
+        if scored == "classifier":
+            axes.axhline(ua, linestyle="--", linewidth=1, color="gray")
+            axes.annotate(f"{name} head", (8, ua), fontsize=8, ha="right", va="bottom")
+    axes.axhline(REFERENCE_LOGISTIC_REGRESSION_UA, linestyle=":", color="black")
+    axes.annotate("logistic regression (reference)", (8, REFERENCE_LOGISTIC_REGRESSION_UA), fontsize=8, ha="right", va="bottom")
+    axes.set_xscale("log", base=2)
+    axes.set_xlabel("sampling steps")
+    axes.set_ylabel("pooled UA, EmoDB LOSO (mean ± sd over seeds)")
+    axes.legend(fontsize=7, loc="lower left")
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    print(f"plot: {path}")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", default=str(SHARED / "data" / "emodb"))
+    parser.add_argument("--encoder", default=str(SHARED / "models" / "whisper-tiny.en"))
+    parser.add_argument("--cache_dir", default="outputs/feature_cache")
+    parser.add_argument("--output_dir", default="outputs/benchmark_emodb")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--runs", default=",".join(RUNS), help=f"Comma-separated subset of {list(RUNS)}.")
+    parser.add_argument("--epochs", type=int, default=100)
+    parser.add_argument("--report", action="store_true", help="Only print the table and draw the plot.")
+    args = parser.parse_args()
+    if not args.report:
+        for seed in (int(s) for s in args.seeds.split(",")):
+            for name in args.runs.split(","):
+                run_one(name, seed, args)
+    report(Path(args.output_dir))
+
+
+if __name__ == "__main__":
+    main()
