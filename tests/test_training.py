@@ -2,6 +2,7 @@ import json
 
 import pytest
 from datasets import Dataset
+from huggingface_hub import ModelCard
 
 from training.data import encode_labels, group_train_test_split, label_names
 from training.run_genser import main, parse_config_overrides
@@ -66,3 +67,13 @@ def test_main_job_trains_evaluates_and_saves_a_pipeline_ready_model(tmp_path):
     assert preprocessor["return_attention_mask"] is True
     config = json.loads((output / "config.json").read_text())
     assert config["encoding_dim"] == 64 and sorted(config["label2id"]) == sorted(EMOTIONS)
+    assert (output / "confusion_eval.png").exists()
+    confusion = json.loads((output / "confusion_eval.json").read_text())
+    assert sum(map(sum, confusion["matrix"])) == 10  # the held-out speaker's clips
+
+    card = ModelCard.load(output / "README.md")
+    assert card.data.pipeline_tag == "audio-classification" and card.data.library_name == "transformers"
+    measured = {result.metric_type: result.metric_value for result in card.data.eval_results}
+    assert measured["unweighted_accuracy"] == pytest.approx(metrics["eval_unweighted_accuracy"], abs=1e-4)
+    assert measured["accuracy"] == pytest.approx(metrics["eval_accuracy"], abs=1e-4)
+    assert "{{" not in card.text and "anger" in card.text

@@ -34,6 +34,7 @@ from training.data import (
 )
 from training.feature_cache import cached_pooled_features
 from training.heads import PooledFeatureClassifier
+from training.reports import save_confusion_matrix
 from training.run_genser import METRICS_PATH, DataTrainingArguments, ModelArguments, build_model
 
 logger = logging.getLogger(__name__)
@@ -153,28 +154,6 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"{cv_args.head} {name}: pooled UA {scores['unweighted_accuracy']:.4f} WA {scores['accuracy']:.4f} "
               f"macro-F1 {scores['macro_f1']:.4f} over {len(per_fold)} folds")
     return results
-
-
-def save_confusion_matrix(matrix: list[list[int]], labels: list[str], stem: Path) -> None:
-    """`stem`.json (counts, rows = true class) and `stem`.png."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    stem.with_suffix(".json").write_text(json.dumps({"labels": labels, "matrix": matrix}, indent=2))
-    counts = np.array(matrix)
-    figure, axes = plt.subplots(figsize=(1.0 + 0.8 * len(labels), 0.8 + 0.8 * len(labels)))
-    axes.imshow(counts, cmap="Blues")
-    for (i, j), value in np.ndenumerate(counts):
-        axes.text(j, i, str(value), ha="center", va="center", color="white" if value > counts.max() / 2 else "black")
-    axes.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
-    axes.set_yticks(range(len(labels)), labels)
-    axes.set_xlabel("predicted")
-    axes.set_ylabel("true")
-    figure.tight_layout()
-    figure.savefig(stem.with_suffix(".png"), dpi=120)
-    plt.close(figure)
 
 
 if __name__ == "__main__":

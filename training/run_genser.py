@@ -42,6 +42,7 @@ from training.data import (
     label_names,
     load_audio_dataset,
 )
+from training.reports import save_confusion_matrix, write_model_card
 from training.synthetic_corpus import generate_corpus
 
 logger = logging.getLogger(__name__)
@@ -216,9 +217,29 @@ def main(argv: list[str] | None = None) -> dict:
     )
     trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     trainer.save_model()
-    metrics = trainer.evaluate()
+    prediction = trainer.predict(trainer.eval_dataset, metric_key_prefix="eval")
+    metrics = prediction.metrics
     trainer.log_metrics("eval", metrics)
     trainer.save_metrics("eval", metrics)
+    if not trainer.is_world_process_zero():
+        return metrics
+    scores = metric.compute(
+        predictions=prediction.predictions.argmax(-1), references=prediction.label_ids, num_labels=len(labels)
+    )
+    save_confusion_matrix(scores["confusion_matrix"], labels, Path(training_args.output_dir) / "confusion_eval")
+    split = (
+        f"the {data_args.eval_split_name!r} split"
+        if data_args.eval_split_name
+        else f"{len(evaluation)} clips of held-out speakers (column {data_args.group_column_name!r})"
+    )
+    write_model_card(
+        training_args.output_dir,
+        model.config,
+        scores,
+        dataset_name=data_args.dataset_name or "synthetic (training/synthetic_corpus.py)",
+        training_data_description=f"{len(train)} clips of `{dataset_name}`, labels {labels}.",
+        evaluation_description=f"Measured by `training/run_genser.py` on {split}.",
+    )
 
     # End to end: the saved directory works with the stock audio-classification pipeline.
     classifier = pipeline("audio-classification", model=training_args.output_dir, device="cpu")

@@ -1,0 +1,83 @@
+# Copyright 2026 The Gen-SER authors. Licensed under the Apache License, Version 2.0.
+"""What a training or evaluation run leaves behind for people: confusion matrices and the Hub model card."""
+
+import json
+from pathlib import Path
+
+import jinja2
+import numpy as np
+from huggingface_hub import EvalResult, ModelCard
+
+MODEL_CARD_TEMPLATE = Path(__file__).resolve().parents[1] / "model_card.md"
+CARD_METRICS = {"unweighted_accuracy": "Unweighted accuracy (UA)", "accuracy": "Accuracy (WA)", "macro_f1": "Macro F1"}
+
+
+def save_confusion_matrix(matrix: list[list[int]], labels: list[str], stem: Path) -> None:
+    """Writes `stem`.json (counts, rows = true class) and `stem`.png."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    stem = Path(stem)
+    stem.with_suffix(".json").write_text(json.dumps({"labels": labels, "matrix": matrix}, indent=2))
+    counts = np.array(matrix)
+    figure, axes = plt.subplots(figsize=(1.0 + 0.8 * len(labels), 0.8 + 0.8 * len(labels)))
+    axes.imshow(counts, cmap="Blues")
+    for (i, j), value in np.ndenumerate(counts):
+        axes.text(j, i, str(value), ha="center", va="center", color="white" if value > counts.max() / 2 else "black")
+    axes.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    axes.set_yticks(range(len(labels)), labels)
+    axes.set_xlabel("predicted")
+    axes.set_ylabel("true")
+    figure.tight_layout()
+    figure.savefig(stem.with_suffix(".png"), dpi=120)
+    plt.close(figure)
+
+
+def write_model_card(
+    output_dir: str | Path,
+    config,
+    metrics: dict[str, float],
+    dataset_name: str,
+    evaluation_description: str,
+    training_data_description: str,
+    repo_id: str | None = None,
+) -> ModelCard:
+    """Fills `model_card.md` for a saved model and writes it as the Hub model card, `output_dir/README.md`.
+
+    `metrics` are the measured figures (keys of `CARD_METRICS`); they go into the card's `model-index`.
+    """
+    output_dir = Path(output_dir)
+    repo_id = repo_id or f"org/{output_dir.name}"
+    template = ModelCard.load(MODEL_CARD_TEMPLATE)
+    data = template.data
+    data.model_name = output_dir.name
+    data.datasets = [dataset_name]
+    data.metrics = ["accuracy", "f1"]
+    data.base_model = config.encoder_name_or_path
+    data.eval_results = [
+        EvalResult(
+            task_type="audio-classification",
+            task_name="Speech emotion recognition",
+            dataset_type=dataset_name,
+            dataset_name=dataset_name,
+            metric_type=key,
+            metric_name=name,
+            metric_value=round(float(metrics[key]), 4),
+        )
+        for key, name in CARD_METRICS.items()
+        if key in metrics
+    ]
+    rows = "\n".join(f"| {name} | {metrics[key]:.4f} |" for key, name in CARD_METRICS.items() if key in metrics)
+    body = jinja2.Template(template.text).render(
+        model_name=output_dir.name,
+        encoder=config.encoder_name_or_path or f"{config.encoder_config.model_type} (trained from scratch)",
+        labels=", ".join(config.id2label[i] for i in range(config.num_labels)),
+        repo_id=repo_id,
+        training_data=training_data_description,
+        evaluation=f"{evaluation_description}\n\n| metric | value |\n| --- | --- |\n{rows}",
+    )
+    card = ModelCard(f"---\n{data.to_yaml()}\n---\n{body}")
+    card.save(output_dir / "README.md")
+    return card
