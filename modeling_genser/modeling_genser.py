@@ -84,8 +84,11 @@ class GenSERConditioner(nn.Module):
         self.aggregation = config.layer_aggregation
         num_layers = config.encoder_config.num_hidden_layers + 1  # the embedding output counts as a layer
         width = config.encoder_config.hidden_size * (2 if config.pooling == "mean_std" else 1)
-        self.condition_dim = width * num_layers if self.aggregation == "concat" else width
-        self.layer_weights = nn.Parameter(torch.zeros(num_layers))
+        if self.aggregation == "concat":
+            self.condition_dim = width * num_layers
+        else:
+            self.condition_dim = width
+            self.layer_weights = nn.Parameter(torch.zeros(num_layers))
         self.norm = GenSERConditionNorm(self.condition_dim)
         self.dropout = nn.Dropout(config.condition_dropout)
 
@@ -138,7 +141,7 @@ class GenSERPreTrainedModel(PreTrainedModel):
     @torch.no_grad()
     def _init_weights(self, module):
         super()._init_weights(module)
-        if isinstance(module, GenSERConditioner):
+        if isinstance(module, GenSERConditioner) and module.aggregation == "weighted_sum":
             init.zeros_(module.layer_weights)
         if isinstance(module, GenSERForAudioClassification):
             # Non-persistent buffers are not in the checkpoint: from_pretrained rebuilds them here.

@@ -20,13 +20,12 @@ from training.cross_validate import main as cross_validate
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 STEPS = "1,2,4,8"
 # The Gen-SER configuration under test; every ablation changes one field of it.
-GENSER = {"layer_aggregation": "concat", "condition_dropout": 0.2, "head_dropout": 0.3}
+GENSER = {"layer_aggregation": "concat", "condition_dropout": 0.3, "head_dropout": 0.3}
 RUNS = {
     "genser": ("genser", {}),
     "linear": ("linear", {}),
     "mlp": ("mlp", {}),
     "genser-dim64": ("genser", {"encoding_dim": 64}),
-    "genser-dim1024": ("genser", {"encoding_dim": 1024}),
     "genser-linear-schedule": ("genser", {"scheduler_config": {"mean_schedule_steepness": 0.0}}),
     "genser-steep-schedule": ("genser", {"scheduler_config": {"mean_schedule_steepness": 16.0}}),
     "genser-textbook-encoding": ("genser", {"taxonomy_index_scale": 1.0}),
