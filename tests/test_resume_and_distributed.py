@@ -54,7 +54,7 @@ def test_two_cpu_processes_under_torchrun(corpus, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     command = [
         sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
-        "-m", "training.run_genser", *arguments(corpus, output, epochs=1),
+        "-m", "training.run_genser", *arguments(corpus, output, epochs=1), "--use_cpu", "true", "--ddp_backend", "gloo",
     ]
     completed = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert completed.returncode == 0, completed.stderr[-4000:]
