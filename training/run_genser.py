@@ -10,6 +10,7 @@ Without an encoder, a small randomly initialised wav2vec2 encoder is used, so th
         --output_dir outputs/my-genser --learning_rate 1e-3 --num_train_epochs 30 --eval_strategy epoch
 """
 
+import dataclasses
 import json
 import logging
 import os
@@ -119,7 +120,7 @@ def parse_config_overrides(overrides: str | None) -> dict:
             result[key.strip()] = json.loads(value)
         except json.JSONDecodeError:
             result[key.strip()] = value.strip()
-    unknown = set(result) - set(GenSERConfig.default_config_fields())
+    unknown = set(result) - {field.name for field in dataclasses.fields(GenSERConfig)}
     if unknown:
         raise ValueError(f"Unknown GenSERConfig fields in config_overrides: {sorted(unknown)}.")
     return result
