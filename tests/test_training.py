@@ -5,6 +5,7 @@ from datasets import Dataset
 from huggingface_hub import ModelCard
 
 from training.data import encode_labels, group_train_test_split, label_names
+from training.evaluate_genser import main as evaluate_main
 from training.run_genser import main, parse_config_overrides
 from training.synthetic_corpus import EMOTIONS, generate_corpus
 
@@ -78,3 +79,15 @@ def test_main_job_trains_evaluates_and_saves_a_pipeline_ready_model(tmp_path):
     assert measured["unweighted_accuracy"] == pytest.approx(metrics["eval_unweighted_accuracy"], abs=1e-4)
     assert measured["accuracy"] == pytest.approx(metrics["eval_accuracy"], abs=1e-4)
     assert "{{" not in card.text and "anger" in card.text
+
+
+def test_evaluate_a_saved_model(tmp_path):
+    corpus = generate_corpus(tmp_path / "corpus", num_speakers=2, num_sentences=1, seed=1)
+    model_dir = tmp_path / "model"
+    main(["--dataset_name", str(corpus), "--output_dir", str(model_dir), "--num_train_epochs", "1",
+          "--eval_fraction", "0.5", "--report_to", "none", "--config_overrides", "encoding_dim=32"])
+    scores = evaluate_main(["--model_name_or_path", str(model_dir), "--dataset_name", str(corpus),
+                            "--output_dir", str(tmp_path / "evaluation"), "--num_inference_steps", "2"])
+    assert sum(map(sum, scores["confusion_matrix"])) == 10
+    assert json.loads((tmp_path / "evaluation" / "metrics.json").read_text())["accuracy"] == scores["accuracy"]
+    assert (tmp_path / "evaluation" / "confusion.png").exists()
