@@ -154,9 +154,9 @@ def build_speech_encoder(encoder_config) -> PreTrainedModel:
     return model.get_encoder() if encoder_config.is_encoder_decoder else model
 
 
-def load_speech_encoder(name_or_path: str, **kwargs) -> PreTrainedModel:
+def load_speech_encoder(name_or_path: str) -> PreTrainedModel:
     """The encoder part of a pretrained transformers speech model (Hub id or local directory)."""
-    model = AutoModel.from_pretrained(name_or_path, **kwargs)
+    model = AutoModel.from_pretrained(name_or_path)
     return model.get_encoder() if model.config.is_encoder_decoder else model
 
 
