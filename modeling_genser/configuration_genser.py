@@ -48,6 +48,9 @@ class GenSERConfig(PreTrainedConfig):
         Seed of the initial sample at inference when no generator is given, so that predictions are reproducible.
     similarity_temperature (`float`, *optional*, defaults to 0.1):
         Logits are the cosine similarities to the class codes divided by this temperature.
+    similarity_loss_weight (`float`, *optional*, defaults to 0.0):
+        Weight of an optional cross-entropy term on the prediction's similarities to the class codes, added to the
+        target-matching MSE; 0 keeps the pure target-matching loss.
     head_hidden_size (`int`, *optional*, defaults to 256):
         Width of the denoiser network.
     head_num_layers (`int`, *optional*, defaults to 2):
@@ -85,6 +88,7 @@ class GenSERConfig(PreTrainedConfig):
     num_inference_steps: int = 1
     sampling_seed: int = 0
     similarity_temperature: float = 0.1
+    similarity_loss_weight: float = 0.0
     head_hidden_size: int = 256
     head_num_layers: int = 2
     head_dropout: float = 0.1

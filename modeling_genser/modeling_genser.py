@@ -262,13 +262,18 @@ class GenSERForAudioClassification(GenSERPreTrainedModel):
         return noise.expand(condition.shape[0], -1)
 
     def target_matching_loss(self, condition: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """MSE between the denoiser's prediction from a random bridge sample and the class code itself."""
+        """MSE between the denoiser's prediction from a random bridge sample and the class code itself (plus, if
+        `similarity_loss_weight` > 0, a cross-entropy on the prediction's similarities to the codes)."""
         terminal = self.class_codes[labels]
         initial = self.initial_sample(condition, torch.randn_like(terminal))
         timesteps = torch.rand(terminal.shape[0], device=terminal.device, dtype=terminal.dtype)
         sample = self.scheduler.add_noise(terminal, torch.randn_like(terminal), timesteps, initial)
         prediction = self.denoiser(sample, timesteps, condition)
-        return nn.functional.mse_loss(prediction, terminal)
+        loss = nn.functional.mse_loss(prediction, terminal)
+        if self.config.similarity_loss_weight > 0:
+            logits = code_similarity(prediction, self.class_codes) / self.config.similarity_temperature
+            loss = loss + self.config.similarity_loss_weight * nn.functional.cross_entropy(logits, labels)
+        return loss
 
     def generate_codes(
         self,

@@ -147,3 +147,15 @@ def test_missing_inputs_and_bad_config_are_explained():
         GenSERConfig(pooling="max")
     with pytest.raises(ValueError, match="initial_distribution"):
         GenSERConfig(initial_distribution="uniform")
+
+
+def test_similarity_loss_term_adds_a_cross_entropy_on_the_code_similarities():
+    from conftest import tiny_wav2vec2_config
+
+    features, labels = torch.randn(4, 3, 32), torch.tensor([0, 1, 2, 1])
+    losses = {}
+    for weight in (0.0, 1.0):
+        model = make_model(tiny_wav2vec2_config(), similarity_loss_weight=weight, head_dropout=0.0).train()
+        torch.manual_seed(1)  # the same bridge draws for both
+        losses[weight] = model(pooled_layer_features=features, labels=labels).loss.item()
+    assert losses[1.0] > losses[0.0] + 0.1  # cross-entropy over 3 classes of an untrained head is about ln 3

@@ -40,7 +40,10 @@ def test_labels_outside_the_model_label_set_are_refused():
 
 def test_config_overrides_are_parsed_and_checked():
     assert parse_config_overrides("encoding_dim=64,pooling=mean_std") == {"encoding_dim": 64, "pooling": "mean_std"}
-    assert parse_config_overrides('scheduler_config={"bridge_sigma":0.5}') == {"scheduler_config": {"bridge_sigma": 0.5}}
+    assert parse_config_overrides('scheduler_config={"bridge_sigma":0.5,"mean_schedule_steepness":0},encoding_dim=8') == {
+        "scheduler_config": {"bridge_sigma": 0.5, "mean_schedule_steepness": 0},
+        "encoding_dim": 8,
+    }
     with pytest.raises(ValueError, match="Unknown GenSERConfig fields"):
         parse_config_overrides("encoding_size=64")
 

@@ -14,6 +14,7 @@ import dataclasses
 import json
 import logging
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -110,9 +111,11 @@ class DataTrainingArguments:
 
 
 def parse_config_overrides(overrides: str | None) -> dict:
-    """'a=1,b=x' -> {'a': 1, 'b': 'x'}; values are read as JSON when they parse, else kept as strings."""
+    """'a=1,b=x,c={"d":1,"e":2}' -> {'a': 1, 'b': 'x', 'c': {'d': 1, 'e': 2}}; values are read as JSON when they
+    parse, else kept as strings."""
     result = {}
-    for item in filter(None, (overrides or "").split(",")):
+    # Split only at commas that start a new `key=`, so JSON values may contain commas.
+    for item in filter(None, re.split(r",(?=\s*[A-Za-z_]\w*=)", overrides or "")):
         key, sep, value = item.partition("=")
         if not sep:
             raise ValueError(f"config_overrides entries must look like key=value, got {item!r}.")
