@@ -29,16 +29,22 @@ from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 
 
-def logistic_mean_schedule(t: torch.Tensor, steepness: float) -> torch.Tensor:
+def logistic_mean_schedule(t: float | torch.Tensor, steepness: float) -> float | torch.Tensor:
     """Logistic curve centred at t = 1/2, rescaled to run exactly from m(0) = 0 to m(1) = 1.
 
     ``steepness -> 0`` gives the linear schedule ``m(t) = t``; larger values keep ``x_t`` near the initial
-    sample for longer and move it to the terminal code around the middle of the trajectory.
+    sample for longer and move it to the terminal code around the middle of the trajectory. Works on tensors
+    (training) and on Python floats (the sampler's step coefficients, which must not depend on tensor values so
+    that `torch.export` can trace the sampling loop).
     """
     if steepness <= 0:
         return t
-    low, high = torch.sigmoid(torch.tensor(-steepness / 2)), torch.sigmoid(torch.tensor(steepness / 2))
-    return (torch.sigmoid(steepness * (t - 0.5)) - low) / (high - low)
+    if isinstance(t, torch.Tensor):
+        # The bounds in t's own precision, so that m(0) and m(1) come out exactly 0 and 1.
+        low, high = torch.sigmoid(t.new_tensor([-steepness / 2, steepness / 2]))
+        return (torch.sigmoid(steepness * (t - 0.5)) - low) / (high - low)
+    low, high = 1 / (1 + math.exp(steepness / 2)), 1 / (1 + math.exp(-steepness / 2))
+    return (1 / (1 + math.exp(-steepness * (t - 0.5))) - low) / (high - low)
 
 
 def bridge_variance_schedule(mean: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -82,10 +88,10 @@ class GenSERScheduler(SchedulerMixin, ConfigMixin):
             )
         self.set_timesteps(1)
 
-    def mean(self, timesteps: torch.Tensor) -> torch.Tensor:
+    def mean(self, timesteps: float | torch.Tensor) -> float | torch.Tensor:
         return logistic_mean_schedule(timesteps, self.config.mean_schedule_steepness)
 
-    def variance(self, timesteps: torch.Tensor) -> torch.Tensor:
+    def variance(self, timesteps: float | torch.Tensor) -> float | torch.Tensor:
         return bridge_variance_schedule(self.mean(timesteps), self.config.bridge_sigma)
 
     def set_timesteps(self, num_inference_steps: int, device: str | torch.device | None = None):
@@ -100,6 +106,15 @@ class GenSERScheduler(SchedulerMixin, ConfigMixin):
         self.time_grid = torch.linspace(0.0, 1.0, num_inference_steps + 1, device=device)
         self.timesteps = self.time_grid[:-1]
         self._step_index = None
+        self._begin_index = None
+
+    @property
+    def begin_index(self) -> int | None:
+        return self._begin_index
+
+    def set_begin_index(self, begin_index: int = 0):
+        """Where the next sampling loop starts, so `step` need not look its timestep up (as in diffusers)."""
+        self._begin_index = begin_index
 
     @property
     def step_index(self) -> int | None:
@@ -149,9 +164,10 @@ class GenSERScheduler(SchedulerMixin, ConfigMixin):
             variance_noise (`torch.Tensor`, *optional*): the posterior noise itself, broadcastable to ``sample``.
         """
         if self._step_index is None:
-            self._step_index = self.index_for_timestep(timestep)
-        m_t = self.mean(self.time_grid[self._step_index])
-        m_s = self.mean(self.time_grid[self._step_index + 1])
+            self._step_index = self._begin_index if self._begin_index is not None else self.index_for_timestep(timestep)
+        # Python floats, not tensors: the coefficients depend only on the step index.
+        m_t = self.mean(self._step_index / self.num_inference_steps)
+        m_s = self.mean((self._step_index + 1) / self.num_inference_steps)
         ratio = (m_s - m_t) / (1 - m_t)
         prev_sample = sample + ratio * (model_output - sample)
         posterior_variance = self.config.bridge_sigma**2 * (m_s - m_t) * (1 - m_s) / (1 - m_t)
@@ -160,7 +176,7 @@ class GenSERScheduler(SchedulerMixin, ConfigMixin):
                 variance_noise = randn_tensor(
                     sample.shape, generator=generator, device=sample.device, dtype=sample.dtype
                 )
-            prev_sample = prev_sample + math.sqrt(float(posterior_variance)) * variance_noise
+            prev_sample = prev_sample + math.sqrt(posterior_variance) * variance_noise
         self._step_index += 1
         if not return_dict:
             return (prev_sample, model_output)

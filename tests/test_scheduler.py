@@ -14,6 +14,29 @@ def test_mean_schedule_runs_from_zero_to_one_monotonically(steepness):
     assert (mean.diff() > 0).all()
 
 
+@pytest.mark.parametrize("steepness", [0.0, 8.0])
+def test_mean_schedule_on_floats_matches_tensors(steepness):
+    times = [0.0, 0.25, 0.5, 0.9, 1.0]
+    floats = [logistic_mean_schedule(t, steepness) for t in times]
+    assert floats[0] == 0.0 and floats[-1] == 1.0
+    assert floats == pytest.approx(logistic_mean_schedule(torch.tensor(times, dtype=torch.float64), steepness).tolist())
+
+
+def test_begin_index_gives_the_same_steps_as_the_timestep_lookup():
+    scheduler = GenSERScheduler()
+    sample, prediction, noise = torch.randn(3, 2, 8).unbind(0)
+    results = []
+    for begin_index in (None, 0):
+        scheduler.set_timesteps(4)
+        if begin_index is not None:
+            scheduler.set_begin_index(begin_index)
+        x = sample
+        for timestep in scheduler.timesteps:
+            x = scheduler.step(prediction, timestep, x, variance_noise=noise).prev_sample
+        results.append(x)
+    torch.testing.assert_close(results[0], results[1], rtol=0, atol=0)
+
+
 def test_bridge_variance_is_zero_at_both_ends():
     scheduler = GenSERScheduler(bridge_sigma=0.7)
     variance = scheduler.variance(torch.tensor([0.0, 0.5, 1.0]))
