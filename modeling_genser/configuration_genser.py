@@ -20,6 +20,10 @@ class GenSERConfig(PreTrainedConfig):
         for provenance; loading a saved Gen-SER model never reads it.
     freeze_encoder (`bool`, *optional*, defaults to `True`):
         Keep the encoder's weights fixed and run it without gradients; only the head trains.
+    trim_padding (`bool`, *optional*, defaults to `True`):
+        Run the encoder over the batch's longest real input only (by `attention_mask`). Whisper's feature extractor
+        pads every clip to 30 s and its encoder attends to that padding; trimming skips it (several times faster
+        on short clips) and changes the features, so a model must be used with the setting it was trained with.
     pooling (`"mean"` or `"mean_std"`, *optional*, defaults to `"mean"`):
         How each encoder layer's frames become one vector (padding frames excluded): their mean, or their mean
         and standard deviation concatenated.
@@ -70,12 +74,13 @@ class GenSERConfig(PreTrainedConfig):
 
     model_type = "genser"
     # The Trainer keeps only the logits as predictions.
-    keys_to_ignore_at_inference = ["generated", "trajectory"]
+    keys_to_ignore_at_inference = ["generated", "trajectory", "sample_logits"]
     sub_configs_defaults = {"encoder_config": SubConfigSpec(config_class=AutoConfig, model_type="wav2vec2")}
 
     encoder_config: dict | PreTrainedConfig | None = None
     encoder_name_or_path: str | None = None
     freeze_encoder: bool = True
+    trim_padding: bool = True
     pooling: Literal["mean", "mean_std"] = "mean"
     layer_aggregation: Literal["weighted_sum", "concat"] = "weighted_sum"
     condition_dropout: float = 0.0

@@ -11,6 +11,8 @@ Training is *target matching*: the denoiser sees a bridge sample ``x_t`` between
 code, and regresses the class code itself with a mean squared error.
 """
 
+import math
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -20,6 +22,7 @@ from torch import nn
 from transformers import AutoConfig, AutoModel, PreTrainedModel
 from transformers import initialization as init
 from transformers.modeling_outputs import SequenceClassifierOutput
+from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
 from .configuration_genser import GenSERConfig
 from .scheduling_genser import GenSERScheduler
@@ -33,14 +36,19 @@ class GenSEROutput(SequenceClassifierOutput):
         loss (`torch.FloatTensor` of shape `()`, *optional*): target-matching loss, returned when `labels` are given.
         logits (`torch.FloatTensor` of shape `(batch_size, num_labels)`):
             Cosine similarities of the generated vectors to every class code, divided by `similarity_temperature`.
+            With several samples per clip, the log of their mean softmax, so a softmax of `logits` gives the
+            samples' averaged class probabilities.
         generated (`torch.FloatTensor` of shape `(batch_size, encoding_dim)`):
-            The terminal samples produced by the bridge.
+            The terminal samples produced by the bridge (from the first initial sample).
         trajectory (`torch.FloatTensor` of shape `(batch_size, num_inference_steps + 1, encoding_dim)`, *optional*):
             The bridge samples at every time of the schedule, initial sample first; with `output_trajectory=True`.
+        sample_logits (`torch.FloatTensor` of shape `(batch_size, num_samples, num_labels)`, *optional*):
+            The logits of every initial sample, when `num_samples > 1`; their spread is the model's uncertainty.
     """
 
     generated: torch.FloatTensor | None = None
     trajectory: torch.FloatTensor | None = None
+    sample_logits: torch.FloatTensor | None = None
 
 
 class GenSERResidualBlock(nn.Module):
@@ -148,6 +156,37 @@ class GenSERPreTrainedModel(PreTrainedModel):
             init.copy_(module.class_codes, module.terminal_codes())
 
 
+def whisper_input_stride(encoder: WhisperEncoder) -> int:
+    """Mel frames per encoder frame (2 for every Whisper size)."""
+    return encoder.conv1.stride[0] * encoder.conv2.stride[0]
+
+
+@contextmanager
+def whisper_input_frames(encoder: WhisperEncoder, num_frames: int):
+    """Lets a `WhisperEncoder` run on `num_frames` mel frames instead of the 3000 (30 s) it insists on.
+
+    Its attention has no padding mask, so the only way to keep the padding out of the computation (and out of the
+    real frames' context) is to drop it. The encoder checks the input length against
+    `config.max_source_positions` and adds all of its (fixed, untrained) position embeddings; for the duration of
+    the block it is lent the first `num_frames // 2` of them.
+    """
+    positions, max_positions = encoder.embed_positions, encoder.config.max_source_positions
+    num_positions = num_frames // whisper_input_stride(encoder)
+    encoder.embed_positions = nn.Embedding.from_pretrained(positions.weight[:num_positions], freeze=True)
+    encoder.config.max_source_positions = num_positions
+    try:
+        yield
+    finally:
+        encoder.embed_positions, encoder.config.max_source_positions = positions, max_positions
+
+
+def strided_frame_mask(attention_mask: torch.Tensor, num_frames: int) -> torch.Tensor:
+    """`(batch_size, num_frames)` booleans marking the frames of real input, for frames evenly strided over the
+    `(batch_size, input_length)` `attention_mask` (1 for real input)."""
+    frame_lengths = torch.ceil(attention_mask.sum(-1) * num_frames / attention_mask.shape[-1])
+    return torch.arange(num_frames, device=attention_mask.device)[None] < frame_lengths[:, None]
+
+
 def build_speech_encoder(encoder_config) -> PreTrainedModel:
     """The encoder part of any transformers speech model, randomly initialised from its config."""
     model = AutoModel.from_config(encoder_config)
@@ -221,15 +260,22 @@ class GenSERForAudioClassification(GenSERPreTrainedModel):
             return None
         if hasattr(self.encoder, "_get_feature_vector_attention_mask"):  # wav2vec2-style convolutional front ends
             return self.encoder._get_feature_vector_attention_mask(num_frames, attention_mask).bool()
-        # Otherwise (e.g. Whisper) frames are evenly strided over the input.
-        lengths = attention_mask.sum(-1)
-        frame_lengths = torch.ceil(lengths * num_frames / attention_mask.shape[-1])
-        return torch.arange(num_frames, device=attention_mask.device)[None] < frame_lengths[:, None]
+        return strided_frame_mask(attention_mask, num_frames)  # e.g. Whisper
+
+    def _trimmed_lengths(self, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Each clip's real input length, rounded up to the encoder's input stride: `(batch_size,)`."""
+        stride = whisper_input_stride(self.encoder) if isinstance(self.encoder, WhisperEncoder) else 1
+        lengths = (attention_mask.sum(-1) + stride - 1) // stride * stride
+        return lengths.clamp(min=stride, max=attention_mask.shape[-1])
 
     def pooled_layer_features(
         self, inputs: torch.Tensor, attention_mask: torch.Tensor | None = None
     ) -> torch.Tensor:
         """Runs the speech encoder once and pools every layer over its real frames.
+
+        With `config.trim_padding` the encoder never runs on padding: a wav2vec2-style batch is cut to its longest
+        clip (its attention masks the rest), while Whisper, whose attention has no padding mask, encodes every clip
+        at its own length (clips of equal length together), so a clip's features do not depend on its batch.
 
         Args:
             inputs (`torch.Tensor`): the encoder's main input, `(batch_size, num_samples)` waveforms or
@@ -240,8 +286,37 @@ class GenSERForAudioClassification(GenSERPreTrainedModel):
             Pooling and the weighted layer sum commute, so these features can be cached and fed back as
             `pooled_layer_features`.
         """
+        if attention_mask is not None and attention_mask.shape[-1] != inputs.shape[-1]:
+            # Whisper's feature extractor masks samples, not mel frames, unless `return_attention_mask=True` is
+            # passed at call time (setting it on the extractor is not enough).
+            attention_mask = strided_frame_mask(attention_mask, inputs.shape[-1]).to(attention_mask.dtype)
+        if not self.config.trim_padding or attention_mask is None:
+            return self._encode_and_pool(inputs, attention_mask)
+        lengths = self._trimmed_lengths(attention_mask)
+        distinct_lengths = lengths.unique().tolist()
+        if not isinstance(self.encoder, WhisperEncoder) or len(distinct_lengths) == 1:
+            length = distinct_lengths[-1]
+            return self._encode_and_pool(inputs[..., :length], attention_mask[:, :length])
+        pooled = None
+        for length in distinct_lengths:
+            rows = (lengths == length).nonzero().squeeze(1)
+            group = self._encode_and_pool(inputs[rows, ..., :length], attention_mask[rows, :length])
+            if pooled is None:
+                pooled = group.new_empty((inputs.shape[0], *group.shape[1:]))
+            pooled[rows] = group
+        return pooled
+
+    def _encode_and_pool(self, inputs: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+        """The encoder's hidden states of every layer, pooled over the real frames: `(batch_size, num_layers, hidden)`."""
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.config.freeze_encoder):
-            outputs = self.encoder(inputs, attention_mask=attention_mask, output_hidden_states=True)
+            full_length = isinstance(self.encoder, WhisperEncoder) and inputs.shape[-1] == (
+                self.encoder.config.max_source_positions * whisper_input_stride(self.encoder)
+            )
+            if isinstance(self.encoder, WhisperEncoder) and not full_length:
+                with whisper_input_frames(self.encoder, inputs.shape[-1]):
+                    outputs = self.encoder(inputs, attention_mask=attention_mask, output_hidden_states=True)
+            else:
+                outputs = self.encoder(inputs, attention_mask=attention_mask, output_hidden_states=True)
         hidden_states = torch.stack(outputs.hidden_states, dim=1)  # (batch, layers, frames, hidden)
         mask = self._frame_mask(attention_mask, hidden_states.shape[2])
         if mask is None:
@@ -271,40 +346,70 @@ class GenSERForAudioClassification(GenSERPreTrainedModel):
         prediction = self.denoiser(sample, timesteps, condition)
         loss = nn.functional.mse_loss(prediction, terminal)
         if self.config.similarity_loss_weight > 0:
-            logits = code_similarity(prediction, self.class_codes) / self.config.similarity_temperature
+            logits = self.similarity_logits(prediction)
             loss = loss + self.config.similarity_loss_weight * nn.functional.cross_entropy(logits, labels)
         return loss
+
+    def sampling_generator(self, device: torch.device) -> torch.Generator:
+        """The default source of inference draws: a generator seeded with `config.sampling_seed`."""
+        return torch.Generator(device=device).manual_seed(self.config.sampling_seed)
+
+    def sampling_noise(
+        self,
+        num_inference_steps: int,
+        generator: torch.Generator | None = None,
+        device: torch.device | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> torch.Tensor:
+        """The draws of one sampling run, `(num_inference_steps + 1, encoding_dim)`, from `generator` (default:
+        [`~GenSERForAudioClassification.sampling_generator`])."""
+        device = device if device is not None else self.device
+        generator = generator if generator is not None else self.sampling_generator(device)
+        shape = (num_inference_steps + 1, self.config.encoding_dim)
+        return randn_tensor(shape, generator=generator, device=device, dtype=dtype or self.dtype)
 
     def generate_codes(
         self,
         condition: torch.Tensor,
         num_inference_steps: int | None = None,
         generator: torch.Generator | None = None,
+        noise: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Runs the bridge from the initial distribution to the terminal one.
 
         Every draw (initial sample, step noise) is one vector shared by the whole batch, so a clip's prediction
-        does not depend on what it is batched with. Without a `generator`, draws are seeded with
-        `config.sampling_seed`, so inference is reproducible.
+        does not depend on what it is batched with. Without `noise` or a `generator`, draws come from
+        [`~GenSERForAudioClassification.sampling_generator`], so inference is reproducible.
 
         Args:
             condition (`torch.Tensor` of shape `(batch_size, condition_dim)`)
+            noise (`torch.Tensor` of shape `(num_inference_steps + 1, encoding_dim)`, *optional*):
+                The draws themselves, standard Gaussian: the initial sample's, then each step's posterior noise.
         Returns:
             `torch.Tensor` of shape `(batch_size, num_inference_steps + 1, encoding_dim)`: the trajectory, whose
             last entry is the generated vector.
         """
-        if generator is None:
-            generator = torch.Generator(device=condition.device).manual_seed(self.config.sampling_seed)
-        self.scheduler.set_timesteps(num_inference_steps or self.config.num_inference_steps, device=condition.device)
-        shape = (1, self.config.encoding_dim)
-        draw = lambda: randn_tensor(shape, generator=generator, device=condition.device, dtype=condition.dtype)  # noqa: E731
-        sample = self.initial_sample(condition, draw())
+        num_inference_steps = num_inference_steps or self.config.num_inference_steps
+        if noise is None:
+            noise = self.sampling_noise(num_inference_steps, generator, condition.device, condition.dtype)
+        elif noise.shape != (num_inference_steps + 1, self.config.encoding_dim):
+            raise ValueError(
+                f"noise must have shape (num_inference_steps + 1, encoding_dim) = "
+                f"{(num_inference_steps + 1, self.config.encoding_dim)}, got {tuple(noise.shape)}."
+            )
+        self.scheduler.set_timesteps(num_inference_steps, device=condition.device)
+        self.scheduler.set_begin_index(0)
+        sample = self.initial_sample(condition, noise[:1])
         trajectory = [sample]
-        for timestep in self.scheduler.timesteps:
+        for index, timestep in enumerate(self.scheduler.timesteps):
             prediction = self.denoiser(sample, timestep.expand(condition.shape[0]).to(condition.dtype), condition)
-            sample = self.scheduler.step(prediction, timestep, sample, variance_noise=draw()).prev_sample
+            sample = self.scheduler.step(prediction, timestep, sample, variance_noise=noise[index + 1 : index + 2]).prev_sample
             trajectory.append(sample)
         return torch.stack(trajectory, dim=1)
+
+    def similarity_logits(self, generated: torch.Tensor) -> torch.Tensor:
+        """`(batch_size, num_labels)` cosine similarities of generated vectors to the class codes, over the temperature."""
+        return code_similarity(generated, self.class_codes) / self.config.similarity_temperature
 
     def forward(
         self,
@@ -315,6 +420,7 @@ class GenSERForAudioClassification(GenSERPreTrainedModel):
         labels: torch.Tensor | None = None,
         num_inference_steps: int | None = None,
         generator: torch.Generator | None = None,
+        num_samples: int = 1,
         output_trajectory: bool = False,
         return_dict: bool | None = None,
         **kwargs,
@@ -334,6 +440,10 @@ class GenSERForAudioClassification(GenSERPreTrainedModel):
             Sampling steps; defaults to `config.num_inference_steps`.
         generator (`torch.Generator`, *optional*):
             Source of the initial sample and step noise; defaults to one seeded with `config.sampling_seed`.
+        num_samples (`int`, *optional*, defaults to 1):
+            Initial samples drawn per clip (one after the other from `generator`). With more than one, `logits` is
+            the log of their mean softmax and `sample_logits` holds each sample's logits: how far the samples agree
+            is the model's uncertainty. Only the head runs again per sample, never the encoder.
         output_trajectory (`bool`, *optional*, defaults to `False`):
             Also return every bridge sample of the schedule.
         """
@@ -355,12 +465,24 @@ class GenSERForAudioClassification(GenSERPreTrainedModel):
             output = GenSEROutput(loss=loss)
             return output if return_dict else output.to_tuple()
 
-        trajectory = self.generate_codes(condition, num_inference_steps, generator)
-        generated = trajectory[:, -1]
-        logits = code_similarity(generated, self.class_codes) / self.config.similarity_temperature
+        if not isinstance(num_samples, int) or num_samples < 1:
+            raise ValueError(f"num_samples must be a positive integer, got {num_samples!r}.")
+        generator = generator if generator is not None else self.sampling_generator(condition.device)
+        trajectories = [self.generate_codes(condition, num_inference_steps, generator) for _ in range(num_samples)]
+        sample_logits = torch.stack(
+            [self.similarity_logits(trajectory[:, -1]) for trajectory in trajectories], dim=1
+        )  # (batch, samples, labels)
+        if num_samples == 1:
+            logits, sample_logits = sample_logits[:, 0], None
+        else:
+            logits = sample_logits.log_softmax(-1).logsumexp(dim=1) - math.log(num_samples)
 
         output = GenSEROutput(
-            loss=loss, logits=logits, generated=generated, trajectory=trajectory if output_trajectory else None
+            loss=loss,
+            logits=logits,
+            generated=trajectories[0][:, -1],
+            trajectory=trajectories[0] if output_trajectory else None,
+            sample_logits=sample_logits,
         )
         return output if return_dict else output.to_tuple()
 

@@ -4,7 +4,7 @@
 A clip's entry is its per-layer pooled features (`GenSERForAudioClassification.pooled_layer_features`), which
 are all the head needs: pooling and the learnable layer sum commute. Entries live in
 ``cache_dir/<encoder key>/<audio key>.safetensors``, where the encoder key hashes the encoder's config and weights,
-the feature extractor's settings and the pooling, and the audio key hashes the decoded samples. A changed
+the feature extractor's settings, the pooling and the padding trim, and the audio key hashes the decoded samples. A changed
 encoder or clip therefore never reads a stale entry, and a second run reads instead of recomputing.
 """
 
@@ -24,7 +24,7 @@ def encoder_key(model, feature_extractor) -> str:
     digest = hashlib.sha256()
     digest.update(model.config.encoder_config.to_json_string(use_diff=False).encode())
     digest.update(json.dumps(feature_extractor.to_dict(), sort_keys=True, default=str).encode())
-    digest.update(model.config.pooling.encode())
+    digest.update(f"{model.config.pooling} trim_padding={model.config.trim_padding}".encode())
     for name, tensor in sorted(model.encoder.state_dict().items()):
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
