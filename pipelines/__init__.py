@@ -2,8 +2,8 @@
 """Registers Gen-SER with `transformers.pipeline("audio-classification", ...)`.
 
 `import modeling_genser` alone already lets the stock pipeline load Gen-SER models. Importing this package also makes
-the "audio-classification" task use `GenSERAudioClassificationPipeline`, which adds Gen-SER's sampling controls
-(`num_inference_steps`, `seed`) and behaves like the stock pipeline for every other model.
+the "audio-classification" task use `GenSERAudioClassificationPipeline`: the stock pipeline plus windowing of long
+audio, label masking, robust input handling and, for Gen-SER models, sampling controls and agreement across samples.
 """
 
 from transformers.pipelines import PIPELINE_REGISTRY

@@ -1,45 +1,179 @@
 # Copyright 2026 The Gen-SER authors. Licensed under the Apache License, Version 2.0.
-"""The audio-classification pipeline with Gen-SER's sampling controls."""
-
-import sys
+"""The audio-classification pipeline for real recordings: long audio, uncertainty, label masking, robust input."""
 
 import torch
 from transformers import AudioClassificationPipeline
+from transformers.pipelines.base import ChunkPipeline
 
 from modeling_genser import GenSERForAudioClassification
 
+from .audio_input import load_audio
 
-class GenSERAudioClassificationPipeline(AudioClassificationPipeline):
-    """`AudioClassificationPipeline` that also accepts Gen-SER's sampling options, at construction or call time:
 
-    - `num_inference_steps` (`int`): bridge sampling steps (default: the model's `config.num_inference_steps`);
-    - `seed` (`int`): seed of the initial sample (default: the model's `config.sampling_seed`).
+class GenSERAudioClassificationPipeline(ChunkPipeline, AudioClassificationPipeline):
+    """`AudioClassificationPipeline` for real recordings. On top of the stock options (`top_k`, `function_to_apply`,
+    `batch_size`) it takes, at construction or call time:
 
-    It also accepts `datasets` audio values (torchcodec `AudioDecoder`s), which the stock pipeline of
-    transformers 5.23 passes on as a 2-D tensor and rejects; multi-channel audio is averaged to mono.
-    For any other model it behaves like the stock pipeline.
+    - `segment_length_s` (`float`, default 30) and `segment_hop_s` (`float`, default `segment_length_s`): audio
+      longer than the window is classified window by window, so memory stays bounded whatever the length; the
+      scores are the windows' scores averaged with their durations as weights;
+    - `return_segments` (`bool`, default `False`): return `{"scores": [...], "segments": [{"start", "end",
+      "scores"}, ...]}` (times in seconds) instead of the list of scores;
+    - `candidate_labels` (`list[str]`): restrict the prediction to these labels (the softmax runs over them only);
+    - Gen-SER models only: `num_inference_steps` (bridge sampling steps, default the model's), `seed` (of the
+      sampling draws, default the model's `config.sampling_seed`), and `num_samples` (initial samples per clip,
+      default 1): with more than one, each label also gets an `"agreement"`, the share of samples that voted for it.
+
+    Input can be a file path, file bytes, a waveform (numpy or torch; int PCM is scaled, up to 8 channels are
+    averaged) with or without `{"array"/"raw", "sampling_rate"}` (any rate, resampled), or a `datasets` audio value;
+    clips under 0.1 s are padded with silence. Bad input (missing or undecodable file, empty audio, NaN/Inf
+    samples) raises an error saying what to fix. For models other than Gen-SER it behaves like the stock pipeline
+    plus the options above that are not Gen-SER's.
     """
 
-    def preprocess(self, inputs):
-        torchcodec = sys.modules.get("torchcodec")  # an AudioDecoder input means torchcodec is already imported
-        if torchcodec is not None and isinstance(inputs, torchcodec.decoders.AudioDecoder):
-            samples = inputs.get_all_samples()
-            inputs = {"array": samples.data.mean(dim=0).numpy(), "sampling_rate": samples.sample_rate}
-        return super().preprocess(inputs)
+    def _sanitize_parameters(
+        self,
+        top_k=None,
+        function_to_apply=None,
+        segment_length_s=None,
+        segment_hop_s=None,
+        return_segments=None,
+        candidate_labels=None,
+        num_inference_steps=None,
+        seed=None,
+        num_samples=None,
+        **kwargs,
+    ):
+        _, _, postprocess_params = super()._sanitize_parameters(
+            top_k=top_k, function_to_apply=function_to_apply, **kwargs
+        )
+        preprocess_params = {}
+        if segment_length_s is not None:
+            if segment_length_s <= 0:
+                raise ValueError(f"segment_length_s must be positive, got {segment_length_s}.")
+            preprocess_params["segment_length_s"] = segment_length_s
+        if segment_hop_s is not None:
+            if segment_hop_s <= 0:
+                raise ValueError(f"segment_hop_s must be positive, got {segment_hop_s}.")
+            preprocess_params["segment_hop_s"] = segment_hop_s
+        if return_segments is not None:
+            postprocess_params["return_segments"] = return_segments
+        if candidate_labels is not None:
+            postprocess_params["label_ids"] = self._label_ids(candidate_labels)
+        if top_k is None and "label_ids" in postprocess_params:
+            postprocess_params["top_k"] = len(postprocess_params["label_ids"])
 
-    def _sanitize_parameters(self, num_inference_steps=None, seed=None, **kwargs):
-        preprocess_params, forward_params, postprocess_params = super()._sanitize_parameters(**kwargs)
-        sampling = {"num_inference_steps": num_inference_steps, "seed": seed}
-        sampling = {name: value for name, value in sampling.items() if value is not None}
-        if sampling and not isinstance(self.model, GenSERForAudioClassification):
+        sampling = {"num_inference_steps": num_inference_steps, "seed": seed, "num_samples": num_samples}
+        forward_params = {name: value for name, value in sampling.items() if value is not None}
+        if forward_params and not isinstance(self.model, GenSERForAudioClassification):
             raise ValueError(
-                f"{sorted(sampling)} only apply to Gen-SER models, not to {type(self.model).__name__}; remove them."
+                f"{sorted(forward_params)} only apply to Gen-SER models, not to {type(self.model).__name__}; "
+                "remove them."
             )
-        forward_params.update(sampling)
+        if num_samples is not None and (not isinstance(num_samples, int) or num_samples < 1):
+            raise ValueError(f"num_samples must be a positive integer, got {num_samples!r}.")
         return preprocess_params, forward_params, postprocess_params
 
-    def _forward(self, model_inputs, num_inference_steps=None, seed=None):
-        generator = None if seed is None else torch.Generator(device=self.device).manual_seed(seed)
+    def _label_ids(self, candidate_labels) -> list[int]:
+        if isinstance(candidate_labels, str):
+            candidate_labels = [candidate_labels]
+        label2id = self.model.config.label2id
+        unknown = [label for label in candidate_labels if label not in label2id]
+        if unknown or not candidate_labels:
+            raise ValueError(
+                f"candidate_labels must be a non-empty subset of the model's labels {sorted(label2id)}; "
+                f"unknown: {unknown}."
+            )
+        return sorted({label2id[label] for label in candidate_labels})
+
+    def preprocess(self, inputs, segment_length_s=30.0, segment_hop_s=None):
+        """Yields the model inputs of every window of the clip, with its `start`/`end` (seconds)."""
+        sampling_rate = self.feature_extractor.sampling_rate
+        audio = load_audio(inputs, sampling_rate)
+        window = max(1, round(segment_length_s * sampling_rate))
+        max_window = getattr(self.feature_extractor, "n_samples", None)  # Whisper's extractor cuts input at 30 s
+        if max_window is not None and window > max_window:
+            raise ValueError(
+                f"segment_length_s={segment_length_s} is longer than the {max_window / sampling_rate:g} s this "
+                "model's feature extractor accepts; pass a shorter segment_length_s."
+            )
+        hop = max(1, round((segment_hop_s or segment_length_s) * sampling_rate))
+        start = 0
+        while True:
+            end = min(start + window, audio.shape[0])
+            segment = self.feature_extractor(
+                audio[start:end], sampling_rate=sampling_rate, return_tensors="pt"
+            )
+            if self.dtype is not None:
+                segment = segment.to(dtype=self.dtype)
+            is_last = end == audio.shape[0]
+            yield {"is_last": is_last, "start": start / sampling_rate, "end": end / sampling_rate, **segment}
+            if is_last:
+                return
+            start += hop
+
+    def _forward(self, model_inputs, num_inference_steps=None, seed=None, num_samples=None):
+        segment = {key: model_inputs.pop(key) for key in ("is_last", "start", "end")}
         if isinstance(self.model, GenSERForAudioClassification):
-            return self.model(**model_inputs, num_inference_steps=num_inference_steps, generator=generator)
-        return self.model(**model_inputs)
+            generator = None if seed is None else torch.Generator(device=self.device).manual_seed(seed)
+            outputs = self.model(
+                **model_inputs, num_inference_steps=num_inference_steps, generator=generator, num_samples=num_samples or 1
+            )
+            segment["sample_logits"] = outputs.sample_logits
+        else:
+            outputs = self.model(**model_inputs)
+        return {**segment, "logits": outputs.logits}
+
+    def _scores(self, logits: torch.Tensor, function_to_apply: str) -> torch.Tensor:
+        if function_to_apply == "softmax":
+            return logits.softmax(-1)
+        if function_to_apply == "sigmoid":
+            return logits.sigmoid()
+        return logits
+
+    def _label_scores(self, probabilities, agreement, label_ids, top_k) -> list[dict]:
+        scores, order = probabilities.topk(min(top_k, len(label_ids)))
+        results = []
+        for score, index in zip(scores.tolist(), order.tolist()):
+            result = {"score": score, "label": self.model.config.id2label[label_ids[index]]}
+            if agreement is not None:
+                result["agreement"] = agreement[index].item()
+            results.append(result)
+        return results
+
+    def postprocess(self, model_outputs, top_k=5, function_to_apply=None, return_segments=False, label_ids=None):
+        """Scores every window over the candidate labels, then averages the windows weighted by duration."""
+        config = self.model.config
+        if function_to_apply is None:
+            function_to_apply = {"regression": "none", "multi_label_classification": "sigmoid"}.get(
+                config.problem_type, "softmax"
+            )
+        label_ids = label_ids if label_ids is not None else list(range(config.num_labels))
+        segments = []
+        for output in model_outputs:
+            sample_logits = output.get("sample_logits")
+            if sample_logits is None:
+                probabilities, agreement = self._scores(output["logits"][0, label_ids].float(), function_to_apply), None
+            else:
+                sample_logits = sample_logits[0][:, label_ids].float()  # (samples, labels)
+                probabilities = self._scores(sample_logits, function_to_apply).mean(0)
+                votes = sample_logits.argmax(-1)
+                agreement = torch.bincount(votes, minlength=len(label_ids)).float() / votes.numel()
+            segments.append((output["start"], output["end"], probabilities, agreement))
+
+        durations = torch.tensor([end - start for start, end, _, _ in segments])
+        weights = durations / durations.sum()
+        probabilities = sum(weight * segment[2] for weight, segment in zip(weights, segments))
+        agreement = None
+        if segments[0][3] is not None:
+            agreement = sum(weight * segment[3] for weight, segment in zip(weights, segments))
+        scores = self._label_scores(probabilities, agreement, label_ids, top_k)
+        if not return_segments:
+            return scores
+        return {
+            "scores": scores,
+            "segments": [
+                {"start": start, "end": end, "scores": self._label_scores(probs, shares, label_ids, top_k)}
+                for start, end, probs, shares in segments
+            ],
+        }

@@ -1,0 +1,108 @@
+# Copyright 2026 The Gen-SER authors. Licensed under the Apache License, Version 2.0.
+"""Turns whatever a user hands the pipeline into one clean mono float32 waveform at the model's sampling rate.
+
+Every problem is reported here, as a `ValueError`/`TypeError`/`FileNotFoundError` that says what was wrong and
+what to do, instead of surfacing later as a shape or NaN error deep inside the encoder.
+"""
+
+import os
+import sys
+
+import numpy as np
+import torch
+import torchaudio.functional
+from transformers.pipelines.audio_classification import ffmpeg_read
+
+# Shorter clips are padded with silence to this length: a wav2vec2-style front end needs 400 samples (25 ms) before
+# it yields a single frame, and 0.1 s gives every supported encoder a few frames.
+MIN_DURATION_S = 0.1
+# A 2-D array whose smaller side is at most this is read as (channels, samples) or (samples, channels).
+MAX_CHANNELS = 8
+
+
+def decode_audio_file(path: str | os.PathLike, sampling_rate: int) -> np.ndarray:
+    """Decodes an audio file with ffmpeg into mono float32 at `sampling_rate`."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"Audio file not found: {path!r}. Pass the path of an existing audio file.")
+    with open(path, "rb") as file:
+        payload = file.read()
+    try:
+        return ffmpeg_read(payload, sampling_rate)
+    except ValueError as error:
+        if "ffmpeg was not found" in str(error):
+            raise ValueError(f"Decoding {path!r} needs the ffmpeg binary: install ffmpeg (e.g. apt install ffmpeg).")
+        raise ValueError(
+            f"Could not decode any audio from {path!r}: the file is corrupted, empty or not an audio file."
+        ) from None
+
+
+def to_mono_float(array, source: str = "audio") -> np.ndarray:
+    """Checks a waveform and returns it as 1-D float32: integer samples are scaled to [-1, 1), multi-channel audio
+    (up to `MAX_CHANNELS` channels, either layout) is averaged to mono."""
+    if isinstance(array, torch.Tensor):
+        array = array.detach().cpu().numpy()
+    if not isinstance(array, np.ndarray):
+        raise TypeError(
+            f"Expected the {source} as a numpy array or torch tensor, got {type(array).__name__}. Pass a file path, "
+            'a 1-D array, or {"array": ..., "sampling_rate": ...}.'
+        )
+    if np.issubdtype(array.dtype, np.integer):
+        info = np.iinfo(array.dtype)
+        array = (array.astype(np.float64) - (info.max + 1 + info.min) / 2) / ((info.max - info.min + 1) / 2)
+    elif not np.issubdtype(array.dtype, np.floating):
+        raise TypeError(f"The {source} has samples of dtype {array.dtype}; pass float or integer PCM samples.")
+    if array.ndim == 2:
+        channel_axis = int(np.argmin(array.shape))
+        if array.shape[channel_axis] > MAX_CHANNELS:
+            raise ValueError(
+                f"The {source} has shape {array.shape}: neither side looks like a channel count (at most "
+                f"{MAX_CHANNELS}). Pass a 1-D waveform or a (channels, samples) array."
+            )
+        array = array.mean(axis=channel_axis)
+    elif array.ndim != 1:
+        raise ValueError(f"The {source} has shape {array.shape}; pass a 1-D waveform or a (channels, samples) array.")
+    if array.size == 0:
+        raise ValueError(f"The {source} is empty (0 samples); pass at least a fraction of a second of audio.")
+    bad = ~np.isfinite(array)
+    if bad.any():
+        raise ValueError(
+            f"The {source} contains {int(bad.sum())} NaN or infinite sample(s) out of {array.size}; replace them "
+            "(e.g. np.nan_to_num) before classifying."
+        )
+    return array.astype(np.float32, copy=False)
+
+
+def load_audio(inputs, sampling_rate: int) -> np.ndarray:
+    """Any pipeline input (file path, file bytes, array, `{"array"/"raw", "sampling_rate"}`, `datasets` audio value)
+    as a 1-D float32 waveform at `sampling_rate`, at least `MIN_DURATION_S` long (padded with silence)."""
+    source_rate = sampling_rate
+    torchcodec = sys.modules.get("torchcodec")  # an AudioDecoder input means torchcodec is already imported
+    if torchcodec is not None and isinstance(inputs, torchcodec.decoders.AudioDecoder):
+        samples = inputs.get_all_samples()
+        inputs = {"array": samples.data, "sampling_rate": samples.sample_rate}
+    if isinstance(inputs, (str, os.PathLike)):
+        array = decode_audio_file(inputs, sampling_rate)
+    elif isinstance(inputs, bytes):
+        try:
+            array = ffmpeg_read(inputs, sampling_rate)
+        except ValueError:
+            raise ValueError("Could not decode any audio from the given bytes: they are not an audio file.") from None
+    elif isinstance(inputs, dict):
+        array = inputs["raw"] if "raw" in inputs else inputs.get("array")
+        source_rate = inputs.get("sampling_rate")
+        if array is None or source_rate is None:
+            raise ValueError(
+                f'A dict input needs an "array" (or "raw") waveform and its "sampling_rate"; got keys {sorted(inputs)}.'
+            )
+        if not isinstance(source_rate, (int, np.integer)) or source_rate <= 0:
+            raise ValueError(f"sampling_rate must be a positive integer (Hz), got {source_rate!r}.")
+    else:
+        array = inputs  # a bare array is taken to be at the model's sampling rate, as in transformers' pipelines
+    array = to_mono_float(array)
+    if source_rate != sampling_rate:
+        array = torchaudio.functional.resample(torch.from_numpy(array), int(source_rate), sampling_rate).numpy()
+    min_length = int(np.ceil(MIN_DURATION_S * sampling_rate))
+    if array.shape[0] < min_length:
+        array = np.pad(array, (0, min_length - array.shape[0]))
+    return array

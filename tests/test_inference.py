@@ -1,0 +1,238 @@
+"""Inference for real recordings: bad input, long audio, batching, uncertainty, label masking, padding trim."""
+
+import numpy as np
+import pytest
+import torch
+from transformers import WhisperFeatureExtractor, pipeline
+
+from conftest import SAMPLING_RATE, tiny_whisper_config, tone
+from modeling_genser import GenSERConfig, GenSERForAudioClassification
+from test_pipeline import LABELS, assert_valid_scores, save_genser
+from training.synthetic_corpus import write_wav
+
+
+@pytest.fixture(scope="module")
+def classifier(tmp_path_factory):
+    return pipeline("audio-classification", model=str(save_genser(tmp_path_factory.mktemp("genser"))), device="cpu")
+
+
+@pytest.fixture(scope="module")
+def whisper_classifier(tmp_path_factory):
+    torch.manual_seed(0)
+    config = GenSERConfig(
+        encoder_config=tiny_whisper_config(), id2label=LABELS, label2id={v: k for k, v in LABELS.items()}
+    )
+    directory = save_genser(
+        tmp_path_factory.mktemp("genser-whisper"),
+        model=GenSERForAudioClassification(config),
+        feature_extractor=WhisperFeatureExtractor(feature_size=80, return_attention_mask=True),
+    )
+    return pipeline("audio-classification", model=str(directory), device="cpu")
+
+
+def scores_by_label(result) -> dict[str, float]:
+    return {item["label"]: item["score"] for item in result}
+
+
+def assert_distribution(result):
+    assert_valid_scores(result, len(LABELS))
+    assert sum(item["score"] for item in result) == pytest.approx(1.0, abs=1e-5)
+
+
+# --- bad input ---------------------------------------------------------------------------------------------------
+
+
+def corrupted_wav(directory):
+    path = directory / "corrupted.wav"
+    write_wav(path, tone(300.0))
+    payload = bytearray(path.read_bytes())
+    payload[:64] = np.random.default_rng(0).integers(0, 256, 64, dtype=np.uint8).tobytes()
+    path.write_bytes(bytes(payload[:200]))
+    return str(path)
+
+
+def text_file(directory):
+    path = directory / "notes.wav"
+    path.write_text("this is not audio\n" * 50)
+    return str(path)
+
+
+BAD_INPUTS = {
+    "empty array": (lambda _: np.zeros(0, dtype=np.float32), ValueError, "empty"),
+    "empty dict audio": (lambda _: {"array": np.zeros(0), "sampling_rate": 8000}, ValueError, "empty"),
+    "NaN samples": (lambda _: np.where(np.arange(16000) == 5, np.nan, tone(300.0)), ValueError, "NaN or infinite"),
+    "Inf samples": (lambda _: np.where(np.arange(16000) == 5, np.inf, tone(300.0)), ValueError, "NaN or infinite"),
+    "missing file": (lambda d: str(d / "nowhere.wav"), FileNotFoundError, "Audio file not found"),
+    "corrupted file": (corrupted_wav, ValueError, "Could not decode any audio"),
+    "non-audio file": (text_file, ValueError, "Could not decode any audio"),
+    "3-D array": (lambda _: np.zeros((2, 2, 16000), dtype=np.float32), ValueError, "1-D waveform"),
+    "no channel axis": (lambda _: np.zeros((100, 200), dtype=np.float32), ValueError, "channel count"),
+    "dict without rate": (lambda _: {"array": tone(300.0)}, ValueError, "sampling_rate"),
+    "negative rate": (lambda _: {"array": tone(300.0), "sampling_rate": -1}, ValueError, "positive integer"),
+    "string samples": (lambda _: np.array(["a", "b"]), TypeError, "dtype"),
+    "a list": (lambda _: [0.0, 0.1], TypeError, "numpy array or torch tensor"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+def test_bad_input_raises_a_clear_error(classifier, tmp_path, case):
+    make_input, error, message = BAD_INPUTS[case]
+    with pytest.raises(error, match=message):
+        classifier(make_input(tmp_path))
+
+
+def test_silence_and_very_short_clips_give_scores(classifier):
+    assert_distribution(classifier(np.zeros(SAMPLING_RATE, dtype=np.float32), top_k=None))
+    assert_distribution(classifier(tone(300.0, seconds=0.1), top_k=None))
+    # Shorter than the encoder's receptive field: padded with silence to 0.1 s.
+    short = tone(300.0, seconds=0.01)
+    padded = np.pad(short, (0, int(0.1 * SAMPLING_RATE) - len(short)))
+    assert classifier(short, top_k=None) == classifier(padded, top_k=None)
+
+
+def test_multichannel_audio_is_averaged_in_either_layout(classifier):
+    left, right = tone(300.0), tone(450.0, seed=1)
+    mono = classifier((left + right) / 2, top_k=None)
+    for stereo in (np.stack([left, right]), np.stack([left, right], axis=1), torch.from_numpy(np.stack([left, right]))):
+        result = classifier({"array": stereo, "sampling_rate": SAMPLING_RATE}, top_k=None)
+        assert scores_by_label(result) == pytest.approx(scores_by_label(mono), abs=1e-5)
+
+
+def test_int16_samples_are_scaled(classifier):
+    audio = tone(300.0)
+    pcm = np.round(audio * 32767).astype(np.int16)
+    assert scores_by_label(classifier(pcm, top_k=None)) == pytest.approx(
+        scores_by_label(classifier(pcm / 32768.0, top_k=None)), abs=1e-5
+    )
+
+
+@pytest.mark.parametrize("rate", [8000, 22050, 44100, 48000])
+def test_any_sampling_rate_is_resampled(classifier, rate):
+    seconds = 1.0
+    time = np.arange(int(seconds * rate)) / rate
+    audio = (0.3 * np.sin(2 * np.pi * 300.0 * time)).astype(np.float32)
+    native = (0.3 * np.sin(2 * np.pi * 300.0 * np.arange(SAMPLING_RATE) / SAMPLING_RATE)).astype(np.float32)
+    result = classifier({"array": audio, "sampling_rate": rate}, top_k=None)
+    assert_distribution(result)
+    assert scores_by_label(result) == pytest.approx(scores_by_label(classifier(native, top_k=None)), abs=0.02)
+
+
+# --- long audio ----------------------------------------------------------------------------------------------------
+
+
+def test_segments_are_classified_alone_and_averaged_by_duration(classifier):
+    audio = np.concatenate([tone(300.0, seconds=2.0), tone(700.0, seconds=2.0, seed=1), tone(300.0, seconds=1.0)])
+    result = classifier(audio, top_k=None, segment_length_s=2.0, return_segments=True)
+    assert [(s["start"], s["end"]) for s in result["segments"]] == [(0.0, 2.0), (2.0, 4.0), (4.0, 5.0)]
+    expected = {label: 0.0 for label in LABELS.values()}
+    for segment in result["segments"]:
+        start, end = (int(t * SAMPLING_RATE) for t in (segment["start"], segment["end"]))
+        alone = scores_by_label(classifier(audio[start:end], top_k=None))
+        assert scores_by_label(segment["scores"]) == pytest.approx(alone, abs=1e-6)
+        for label, score in alone.items():
+            expected[label] += score * (segment["end"] - segment["start"]) / 5.0
+    assert scores_by_label(result["scores"]) == pytest.approx(expected, abs=1e-6)
+    assert_distribution(result["scores"])
+    # The default output is the aggregate alone, as the stock pipeline returns it.
+    assert classifier(audio, top_k=None, segment_length_s=2.0) == result["scores"]
+
+
+def test_overlapping_segments(classifier):
+    result = classifier(tone(300.0, seconds=3.0), segment_length_s=2.0, segment_hop_s=0.5, return_segments=True)
+    assert [(s["start"], s["end"]) for s in result["segments"]] == [(0.0, 2.0), (0.5, 2.5), (1.0, 3.0)]
+
+
+def test_ten_minute_recording_runs_in_bounded_windows(classifier):
+    seen = []
+    hook = classifier.model.encoder.register_forward_pre_hook(lambda module, args: seen.append(args[0].shape[-1]))
+    try:
+        audio = np.tile(tone(300.0, seconds=10.0), 60)  # 10 minutes
+        result = classifier(audio, top_k=None, return_segments=True)
+    finally:
+        hook.remove()
+    assert len(result["segments"]) == 20
+    assert result["segments"][-1]["end"] == pytest.approx(600.0)
+    assert max(seen) == 30 * SAMPLING_RATE  # never more than one 30 s window at a time
+    assert_distribution(result["scores"])
+
+
+def test_segment_length_beyond_whisper_window_is_refused(whisper_classifier):
+    with pytest.raises(ValueError, match="shorter segment_length_s"):
+        whisper_classifier(tone(300.0), segment_length_s=45.0)
+
+
+# --- batching ------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("family", ["wav2vec2", "whisper"])
+def test_batched_inference_matches_one_by_one(classifier, whisper_classifier, family):
+    pipe = classifier if family == "wav2vec2" else whisper_classifier
+    clips = [tone(300.0 + 50 * i, seconds=0.5 + 0.4 * i, seed=i) for i in range(5)]
+    batched = pipe(clips, batch_size=3, top_k=None)
+    for clip, result in zip(clips, batched):
+        assert scores_by_label(result) == pytest.approx(scores_by_label(pipe(clip, top_k=None)), abs=1e-5)
+
+
+def test_whisper_encodes_real_frames_only_and_keeps_30s_results():
+    torch.manual_seed(0)
+    config = GenSERConfig(encoder_config=tiny_whisper_config(), id2label=LABELS, label2id={v: k for k, v in LABELS.items()})
+    model = GenSERForAudioClassification(config).eval()
+    extractor = WhisperFeatureExtractor(feature_size=80, return_attention_mask=True)
+    seen = []
+    model.encoder.register_forward_pre_hook(lambda module, args: seen.append(args[0].shape[-1]))
+    full = extractor([tone(300.0, seconds=30.0)], sampling_rate=SAMPLING_RATE, return_tensors="pt")
+    with torch.no_grad():
+        trimmed = model.pooled_layer_features(full.input_features, full.attention_mask)
+        model.config.trim_padding = False
+        untrimmed = model.pooled_layer_features(full.input_features, full.attention_mask)
+        assert torch.allclose(trimmed, untrimmed, atol=1e-6)  # nothing to trim: identical
+
+        model.config.trim_padding = True
+        seen.clear()
+        short = extractor([tone(300.0, seconds=1.0)], sampling_rate=SAMPLING_RATE, return_tensors="pt")
+        model.pooled_layer_features(short.input_features, short.attention_mask)
+        assert seen == [100]  # 1 s = 100 mel frames instead of 3000
+
+
+# --- uncertainty ---------------------------------------------------------------------------------------------------
+
+
+def test_several_samples_report_agreement_and_are_reproducible(classifier):
+    audio = tone(300.0)
+    result = classifier(audio, top_k=None, num_samples=8)
+    assert_distribution(result)
+    assert all(0.0 <= item["agreement"] <= 1.0 for item in result)
+    assert sum(item["agreement"] for item in result) == pytest.approx(1.0)
+    assert classifier(audio, top_k=None, num_samples=8, seed=3) == classifier(audio, top_k=None, num_samples=8, seed=3)
+    assert classifier(audio, top_k=None, num_samples=8, seed=3) != result
+    assert "agreement" not in classifier(audio, top_k=None)[0]
+    with pytest.raises(ValueError, match="num_samples must be a positive integer"):
+        classifier(audio, num_samples=0)
+
+
+def test_sample_logits_average_into_logits(classifier):
+    model = classifier.model
+    inputs = classifier.feature_extractor(tone(300.0), sampling_rate=SAMPLING_RATE, return_tensors="pt")
+    with torch.no_grad():
+        output = model(**inputs, num_samples=4)
+        single = model(**inputs)
+    assert output.sample_logits.shape == (1, 4, len(LABELS))
+    assert torch.allclose(output.logits.softmax(-1), output.sample_logits.softmax(-1).mean(1), atol=1e-6)
+    # The first sample is the default single-sample prediction.
+    assert torch.allclose(output.sample_logits[:, 0], single.logits)
+
+
+# --- label-set masking -----------------------------------------------------------------------------------------------
+
+
+def test_candidate_labels_restrict_the_prediction(classifier):
+    audio = tone(300.0)
+    full = scores_by_label(classifier(audio, top_k=None))
+    restricted = classifier(audio, candidate_labels=["sadness", "anger"])
+    assert {item["label"] for item in restricted} == {"sadness", "anger"}
+    assert sum(item["score"] for item in restricted) == pytest.approx(1.0, abs=1e-5)
+    total = full["sadness"] + full["anger"]
+    assert scores_by_label(restricted) == pytest.approx({"sadness": full["sadness"] / total, "anger": full["anger"] / total}, abs=1e-5)
+    assert len(classifier(audio, candidate_labels=["sadness", "anger", "neutral"], top_k=1)) == 1
+    with pytest.raises(ValueError, match=r"subset of the model's labels .*unknown: \['boredom'\]"):
+        classifier(audio, candidate_labels=["sadness", "boredom"])
