@@ -12,7 +12,7 @@ code, and regresses the class code itself with a mean squared error.
 """
 
 import math
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -308,26 +308,25 @@ class GenSERForAudioClassification(GenSERPreTrainedModel):
 
     def _encode_and_pool(self, inputs: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
         """The encoder's hidden states of every layer, pooled over the real frames: `(batch_size, num_layers, hidden)`."""
-        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.config.freeze_encoder):
-            full_length = isinstance(self.encoder, WhisperEncoder) and inputs.shape[-1] == (
-                self.encoder.config.max_source_positions * whisper_input_stride(self.encoder)
-            )
-            if isinstance(self.encoder, WhisperEncoder) and not full_length:
-                with whisper_input_frames(self.encoder, inputs.shape[-1]):
-                    outputs = self.encoder(inputs, attention_mask=attention_mask, output_hidden_states=True)
-            else:
-                outputs = self.encoder(inputs, attention_mask=attention_mask, output_hidden_states=True)
-        hidden_states = torch.stack(outputs.hidden_states, dim=1)  # (batch, layers, frames, hidden)
-        mask = self._frame_mask(attention_mask, hidden_states.shape[2])
+        short_whisper_input = isinstance(self.encoder, WhisperEncoder) and inputs.shape[-1] != (
+            self.encoder.config.max_source_positions * whisper_input_stride(self.encoder)
+        )
+        input_frames = whisper_input_frames(self.encoder, inputs.shape[-1]) if short_whisper_input else nullcontext()
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.config.freeze_encoder), input_frames:
+            outputs = self.encoder(inputs, attention_mask=attention_mask, output_hidden_states=True)
+        batch_size, num_frames, _ = outputs.hidden_states[0].shape  # one (batch, frames, hidden) tensor per layer
+        mask = self._frame_mask(attention_mask, num_frames)
         if mask is None:
-            mask = torch.ones(hidden_states.shape[0], hidden_states.shape[2], dtype=torch.bool, device=hidden_states.device)
-        weights = mask[:, None, :, None].to(hidden_states.dtype)
-        counts = weights.sum(dim=2).clamp(min=1)
-        mean = (hidden_states * weights).sum(dim=2) / counts
+            mask = torch.ones(batch_size, num_frames, dtype=torch.bool, device=outputs.hidden_states[0].device)
+        # Pooling weights, (batch, 1, frames): a matmul per layer pools without copying the hidden states.
+        weights = mask[:, None, :].to(outputs.hidden_states[0].dtype)
+        weights = weights / weights.sum(-1, keepdim=True).clamp(min=1)
+        means = [(weights @ layer).squeeze(1) for layer in outputs.hidden_states]
+        pooled = torch.stack(means, dim=1)  # (batch, layers, hidden)
         if self.config.pooling == "mean":
-            return mean
-        variance = (((hidden_states - mean[:, :, None]) ** 2) * weights).sum(dim=2) / counts
-        return torch.cat([mean, variance.clamp(min=1e-8).sqrt()], dim=-1)
+            return pooled
+        variances = [(weights @ (layer - mean[:, None]) ** 2).squeeze(1) for layer, mean in zip(outputs.hidden_states, means)]
+        return torch.cat([pooled, torch.stack(variances, dim=1).clamp(min=1e-8).sqrt()], dim=-1)
 
     def initial_sample(self, condition: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """A draw from the initial distribution, given standard Gaussian `noise` broadcastable to the output."""
