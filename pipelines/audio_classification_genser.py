@@ -7,7 +7,7 @@ from transformers.pipelines.base import ChunkPipeline
 
 from modeling_genser import GenSERForAudioClassification
 
-from .audio_input import load_audio
+from .audio_input import load_audio, pad_to_min_duration
 
 
 class GenSERAudioClassificationPipeline(ChunkPipeline, AudioClassificationPipeline):
@@ -98,11 +98,17 @@ class GenSERAudioClassificationPipeline(ChunkPipeline, AudioClassificationPipeli
                 "model's feature extractor accepts; pass a shorter segment_length_s."
             )
         hop = max(1, round((segment_hop_s or segment_length_s) * sampling_rate))
+        if hop > window:
+            raise ValueError(
+                f"segment_hop_s={segment_hop_s} is longer than segment_length_s={segment_length_s}: the audio between "
+                "windows would be skipped. Pass a hop no longer than the window."
+            )
         start = 0
         while True:
             end = min(start + window, audio.shape[0])
+            # A window under 0.1 s (a very short clip, or the tail of a long one) is padded with silence.
             segment = self.feature_extractor(
-                audio[start:end], sampling_rate=sampling_rate, return_tensors="pt"
+                pad_to_min_duration(audio[start:end], sampling_rate), sampling_rate=sampling_rate, return_tensors="pt"
             )
             if self.dtype is not None:
                 segment = segment.to(dtype=self.dtype)

@@ -75,7 +75,7 @@ def to_mono_float(array, source: str = "audio") -> np.ndarray:
 
 def load_audio(inputs, sampling_rate: int) -> np.ndarray:
     """Any pipeline input (file path, file bytes, array, `{"array"/"raw", "sampling_rate"}`, `datasets` audio value)
-    as a 1-D float32 waveform at `sampling_rate`, at least `MIN_DURATION_S` long (padded with silence)."""
+    as a 1-D float32 waveform at `sampling_rate`."""
     source_rate = sampling_rate
     torchcodec = sys.modules.get("torchcodec")  # an AudioDecoder input means torchcodec is already imported
     if torchcodec is not None and isinstance(inputs, torchcodec.decoders.AudioDecoder):
@@ -102,7 +102,10 @@ def load_audio(inputs, sampling_rate: int) -> np.ndarray:
     array = to_mono_float(array)
     if source_rate != sampling_rate:
         array = torchaudio.functional.resample(torch.from_numpy(array), int(source_rate), sampling_rate).numpy()
-    min_length = int(np.ceil(MIN_DURATION_S * sampling_rate))
-    if array.shape[0] < min_length:
-        array = np.pad(array, (0, min_length - array.shape[0]))
     return array
+
+
+def pad_to_min_duration(array: np.ndarray, sampling_rate: int) -> np.ndarray:
+    """Pads a waveform shorter than `MIN_DURATION_S` with silence at the end."""
+    min_length = int(np.ceil(MIN_DURATION_S * sampling_rate))
+    return np.pad(array, (0, max(0, min_length - array.shape[0])))

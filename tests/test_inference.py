@@ -137,6 +137,20 @@ def test_segments_are_classified_alone_and_averaged_by_duration(classifier):
     assert classifier(audio, top_k=None, segment_length_s=2.0) == result["scores"]
 
 
+def test_a_tail_shorter_than_the_encoder_needs_is_padded(classifier):
+    audio = tone(300.0, seconds=2.01)  # the last window holds 0.01 s, under a pretrained wav2vec2's 400 samples
+    seen = []
+    hook = classifier.model.encoder.register_forward_pre_hook(lambda module, args: seen.append(args[0].shape[-1]))
+    try:
+        result = classifier(audio, segment_length_s=1.0, return_segments=True, top_k=None)
+    finally:
+        hook.remove()
+    assert seen == [SAMPLING_RATE, SAMPLING_RATE, SAMPLING_RATE // 10]  # the tail padded with silence to 0.1 s
+    times = [time for segment in result["segments"] for time in (segment["start"], segment["end"])]
+    assert times == pytest.approx([0.0, 1.0, 1.0, 2.0, 2.0, 2.01], abs=1e-3)
+    assert_distribution(result["scores"])
+
+
 def test_overlapping_segments(classifier):
     result = classifier(tone(300.0, seconds=3.0), segment_length_s=2.0, segment_hop_s=0.5, return_segments=True)
     assert [(s["start"], s["end"]) for s in result["segments"]] == [(0.0, 2.0), (0.5, 2.5), (1.0, 3.0)]
@@ -154,6 +168,11 @@ def test_ten_minute_recording_runs_in_bounded_windows(classifier):
     assert result["segments"][-1]["end"] == pytest.approx(600.0)
     assert max(seen) == 30 * SAMPLING_RATE  # never more than one 30 s window at a time
     assert_distribution(result["scores"])
+
+
+def test_hop_longer_than_the_window_is_refused(classifier):
+    with pytest.raises(ValueError, match="hop no longer than the window"):
+        classifier(tone(300.0, seconds=3.0), segment_length_s=1.0, segment_hop_s=2.0)
 
 
 def test_segment_length_beyond_whisper_window_is_refused(whisper_classifier):
