@@ -60,8 +60,6 @@ class GenSERAudioClassificationPipeline(ChunkPipeline, AudioClassificationPipeli
             postprocess_params["return_segments"] = return_segments
         if candidate_labels is not None:
             postprocess_params["label_ids"] = self._label_ids(candidate_labels)
-        if top_k is None and "label_ids" in postprocess_params:
-            postprocess_params["top_k"] = len(postprocess_params["label_ids"])
 
         sampling = {"num_inference_steps": num_inference_steps, "seed": seed, "num_samples": num_samples}
         forward_params = {name: value for name, value in sampling.items() if value is not None}
@@ -70,8 +68,6 @@ class GenSERAudioClassificationPipeline(ChunkPipeline, AudioClassificationPipeli
                 f"{sorted(forward_params)} only apply to Gen-SER models, not to {type(self.model).__name__}; "
                 "remove them."
             )
-        if num_samples is not None and (not isinstance(num_samples, int) or num_samples < 1):
-            raise ValueError(f"num_samples must be a positive integer, got {num_samples!r}.")
         return preprocess_params, forward_params, postprocess_params
 
     def _label_ids(self, candidate_labels) -> list[int]:
@@ -118,12 +114,12 @@ class GenSERAudioClassificationPipeline(ChunkPipeline, AudioClassificationPipeli
                 return
             start += hop
 
-    def _forward(self, model_inputs, num_inference_steps=None, seed=None, num_samples=None):
+    def _forward(self, model_inputs, num_inference_steps=None, seed=None, num_samples=1):
         segment = {key: model_inputs.pop(key) for key in ("is_last", "start", "end")}
         if isinstance(self.model, GenSERForAudioClassification):
             generator = None if seed is None else torch.Generator(device=self.device).manual_seed(seed)
             outputs = self.model(
-                **model_inputs, num_inference_steps=num_inference_steps, generator=generator, num_samples=num_samples or 1
+                **model_inputs, num_inference_steps=num_inference_steps, generator=generator, num_samples=num_samples
             )
             segment["sample_logits"] = outputs.sample_logits
         else:
