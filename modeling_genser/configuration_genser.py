@@ -21,9 +21,10 @@ class GenSERConfig(PreTrainedConfig):
     freeze_encoder (`bool`, *optional*, defaults to `True`):
         Keep the encoder's weights fixed and run it without gradients; only the head trains.
     trim_padding (`bool`, *optional*, defaults to `True`):
-        Run the encoder over the batch's longest real input only (by `attention_mask`). Whisper's feature extractor
-        pads every clip to 30 s and its encoder attends to that padding; trimming skips it (several times faster
-        on short clips) and changes the features, so a model must be used with the setting it was trained with.
+        Never run the encoder on padding (by `attention_mask`): a wav2vec2-style batch is cut to its longest clip,
+        and Whisper, whose feature extractor pads every clip to 30 s and whose encoder attends to that padding,
+        encodes each clip at its own length. Up to 15x faster on short clips (`BENCHMARKS.md`); it changes Whisper's
+        features, so a model must be used with the setting it was trained with.
     pooling (`"mean"` or `"mean_std"`, *optional*, defaults to `"mean"`):
         How each encoder layer's frames become one vector (padding frames excluded): their mean, or their mean
         and standard deviation concatenated.

@@ -20,21 +20,25 @@ MIN_DURATION_S = 0.1
 MAX_CHANNELS = 8
 
 
+def decode_audio_bytes(payload: bytes, sampling_rate: int, source: str = "the given bytes") -> np.ndarray:
+    """Decodes an audio file's contents with ffmpeg into mono float32 at `sampling_rate`."""
+    try:
+        return ffmpeg_read(payload, sampling_rate)
+    except ValueError as error:
+        if "ffmpeg was not found" in str(error):
+            raise ValueError(f"Decoding {source} needs the ffmpeg binary: install ffmpeg (e.g. apt install ffmpeg).")
+        raise ValueError(
+            f"Could not decode any audio from {source}: the file is corrupted, empty or not an audio file."
+        ) from None
+
+
 def decode_audio_file(path: str | os.PathLike, sampling_rate: int) -> np.ndarray:
     """Decodes an audio file with ffmpeg into mono float32 at `sampling_rate`."""
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"Audio file not found: {path!r}. Pass the path of an existing audio file.")
     with open(path, "rb") as file:
-        payload = file.read()
-    try:
-        return ffmpeg_read(payload, sampling_rate)
-    except ValueError as error:
-        if "ffmpeg was not found" in str(error):
-            raise ValueError(f"Decoding {path!r} needs the ffmpeg binary: install ffmpeg (e.g. apt install ffmpeg).")
-        raise ValueError(
-            f"Could not decode any audio from {path!r}: the file is corrupted, empty or not an audio file."
-        ) from None
+        return decode_audio_bytes(file.read(), sampling_rate, repr(path))
 
 
 def to_mono_float(array, source: str = "audio") -> np.ndarray:
@@ -84,10 +88,7 @@ def load_audio(inputs, sampling_rate: int) -> np.ndarray:
     if isinstance(inputs, (str, os.PathLike)):
         array = decode_audio_file(inputs, sampling_rate)
     elif isinstance(inputs, bytes):
-        try:
-            array = ffmpeg_read(inputs, sampling_rate)
-        except ValueError:
-            raise ValueError("Could not decode any audio from the given bytes: they are not an audio file.") from None
+        array = decode_audio_bytes(inputs, sampling_rate)
     elif isinstance(inputs, dict):
         array = inputs["raw"] if "raw" in inputs else inputs.get("array")
         source_rate = inputs.get("sampling_rate")

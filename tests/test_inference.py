@@ -65,6 +65,7 @@ BAD_INPUTS = {
     "missing file": (lambda d: str(d / "nowhere.wav"), FileNotFoundError, "Audio file not found"),
     "corrupted file": (corrupted_wav, ValueError, "Could not decode any audio"),
     "non-audio file": (text_file, ValueError, "Could not decode any audio"),
+    "non-audio bytes": (lambda _: b"this is not audio\n" * 50, ValueError, "Could not decode any audio from the given bytes"),
     "3-D array": (lambda _: np.zeros((2, 2, 16000), dtype=np.float32), ValueError, "1-D waveform"),
     "no channel axis": (lambda _: np.zeros((100, 200), dtype=np.float32), ValueError, "channel count"),
     "dict without rate": (lambda _: {"array": tone(300.0)}, ValueError, "sampling_rate"),
