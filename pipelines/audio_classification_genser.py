@@ -5,7 +5,7 @@ import torch
 from transformers import AudioClassificationPipeline
 from transformers.pipelines.base import ChunkPipeline
 
-from modeling_genser import GenSERForAudioClassification
+from modeling_genser import GenSERForAudioClassification, code_similarity
 
 from .audio_input import load_audio, pad_to_min_duration
 
@@ -22,7 +22,11 @@ class GenSERAudioClassificationPipeline(ChunkPipeline, AudioClassificationPipeli
     - `candidate_labels` (`list[str]`): restrict the prediction to these labels (the softmax runs over them only);
     - Gen-SER models only: `num_inference_steps` (bridge sampling steps, default the model's), `seed` (of the
       sampling draws, default the model's `config.sampling_seed`), and `num_samples` (initial samples per clip,
-      default 1): with more than one, each label also gets an `"agreement"`, the share of samples that voted for it.
+      default 1): with more than one, each label also gets an `"agreement"`, the share of samples that voted for it;
+      and `return_trajectory` (`bool`, default `False`): also return `"trajectory"`, `{"times": [...], "similarities":
+      {label: [...]}}`, the cosine similarity of the bridge sample x_t to each class code at every time of the
+      schedule (x_0 first; the first sample's trajectory), averaged over windows by duration like the scores. It
+      comes back in a dict, `{"scores": [...], "trajectory": {...}}`, and in every segment with `return_segments`.
 
     Input can be a file path, file bytes, a waveform (numpy or torch; int PCM is scaled, up to 8 channels are
     averaged) with or without `{"array"/"raw", "sampling_rate"}` (any rate, resampled), or a `datasets` audio value;
@@ -42,6 +46,7 @@ class GenSERAudioClassificationPipeline(ChunkPipeline, AudioClassificationPipeli
         num_inference_steps=None,
         seed=None,
         num_samples=None,
+        return_trajectory=None,
         **kwargs,
     ):
         _, _, postprocess_params = super()._sanitize_parameters(
@@ -61,8 +66,15 @@ class GenSERAudioClassificationPipeline(ChunkPipeline, AudioClassificationPipeli
         if candidate_labels is not None:
             postprocess_params["label_ids"] = self._label_ids(candidate_labels)
 
-        sampling = {"num_inference_steps": num_inference_steps, "seed": seed, "num_samples": num_samples}
+        sampling = {
+            "num_inference_steps": num_inference_steps,
+            "seed": seed,
+            "num_samples": num_samples,
+            "return_trajectory": return_trajectory,
+        }
         forward_params = {name: value for name, value in sampling.items() if value is not None}
+        if return_trajectory is not None:
+            postprocess_params["return_trajectory"] = return_trajectory
         if forward_params and not isinstance(self.model, GenSERForAudioClassification):
             raise ValueError(
                 f"{sorted(forward_params)} only apply to Gen-SER models, not to {type(self.model).__name__}; "
@@ -114,14 +126,22 @@ class GenSERAudioClassificationPipeline(ChunkPipeline, AudioClassificationPipeli
                 return
             start += hop
 
-    def _forward(self, model_inputs, num_inference_steps=None, seed=None, num_samples=1):
+    def _forward(self, model_inputs, num_inference_steps=None, seed=None, num_samples=1, return_trajectory=False):
         segment = {key: model_inputs.pop(key) for key in ("is_last", "start", "end")}
         if isinstance(self.model, GenSERForAudioClassification):
             generator = None if seed is None else torch.Generator(device=self.device).manual_seed(seed)
             outputs = self.model(
-                **model_inputs, num_inference_steps=num_inference_steps, generator=generator, num_samples=num_samples
+                **model_inputs,
+                num_inference_steps=num_inference_steps,
+                generator=generator,
+                num_samples=num_samples,
+                output_trajectory=return_trajectory,
             )
             segment["sample_logits"] = outputs.sample_logits
+            if return_trajectory:
+                # Batch-first tensors, so that the pipeline can split a batch into clips.
+                segment["trajectory"] = code_similarity(outputs.trajectory, self.model.class_codes)
+                segment["times"] = self.model.scheduler.time_grid.expand(outputs.trajectory.shape[0], -1)
         else:
             outputs = self.model(**model_inputs)
         return {**segment, "logits": outputs.logits}
@@ -143,7 +163,20 @@ class GenSERAudioClassificationPipeline(ChunkPipeline, AudioClassificationPipeli
             results.append(result)
         return results
 
-    def postprocess(self, model_outputs, top_k=5, function_to_apply=None, return_segments=False, label_ids=None):
+    def _trajectory(self, times: list[float], similarities: torch.Tensor, label_ids: list[int]) -> dict:
+        """`similarities` of shape `(num_times, num_labels)` as `{"times": [...], "similarities": {label: [...]}}`."""
+        id2label = self.model.config.id2label
+        return {"times": times, "similarities": {id2label[i]: similarities[:, i].tolist() for i in label_ids}}
+
+    def postprocess(
+        self,
+        model_outputs,
+        top_k=5,
+        function_to_apply=None,
+        return_segments=False,
+        label_ids=None,
+        return_trajectory=False,
+    ):
         """Scores every window over the candidate labels, then averages the windows weighted by duration."""
         config = self.model.config
         if function_to_apply is None:
@@ -161,21 +194,40 @@ class GenSERAudioClassificationPipeline(ChunkPipeline, AudioClassificationPipeli
                 probabilities = self._scores(sample_logits, function_to_apply).mean(0)
                 votes = sample_logits.argmax(-1)
                 agreement = torch.bincount(votes, minlength=len(label_ids)).float() / votes.numel()
-            segments.append((output["start"], output["end"], probabilities, agreement))
+            segments.append(
+                {
+                    "start": output["start"],
+                    "end": output["end"],
+                    "probabilities": probabilities,
+                    "agreement": agreement,
+                    "trajectory": output["trajectory"][0] if "trajectory" in output else None,
+                }
+            )
 
-        durations = torch.tensor([end - start for start, end, _, _ in segments])
-        weights = durations / durations.sum()
-        probabilities = sum(weight * segment[2] for weight, segment in zip(weights, segments))
-        agreement = None
-        if segments[0][3] is not None:
-            agreement = sum(weight * segment[3] for weight, segment in zip(weights, segments))
-        scores = self._label_scores(probabilities, agreement, label_ids, top_k)
-        if not return_segments:
+        durations = torch.tensor([segment["end"] - segment["start"] for segment in segments])
+        weights = (durations / durations.sum()).tolist()
+
+        def weighted_mean(key):
+            if segments[0][key] is None:
+                return None
+            return sum(weight * segment[key].float() for weight, segment in zip(weights, segments))
+
+        scores = self._label_scores(weighted_mean("probabilities"), weighted_mean("agreement"), label_ids, top_k)
+        if not (return_segments or return_trajectory):
             return scores
-        return {
-            "scores": scores,
-            "segments": [
-                {"start": start, "end": end, "scores": self._label_scores(probs, shares, label_ids, top_k)}
-                for start, end, probs, shares in segments
-            ],
-        }
+        result = {"scores": scores}
+        if return_trajectory:
+            times = model_outputs[0]["times"][0].tolist()
+            result["trajectory"] = self._trajectory(times, weighted_mean("trajectory"), label_ids)
+        if return_segments:
+            result["segments"] = []
+            for segment in segments:
+                entry = {
+                    "start": segment["start"],
+                    "end": segment["end"],
+                    "scores": self._label_scores(segment["probabilities"], segment["agreement"], label_ids, top_k),
+                }
+                if return_trajectory:
+                    entry["trajectory"] = self._trajectory(times, segment["trajectory"], label_ids)
+                result["segments"].append(entry)
+        return result

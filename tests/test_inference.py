@@ -242,6 +242,37 @@ def test_sample_logits_average_into_logits(classifier):
     assert torch.allclose(output.sample_logits[:, 0], single.logits)
 
 
+def test_trajectory_ends_at_the_similarities_that_give_the_scores(classifier):
+    temperature = classifier.model.config.similarity_temperature
+    result = classifier(tone(300.0), top_k=None, num_inference_steps=3, return_trajectory=True)
+    trajectory = result["trajectory"]
+    assert trajectory["times"] == pytest.approx([0.0, 1 / 3, 2 / 3, 1.0])
+    assert sorted(trajectory["similarities"]) == sorted(LABELS.values())
+    final = torch.tensor([trajectory["similarities"][label][-1] for label in LABELS.values()])
+    assert all(len(values) == 4 for values in trajectory["similarities"].values())
+    expected = dict(zip(LABELS.values(), (final / temperature).softmax(-1).tolist()))
+    assert scores_by_label(result["scores"]) == pytest.approx(expected, abs=1e-5)
+
+
+def test_trajectory_of_segments_batches_and_label_subsets(classifier):
+    audio = np.concatenate([tone(300.0, seconds=2.0), tone(600.0, seconds=1.0, seed=1)])
+    result = classifier(audio, segment_length_s=2.0, return_segments=True, return_trajectory=True)
+    first, second = (segment["trajectory"]["similarities"] for segment in result["segments"])
+    for label, values in result["trajectory"]["similarities"].items():  # weighted by the windows' durations
+        assert values == pytest.approx([(2 * a + b) / 3 for a, b in zip(first[label], second[label])], abs=1e-6)
+
+    clips = [tone(300.0 + 50 * i, seconds=0.5 + 0.4 * i, seed=i) for i in range(3)]
+    batched = classifier(clips, batch_size=3, return_trajectory=True)
+    for clip, result in zip(clips, batched):
+        alone = classifier(clip, return_trajectory=True)["trajectory"]
+        assert result["trajectory"]["times"] == alone["times"]
+        for label, values in alone["similarities"].items():
+            assert result["trajectory"]["similarities"][label] == pytest.approx(values, abs=1e-5)
+
+    subset = classifier(clips[0], return_trajectory=True, candidate_labels=["anger", "sadness"])
+    assert sorted(subset["trajectory"]["similarities"]) == ["anger", "sadness"]
+
+
 # --- label-set masking -----------------------------------------------------------------------------------------------
 
 
