@@ -1,9 +1,10 @@
 # Two commands do everything on a fresh machine (see README.md):
 #   make main   installs, then trains and evaluates Gen-SER on the embedded synthetic corpus (no network)
-#   make test   installs, then runs the test suite
+#   make test   installs (with Chromium for the browser test), then runs the test suite
+#   make space  assembles outputs/space, the folder to upload as a Hugging Face Space
 PYTHON ?= python3
 
-.PHONY: install main test
+.PHONY: install main test space
 
 install:
 	@command -v ffmpeg >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg)
@@ -15,4 +16,10 @@ main: install
 	$(PYTHON) -m training.run_genser training/configs/synthetic_demo.json
 
 test: install
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver)
 	$(PYTHON) -m pytest tests
+
+space:
+	rm -rf outputs/space && mkdir -p outputs/space
+	cp -r spaces_demo/. modeling_genser pipelines outputs/space/
+	find outputs/space -name __pycache__ -prune -exec rm -rf {} +

@@ -10,9 +10,9 @@ REQUIREMENTS = [
     "numpy",
 ]
 EXTRAS = {
-    "train": ["datasets>=5.2,<6", "torchcodec>=0.8", "evaluate>=0.4.6", "accelerate>=1.1"],
-    "demo": ["gradio>=5"],
-    "test": ["pytest>=8"],
+    "train": ["datasets>=5.2,<6", "torchcodec>=0.8", "evaluate>=0.4.6", "accelerate>=1.1", "matplotlib"],
+    "demo": ["gradio>=5", "matplotlib"],
+    "test": ["pytest>=8", "selenium>=4.20"],
 }
 EXTRAS["dev"] = sorted({requirement for group in EXTRAS.values() for requirement in group})
 

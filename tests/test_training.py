@@ -82,6 +82,33 @@ def test_main_job_trains_evaluates_and_saves_a_pipeline_ready_model(tmp_path):
     assert measured["unweighted_accuracy"] == pytest.approx(metrics["eval_unweighted_accuracy"], abs=1e-4)
     assert measured["accuracy"] == pytest.approx(metrics["eval_accuracy"], abs=1e-4)
     assert "{{" not in card.text and "anger" in card.text
+    assert card.data.datasets == ["corpus"]  # a local folder by its name
+
+
+def test_model_card_of_the_main_job_is_hub_ready(tmp_path):
+    """The README's main job (synthetic corpus, embedded encoder; one epoch here) writes a Hub-ready card."""
+    output = tmp_path / "genser-synthetic"
+    metrics = main(["--output_dir", str(output), "--num_train_epochs", "1", "--report_to", "none", "--seed", "0"])
+    card = ModelCard.load(output / "README.md")
+    data = card.data
+    assert (data.library_name, data.pipeline_tag, data.license) == ("transformers", "audio-classification", "apache-2.0")
+    assert {"audio-classification", "speech-emotion-recognition", "custom_code"} <= set(data.tags)
+    assert data.datasets == ["gen-ser-synthetic"] and data.metrics == ["accuracy", "f1"]
+    assert data.model_name == "genser-synthetic"
+    # model-index, as the Hub parses it: one result per measured metric, on the card's dataset.
+    measured = {result.metric_type: result for result in data.eval_results}
+    assert sorted(measured) == ["accuracy", "macro_f1", "unweighted_accuracy"]
+    for key, result in measured.items():
+        assert result.task_type == "audio-classification" and result.dataset_name == "gen-ser-synthetic"
+        assert result.metric_value == pytest.approx(metrics[f"eval_{key}"], abs=1e-4)
+    # The body renders the same figures, and says what a reader needs before using the model.
+    ua = metrics["eval_unweighted_accuracy"]
+    assert f"| Unweighted accuracy (UA) | {ua:.4f} |" in card.text
+    for section in ("## How to use", "## Intended use", "## Training data", "## Evaluation", "## Limitations"):
+        assert section in card.text, section
+    for fact in ("trust_remote_code=True", 'pipeline("audio-classification"', "not speech", "Acted speech", "Languages"):
+        assert fact in card.text, fact
+    assert "{{" not in card.text and "{#" not in card.text
 
 
 def test_evaluate_a_saved_model(tmp_path):

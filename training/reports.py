@@ -78,6 +78,6 @@ def write_model_card(
         training_data=training_data_description,
         evaluation=f"{evaluation_description}\n\n| metric | value |\n| --- | --- |\n{rows}",
     )
-    card = ModelCard(f"---\n{data.to_yaml()}\n---\n{body}")
+    card = ModelCard(f"---\n{data.to_yaml()}\n---\n\n{body.lstrip()}")
     card.save(output_dir / "README.md")
     return card

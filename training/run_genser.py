@@ -49,6 +49,7 @@ from training.synthetic_corpus import generate_corpus
 
 logger = logging.getLogger(__name__)
 METRICS_PATH = str(Path(__file__).parent / "metrics" / "ser_metrics")
+SYNTHETIC_DATASET_NAME = "gen-ser-synthetic"  # the model card's name for the embedded corpus
 
 
 def embedded_encoder_config() -> Wav2Vec2Config:
@@ -158,6 +159,27 @@ def build_model(model_args: ModelArguments, labels: list[str]):
     return model, feature_extractor
 
 
+def card_dataset_name(dataset_name: str | None) -> str:
+    """The `datasets` entry of the model card: a Hub id as given, a local folder or manifest by its name."""
+    if dataset_name is None:
+        return SYNTHETIC_DATASET_NAME
+    return Path(dataset_name).stem if os.path.exists(dataset_name) else dataset_name
+
+
+def describe_training_data(data_args: DataTrainingArguments, train, labels: list[str], seed: int) -> str:
+    """The model card's "Training data" paragraph."""
+    group = data_args.group_column_name
+    speakers = f" from {len(set(train[group]))} speakers" if group and group in train.column_names else ""
+    clips = f"{len(train)} clips{speakers}, labels {', '.join(labels)}"
+    if data_args.dataset_name:
+        return f"{clips}, from `{data_args.dataset_name}` (split {data_args.train_split_name!r})."
+    return (
+        f"{clips}, from the project's synthetic corpus (`training/synthetic_corpus.py`, seed {seed}). It is not "
+        "speech: source-filter vowel strings with no words and no language, whose prosody (pitch level and range, "
+        "tempo, loudness, voice quality) changes with the emotion the way acted speech tends to."
+    )
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = HfArgumentParser((ModelArguments, DataTrainingArguments, TrainingArguments))
     argv = sys.argv[1:] if argv is None else argv
@@ -240,8 +262,8 @@ def main(argv: list[str] | None = None) -> dict:
         training_args.output_dir,
         model.config,
         scores,
-        dataset_name=data_args.dataset_name or "synthetic (training/synthetic_corpus.py)",
-        training_data_description=f"{len(train)} clips of `{dataset_name}`, labels {labels}.",
+        dataset_name=card_dataset_name(data_args.dataset_name),
+        training_data_description=describe_training_data(data_args, train, labels, training_args.seed),
         evaluation_description=f"Measured by `training/run_genser.py` on {split}.",
     )
 

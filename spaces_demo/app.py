@@ -1,0 +1,156 @@
+# Copyright 2026 The Gen-SER authors. Licensed under the Apache License, Version 2.0.
+"""Gradio Space for Gen-SER: classify a recording and watch the generative trajectory reach an emotion's code.
+
+    python spaces_demo/app.py                                   # the model `make main` trains (offline)
+    GENSER_MODEL=org/gen-ser python spaces_demo/app.py          # any Gen-SER model: Hub id or local directory
+
+The model comes from the `GENSER_MODEL` environment variable; without it, from `outputs/genser-synthetic`, which
+`make main` produces with no network.
+"""
+
+import os
+from pathlib import Path
+
+import gradio as gr
+import matplotlib
+
+matplotlib.use("Agg")  # the Space renders figures off-screen
+import matplotlib.pyplot as plt
+from transformers import pipeline
+
+import pipelines  # noqa: F401  (makes "audio-classification" use Gen-SER's pipeline: windows, trajectory)
+
+MODEL_ENV = "GENSER_MODEL"
+DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "outputs" / "genser-synthetic"
+MAX_SEGMENT_LENGTH_S = 30.0  # Whisper encoders accept at most 30 s per window
+
+
+def load_classifier(model: str | os.PathLike | None = None, device: str | None = None):
+    """The audio-classification pipeline for `model` (Hub id or directory; default: `$GENSER_MODEL`, else the
+    `make main` model)."""
+    model = model or os.environ.get(MODEL_ENV) or DEFAULT_MODEL
+    if Path(model) == DEFAULT_MODEL and not DEFAULT_MODEL.is_dir():
+        raise FileNotFoundError(
+            f"No model at {DEFAULT_MODEL}. Run `make main` to train the demo model offline, or set {MODEL_ENV} "
+            "to a Gen-SER model (Hub id or local directory)."
+        )
+    return pipeline("audio-classification", model=str(model), device=device)
+
+
+def label_colours(labels: list[str]) -> dict[str, tuple]:
+    """One colour per label, the same in every plot."""
+    palette = plt.get_cmap("tab10")
+    return {label: palette(index % 10) for index, label in enumerate(labels)}
+
+
+def trajectory_figure(trajectory: dict, predicted: str, colours: dict[str, tuple]):
+    """Cosine similarity of the bridge sample x_t to every class code, from the initial sample (t = 0) to the
+    generated code (t = 1): the class whose code the sample reaches is the prediction."""
+    figure, axes = plt.subplots(figsize=(7, 4))
+    for label, similarities in trajectory["similarities"].items():
+        axes.plot(
+            trajectory["times"],
+            similarities,
+            marker="o",
+            color=colours[label],
+            linewidth=3 if label == predicted else 1.2,
+            label=label,
+        )
+    axes.set_xlabel("bridge time t (0: initial sample, 1: generated code)")
+    axes.set_ylabel("cosine similarity of x_t to class code")
+    axes.set_title("Generative trajectory")
+    axes.grid(alpha=0.3)
+    axes.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+    figure.tight_layout()
+    return figure
+
+
+def timeline_figure(segments: list[dict], colours: dict[str, tuple]):
+    """Per-window emotion scores along the recording, as stacked bars with each window's top emotion on top."""
+    figure, axes = plt.subplots(figsize=(7, 3))
+    for segment in segments:
+        bottom = 0.0
+        for item in segment["scores"]:
+            width = segment["end"] - segment["start"]
+            axes.bar(
+                segment["start"], item["score"], width, bottom, align="edge", color=colours[item["label"]], edgecolor="white"
+            )
+            bottom += item["score"]
+        axes.text((segment["start"] + segment["end"]) / 2, 1.02, segment["scores"][0]["label"], ha="center", fontsize=8)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=colour) for colour in colours.values()]
+    axes.legend(handles, list(colours), loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+    axes.set_xlabel("time (s)")
+    axes.set_ylabel("score")
+    axes.set_ylim(0, 1.12)
+    axes.set_title("Emotions along the recording")
+    figure.tight_layout()
+    return figure
+
+
+def classify(classifier, audio: str | None, num_inference_steps: int, num_samples: int, segment_length_s: float):
+    """The app's prediction: `(scores by label, summary markdown, trajectory figure, timeline figure or None)`.
+
+    The timeline is `None` when the recording fits in one window. Bad input raises `gr.Error` with the reason.
+    """
+    if audio is None:
+        raise gr.Error("No audio yet: upload a recording or record one with the microphone, then press Classify.")
+    try:
+        result = classifier(
+            audio,
+            top_k=None,
+            num_inference_steps=int(num_inference_steps),
+            num_samples=int(num_samples),
+            segment_length_s=float(segment_length_s),
+            return_segments=True,
+            return_trajectory=True,
+        )
+    except (ValueError, FileNotFoundError) as error:
+        raise gr.Error(str(error)) from error
+
+    top = result["scores"][0]
+    summary = f"**{top['label']}** ({top['score']:.0%})"
+    if num_samples > 1:
+        summary += f"; {top['agreement']:.0%} of {int(num_samples)} samples generated its code"
+    if len(result["segments"]) > 1:
+        summary += f"; {len(result['segments'])} windows of up to {segment_length_s:g} s"
+    colours = label_colours(list(classifier.model.config.id2label.values()))
+    scores = {item["label"]: item["score"] for item in result["scores"]}
+    trajectory = trajectory_figure(result["trajectory"], top["label"], colours)
+    timeline = timeline_figure(result["segments"], colours) if len(result["segments"]) > 1 else None
+    return scores, summary, trajectory, timeline
+
+
+def build_demo(classifier) -> gr.Blocks:
+    config = classifier.model.config
+    with gr.Blocks(title="Gen-SER: speech emotion recognition") as demo:
+        gr.Markdown(
+            "# Gen-SER: speech emotion recognition as distribution transport\n"
+            "Each emotion has a sinusoidal *taxonomy code*. Conditioned on the speech encoder's features, a "
+            "target-matching bridge carries a random initial sample to a code; the emotion is the code it reaches. "
+            f"Labels: {', '.join(config.id2label.values())}."
+        )
+        with gr.Row():
+            with gr.Column():
+                audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Speech")
+                steps = gr.Slider(1, 32, value=config.num_inference_steps, step=1, label="Sampling steps")
+                samples = gr.Slider(1, 32, value=1, step=1, label="Samples (more: see how far they agree)")
+                window = gr.Slider(
+                    1, MAX_SEGMENT_LENGTH_S, value=5, step=0.5, label="Window for long recordings (s)"
+                )
+                button = gr.Button("Classify", variant="primary", elem_id="classify")
+            with gr.Column():
+                scores = gr.Label(num_top_classes=config.num_labels, label="Emotions", elem_id="scores")
+                summary = gr.Markdown(elem_id="summary")
+                trajectory = gr.Plot(label="Generative trajectory", elem_id="trajectory")
+                timeline = gr.Plot(label="Timeline (recordings longer than one window)", elem_id="timeline")
+        button.click(
+            lambda *inputs: classify(classifier, *inputs),
+            inputs=[audio, steps, samples, window],
+            outputs=[scores, summary, trajectory, timeline],
+            api_name="classify",
+        )
+    return demo
+
+
+if __name__ == "__main__":
+    build_demo(load_classifier()).launch()
