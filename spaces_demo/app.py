@@ -13,9 +13,8 @@ from pathlib import Path
 
 import gradio as gr
 import matplotlib
-
-matplotlib.use("Agg")  # the Space renders figures off-screen
-import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 from transformers import pipeline
 
 import pipelines  # noqa: F401  (makes "audio-classification" use Gen-SER's pipeline: windows, trajectory)
@@ -39,14 +38,16 @@ def load_classifier(model: str | os.PathLike | None = None, device: str | None =
 
 def label_colours(labels: list[str]) -> dict[str, tuple]:
     """One colour per label, the same in every plot."""
-    palette = plt.get_cmap("tab10")
+    palette = matplotlib.colormaps["tab10"]
     return {label: palette(index % 10) for index, label in enumerate(labels)}
 
 
 def trajectory_figure(trajectory: dict, predicted: str, colours: dict[str, tuple]):
     """Cosine similarity of the bridge sample x_t to every class code, from the initial sample (t = 0) to the
     generated code (t = 1): the class whose code the sample reaches is the prediction."""
-    figure, axes = plt.subplots(figsize=(7, 4))
+    # Figures made without pyplot are freed with their last reference: a long-running Space does not pile them up.
+    figure = Figure(figsize=(7, 4), layout="tight")
+    axes = figure.subplots()
     for label, similarities in trajectory["similarities"].items():
         axes.plot(
             trajectory["times"],
@@ -61,13 +62,13 @@ def trajectory_figure(trajectory: dict, predicted: str, colours: dict[str, tuple
     axes.set_title("Generative trajectory")
     axes.grid(alpha=0.3)
     axes.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
-    figure.tight_layout()
     return figure
 
 
 def timeline_figure(segments: list[dict], colours: dict[str, tuple]):
     """Per-window emotion scores along the recording, as stacked bars with each window's top emotion on top."""
-    figure, axes = plt.subplots(figsize=(7, 3))
+    figure = Figure(figsize=(7, 3), layout="tight")
+    axes = figure.subplots()
     for segment in segments:
         bottom = 0.0
         for item in segment["scores"]:
@@ -77,13 +78,12 @@ def timeline_figure(segments: list[dict], colours: dict[str, tuple]):
             )
             bottom += item["score"]
         axes.text((segment["start"] + segment["end"]) / 2, 1.02, segment["scores"][0]["label"], ha="center", fontsize=8)
-    handles = [plt.Rectangle((0, 0), 1, 1, color=colour) for colour in colours.values()]
+    handles = [Rectangle((0, 0), 1, 1, color=colour) for colour in colours.values()]
     axes.legend(handles, list(colours), loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
     axes.set_xlabel("time (s)")
     axes.set_ylabel("score")
     axes.set_ylim(0, 1.12)
     axes.set_title("Emotions along the recording")
-    figure.tight_layout()
     return figure
 
 
