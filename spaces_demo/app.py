@@ -70,12 +70,10 @@ def timeline_figure(segments: list[dict], colours: dict[str, tuple]):
     figure = Figure(figsize=(7, 3), layout="tight")
     axes = figure.subplots()
     for segment in segments:
-        bottom = 0.0
+        start, width, bottom = segment["start"], segment["end"] - segment["start"], 0.0
         for item in segment["scores"]:
-            width = segment["end"] - segment["start"]
-            axes.bar(
-                segment["start"], item["score"], width, bottom, align="edge", color=colours[item["label"]], edgecolor="white"
-            )
+            colour = colours[item["label"]]
+            axes.bar(start, item["score"], width, bottom, align="edge", color=colour, edgecolor="white")
             bottom += item["score"]
         axes.text((segment["start"] + segment["end"]) / 2, 1.02, segment["scores"][0]["label"], ha="center", fontsize=8)
     handles = [Rectangle((0, 0), 1, 1, color=colour) for colour in colours.values()]
