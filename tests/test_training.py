@@ -1,6 +1,9 @@
 import json
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+import transformers.trainer
 from datasets import Dataset
 from huggingface_hub import ModelCard
 
@@ -109,6 +112,30 @@ def test_model_card_of_the_main_job_is_hub_ready(tmp_path):
     for fact in ("trust_remote_code=True", 'pipeline("audio-classification"', "not speech", "Acted speech", "Languages"):
         assert fact in card.text, fact
     assert "{{" not in card.text and "{#" not in card.text
+
+
+def test_push_to_hub_uploads_the_gen_ser_card_with_the_model(tmp_path, monkeypatch):
+    """With --push_to_hub the final upload carries the metrics and the Gen-SER card (Trainer's own card is not used).
+    The Hub is replaced by a recorder of what would be uploaded."""
+    uploads = []
+
+    class FakeHub:
+        def create_repo(self, repo_id, **kwargs):
+            return SimpleNamespace(repo_id=f"org/{repo_id}")
+
+        def upload_folder(self, repo_id, folder_path, **kwargs):
+            files = sorted(path.name for path in Path(folder_path).iterdir())
+            uploads.append((repo_id, files, (Path(folder_path) / "README.md").read_text()))
+
+    monkeypatch.setattr(transformers.trainer, "hf_api", FakeHub)
+    corpus = generate_corpus(tmp_path / "corpus", num_speakers=2, num_sentences=1, seed=1)
+    output = tmp_path / "pushed"
+    main(["--dataset_name", str(corpus), "--output_dir", str(output), "--num_train_epochs", "1", "--eval_fraction", "0.5",
+          "--report_to", "none", "--save_strategy", "no", "--push_to_hub", "--config_overrides", "encoding_dim=32"])
+    repo_id, files, card = uploads[-1]
+    assert repo_id == "org/pushed"
+    assert {"model.safetensors", "config.json", "scheduler_config.json", "eval_results.json", "README.md"} <= set(files)
+    assert "## Limitations" in card and "model-index" in card
 
 
 def test_evaluate_a_saved_model(tmp_path):

@@ -159,6 +159,13 @@ def build_model(model_args: ModelArguments, labels: list[str]):
     return model, feature_extractor
 
 
+class GenSERTrainer(Trainer):
+    """`Trainer` whose Hub uploads keep the Gen-SER model card (`training/reports.py`) instead of replacing it."""
+
+    def create_model_card(self, *args, **kwargs):
+        pass
+
+
 def card_dataset_name(dataset_name: str | None) -> str:
     """The `datasets` entry of the model card: a Hub id as given, a local folder or manifest by its name."""
     if dataset_name is None:
@@ -232,7 +239,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     rate, audio_column = feature_extractor.sampling_rate, data_args.audio_column_name
     training_args.remove_unused_columns = False  # the transforms read the raw audio column
-    trainer = Trainer(
+    trainer = GenSERTrainer(
         model=model,
         args=training_args,
         train_dataset=train.with_transform(audio_transform(audio_column, rate, data_args.max_length_seconds, True)),
@@ -242,30 +249,32 @@ def main(argv: list[str] | None = None) -> dict:
         processing_class=feature_extractor,
     )
     trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
-    trainer.save_model()
     prediction = trainer.predict(trainer.eval_dataset, metric_key_prefix="eval")
     metrics = prediction.metrics
     trainer.log_metrics("eval", metrics)
     trainer.save_metrics("eval", metrics)
+    if trainer.is_world_process_zero():
+        scores = metric.compute(
+            predictions=prediction.predictions.argmax(-1), references=prediction.label_ids, num_labels=len(labels)
+        )
+        save_confusion_matrix(scores["confusion_matrix"], labels, Path(training_args.output_dir) / "confusion_eval")
+        split = (
+            f"the {data_args.eval_split_name!r} split"
+            if data_args.eval_split_name
+            else f"{len(evaluation)} clips of held-out speakers (column {data_args.group_column_name!r})"
+        )
+        write_model_card(
+            training_args.output_dir,
+            model.config,
+            scores,
+            dataset_name=card_dataset_name(data_args.dataset_name),
+            training_data_description=describe_training_data(data_args, train, labels, training_args.seed),
+            evaluation_description=f"Measured by `training/run_genser.py` on {split}.",
+        )
+    # Saved last, so that with --push_to_hub the upload carries the metrics and the card.
+    trainer.save_model()
     if not trainer.is_world_process_zero():
         return metrics
-    scores = metric.compute(
-        predictions=prediction.predictions.argmax(-1), references=prediction.label_ids, num_labels=len(labels)
-    )
-    save_confusion_matrix(scores["confusion_matrix"], labels, Path(training_args.output_dir) / "confusion_eval")
-    split = (
-        f"the {data_args.eval_split_name!r} split"
-        if data_args.eval_split_name
-        else f"{len(evaluation)} clips of held-out speakers (column {data_args.group_column_name!r})"
-    )
-    write_model_card(
-        training_args.output_dir,
-        model.config,
-        scores,
-        dataset_name=card_dataset_name(data_args.dataset_name),
-        training_data_description=describe_training_data(data_args, train, labels, training_args.seed),
-        evaluation_description=f"Measured by `training/run_genser.py` on {split}.",
-    )
 
     # End to end: the saved directory works with the stock audio-classification pipeline.
     classifier = pipeline("audio-classification", model=training_args.output_dir, device="cpu")
