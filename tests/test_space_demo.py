@@ -2,7 +2,6 @@
 
 import os
 import shutil
-import socket
 from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -40,12 +39,9 @@ def clips(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def served_app(classifier):
-    with socket.socket() as probe:  # a free port
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
     demo = app.build_demo(classifier)
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    yield f"http://127.0.0.1:{port}/"
+    demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True)  # gradio picks a free port
+    yield demo.local_url
     demo.close()
 
 
