@@ -1,7 +1,12 @@
 """Shared fixtures: tiny randomly initialised encoders of two families, generated audio, the ../shared folder."""
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
+import datasets
 import numpy as np
 import pytest
 from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, WhisperConfig, WhisperFeatureExtractor
@@ -79,3 +84,49 @@ def requires_shared():
     if not WHISPER_TINY_EN.is_dir():
         pytest.skip(f"../shared is absent ({WHISPER_TINY_EN} not found): the real-backbone test needs it")
     return SHARED
+
+
+@pytest.fixture(autouse=True, scope="session")
+def isolated_datasets_cache(tmp_path_factory):
+    """Tests never read or fill the user's `datasets` cache (where the feature cache lives by default)."""
+    original = datasets.config.HF_DATASETS_CACHE
+    datasets.config.HF_DATASETS_CACHE = tmp_path_factory.mktemp("datasets_cache")
+    yield
+    datasets.config.HF_DATASETS_CACHE = original
+
+
+def classify_from_offline_hub_cache(model_dir: Path, tmp_path: Path) -> tuple[str, list[dict]]:
+    """Puts `model_dir` into a fresh Hub-style cache as `org/gen-ser` and, in a new Python process outside the
+    repository with HF_HUB_OFFLINE=1, classifies one second of a tone with
+    `pipeline("audio-classification", model="org/gen-ser", trust_remote_code=True)`. Returns the module the model
+    class came from and the scores."""
+    revision = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "hub" / "models--org--gen-ser"
+    snapshot = repo / "snapshots" / revision
+    snapshot.mkdir(parents=True)
+    for file in model_dir.iterdir():
+        if file.is_file():
+            (snapshot / file.name).write_bytes(file.read_bytes())
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(revision)
+    script = (
+        "import json, numpy as np\n"
+        "from transformers import pipeline\n"
+        "clf = pipeline('audio-classification', model='org/gen-ser', trust_remote_code=True, device='cpu')\n"
+        "out = clf(np.sin(np.arange(16000) / 5).astype('float32'), top_k=None)\n"
+        "print(json.dumps({'module': type(clf.model).__module__, 'out': out}))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HF_") and k != "PYTHONPATH"}
+    env.update(
+        HF_HUB_OFFLINE="1",
+        HF_HUB_CACHE=str(tmp_path / "hub"),
+        HF_HOME=str(tmp_path / "home"),
+        HF_MODULES_CACHE=str(tmp_path / "modules"),
+    )
+    # Run outside the repository so that the local package cannot be imported by accident.
+    completed = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    result = json.loads(completed.stdout.strip().splitlines()[-1])
+    return result["module"], result["out"]

@@ -3,7 +3,8 @@ import json
 import numpy as np
 import pytest
 
-from training.cross_validate import group_folds, main
+from training.cross_validate import main
+from training.folds import group_folds
 from training.synthetic_corpus import generate_corpus
 
 
@@ -26,7 +27,7 @@ def test_cross_validation_reports_per_fold_and_pooled_figures(tmp_path, head):
         [
             "--dataset_name", str(corpus),
             "--output_dir", str(tmp_path / "cv"),
-            "--cache_dir", str(tmp_path / "cache"),
+            "--feature_cache_dir", str(tmp_path / "cache"),
             "--head", head,
             "--inference_steps", "1,3",
             "--num_train_epochs", "2",

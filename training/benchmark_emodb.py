@@ -52,7 +52,7 @@ def run_one(name: str, seed: int, args) -> dict:
     argv = [
         "--dataset_name", args.dataset,
         "--encoder_name_or_path", args.encoder,
-        "--cache_dir", args.cache_dir,
+        "--feature_cache_dir", args.cache_dir,
         "--output_dir", str(result_file.parent),
         "--head", head,
         "--inference_steps", STEPS,

@@ -12,30 +12,34 @@ and pooled WA / UA / macro-F1 / weighted-F1 and saves the pooled confusion matri
 import json
 import logging
 import sys
-import tempfile
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import evaluate
 import numpy as np
-import torch
-from datasets import Dataset
-from tqdm.auto import tqdm
-from transformers import HfArgumentParser, Trainer, TrainingArguments, set_seed
+from transformers import HfArgumentParser, TrainingArguments, set_seed
 
 from training.data import (
     cast_audio,
-    decode_audio,
     drop_unreadable_audio,
     encode_labels,
     label_names,
     load_audio_dataset,
-    require_column,
+    speaker_groups,
 )
-from training.feature_cache import cached_pooled_features
+from training.feature_cache import add_pooled_features
+from training.folds import cross_validate_head
 from training.heads import PooledFeatureClassifier
 from training.reports import save_confusion_matrix
-from training.run_genser import METRICS_PATH, DataTrainingArguments, ModelArguments, build_model
+from training.run_genser import (
+    METRICS_PATH,
+    DataTrainingArguments,
+    ModelArguments,
+    build_model,
+    new_genser_head,
+    resolve_sources,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +48,6 @@ logger = logging.getLogger(__name__)
 class CrossValidationArguments:
     head: str = field(default="genser", metadata={"help": "genser, linear or mlp (classification-head baselines)."})
     num_folds: int = field(default=0, metadata={"help": "Group k-fold; 0 = leave one group (speaker) out."})
-    cache_dir: str = field(default="outputs/feature_cache", metadata={"help": "Where encoded clips are cached."})
     mlp_hidden_size: int = field(default=256)
     mlp_dropout: float = field(default=0.2)
     inference_steps: str = field(
@@ -52,23 +55,9 @@ class CrossValidationArguments:
     )
 
 
-def group_folds(groups: np.ndarray, num_folds: int) -> list[np.ndarray]:
-    """Held-out masks: one per group (leave-one-group-out), or `num_folds` folds of whole groups (sorted order,
-    dealt round-robin, so the folds are deterministic). No group is ever in two folds."""
-    unique = np.unique(groups)
-    if num_folds == 0:
-        assignment = {g: i for i, g in enumerate(unique)}
-        num_folds = len(unique)
-    else:
-        if not 2 <= num_folds <= len(unique):
-            raise ValueError(f"num_folds must be between 2 and the number of groups ({len(unique)}), got {num_folds}.")
-        assignment = {g: i % num_folds for i, g in enumerate(unique)}
-    fold_of = np.array([assignment[g] for g in groups])
-    return [fold_of == k for k in range(num_folds)]
-
-
-def make_head(head: str, genser_model, args: CrossValidationArguments):
+def make_head(head: str, model_args: ModelArguments, labels: list[str], args: CrossValidationArguments):
     """A fresh head on the same condition: Gen-SER's generative head, or a linear / MLP classifier."""
+    genser_model = new_genser_head(model_args, labels)
     if head == "genser":
         return genser_model
     if head == "linear":
@@ -78,10 +67,6 @@ def make_head(head: str, genser_model, args: CrossValidationArguments):
     raise ValueError(f"Unknown head {head!r}: choose genser, linear or mlp.")
 
 
-def features_dataset(features: torch.Tensor, labels: np.ndarray) -> Dataset:
-    return Dataset.from_dict({"pooled_layer_features": features.numpy(), "labels": labels}).with_format("torch")
-
-
 def main(argv: list[str] | None = None) -> dict:
     parser = HfArgumentParser((ModelArguments, DataTrainingArguments, CrossValidationArguments, TrainingArguments))
     argv = sys.argv[1:] if argv is None else argv
@@ -89,6 +74,7 @@ def main(argv: list[str] | None = None) -> dict:
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     if not model_args.freeze_encoder:
         raise ValueError("Cross-validation trains heads on cached features, which needs --freeze_encoder true.")
+    resolve_sources(model_args, data_args)
     if data_args.dataset_name is None or data_args.group_column_name is None:
         raise ValueError("Cross-validation needs --dataset_name and a --group_column_name (speaker) to fold by.")
 
@@ -102,40 +88,30 @@ def main(argv: list[str] | None = None) -> dict:
         data_args.label_column_name,
         reference_model.config.label2id,
     )
-    arrays = [
-        decode_audio(value, feature_extractor.sampling_rate)
-        for value in tqdm(dataset[data_args.audio_column_name], desc="Decoding audio", unit="clip")
-    ]
-    features = cached_pooled_features(reference_model, feature_extractor, arrays, cv_args.cache_dir)
-    targets = np.array(dataset["labels"])
-    require_column(dataset, data_args.group_column_name, "group_column_name", data_args.dataset_name)
-    groups = np.array([str(g) for g in dataset[data_args.group_column_name]])
+    features = add_pooled_features(
+        dataset,
+        reference_model,
+        feature_extractor,
+        data_args.audio_column_name,
+        data_args.feature_cache_dir,
+        data_args.max_length_seconds,
+    )
+    targets = np.array(features["labels"])
+    groups = speaker_groups(features, data_args.group_column_name)
     step_counts = [int(s) for s in cv_args.inference_steps.split(",")] if cv_args.head == "genser" else [None]
 
+    new_head = partial(make_head, cv_args.head, model_args, labels, cv_args)
+    predictions, folds = cross_validate_head(
+        new_head, features, groups, training_args, step_counts, cv_args.num_folds, data_args.parallel_folds
+    )
     metric = evaluate.load(METRICS_PATH)
     output_dir = Path(training_args.output_dir)
-    predictions = {steps: np.zeros(len(targets), dtype=np.int64) for steps in step_counts}
     per_fold = []
-    training_args.report_to = []
-    training_args.save_strategy = "no"
-    for k, held_out in enumerate(tqdm(group_folds(groups, cv_args.num_folds), desc="Folds", unit="fold")):
-        set_seed(training_args.seed)
-        head = make_head(cv_args.head, build_model(model_args, labels)[0], cv_args)
-        with tempfile.TemporaryDirectory() as fold_dir:
-            training_args.output_dir = fold_dir
-            trainer = Trainer(
-                model=head, args=training_args, train_dataset=features_dataset(features[~held_out], targets[~held_out])
-            )
-            trainer.train()
-        head.eval()
-        fold_scores = {"fold": k, "groups": sorted(set(groups[held_out]))}
+    for fold in folds:
+        fold_scores = {"fold": fold["fold"], "groups": fold["groups"], "train_seconds": round(fold["train_seconds"], 2)}
         for steps in step_counts:
-            with torch.no_grad():
-                kwargs = {} if steps is None else {"num_inference_steps": steps}
-                logits = head(pooled_layer_features=features[held_out].to(trainer.args.device), **kwargs).logits
-            predictions[steps][held_out] = logits.argmax(-1).cpu().numpy()
             scores = metric.compute(
-                predictions=predictions[steps][held_out], references=targets[held_out], num_labels=len(labels)
+                predictions=predictions[steps][fold["mask"]], references=targets[fold["mask"]], num_labels=len(labels)
             )
             fold_scores[f"steps_{steps}" if steps else "classifier"] = {
                 key: value for key, value in scores.items() if key != "confusion_matrix"

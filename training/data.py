@@ -109,8 +109,7 @@ def group_train_test_split(
     if group_column_name is None:
         split = dataset.train_test_split(test_size=test_fraction, seed=seed)
         return split["train"], split["test"]
-    require_column(dataset, group_column_name, "group_column_name", "the dataset")
-    groups = np.array([str(g) for g in dataset[group_column_name]])
+    groups = speaker_groups(dataset, group_column_name)
     unique = np.unique(groups)
     if len(unique) < 2:
         raise ValueError(f"A speaker-independent split needs at least 2 groups in {group_column_name!r}, found {len(unique)}.")
@@ -119,6 +118,15 @@ def group_train_test_split(
     test_groups = set(rng.permutation(unique)[:num_test])
     is_test = np.isin(groups, list(test_groups))
     return dataset.select(np.flatnonzero(~is_test)), dataset.select(np.flatnonzero(is_test))
+
+
+def speaker_groups(dataset: Dataset, group_column_name: str) -> np.ndarray:
+    """Each row's speaker, as strings: one column's values, or several columns' joined, for `"gender+age"`."""
+    columns = group_column_name.split("+")
+    for column in columns:
+        require_column(dataset, column, "group_column_name", "the dataset")
+    values = [dataset[column] for column in columns]
+    return np.array(["+".join(str(value) for value in row) for row in zip(*values)])
 
 
 def decode_audio(value, sampling_rate: int) -> np.ndarray:

@@ -1,0 +1,133 @@
+# Copyright 2026 The Gen-SER authors. Licensed under the Apache License, Version 2.0.
+"""Speaker-independent cross-validation of a head on cached pooled features (`feature_cache.py`).
+
+Each fold trains a fresh head with the Trainer on the other speakers' cached features and predicts the held-out
+speakers; predictions are pooled over folds, so every clip is scored by a head that never saw its speaker. Used by
+`cross_validate.py` (any head, several step counts) and by `run_genser.py` (the shipped configuration).
+"""
+
+import copy
+import logging
+import multiprocessing
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+
+import numpy as np
+import torch
+from datasets import Dataset
+from torch import nn
+from transformers import Trainer, TrainingArguments, set_seed
+from transformers.trainer_utils import IntervalStrategy
+
+from .feature_cache import POOLED_FEATURES_COLUMN
+
+logger = logging.getLogger(__name__)
+
+
+def group_folds(groups: np.ndarray, num_folds: int) -> list[np.ndarray]:
+    """Held-out masks: one per group (leave-one-group-out), or `num_folds` folds of whole groups (sorted order,
+    dealt round-robin, so the folds are deterministic). No group is ever in two folds."""
+    unique = np.unique(groups)
+    if num_folds == 0:
+        assignment = {g: i for i, g in enumerate(unique)}
+        num_folds = len(unique)
+    else:
+        if not 2 <= num_folds <= len(unique):
+            raise ValueError(f"num_folds must be between 2 and the number of groups ({len(unique)}), got {num_folds}.")
+        assignment = {g: i % num_folds for i, g in enumerate(unique)}
+    fold_of = np.array([assignment[g] for g in groups])
+    return [fold_of == k for k in range(num_folds)]
+
+
+def head_training_arguments(training_args: TrainingArguments, output_dir: str) -> TrainingArguments:
+    """The run's optimiser budget for a head trained on features alone: no evaluation, checkpoints or reports."""
+    args = copy.deepcopy(training_args)
+    args.output_dir = output_dir
+    args.eval_strategy = IntervalStrategy.NO
+    args.save_strategy = IntervalStrategy.NO
+    args.report_to = []
+    return args
+
+
+def train_head(head: nn.Module, features: Dataset, training_args: TrainingArguments) -> Trainer:
+    """Trains `head` with the Trainer on cached features (`pooled_layer_features`, `labels`)."""
+    train_dataset = features.select_columns([POOLED_FEATURES_COLUMN, "labels"]).with_format("torch")
+    trainer = Trainer(model=head, args=training_args, train_dataset=train_dataset)
+    trainer.train()
+    return trainer
+
+
+@torch.no_grad()
+def predict(head: nn.Module, features: Dataset, num_inference_steps: int | None, batch_size: int = 256) -> np.ndarray:
+    """Predicted class indices of `head` (in eval mode) on cached features; Gen-SER at `num_inference_steps`."""
+    head.eval()
+    device = next(head.parameters()).device
+    kwargs = {} if num_inference_steps is None else {"num_inference_steps": num_inference_steps}
+    pooled = features.select_columns([POOLED_FEATURES_COLUMN]).with_format("torch")
+    predictions = []
+    for start in range(0, len(pooled), batch_size):
+        batch = pooled[start : start + batch_size][POOLED_FEATURES_COLUMN].to(device)
+        predictions.append(head(pooled_layer_features=batch, **kwargs).logits.argmax(-1).cpu().numpy())
+    return np.concatenate(predictions)
+
+
+def train_and_predict_fold(
+    new_head: Callable[[], nn.Module],
+    features: Dataset,
+    held_out: np.ndarray,
+    training_args: TrainingArguments,
+    step_counts: list[int | None],
+    num_threads: int | None = None,
+) -> tuple[dict, float]:
+    """One fold: a fresh head from `new_head()` (seeded with `training_args.seed`) trained on the rows outside
+    `held_out`, and its predictions on the held-out rows per step count; also the training time in seconds."""
+    if num_threads:
+        torch.set_num_threads(num_threads)
+    set_seed(training_args.seed)
+    head = new_head()
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as fold_dir:
+        train_head(head, features.select(np.flatnonzero(~held_out)), head_training_arguments(training_args, fold_dir))
+    seconds = time.perf_counter() - started
+    held_out_features = features.select(np.flatnonzero(held_out))
+    return {steps: predict(head, held_out_features, steps) for steps in step_counts}, seconds
+
+
+def cross_validate_head(
+    new_head: Callable[[], nn.Module],
+    features: Dataset,
+    groups: np.ndarray,
+    training_args: TrainingArguments,
+    step_counts: list[int | None],
+    num_folds: int = 0,
+    parallel_folds: int = 1,
+) -> tuple[dict, list[dict]]:
+    """Trains a head from `new_head()` per fold and predicts the held-out groups.
+
+    With `parallel_folds` > 1, that many folds train at once, each in its own process with an equal share of this
+    process' CPU threads: a small head's training step is mostly fixed overhead that a second thread barely speeds
+    up, so two folds on two cores take about the time of one. `new_head` must then be picklable (a module-level
+    function or a `functools.partial` of one). Results do not depend on `parallel_folds` beyond float rounding.
+
+    Returns the pooled predictions, `{step count: (num_clips,) class indices}` (`None` for a classification head),
+    and per fold its held-out groups, their row mask and its training time.
+    """
+    masks = group_folds(groups, num_folds)
+    fold_tasks = [(new_head, features, mask, training_args, step_counts) for mask in masks]
+    if parallel_folds > 1:
+        threads = max(1, torch.get_num_threads() // parallel_folds)
+        with ProcessPoolExecutor(parallel_folds, mp_context=multiprocessing.get_context("spawn")) as pool:
+            results = list(pool.map(train_and_predict_fold, *zip(*fold_tasks), [threads] * len(masks)))
+    else:
+        results = [train_and_predict_fold(*task) for task in fold_tasks]
+    predictions = {steps: np.zeros(len(features), dtype=np.int64) for steps in step_counts}
+    folds = []
+    for k, (mask, (fold_predictions, seconds)) in enumerate(zip(masks, results)):
+        for steps in step_counts:
+            predictions[steps][mask] = fold_predictions[steps]
+        held_out_groups = sorted(set(groups[mask]))
+        logger.info("fold %d/%d (held out: %s) trained in %.1f s", k + 1, len(masks), ", ".join(held_out_groups), seconds)
+        folds.append({"fold": k, "groups": held_out_groups, "mask": mask, "train_seconds": seconds})
+    return predictions, folds
