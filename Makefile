@@ -1,5 +1,5 @@
 # Two commands do everything on a fresh machine (see README.md):
-#   make main   installs, then trains and evaluates Gen-SER on the embedded synthetic corpus (no network)
+#   make main   installs, then cross-validates and trains the release model: Gen-SER on EmoDB with whisper-tiny.en
 #   make test   installs (with Chromium for the browser test), then runs the test suite
 #   make space  assembles outputs/space, the folder to upload as a Hugging Face Space
 PYTHON ?= python3
@@ -13,7 +13,7 @@ install:
 	$(PYTHON) -m pip install -q -e ".[dev]"
 
 main: install
-	$(PYTHON) -m training.run_genser training/configs/synthetic_demo.json
+	$(PYTHON) -m training.run_genser training/configs/main_job.json
 
 test: install
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver)

@@ -4,8 +4,8 @@
     python spaces_demo/app.py                                   # the model `make main` trains (offline)
     GENSER_MODEL=org/gen-ser python spaces_demo/app.py          # any Gen-SER model: Hub id or local directory
 
-The model comes from the `GENSER_MODEL` environment variable; without it, from `outputs/genser-synthetic`, which
-`make main` produces with no network.
+The model comes from the `GENSER_MODEL` environment variable; without it, from `outputs/gen-ser`, the release model
+that `make main` trains on EmoDB speech with whisper-tiny.en (offline, from `../shared`).
 """
 
 import os
@@ -20,8 +20,10 @@ from transformers import pipeline
 import pipelines  # noqa: F401  (makes "audio-classification" use Gen-SER's pipeline: windows, trajectory)
 
 MODEL_ENV = "GENSER_MODEL"
-DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "outputs" / "genser-synthetic"
+DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "outputs" / "gen-ser"
 MAX_SEGMENT_LENGTH_S = 30.0  # Whisper encoders accept at most 30 s per window
+# One step draws a trajectory of two points (start, generated code); a few steps show the sample find its class.
+MIN_DEFAULT_STEPS = 4
 
 
 def load_classifier(model: str | os.PathLike | None = None, device: str | None = None):
@@ -30,7 +32,7 @@ def load_classifier(model: str | os.PathLike | None = None, device: str | None =
     model = model or os.environ.get(MODEL_ENV) or DEFAULT_MODEL
     if Path(model) == DEFAULT_MODEL and not DEFAULT_MODEL.is_dir():
         raise FileNotFoundError(
-            f"No model at {DEFAULT_MODEL}. Run `make main` to train the demo model offline, or set {MODEL_ENV} "
+            f"No model at {DEFAULT_MODEL}. Run `make main` to train the release model, or set {MODEL_ENV} "
             "to a Gen-SER model (Hub id or local directory)."
         )
     return pipeline("audio-classification", model=str(model), device=device)
@@ -130,7 +132,7 @@ def build_demo(classifier) -> gr.Blocks:
         with gr.Row():
             with gr.Column():
                 audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Speech")
-                steps = gr.Slider(1, 32, value=config.num_inference_steps, step=1, label="Sampling steps")
+                steps = gr.Slider(1, 32, value=max(config.num_inference_steps, MIN_DEFAULT_STEPS), step=1, label="Sampling steps")
                 samples = gr.Slider(1, 32, value=1, step=1, label="Samples (more: see how far they agree)")
                 window = gr.Slider(
                     1, MAX_SEGMENT_LENGTH_S, value=5, step=0.5, label="Window for long recordings (s)"

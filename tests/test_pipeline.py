@@ -1,7 +1,4 @@
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -18,7 +15,7 @@ from transformers import (
 )
 
 import pipelines  # noqa: F401  (registers the Gen-SER pipeline class)
-from conftest import WHISPER_TINY_EN, tiny_wav2vec2_config, tone
+from conftest import WHISPER_TINY_EN, classify_from_offline_hub_cache, tiny_wav2vec2_config, tone
 from modeling_genser import GenSERConfig, GenSERForAudioClassification
 from pipelines import GenSERAudioClassificationPipeline
 from training.synthetic_corpus import write_wav
@@ -112,37 +109,10 @@ def test_sampling_controls_are_refused_for_other_models():
 
 def test_trust_remote_code_from_an_offline_hub_cache(model_dir, tmp_path):
     """`pipeline(..., model="org/gen-ser", trust_remote_code=True)` with HF_HUB_OFFLINE=1 and no Gen-SER import."""
-    revision = "0123456789abcdef0123456789abcdef01234567"
-    repo = tmp_path / "hub" / "models--org--gen-ser"
-    snapshot = repo / "snapshots" / revision
-    snapshot.mkdir(parents=True)
-    for file in model_dir.iterdir():
-        (snapshot / file.name).write_bytes(file.read_bytes())
-    (repo / "refs").mkdir()
-    (repo / "refs" / "main").write_text(revision)
-    script = (
-        "import json, numpy as np\n"
-        "from transformers import pipeline\n"
-        "clf = pipeline('audio-classification', model='org/gen-ser', trust_remote_code=True, device='cpu')\n"
-        "out = clf(np.sin(np.arange(16000) / 5).astype('float32'), top_k=None)\n"
-        "print(json.dumps({'module': type(clf.model).__module__, 'out': out}))\n"
-    )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HF_") and k != "PYTHONPATH"}
-    env.update(
-        HF_HUB_OFFLINE="1",
-        HF_HUB_CACHE=str(tmp_path / "hub"),
-        HF_HOME=str(tmp_path / "home"),
-        HF_MODULES_CACHE=str(tmp_path / "modules"),
-    )
-    # Run outside the repository so that the local package cannot be imported by accident.
-    completed = subprocess.run(
-        [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
-    )
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    result = json.loads(completed.stdout.strip().splitlines()[-1])
-    assert result["module"].startswith("transformers_modules."), result["module"]
-    assert_valid_scores(result["out"], len(LABELS))
-    assert sum(item["score"] for item in result["out"]) == pytest.approx(1.0, abs=1e-5)
+    module, out = classify_from_offline_hub_cache(model_dir, tmp_path)
+    assert module.startswith("transformers_modules."), module
+    assert_valid_scores(out, len(LABELS))
+    assert sum(item["score"] for item in out) == pytest.approx(1.0, abs=1e-5)
 
 
 def test_real_whisper_tiny_en_encoder(requires_shared, tmp_path):

@@ -1,7 +1,7 @@
 # Copyright 2026 The Gen-SER authors. Licensed under the Apache License, Version 2.0.
 """Evaluate a saved Gen-SER model on labelled audio: WA, UA, macro/weighted F1 and a confusion matrix.
 
-    python -m training.evaluate_genser --model_name_or_path outputs/genser-synthetic \
+    python -m training.evaluate_genser --model_name_or_path outputs/gen-ser \
         --dataset_name path/to/audiofolder --output_dir outputs/evaluation
 """
 

@@ -42,11 +42,15 @@ def write_model_card(
     dataset_name: str,
     evaluation_description: str,
     training_data_description: str,
+    evaluation_protocol: str,
+    training_data_limitations: str | None = None,
     repo_id: str | None = None,
 ) -> ModelCard:
     """Fills `model_card.md` for a saved model and writes it as the Hub model card, `output_dir/README.md`.
 
-    `metrics` are the measured figures (keys of `CARD_METRICS`); they go into the card's `model-index`.
+    `metrics` are the measured figures (keys of `CARD_METRICS`); they go into the card's `model-index`, labelled
+    with `evaluation_protocol` (e.g. "leave-one-speaker-out cross-validation, 10 folds") as split and metric name.
+    `training_data_limitations` is a sentence (no final stop) on what the training data rules out, if known.
     """
     output_dir = Path(output_dir)
     repo_id = repo_id or f"org/{output_dir.name}"
@@ -62,8 +66,9 @@ def write_model_card(
             task_name="Speech emotion recognition",
             dataset_type=dataset_name,
             dataset_name=dataset_name,
+            dataset_split=evaluation_protocol,
             metric_type=key,
-            metric_name=name,
+            metric_name=f"{name}, {evaluation_protocol}",
             metric_value=round(float(metrics[key]), 4),
         )
         for key, name in CARD_METRICS.items()
@@ -76,7 +81,8 @@ def write_model_card(
         labels=", ".join(config.id2label[i] for i in range(config.num_labels)),
         repo_id=repo_id,
         training_data=training_data_description,
-        evaluation=f"{evaluation_description}\n\n| metric | value |\n| --- | --- |\n{rows}",
+        training_data_limitations=training_data_limitations,
+        evaluation=f"{evaluation_description}\n\n| metric ({evaluation_protocol}) | value |\n| --- | --- |\n{rows}",
     )
     card = ModelCard(f"---\n{data.to_yaml()}\n---\n\n{body.lstrip()}")
     card.save(output_dir / "README.md")

@@ -2,10 +2,20 @@
 """Fine-tune Gen-SER on labelled audio with the transformers Trainer.
 
 Modelled on transformers' examples/pytorch/audio-classification/run_audio_classification.py. Data comes from a Hub
-dataset id or a local audiofolder directory; without one, the embedded synthetic corpus is generated (offline).
+dataset id, a local audiofolder directory or manifest, or a named corpus (`training/sources.py`: `emodb` is read from
+`../shared` when present, else from the Hub); without one, the embedded synthetic corpus is generated (offline).
 Without an encoder, a small randomly initialised wav2vec2 encoder is used, so the whole job runs with no network.
 
-    python -m training.run_genser training/configs/synthetic_demo.json
+With a frozen encoder (the default) every clip is encoded once into a feature cache (`feature_cache.py`) and each
+epoch trains the head alone. Two evaluation protocols:
+
+- `held_out_speakers`: train on some speakers, evaluate on the others (`--eval_fraction`) or on `--eval_split_name`;
+  the saved model is the one evaluated.
+- `leave_one_speaker_out`: one fold per speaker, a fresh head per fold, predictions pooled over folds; then the
+  release model is trained on every speaker and saved. Its model card reports the cross-validated figures.
+
+    python -m training.run_genser training/configs/main_job.json        # the main job: EmoDB, whisper-tiny.en
+    python -m training.run_genser training/configs/synthetic_demo.json  # offline demo on the synthetic corpus
     python -m training.run_genser --dataset_name path/to/audiofolder --encoder_name_or_path openai/whisper-tiny.en \
         --output_dir outputs/my-genser --learning_rate 1e-3 --num_train_epochs 30 --eval_strategy epoch
 """
@@ -16,35 +26,46 @@ import logging
 import os
 import re
 import sys
+import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import evaluate
 import numpy as np
 import transformers
+from datasets import Audio
 from transformers import (
     AutoFeatureExtractor,
     HfArgumentParser,
     Trainer,
+    TrainerCallback,
     TrainingArguments,
     Wav2Vec2Config,
     Wav2Vec2FeatureExtractor,
+    default_data_collator,
     pipeline,
     set_seed,
 )
+from transformers.trainer_utils import IntervalStrategy
 
 from modeling_genser import GenSERConfig, GenSERForAudioClassification
 from training.data import (
     AudioClassificationCollator,
     audio_transform,
     cast_audio,
+    decode_audio,
     drop_unreadable_audio,
     encode_labels,
     group_train_test_split,
     label_names,
     load_audio_dataset,
+    speaker_groups,
 )
+from training.feature_cache import POOLED_FEATURES_COLUMN, add_pooled_features
+from training.folds import cross_validate_head
 from training.reports import save_confusion_matrix, write_model_card
+from training.sources import CORPORA, ENCODERS, CorpusSource, describe_sources, resolve_corpus, resolve_encoder
 from training.synthetic_corpus import generate_corpus
 
 logger = logging.getLogger(__name__)
@@ -92,7 +113,10 @@ class ModelArguments:
 class DataTrainingArguments:
     dataset_name: str | None = field(
         default=None,
-        metadata={"help": "Hub dataset id or local audiofolder directory. Default: generate the synthetic corpus."},
+        metadata={
+            "help": "Hub dataset id, local audiofolder directory, CSV/JSON manifest, or a named corpus of "
+            "training/sources.py (e.g. emodb). Default: generate the synthetic corpus."
+        },
     )
     dataset_config_name: str | None = field(default=None, metadata={"help": "Configuration of the Hub dataset."})
     train_split_name: str = field(default="train")
@@ -102,13 +126,44 @@ class DataTrainingArguments:
     audio_column_name: str = field(default="audio")
     label_column_name: str = field(default="label")
     group_column_name: str | None = field(
-        default="speaker", metadata={"help": "Speaker column for a speaker-independent split (empty: random split)."}
+        default="speaker",
+        metadata={
+            "help": "Speaker column for speaker-independent evaluation (empty: random split); columns joined by '+' "
+            "(e.g. 'gender+age') when their values together identify a speaker."
+        },
+    )
+    evaluation_protocol: str = field(
+        default="held_out_speakers",
+        metadata={
+            "help": "held_out_speakers: evaluate on held-out speakers and save that model. leave_one_speaker_out: "
+            "cross-validate over speakers (frozen encoder), then train the saved model on every speaker."
+        },
+    )
+    parallel_folds: int = field(
+        default=1,
+        metadata={"help": "Cross-validation folds trained at once, each in its own process with a share of the CPU threads."},
     )
     eval_fraction: float = field(default=0.2, metadata={"help": "Fraction of speakers held out for evaluation."})
-    max_length_seconds: float = field(default=20.0, metadata={"help": "Training clips are randomly cropped to this."})
+    max_length_seconds: float = field(
+        default=20.0,
+        metadata={"help": "Clips are cut to this: a random window in training without the feature cache, else the start."},
+    )
+    use_feature_cache: bool = field(
+        default=True, metadata={"help": "With a frozen encoder, encode every clip once and train the head on the cache."}
+    )
+    feature_cache_dir: str | None = field(
+        default=None,
+        metadata={"help": "Where encoded clips are cached. Default: the datasets cache (HF_DATASETS_CACHE)."},
+    )
+    num_example_predictions: int = field(
+        default=3, metadata={"help": "Clips (one per label) classified at the end through the saved pipeline."}
+    )
     unreadable_audio: str = field(
         default="raise", metadata={"help": "raise: stop on an unreadable clip; skip: leave it out with a warning."}
     )
+
+
+PROTOCOLS = ("held_out_speakers", "leave_one_speaker_out")
 
 
 def parse_config_overrides(overrides: str | None) -> dict:
@@ -159,11 +214,50 @@ def build_model(model_args: ModelArguments, labels: list[str]):
     return model, feature_extractor
 
 
+def new_genser_head(model_args: ModelArguments, labels: list[str]):
+    """A freshly initialised Gen-SER model, for one cross-validation fold."""
+    return build_model(model_args, labels)[0]
+
+
 class GenSERTrainer(Trainer):
     """`Trainer` whose Hub uploads keep the Gen-SER model card (`training/reports.py`) instead of replacing it."""
 
     def create_model_card(self, *args, **kwargs):
         pass
+
+
+def resolve_sources(model_args: ModelArguments, data_args: DataTrainingArguments) -> tuple[CorpusSource | None, str | None]:
+    """Replaces a named corpus or encoder (`training/sources.py`) by its first available source, in place. Returns the
+    corpus source used (None for other data) and the Hub id of a named encoder (for the model card's `base_model`,
+    also when a local copy was loaded). When no source is available it says so and falls back to the synthetic
+    corpus or the embedded encoder, so the job still runs offline."""
+    corpus = None
+    if data_args.dataset_name in CORPORA:
+        name, corpus = data_args.dataset_name, resolve_corpus(data_args.dataset_name)
+        if corpus is None:
+            logger.warning(
+                "Corpus %r is not available here: neither %s could be reached. Falling back to the synthetic corpus, "
+                "which is not speech: the model will say nothing about real emotional speech.",
+                name, describe_sources(CORPORA[name]),
+            )
+            data_args.dataset_name, data_args.label_column_name, data_args.group_column_name = None, "label", "speaker"
+        else:
+            logger.info("Corpus %r: loading %s", name, corpus.dataset_name)
+            data_args.dataset_name = corpus.dataset_name
+            data_args.label_column_name, data_args.group_column_name = corpus.label_column_name, corpus.group_column_name
+    encoder_hub_id = None
+    if model_args.encoder_name_or_path in ENCODERS:
+        name, location = model_args.encoder_name_or_path, resolve_encoder(model_args.encoder_name_or_path)
+        if location is None:
+            logger.warning(
+                "Encoder %r is not available here: neither %s could be reached. Falling back to the embedded, "
+                "randomly initialised encoder.", name, describe_sources(ENCODERS[name]),
+            )
+        else:
+            logger.info("Encoder %r: loading %s", name, location)
+            encoder_hub_id = ENCODERS[name][-1]
+        model_args.encoder_name_or_path = location
+    return corpus, encoder_hub_id
 
 
 def card_dataset_name(dataset_name: str | None) -> str:
@@ -173,13 +267,16 @@ def card_dataset_name(dataset_name: str | None) -> str:
     return Path(dataset_name).stem if os.path.exists(dataset_name) else dataset_name
 
 
-def describe_training_data(data_args: DataTrainingArguments, train, labels: list[str], seed: int) -> str:
+def describe_training_data(
+    data_args: DataTrainingArguments, train, labels: list[str], seed: int, corpus: CorpusSource | None
+) -> str:
     """The model card's "Training data" paragraph."""
     group = data_args.group_column_name
-    speakers = f" from {len(set(train[group]))} speakers" if group and group in train.column_names else ""
+    speakers = f" from {len(set(speaker_groups(train, group)))} speakers" if group else ""
     clips = f"{len(train)} clips{speakers}, labels {', '.join(labels)}"
     if data_args.dataset_name:
-        return f"{clips}, from `{data_args.dataset_name}` (split {data_args.train_split_name!r})."
+        source = f"{clips}, from `{card_dataset_name(data_args.dataset_name)}` (split {data_args.train_split_name!r})"
+        return f"{source}: {corpus.description}." if corpus else f"{source}."
     return (
         f"{clips}, from the project's synthetic corpus (`training/synthetic_corpus.py`, seed {seed}). It is not "
         "speech: source-filter vowel strings with no words and no language, whose prosody (pitch level and range, "
@@ -187,7 +284,77 @@ def describe_training_data(data_args: DataTrainingArguments, train, labels: list
     )
 
 
-def main(argv: list[str] | None = None) -> dict:
+def training_data_limitations(data_args: DataTrainingArguments, corpus: CorpusSource | None) -> str | None:
+    """What the training data rules out, for the model card's Limitations (None when nothing is known of it)."""
+    if data_args.dataset_name is None:
+        return "Trained on the project's synthetic corpus, the model has never heard speech: it is a pipeline demonstration only"
+    return corpus.limitations if corpus else None
+
+
+def load_training_data(data_args: DataTrainingArguments, training_args: TrainingArguments):
+    """The training split and the evaluation split (None when speakers are held out of the training split), with
+    unreadable clips handled as `--unreadable_audio` says."""
+    dataset_name = data_args.dataset_name
+    if dataset_name is None:
+        dataset_name = str(Path(training_args.output_dir) / "synthetic_corpus")
+        if not (Path(dataset_name) / "metadata.csv").exists():
+            logger.info("No dataset given: generating the synthetic corpus in %s", dataset_name)
+            generate_corpus(dataset_name, seed=training_args.seed)
+    dataset = load_audio_dataset(dataset_name, data_args.dataset_config_name, data_args.audio_column_name)
+    splits = [data_args.train_split_name] + ([data_args.eval_split_name] if data_args.eval_split_name else [])
+    for split in splits:
+        if split not in dataset:
+            raise ValueError(f"Split {split!r} not found; available: {list(dataset)}.")
+    readable = [drop_unreadable_audio(dataset[split], data_args.audio_column_name, data_args.unreadable_audio) for split in splits]
+    return readable[0], readable[1] if len(readable) > 1 else None
+
+
+def check_protocol(model_args: ModelArguments, data_args: DataTrainingArguments, training_args: TrainingArguments):
+    if data_args.evaluation_protocol not in PROTOCOLS:
+        raise ValueError(f"evaluation_protocol must be one of {PROTOCOLS}, got {data_args.evaluation_protocol!r}.")
+    if data_args.evaluation_protocol != "leave_one_speaker_out":
+        return
+    if not (model_args.freeze_encoder and data_args.use_feature_cache):
+        raise ValueError(
+            "leave_one_speaker_out trains one head per speaker on cached features: it needs --freeze_encoder true and "
+            "--use_feature_cache true. Use --evaluation_protocol held_out_speakers to fine-tune the encoder."
+        )
+    if data_args.eval_split_name or not data_args.group_column_name:
+        raise ValueError(
+            "leave_one_speaker_out folds the training split by speaker: give --group_column_name and no --eval_split_name."
+        )
+    if training_args.eval_strategy != IntervalStrategy.NO:
+        raise ValueError(
+            "leave_one_speaker_out evaluates by cross-validation after training, not during it: set --eval_strategy no."
+        )
+
+
+def cached_for_training(features):
+    return features.select_columns([POOLED_FEATURES_COLUMN, "labels"]).with_format("torch")
+
+
+def print_example_predictions(
+    model_dir: str, clips, audio_column_name: str, labels: list[str], count: int, note: str, held_out=None
+) -> None:
+    """Classifies the first clip of each of the first `count` labels through `pipeline(...)` on the saved model and
+    prints the predictions next to the true labels (and, when given, each clip's cross-validated prediction)."""
+    classifier = pipeline("audio-classification", model=model_dir, device="cpu")
+    label_ids = list(clips["labels"])
+    chosen = [label_ids.index(k) for k in range(len(labels)) if k in label_ids][:count]
+    paths = clips.cast_column(audio_column_name, Audio(decode=False)).select(chosen)[audio_column_name]
+    print(f"\npipeline(\"audio-classification\", model={model_dir!r}) on {len(chosen)} clips ({note}):")
+    for index, raw in zip(chosen, paths):
+        rate = classifier.feature_extractor.sampling_rate
+        top = classifier({"array": decode_audio(clips[index][audio_column_name], rate), "sampling_rate": rate}, top_k=1)[0]
+        line = f"  {Path(raw.get('path') or str(index)).name:<16} true {labels[label_ids[index]]:<10} predicted {top['label']:<10} (score {top['score']:.2f})"
+        if held_out is not None:
+            line += f"; its held-out fold predicted {labels[held_out[index]]}"
+        print(line)
+
+
+def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None = None) -> dict:
+    """Runs the job; `callbacks` are passed to the Trainer of the saved model (not to the cross-validation heads)."""
+    started = time.perf_counter()
     parser = HfArgumentParser((ModelArguments, DataTrainingArguments, TrainingArguments))
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) == 1 and argv[0].endswith(".json"):
@@ -196,38 +363,46 @@ def main(argv: list[str] | None = None) -> dict:
         model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=argv)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     transformers.utils.logging.set_verbosity_warning()
+    check_protocol(model_args, data_args, training_args)
     set_seed(training_args.seed)
+    corpus, encoder_hub_id = resolve_sources(model_args, data_args)
+    leave_one_speaker_out = data_args.evaluation_protocol == "leave_one_speaker_out"
 
-    dataset_name = data_args.dataset_name
-    if dataset_name is None:
-        dataset_name = str(Path(training_args.output_dir) / "synthetic_corpus")
-        if not (Path(dataset_name) / "metadata.csv").exists():
-            logger.info("No dataset given: generating the synthetic corpus in %s", dataset_name)
-            generate_corpus(dataset_name, seed=training_args.seed)
-    dataset = load_audio_dataset(dataset_name, data_args.dataset_config_name, data_args.audio_column_name)
-    if data_args.train_split_name not in dataset:
-        raise ValueError(f"Split {data_args.train_split_name!r} not found; available: {list(dataset)}.")
-    train = drop_unreadable_audio(dataset[data_args.train_split_name], data_args.audio_column_name, data_args.unreadable_audio)
-    if data_args.eval_split_name:
-        if data_args.eval_split_name not in dataset:
-            raise ValueError(f"Split {data_args.eval_split_name!r} not found; available: {list(dataset)}.")
-        evaluation = drop_unreadable_audio(
-            dataset[data_args.eval_split_name], data_args.audio_column_name, data_args.unreadable_audio
-        )
-    else:
+    train, evaluation = load_training_data(data_args, training_args)
+    if evaluation is None and not leave_one_speaker_out:
         train, evaluation = group_train_test_split(
             train, data_args.group_column_name or None, data_args.eval_fraction, training_args.seed
         )
-    if len(train) == 0 or len(evaluation) == 0:
-        raise ValueError(f"Empty split: {len(train)} training and {len(evaluation)} evaluation examples.")
-
+    if len(train) == 0 or (evaluation is not None and len(evaluation) == 0):
+        raise ValueError(f"Empty split: {len(train)} training and {len(evaluation or [])} evaluation examples.")
     labels = label_names(train, data_args.label_column_name)
     model, feature_extractor = build_model(model_args, labels)
+    if encoder_hub_id:  # the card's base_model names the Hub model, not this machine's path to a copy of it
+        model.config.encoder_name_or_path = encoder_hub_id
+    audio_column, rate = data_args.audio_column_name, feature_extractor.sampling_rate
     train, evaluation = (
-        encode_labels(cast_audio(split, data_args.audio_column_name, feature_extractor.sampling_rate), data_args.label_column_name, model.config.label2id)
+        split and encode_labels(cast_audio(split, audio_column, rate), data_args.label_column_name, model.config.label2id)
         for split in (train, evaluation)
     )
-    logger.info("%d training and %d evaluation clips, labels %s", len(train), len(evaluation), labels)
+    logger.info("%d training and %d evaluation clips, labels %s", len(train), len(evaluation or []), labels)
+
+    encoding_started = time.perf_counter()
+    if model_args.freeze_encoder and data_args.use_feature_cache:
+        # Every epoch then trains the head alone; other processes wait for the main one and read its cache.
+        with training_args.main_process_first(desc="encoding clips into the feature cache"):
+            train_data, evaluation_data = (
+                split and add_pooled_features(
+                    split, model, feature_extractor, audio_column, data_args.feature_cache_dir, data_args.max_length_seconds
+                )
+                for split in (train, evaluation)
+            )
+        collator = default_data_collator  # not the feature extractor's padding: the features have one shape
+        train_dataset, eval_dataset = (split and cached_for_training(split) for split in (train_data, evaluation_data))
+    else:
+        collator = AudioClassificationCollator(feature_extractor)
+        train_dataset = train.with_transform(audio_transform(audio_column, rate, data_args.max_length_seconds, True))
+        eval_dataset = evaluation.with_transform(audio_transform(audio_column, rate))
+    encoding_seconds = time.perf_counter() - encoding_started
 
     metric = evaluate.load(METRICS_PATH)
 
@@ -237,39 +412,70 @@ def main(argv: list[str] | None = None) -> dict:
         scores.pop("confusion_matrix")
         return scores
 
-    rate, audio_column = feature_extractor.sampling_rate, data_args.audio_column_name
-    training_args.remove_unused_columns = False  # the transforms read the raw audio column
+    training_args.remove_unused_columns = False  # the audio transforms read the raw audio column
     trainer = GenSERTrainer(
         model=model,
         args=training_args,
-        train_dataset=train.with_transform(audio_transform(audio_column, rate, data_args.max_length_seconds, True)),
-        eval_dataset=evaluation.with_transform(audio_transform(audio_column, rate)),
-        data_collator=AudioClassificationCollator(feature_extractor),
+        train_dataset=train_dataset,
+        eval_dataset=eval_dataset,
+        data_collator=collator,
         compute_metrics=compute_metrics,
         processing_class=feature_extractor,
+        callbacks=callbacks,
     )
-    trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
-    prediction = trainer.predict(trainer.eval_dataset, metric_key_prefix="eval")
-    metrics = prediction.metrics
-    trainer.log_metrics("eval", metrics)
-    trainer.save_metrics("eval", metrics)
-    if trainer.is_world_process_zero():
+    held_out_predictions = None
+    if leave_one_speaker_out:
+        steps = model.config.num_inference_steps
+        groups = speaker_groups(train, data_args.group_column_name)
+        if data_args.parallel_folds > 1 and training_args.world_size > 1:
+            raise ValueError("--parallel_folds > 1 runs folds in separate processes: launch one process, not several.")
+        predictions, folds = cross_validate_head(
+            partial(new_genser_head, model_args, labels), train_data, groups, training_args, [steps],
+            parallel_folds=data_args.parallel_folds,
+        )
+        held_out_predictions = predictions[steps]
+        scores = metric.compute(predictions=held_out_predictions, references=train["labels"], num_labels=len(labels))
+        metrics = {f"loso_{key}": value for key, value in scores.items() if key != "confusion_matrix"}
+        trainer.save_metrics("loso", metrics)
+        protocol = f"leave-one-speaker-out cross-validation, {len(folds)} folds"
+        evaluation_description = (
+            f"Leave-one-speaker-out cross-validation by `training/run_genser.py`: {len(folds)} folds, one per speaker "
+            f"(column {data_args.group_column_name!r}). Each fold trains a fresh head with this model's configuration "
+            f"on the other speakers' clips and predicts the held-out speaker's, at {steps} sampling step(s); the "
+            f"figures pool the predictions of all folds ({len(train)} clips). The released model was then trained on "
+            "every speaker: no figure here was measured on clips the scoring head was trained on."
+        )
+        logger.info("Training the release model on all %d clips of %d speakers", len(train), len(folds))
+        trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+        example_clips, example_note = train, "clips the released model was trained on; each also has a held-out prediction"
+    else:
+        trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+        prediction = trainer.predict(eval_dataset, metric_key_prefix="eval")
+        metrics = prediction.metrics
+        trainer.save_metrics("eval", metrics)
         scores = metric.compute(
             predictions=prediction.predictions.argmax(-1), references=prediction.label_ids, num_labels=len(labels)
         )
-        save_confusion_matrix(scores["confusion_matrix"], labels, Path(training_args.output_dir) / "confusion_eval")
+        protocol = "held-out speakers" if not data_args.eval_split_name else f"{data_args.eval_split_name} split"
         split = (
             f"the {data_args.eval_split_name!r} split"
             if data_args.eval_split_name
             else f"{len(evaluation)} clips of held-out speakers (column {data_args.group_column_name!r})"
         )
+        evaluation_description = f"Measured by `training/run_genser.py` on {split}."
+        example_clips, example_note = evaluation, "held-out clips"
+    trainer.log_metrics(protocol, metrics)
+    if trainer.is_world_process_zero():
+        save_confusion_matrix(scores["confusion_matrix"], labels, Path(training_args.output_dir) / "confusion_eval")
         write_model_card(
             training_args.output_dir,
             model.config,
             scores,
             dataset_name=card_dataset_name(data_args.dataset_name),
-            training_data_description=describe_training_data(data_args, train, labels, training_args.seed),
-            evaluation_description=f"Measured by `training/run_genser.py` on {split}.",
+            training_data_description=describe_training_data(data_args, train, labels, training_args.seed, corpus),
+            training_data_limitations=training_data_limitations(data_args, corpus),
+            evaluation_description=evaluation_description,
+            evaluation_protocol=protocol,
         )
     # Saved last, so that with --push_to_hub the upload carries the metrics and the card.
     trainer.save_model()
@@ -277,11 +483,19 @@ def main(argv: list[str] | None = None) -> dict:
         return metrics
 
     # End to end: the saved directory works with the stock audio-classification pipeline.
-    classifier = pipeline("audio-classification", model=training_args.output_dir, device="cpu")
-    example = evaluation[0]
-    audio = example[data_args.audio_column_name].get_all_samples()
-    prediction = classifier({"array": audio.data.mean(0).numpy(), "sampling_rate": audio.sample_rate}, top_k=3)
-    logger.info("pipeline on one evaluation clip (true label %s): %s", labels[example["labels"]], prediction)
+    if data_args.num_example_predictions > 0:
+        print_example_predictions(
+            training_args.output_dir, example_clips, audio_column, labels, data_args.num_example_predictions,
+            example_note, held_out_predictions,
+        )
+    print(
+        f"\nGen-SER, {protocol}: UA {scores['unweighted_accuracy']:.4f}  WA {scores['accuracy']:.4f}  "
+        f"macro-F1 {scores['macro_f1']:.4f}  ({len(example_clips) if leave_one_speaker_out else len(evaluation)} clips)"
+    )
+    print(
+        f"wall time {time.perf_counter() - started:.0f} s (encoding or reading the feature cache "
+        f"{encoding_seconds:.0f} s); model saved to {training_args.output_dir}"
+    )
     return metrics
 
 
