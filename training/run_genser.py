@@ -327,6 +327,21 @@ def check_protocol(model_args: ModelArguments, data_args: DataTrainingArguments,
         raise ValueError(
             "leave_one_speaker_out evaluates by cross-validation after training, not during it: set --eval_strategy no."
         )
+    if data_args.parallel_folds > 1 and training_args.world_size > 1:
+        raise ValueError("--parallel_folds > 1 starts its own fold processes: launch one process, not several.")
+
+
+def cross_validated_predictions(
+    model_args: ModelArguments, data_args: DataTrainingArguments, training_args: TrainingArguments, features, labels, steps
+) -> tuple[np.ndarray, int]:
+    """Every clip's prediction by a fresh Gen-SER head trained on the other speakers' cached features, at `steps`
+    sampling steps; and the number of folds."""
+    groups = speaker_groups(features, data_args.group_column_name)
+    predictions, folds = cross_validate_head(
+        partial(new_genser_head, model_args, labels), features, groups, training_args, [steps],
+        parallel_folds=data_args.parallel_folds,
+    )
+    return predictions[steps], len(folds)
 
 
 def cached_for_training(features):
@@ -381,28 +396,31 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
         model.config.encoder_name_or_path = encoder_hub_id
     audio_column, rate = data_args.audio_column_name, feature_extractor.sampling_rate
     train, evaluation = (
-        split and encode_labels(cast_audio(split, audio_column, rate), data_args.label_column_name, model.config.label2id)
+        None if split is None
+        else encode_labels(cast_audio(split, audio_column, rate), data_args.label_column_name, model.config.label2id)
         for split in (train, evaluation)
     )
     logger.info("%d training and %d evaluation clips, labels %s", len(train), len(evaluation or []), labels)
 
-    encoding_started = time.perf_counter()
-    if model_args.freeze_encoder and data_args.use_feature_cache:
+    use_feature_cache = model_args.freeze_encoder and data_args.use_feature_cache
+    if use_feature_cache:
+        encoding_started = time.perf_counter()
         # Every epoch then trains the head alone; other processes wait for the main one and read its cache.
         with training_args.main_process_first(desc="encoding clips into the feature cache"):
             train_data, evaluation_data = (
-                split and add_pooled_features(
+                None if split is None
+                else add_pooled_features(
                     split, model, feature_extractor, audio_column, data_args.feature_cache_dir, data_args.max_length_seconds
                 )
                 for split in (train, evaluation)
             )
+        encoding_seconds = time.perf_counter() - encoding_started
         collator = default_data_collator  # not the feature extractor's padding: the features have one shape
-        train_dataset, eval_dataset = (split and cached_for_training(split) for split in (train_data, evaluation_data))
+        train_dataset, eval_dataset = (None if split is None else cached_for_training(split) for split in (train_data, evaluation_data))
     else:
         collator = AudioClassificationCollator(feature_extractor)
         train_dataset = train.with_transform(audio_transform(audio_column, rate, data_args.max_length_seconds, True))
         eval_dataset = evaluation.with_transform(audio_transform(audio_column, rate))
-    encoding_seconds = time.perf_counter() - encoding_started
 
     metric = evaluate.load(METRICS_PATH)
 
@@ -426,26 +444,21 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
     held_out_predictions = None
     if leave_one_speaker_out:
         steps = model.config.num_inference_steps
-        groups = speaker_groups(train, data_args.group_column_name)
-        if data_args.parallel_folds > 1 and training_args.world_size > 1:
-            raise ValueError("--parallel_folds > 1 runs folds in separate processes: launch one process, not several.")
-        predictions, folds = cross_validate_head(
-            partial(new_genser_head, model_args, labels), train_data, groups, training_args, [steps],
-            parallel_folds=data_args.parallel_folds,
+        held_out_predictions, num_folds = cross_validated_predictions(
+            model_args, data_args, training_args, train_data, labels, steps
         )
-        held_out_predictions = predictions[steps]
         scores = metric.compute(predictions=held_out_predictions, references=train["labels"], num_labels=len(labels))
         metrics = {f"loso_{key}": value for key, value in scores.items() if key != "confusion_matrix"}
         trainer.save_metrics("loso", metrics)
-        protocol = f"leave-one-speaker-out cross-validation, {len(folds)} folds"
+        protocol = f"leave-one-speaker-out cross-validation, {num_folds} folds"
         evaluation_description = (
-            f"Leave-one-speaker-out cross-validation by `training/run_genser.py`: {len(folds)} folds, one per speaker "
+            f"Leave-one-speaker-out cross-validation by `training/run_genser.py`: {num_folds} folds, one per speaker "
             f"(column {data_args.group_column_name!r}). Each fold trains a fresh head with this model's configuration "
             f"on the other speakers' clips and predicts the held-out speaker's, at {steps} sampling step(s); the "
             f"figures pool the predictions of all folds ({len(train)} clips). The released model was then trained on "
             "every speaker: no figure here was measured on clips the scoring head was trained on."
         )
-        logger.info("Training the release model on all %d clips of %d speakers", len(train), len(folds))
+        logger.info("Training the release model on all %d clips of %d speakers", len(train), num_folds)
         trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
         example_clips, example_note = train, "clips the released model was trained on; each also has a held-out prediction"
     else:
@@ -490,12 +503,10 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
         )
     print(
         f"\nGen-SER, {protocol}: UA {scores['unweighted_accuracy']:.4f}  WA {scores['accuracy']:.4f}  "
-        f"macro-F1 {scores['macro_f1']:.4f}  ({len(example_clips) if leave_one_speaker_out else len(evaluation)} clips)"
+        f"macro-F1 {scores['macro_f1']:.4f}  ({sum(map(sum, scores['confusion_matrix']))} clips)"
     )
-    print(
-        f"wall time {time.perf_counter() - started:.0f} s (encoding or reading the feature cache "
-        f"{encoding_seconds:.0f} s); model saved to {training_args.output_dir}"
-    )
+    cache_note = f" (feature cache built or read in {encoding_seconds:.0f} s)" if use_feature_cache else ""
+    print(f"wall time {time.perf_counter() - started:.0f} s{cache_note}; model saved to {training_args.output_dir}")
     return metrics
 
 
