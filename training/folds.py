@@ -51,12 +51,10 @@ def head_training_arguments(training_args: TrainingArguments, output_dir: str) -
     return args
 
 
-def train_head(head: nn.Module, features: Dataset, training_args: TrainingArguments) -> Trainer:
+def train_head(head: nn.Module, features: Dataset, training_args: TrainingArguments) -> None:
     """Trains `head` with the Trainer on cached features (`pooled_layer_features`, `labels`)."""
     train_dataset = features.select_columns([POOLED_FEATURES_COLUMN, "labels"]).with_format("torch")
-    trainer = Trainer(model=head, args=training_args, train_dataset=train_dataset)
-    trainer.train()
-    return trainer
+    Trainer(model=head, args=training_args, train_dataset=train_dataset).train()
 
 
 @torch.no_grad()

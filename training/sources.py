@@ -54,6 +54,7 @@ CORPORA = {
         CorpusSource("renumics/emodb", "emotion", "gender+age", EMODB_DESCRIPTION, EMODB_LIMITATIONS),
     ),
 }
+# The last location of an encoder is its Hub id, which the model card names as base_model whichever copy was loaded.
 ENCODERS = {
     "whisper-tiny.en": (str(SHARED / "models" / "whisper-tiny.en"), "openai/whisper-tiny.en"),
 }
