@@ -40,19 +40,26 @@ class GenSERConfig(PreTrainedConfig):
         `taxonomy_encoding.py`).
     taxonomy_base (`float`, *optional*, defaults to 10000.0):
         Wavelength base of the sin/cos code, as in the transformer position encoding.
-    initial_distribution (`"gaussian"` or `"condition"`, *optional*, defaults to `"gaussian"`):
+    initial_distribution (`"gaussian"`, `"condition"` or `"prior"`, *optional*, defaults to `"gaussian"`):
         The initial distribution: `"gaussian"` draws `x_0 ~ N(0, initial_noise_scale**2 I)`; `"condition"` starts
-        from a learned projection of the speech condition plus that noise.
+        from a learned linear projection of the speech condition plus that noise; `"prior"` from the expected code
+        `softmax(W c) @ codes` of a linear prior on the condition, trained with its own cross-entropy, plus that
+        noise. The prior keeps what a linear classifier on the condition keeps; the bridge then refines it.
+    prior_loss_weight (`float`, *optional*, defaults to 1.0):
+        Weight of the prior's cross-entropy in the loss (`initial_distribution="prior"` only).
     initial_noise_scale (`float`, *optional*, defaults to 1.0):
         Standard deviation of the initial noise.
     scheduler_config (`dict`, *optional*):
-        Keyword arguments of [`GenSERScheduler`] (mean schedule steepness, bridge sigma).
+        Keyword arguments of [`GenSERScheduler`] (mean schedule steepness, bridge sigma, sampling noise scale).
     num_inference_steps (`int`, *optional*, defaults to 1):
         Default number of sampling steps at inference.
     sampling_seed (`int`, *optional*, defaults to 0):
         Seed of the initial sample at inference when no generator is given, so that predictions are reproducible.
     similarity_temperature (`float`, *optional*, defaults to 0.1):
         Logits are the cosine similarities to the class codes divided by this temperature.
+    target_loss (`"mse"` or `"cosine"`, *optional*, defaults to `"mse"`):
+        How the denoiser's prediction is matched to the class code: the paper's mean squared error, or
+        `1 - cos(prediction, code)`, which scores the prediction the way the class is read off.
     similarity_loss_weight (`float`, *optional*, defaults to 0.0):
         Weight of an optional cross-entropy term on the prediction's similarities to the class codes, added to the
         target-matching MSE; 0 keeps the pure target-matching loss.
@@ -88,12 +95,14 @@ class GenSERConfig(PreTrainedConfig):
     encoding_dim: int = 256
     taxonomy_index_scale: float = 100.0
     taxonomy_base: float = 10000.0
-    initial_distribution: Literal["gaussian", "condition"] = "gaussian"
+    initial_distribution: Literal["gaussian", "condition", "prior"] = "gaussian"
     initial_noise_scale: float = 1.0
+    prior_loss_weight: float = 1.0
     scheduler_config: dict | None = None
     num_inference_steps: int = 1
     sampling_seed: int = 0
     similarity_temperature: float = 0.1
+    target_loss: Literal["mse", "cosine"] = "mse"
     similarity_loss_weight: float = 0.0
     head_hidden_size: int = 256
     head_num_layers: int = 2
@@ -106,10 +115,12 @@ class GenSERConfig(PreTrainedConfig):
             raise ValueError(f'pooling must be "mean" or "mean_std", got {self.pooling!r}.')
         if self.layer_aggregation not in ("weighted_sum", "concat"):
             raise ValueError(f'layer_aggregation must be "weighted_sum" or "concat", got {self.layer_aggregation!r}.')
-        if self.initial_distribution not in ("gaussian", "condition"):
+        if self.initial_distribution not in ("gaussian", "condition", "prior"):
             raise ValueError(
-                f'initial_distribution must be "gaussian" or "condition", got {self.initial_distribution!r}.'
+                f'initial_distribution must be "gaussian", "condition" or "prior", got {self.initial_distribution!r}.'
             )
+        if self.target_loss not in ("mse", "cosine"):
+            raise ValueError(f'target_loss must be "mse" or "cosine", got {self.target_loss!r}.')
         if self.similarity_temperature <= 0:
             raise ValueError(f"similarity_temperature must be > 0, got {self.similarity_temperature}.")
         if not isinstance(self.num_inference_steps, int) or self.num_inference_steps < 1:

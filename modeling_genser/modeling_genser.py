@@ -8,7 +8,7 @@ Data flows one way:
           to the terminal distribution) -> cosine similarities to the taxonomy codes (``logits``) -> labels.
 
 Training is *target matching*: the denoiser sees a bridge sample ``x_t`` between an initial sample and the class
-code, and regresses the class code itself with a mean squared error.
+code, and regresses the class code itself, with a mean squared error or ``1 - cos`` (`target_loss`).
 """
 
 import math
@@ -49,6 +49,16 @@ class GenSEROutput(SequenceClassifierOutput):
     generated: torch.FloatTensor | None = None
     trajectory: torch.FloatTensor | None = None
     sample_logits: torch.FloatTensor | None = None
+
+
+def cosine_target_loss(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean of ``1 - cos(prediction, target)`` over the batch: target matching in the geometry the class is read
+    off by (cosine similarity to the codes), blind to the prediction's norm.
+
+    Args:
+        prediction, target (`torch.Tensor` of shape `(batch_size, encoding_dim)`)
+    """
+    return (1 - nn.functional.cosine_similarity(prediction, target, dim=-1)).mean()
 
 
 class GenSERResidualBlock(nn.Module):
@@ -210,6 +220,8 @@ class GenSERForAudioClassification(GenSERPreTrainedModel):
         self.denoiser = GenSERDenoiser(config, self.conditioner.condition_dim)
         if config.initial_distribution == "condition":
             self.initial_proj = nn.Linear(self.conditioner.condition_dim, config.encoding_dim)
+        elif config.initial_distribution == "prior":
+            self.prior = nn.Linear(self.conditioner.condition_dim, config.num_labels)
         self.register_buffer("class_codes", self.terminal_codes(), persistent=False)
         self.scheduler = GenSERScheduler(**config.scheduler_config)
         if config.freeze_encoder:
@@ -328,22 +340,42 @@ class GenSERForAudioClassification(GenSERPreTrainedModel):
         variances = [(weights @ (layer - mean[:, None]) ** 2).squeeze(1) for layer, mean in zip(outputs.hidden_states, means)]
         return torch.cat([pooled, torch.stack(variances, dim=1).clamp(min=1e-8).sqrt()], dim=-1)
 
-    def initial_sample(self, condition: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-        """A draw from the initial distribution, given standard Gaussian `noise` broadcastable to the output."""
+    def initial_sample(
+        self, condition: torch.Tensor, noise: torch.Tensor, prior_logits: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """A draw from the initial distribution, given standard Gaussian `noise` broadcastable to the output
+        (`prior_logits`, the prior's output on `condition`, saves computing them twice in training)."""
         noise = self.config.initial_noise_scale * noise
         if self.config.initial_distribution == "condition":
             return self.initial_proj(condition) + noise
+        if self.config.initial_distribution == "prior":
+            return self.prior_mean(self.prior(condition) if prior_logits is None else prior_logits) + noise
         return noise.expand(condition.shape[0], -1)
 
+    def prior_mean(self, prior_logits: torch.Tensor) -> torch.Tensor:
+        """The prior's expected code, `softmax(prior_logits) @ class_codes`: `(batch_size, encoding_dim)`.
+
+        Detached: the prior learns from its own cross-entropy only, so the target-matching loss cannot trade its
+        class information for a start that is easy to denoise.
+        """
+        return (prior_logits.softmax(-1) @ self.class_codes).detach()
+
     def target_matching_loss(self, condition: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """MSE between the denoiser's prediction from a random bridge sample and the class code itself (plus, if
-        `similarity_loss_weight` > 0, a cross-entropy on the prediction's similarities to the codes)."""
+        """The denoiser's loss against the class code itself from a random bridge sample (`config.target_loss`),
+        plus the prior's cross-entropy for the `"prior"` initial distribution and, if `similarity_loss_weight` > 0,
+        a cross-entropy on the prediction's similarities to the codes."""
         terminal = self.class_codes[labels]
-        initial = self.initial_sample(condition, torch.randn_like(terminal))
+        prior_logits = self.prior(condition) if self.config.initial_distribution == "prior" else None
+        initial = self.initial_sample(condition, torch.randn_like(terminal), prior_logits)
         timesteps = torch.rand(terminal.shape[0], device=terminal.device, dtype=terminal.dtype)
         sample = self.scheduler.add_noise(terminal, torch.randn_like(terminal), timesteps, initial)
         prediction = self.denoiser(sample, timesteps, condition)
-        loss = nn.functional.mse_loss(prediction, terminal)
+        if self.config.target_loss == "cosine":
+            loss = cosine_target_loss(prediction, terminal)
+        else:
+            loss = nn.functional.mse_loss(prediction, terminal)
+        if prior_logits is not None:
+            loss = loss + self.config.prior_loss_weight * nn.functional.cross_entropy(prior_logits, labels)
         if self.config.similarity_loss_weight > 0:
             logits = self.similarity_logits(prediction)
             loss = loss + self.config.similarity_loss_weight * nn.functional.cross_entropy(logits, labels)

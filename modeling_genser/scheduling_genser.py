@@ -75,16 +75,20 @@ class GenSERScheduler(SchedulerMixin, ConfigMixin):
         bridge_sigma (`float`, defaults to 1.0):
             Scale of the bridge variance, ``v(t) = bridge_sigma**2 * m(t) * (1 - m(t))``; 0 makes the bridge
             deterministic.
+        sampling_noise_scale (`float`, defaults to 1.0):
+            Multiplies the posterior noise that `step` adds (like DDIM's ``eta``); training (`add_noise`) is
+            unaffected. 1 samples the bridge; 0 follows its posterior mean, so extra steps refine the prediction
+            instead of moving the sample by fresh noise, which can carry it away from a good initial sample.
     """
 
     order = 1
 
     @register_to_config
-    def __init__(self, mean_schedule_steepness: float = 8.0, bridge_sigma: float = 1.0):
-        if mean_schedule_steepness < 0 or bridge_sigma < 0:
+    def __init__(self, mean_schedule_steepness: float = 8.0, bridge_sigma: float = 1.0, sampling_noise_scale: float = 1.0):
+        if mean_schedule_steepness < 0 or bridge_sigma < 0 or sampling_noise_scale < 0:
             raise ValueError(
-                "GenSERScheduler needs mean_schedule_steepness >= 0 and bridge_sigma >= 0, got "
-                f"{mean_schedule_steepness} and {bridge_sigma}."
+                "GenSERScheduler needs mean_schedule_steepness, bridge_sigma and sampling_noise_scale >= 0, got "
+                f"{mean_schedule_steepness}, {bridge_sigma} and {sampling_noise_scale}."
             )
         self.set_timesteps(1)
 
@@ -171,6 +175,7 @@ class GenSERScheduler(SchedulerMixin, ConfigMixin):
         ratio = (m_s - m_t) / (1 - m_t)
         prev_sample = sample + ratio * (model_output - sample)
         posterior_variance = self.config.bridge_sigma**2 * (m_s - m_t) * (1 - m_s) / (1 - m_t)
+        posterior_variance *= self.config.sampling_noise_scale**2
         if posterior_variance > 0:
             if variance_noise is None:
                 variance_noise = randn_tensor(

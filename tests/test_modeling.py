@@ -4,6 +4,7 @@ from transformers import AutoConfig, AutoModelForAudioClassification
 
 from conftest import tone
 from modeling_genser import GenSERConfig, GenSERForAudioClassification, GenSERScheduler
+from modeling_genser.modeling_genser import cosine_target_loss
 
 LABELS = {0: "low", 1: "mid", 2: "high"}
 FREQUENCIES = {0: 150.0, 1: 600.0, 2: 2400.0}
@@ -101,7 +102,7 @@ def test_frozen_encoder_gets_no_gradient_and_stays_in_eval_mode():
     assert any(p.grad is not None for p in unfrozen.encoder.parameters())
 
 
-@pytest.mark.parametrize("initial_distribution", ["gaussian", "condition"])
+@pytest.mark.parametrize("initial_distribution", ["gaussian", "condition", "prior"])
 def test_training_on_a_toy_task_lowers_the_loss_and_beats_chance(encoder_family, initial_distribution):
     """Three tone classes through a frozen random encoder: the head must learn them from cached features."""
     _, encoder_config, feature_extractor = encoder_family
@@ -147,6 +148,8 @@ def test_missing_inputs_and_bad_config_are_explained():
         GenSERConfig(pooling="max")
     with pytest.raises(ValueError, match="initial_distribution"):
         GenSERConfig(initial_distribution="uniform")
+    with pytest.raises(ValueError, match="target_loss"):
+        GenSERConfig(target_loss="l1")
 
 
 def test_similarity_loss_term_adds_a_cross_entropy_on_the_code_similarities():
@@ -159,3 +162,52 @@ def test_similarity_loss_term_adds_a_cross_entropy_on_the_code_similarities():
         torch.manual_seed(1)  # the same bridge draws for both
         losses[weight] = model(pooled_layer_features=features, labels=labels).loss.item()
     assert losses[1.0] > losses[0.0] + 0.1  # cross-entropy over 3 classes of an untrained head is about ln 3
+
+
+def test_cosine_target_loss_value_and_gradient_on_hand_made_vectors():
+    prediction = torch.tensor([[1.0, 1.0], [0.0, 3.0]], requires_grad=True)
+    target = torch.tensor([[1.0, 0.0], [2.0, 0.0]])
+    loss = cosine_target_loss(prediction, target)
+    # Row 1: 1 - cos 45° = 1 - 1/sqrt(2); row 2: orthogonal, 1 - 0 = 1; the batch mean of both.
+    torch.testing.assert_close(loss, torch.tensor((1 - 2**-0.5 + 1) / 2))
+    loss.backward()
+    # d(1 - p.t / (|p||t|)) / dp = -(t / (|p||t|) - (p.t) p / (|p|^3 |t|)), halved by the batch mean.
+    root2 = 2**0.5
+    expected = torch.tensor([[-1 / (2 * root2), 1 / (2 * root2)], [-1 / 3, 0.0]]) / 2
+    torch.testing.assert_close(prediction.grad, expected)
+    # Blind to the prediction's norm, as the cosine decision is.
+    torch.testing.assert_close(cosine_target_loss(5 * prediction.detach(), target), loss.detach())
+
+
+def test_cosine_target_loss_is_what_the_model_trains_with():
+    from conftest import tiny_wav2vec2_config
+
+    model = make_model(tiny_wav2vec2_config(), target_loss="cosine")  # eval mode: no dropout
+    condition, labels = model.conditioner(torch.randn(4, 3, 32)), torch.tensor([0, 1, 2, 1])
+    torch.manual_seed(1)
+    loss = model.target_matching_loss(condition, labels)
+    torch.manual_seed(1)  # the same draws, by hand
+    terminal = model.class_codes[labels]
+    initial = model.initial_sample(condition, torch.randn_like(terminal))
+    timesteps = torch.rand(4)
+    sample = model.scheduler.add_noise(terminal, torch.randn_like(terminal), timesteps, initial)
+    torch.testing.assert_close(loss, cosine_target_loss(model.denoiser(sample, timesteps, condition), terminal))
+
+
+def test_prior_start_is_the_expected_code_and_learns_from_its_own_cross_entropy_only():
+    from conftest import tiny_wav2vec2_config
+
+    features, labels = torch.randn(6, 3, 32), torch.tensor([0, 1, 2, 1, 0, 2])
+    model = make_model(tiny_wav2vec2_config(), initial_distribution="prior", initial_noise_scale=0.0)
+    condition = model.conditioner(features)
+    with torch.no_grad():
+        expected = model.prior(condition).softmax(-1) @ model.class_codes
+    torch.testing.assert_close(model.initial_sample(condition, torch.randn(1, model.config.encoding_dim)), expected)
+
+    grads = {}
+    for weight in (0.0, 1.0):
+        model = make_model(tiny_wav2vec2_config(), initial_distribution="prior", prior_loss_weight=weight).train()
+        model(pooled_layer_features=features, labels=labels).loss.backward()
+        grads[weight] = model.prior.weight.grad
+    assert grads[0.0] is None or not grads[0.0].any()  # the target-matching loss never reaches the prior
+    assert grads[1.0].abs().sum() > 0

@@ -88,6 +88,21 @@ def test_step_is_deterministic_for_a_seeded_generator_and_lands_on_the_predictio
     assert not torch.equal(intermediate[0], intermediate[2])
 
 
+def test_without_sampling_noise_a_step_is_the_posterior_mean():
+    noisy, quiet = GenSERScheduler(bridge_sigma=1.0), GenSERScheduler(bridge_sigma=1.0, sampling_noise_scale=0.0)
+    start, target, noise = torch.randn(3, 8), torch.randn(3, 8), torch.randn(3, 8)
+    for scheduler in (noisy, quiet):
+        scheduler.set_timesteps(4)
+    moved = noisy.step(target, 0.0, start, variance_noise=noise).prev_sample
+    mean = quiet.step(target, 0.0, start, variance_noise=noise).prev_sample
+    ratio = quiet.mean(0.25)  # (m(1/4) - m(0)) / (1 - m(0))
+    torch.testing.assert_close(mean, start + ratio * (target - start))
+    assert not torch.allclose(moved, mean)
+    # Training draws the bridge marginal as before: the noise scale is for sampling only.
+    t = torch.full((3,), 0.5)
+    assert torch.equal(quiet.add_noise(target, noise, t, start), noisy.add_noise(target, noise, t, start))
+
+
 def test_single_step_returns_the_prediction():
     scheduler = GenSERScheduler()
     scheduler.set_timesteps(1)
@@ -109,6 +124,8 @@ def test_save_and_load_round_trip(tmp_path):
 def test_invalid_settings_are_explained():
     with pytest.raises(ValueError, match="bridge_sigma"):
         GenSERScheduler(bridge_sigma=-1.0)
+    with pytest.raises(ValueError, match="sampling_noise_scale"):
+        GenSERScheduler(sampling_noise_scale=-0.5)
     with pytest.raises(ValueError, match="positive integer"):
         GenSERScheduler().set_timesteps(0)
     scheduler = GenSERScheduler()
