@@ -5,6 +5,8 @@ import pytest
 
 from training.cross_validate import main
 from training.folds import group_folds
+from training.nested_selection import main as nested_main
+from training.nested_selection import nested_folds
 from training.synthetic_corpus import generate_corpus
 
 
@@ -48,3 +50,39 @@ def test_cross_validation_reports_per_fold_and_pooled_figures(tmp_path, head):
         saved = json.loads((tmp_path / "cv" / f"confusion_{name}.json").read_text())
         assert saved["matrix"] == pooled["confusion_matrix"]
     assert json.loads((tmp_path / "cv" / "cross_validation.json").read_text())["head"] == head
+
+
+def test_nested_folds_keep_the_outer_test_speaker_out_of_every_inner_split():
+    groups = np.array([f"s{i % 6}" for i in range(60)])
+    nested = nested_folds(groups, inner_folds=3)
+    assert len(nested) == 6
+    for outer_test, inner in nested:
+        assert len(set(groups[outer_test])) == 1 and len(inner) == 3
+        covered = np.zeros(len(groups), dtype=int)
+        for train, validation in inner:
+            assert not (train & outer_test).any() and not (validation & outer_test).any()
+            assert not set(groups[train]) & set(groups[validation]) and not set(groups[train]) & set(groups[outer_test])
+            covered += validation
+        assert (covered[~outer_test] == 1).all() and (covered[outer_test] == 0).all()
+
+
+def test_nested_selection_chooses_inside_each_outer_fold_and_reports_the_default_beside_it(tmp_path):
+    corpus = generate_corpus(tmp_path / "corpus", num_speakers=3, num_sentences=2, seed=0)
+    results = nested_main(
+        [
+            "--dataset_name", str(corpus),
+            "--output_dir", str(tmp_path / "nested"),
+            "--feature_cache_dir", str(tmp_path / "cache"),
+            "--inner_folds", "2",
+            "--num_train_epochs", "1",
+            "--per_device_train_batch_size", "8",
+            "--report_to", "none",
+        ]
+    )
+    assert sorted(results["pooled"]) == ["default", "nested"]
+    assert len(results["per_fold"]) == 3
+    for fold in results["per_fold"]:
+        assert fold["choice"] in fold["inner_ua"] and len(fold["inner_ua"]) == 4 * 2  # candidates x step counts
+        assert fold["choice"] == max(fold["inner_ua"], key=fold["inner_ua"].get)
+    assert sum(results["choices"].values()) == 3
+    assert json.loads((tmp_path / "nested" / "nested_selection.json").read_text())["default"] == "mse@4"

@@ -12,6 +12,7 @@ and pooled WA / UA / macro-F1 / weighted-F1 and saves the pooled confusion matri
 import json
 import logging
 import sys
+import time
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -67,11 +68,9 @@ def make_head(head: str, model_args: ModelArguments, labels: list[str], args: Cr
     raise ValueError(f"Unknown head {head!r}: choose genser, linear or mlp.")
 
 
-def main(argv: list[str] | None = None) -> dict:
-    parser = HfArgumentParser((ModelArguments, DataTrainingArguments, CrossValidationArguments, TrainingArguments))
-    argv = sys.argv[1:] if argv is None else argv
-    model_args, data_args, cv_args, training_args = parser.parse_args_into_dataclasses(args=argv)
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+def cached_corpus(model_args: ModelArguments, data_args: DataTrainingArguments, seed: int):
+    """The corpus encoded once by the frozen encoder (`feature_cache.py`): its cached features (with `labels`), the
+    label names and every clip's speaker."""
     if not model_args.freeze_encoder:
         raise ValueError("Cross-validation trains heads on cached features, which needs --freeze_encoder true.")
     resolve_sources(model_args, data_args)
@@ -81,7 +80,7 @@ def main(argv: list[str] | None = None) -> dict:
     dataset = load_audio_dataset(data_args.dataset_name, data_args.dataset_config_name, data_args.audio_column_name)
     dataset = drop_unreadable_audio(dataset[data_args.train_split_name], data_args.audio_column_name, data_args.unreadable_audio)
     labels = label_names(dataset, data_args.label_column_name)
-    set_seed(training_args.seed)
+    set_seed(seed)
     reference_model, feature_extractor = build_model(model_args, labels)
     dataset = encode_labels(
         cast_audio(dataset, data_args.audio_column_name, feature_extractor.sampling_rate),
@@ -96,8 +95,18 @@ def main(argv: list[str] | None = None) -> dict:
         data_args.feature_cache_dir,
         data_args.max_length_seconds,
     )
-    targets = np.array(features["labels"])
     groups = speaker_groups(features, data_args.group_column_name)
+    return features, labels, groups
+
+
+def main(argv: list[str] | None = None) -> dict:
+    started = time.perf_counter()
+    parser = HfArgumentParser((ModelArguments, DataTrainingArguments, CrossValidationArguments, TrainingArguments))
+    argv = sys.argv[1:] if argv is None else argv
+    model_args, data_args, cv_args, training_args = parser.parse_args_into_dataclasses(args=argv)
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    features, labels, groups = cached_corpus(model_args, data_args, training_args.seed)
+    targets = np.array(features["labels"])
     step_counts = [int(s) for s in cv_args.inference_steps.split(",")] if cv_args.head == "genser" else [None]
 
     new_head = partial(make_head, cv_args.head, model_args, labels, cv_args)
@@ -124,7 +133,14 @@ def main(argv: list[str] | None = None) -> dict:
         name = f"steps_{steps}" if steps else "classifier"
         pooled[name] = metric.compute(predictions=predictions[steps], references=targets, num_labels=len(labels))
         save_confusion_matrix(pooled[name]["confusion_matrix"], labels, output_dir / f"confusion_{name}")
-    results = {"head": cv_args.head, "labels": labels, "seed": training_args.seed, "pooled": pooled, "per_fold": per_fold}
+    results = {
+        "head": cv_args.head,
+        "labels": labels,
+        "seed": training_args.seed,
+        "pooled": pooled,
+        "per_fold": per_fold,
+        "wall_seconds": round(time.perf_counter() - started, 1),
+    }
     (output_dir / "cross_validation.json").write_text(json.dumps(results, indent=2))
     for name, scores in pooled.items():
         print(f"{cv_args.head} {name}: pooled UA {scores['unweighted_accuracy']:.4f} WA {scores['accuracy']:.4f} "

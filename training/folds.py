@@ -71,26 +71,43 @@ def predict(head: nn.Module, features: Dataset, num_inference_steps: int | None,
     return np.concatenate(predictions)
 
 
-def train_and_predict_fold(
+def train_and_predict(
     new_head: Callable[[], nn.Module],
     features: Dataset,
-    held_out: np.ndarray,
+    train_rows: np.ndarray,
+    test_rows: np.ndarray,
     training_args: TrainingArguments,
     step_counts: list[int | None],
     num_threads: int | None = None,
 ) -> tuple[dict, float]:
-    """One fold: a fresh head from `new_head()` (seeded with `training_args.seed`) trained on the rows outside
-    `held_out`, and its predictions on the held-out rows per step count; also the training time in seconds."""
+    """A fresh head from `new_head()` (seeded with `training_args.seed`) trained on the `train_rows` of `features`
+    (a boolean mask), and its predictions on the `test_rows` per step count; also the training time in seconds."""
     if num_threads:
         torch.set_num_threads(num_threads)
     set_seed(training_args.seed)
     head = new_head()
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as fold_dir:
-        train_head(head, features.select(np.flatnonzero(~held_out)), head_training_arguments(training_args, fold_dir))
+        train_head(head, features.select(np.flatnonzero(train_rows)), head_training_arguments(training_args, fold_dir))
     seconds = time.perf_counter() - started
-    held_out_features = features.select(np.flatnonzero(held_out))
-    return {steps: predict(head, held_out_features, steps) for steps in step_counts}, seconds
+    test_features = features.select(np.flatnonzero(test_rows))
+    return {steps: predict(head, test_features, steps) for steps in step_counts}, seconds
+
+
+def run_folds(tasks: list[tuple], parallel_folds: int = 1) -> list[tuple[dict, float]]:
+    """`train_and_predict(*task)` for every task, in order.
+
+    With `parallel_folds` > 1, that many tasks run at once, each in its own process with an equal share of this
+    process' CPU threads: a small head's training step is mostly fixed overhead that a second thread barely speeds
+    up, so two folds on two cores take about the time of one. The heads' factories must then be picklable (a
+    module-level function or a `functools.partial` of one). Results do not depend on `parallel_folds` beyond float
+    rounding.
+    """
+    if parallel_folds <= 1:
+        return [train_and_predict(*task) for task in tasks]
+    threads = max(1, torch.get_num_threads() // parallel_folds)
+    with ProcessPoolExecutor(parallel_folds, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return list(pool.map(train_and_predict, *zip(*tasks), [threads] * len(tasks)))
 
 
 def cross_validate_head(
@@ -102,27 +119,16 @@ def cross_validate_head(
     num_folds: int = 0,
     parallel_folds: int = 1,
 ) -> tuple[dict, list[dict]]:
-    """Trains a head from `new_head()` per fold and predicts the held-out groups.
-
-    With `parallel_folds` > 1, that many folds train at once, each in its own process with an equal share of this
-    process' CPU threads: a small head's training step is mostly fixed overhead that a second thread barely speeds
-    up, so two folds on two cores take about the time of one. `new_head` must then be picklable (a module-level
-    function or a `functools.partial` of one). Results do not depend on `parallel_folds` beyond float rounding.
+    """Trains a head from `new_head()` per fold and predicts the held-out groups (`parallel_folds`: `run_folds`).
 
     Returns the pooled predictions, `{step count: (num_clips,) class indices}` (`None` for a classification head),
     and per fold its held-out groups, their row mask and its training time.
     """
     masks = group_folds(groups, num_folds)
-    fold_tasks = [(new_head, features, mask, training_args, step_counts) for mask in masks]
-    if parallel_folds > 1:
-        threads = max(1, torch.get_num_threads() // parallel_folds)
-        with ProcessPoolExecutor(parallel_folds, mp_context=multiprocessing.get_context("spawn")) as pool:
-            results = list(pool.map(train_and_predict_fold, *zip(*fold_tasks), [threads] * len(masks)))
-    else:
-        results = [train_and_predict_fold(*task) for task in fold_tasks]
+    tasks = [(new_head, features, ~mask, mask, training_args, step_counts) for mask in masks]
     predictions = {steps: np.zeros(len(features), dtype=np.int64) for steps in step_counts}
     folds = []
-    for k, (mask, (fold_predictions, seconds)) in enumerate(zip(masks, results)):
+    for k, (mask, (fold_predictions, seconds)) in enumerate(zip(masks, run_folds(tasks, parallel_folds))):
         for steps in step_counts:
             predictions[steps][mask] = fold_predictions[steps]
         held_out_groups = sorted(set(groups[mask]))
