@@ -85,4 +85,4 @@ def test_nested_selection_chooses_inside_each_outer_fold_and_reports_the_default
         assert fold["choice"] in fold["inner_ua"] and len(fold["inner_ua"]) == 4 * 2  # candidates x step counts
         assert fold["choice"] == max(fold["inner_ua"], key=fold["inner_ua"].get)
     assert sum(results["choices"].values()) == 3
-    assert json.loads((tmp_path / "nested" / "nested_selection.json").read_text())["default"] == "mse@4"
+    assert json.loads((tmp_path / "nested" / "nested_selection.json").read_text())["default"] == "prior-mse@4"

@@ -53,7 +53,9 @@ STEP_COUNTS = [1, 4]
 @dataclass
 class NestedArguments:
     inner_folds: int = field(default=3, metadata={"help": "Group folds of the training speakers in each outer fold."})
-    default: str = field(default="mse@4", metadata={"help": "The pre-declared configuration, candidate@steps."})
+    default: str = field(
+        default="prior-mse@4", metadata={"help": "The pre-declared configuration, candidate@steps (the main job's)."}
+    )
 
 
 def nested_folds(groups: np.ndarray, inner_folds: int) -> list[tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]]]:
