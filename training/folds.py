@@ -51,10 +51,14 @@ def head_training_arguments(training_args: TrainingArguments, output_dir: str) -
     return args
 
 
+def head_inputs(features: Dataset) -> Dataset:
+    """The cached columns a head trains on (`pooled_layer_features`, `labels`), as torch tensors."""
+    return features.select_columns([POOLED_FEATURES_COLUMN, "labels"]).with_format("torch")
+
+
 def train_head(head: nn.Module, features: Dataset, training_args: TrainingArguments) -> None:
-    """Trains `head` with the Trainer on cached features (`pooled_layer_features`, `labels`)."""
-    train_dataset = features.select_columns([POOLED_FEATURES_COLUMN, "labels"]).with_format("torch")
-    Trainer(model=head, args=training_args, train_dataset=train_dataset).train()
+    """Trains `head` with the Trainer on cached features."""
+    Trainer(model=head, args=training_args, train_dataset=head_inputs(features)).train()
 
 
 @torch.no_grad()

@@ -62,8 +62,8 @@ from training.data import (
     load_audio_dataset,
     speaker_groups,
 )
-from training.feature_cache import POOLED_FEATURES_COLUMN, add_pooled_features
-from training.folds import cross_validate_head
+from training.feature_cache import add_pooled_features
+from training.folds import cross_validate_head, head_inputs
 from training.reports import save_confusion_matrix, write_model_card
 from training.sources import CORPORA, ENCODERS, CorpusSource, describe_sources, resolve_corpus, resolve_encoder
 from training.synthetic_corpus import generate_corpus
@@ -272,7 +272,8 @@ def describe_training_data(
 ) -> str:
     """The model card's "Training data" paragraph."""
     group = data_args.group_column_name
-    speakers = f" from {len(set(speaker_groups(train, group)))} speakers" if group else ""
+    has_groups = group and set(group.split("+")) <= set(train.column_names)  # e.g. an eval split without speakers
+    speakers = f" from {len(set(speaker_groups(train, group)))} speakers" if has_groups else ""
     clips = f"{len(train)} clips{speakers}, labels {', '.join(labels)}"
     if data_args.dataset_name:
         source = f"{clips}, from `{card_dataset_name(data_args.dataset_name)}` (split {data_args.train_split_name!r})"
@@ -344,10 +345,6 @@ def cross_validated_predictions(
     return predictions[steps], len(folds)
 
 
-def cached_for_training(features):
-    return features.select_columns([POOLED_FEATURES_COLUMN, "labels"]).with_format("torch")
-
-
 def print_example_predictions(
     model_dir: str, clips, audio_column_name: str, labels: list[str], count: int, note: str, held_out=None
 ) -> None:
@@ -357,9 +354,9 @@ def print_example_predictions(
     label_ids = list(clips["labels"])
     chosen = [label_ids.index(k) for k in range(len(labels)) if k in label_ids][:count]
     paths = clips.cast_column(audio_column_name, Audio(decode=False)).select(chosen)[audio_column_name]
+    rate = classifier.feature_extractor.sampling_rate
     print(f"\npipeline(\"audio-classification\", model={model_dir!r}) on {len(chosen)} clips ({note}):")
     for index, raw in zip(chosen, paths):
-        rate = classifier.feature_extractor.sampling_rate
         top = classifier({"array": decode_audio(clips[index][audio_column_name], rate), "sampling_rate": rate}, top_k=1)[0]
         line = f"  {Path(raw.get('path') or str(index)).name:<16} true {labels[label_ids[index]]:<10} predicted {top['label']:<10} (score {top['score']:.2f})"
         if held_out is not None:
@@ -416,7 +413,7 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
             )
         encoding_seconds = time.perf_counter() - encoding_started
         collator = default_data_collator  # not the feature extractor's padding: the features have one shape
-        train_dataset, eval_dataset = (None if split is None else cached_for_training(split) for split in (train_data, evaluation_data))
+        train_dataset, eval_dataset = (None if split is None else head_inputs(split) for split in (train_data, evaluation_data))
     else:
         collator = AudioClassificationCollator(feature_extractor)
         train_dataset = train.with_transform(audio_transform(audio_column, rate, data_args.max_length_seconds, True))
