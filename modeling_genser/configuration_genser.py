@@ -20,6 +20,11 @@ class GenSERConfig(PreTrainedConfig):
         for provenance; loading a saved Gen-SER model never reads it.
     freeze_encoder (`bool`, *optional*, defaults to `True`):
         Keep the encoder's weights fixed and run it without gradients; only the head trains.
+    trainable_encoder_layers (`int`, *optional*, defaults to 0):
+        With `freeze_encoder=True`, the encoder's top N transformer layers (and Whisper's final layer norm, whose
+        output is the last hidden state) still train with the head; 0 keeps the whole encoder frozen. The frozen
+        lower layers' frames can then be cached once (`training/feature_cache.py`) and only the top layers run
+        per epoch.
     trim_padding (`bool`, *optional*, defaults to `True`):
         Never run the encoder on padding (by `attention_mask`): a wav2vec2-style batch is cut to its longest clip,
         and Whisper, whose feature extractor pads every clip to 30 s and whose encoder attends to that padding,
@@ -88,6 +93,7 @@ class GenSERConfig(PreTrainedConfig):
     encoder_config: dict | PreTrainedConfig | None = None
     encoder_name_or_path: str | None = None
     freeze_encoder: bool = True
+    trainable_encoder_layers: int = 0
     trim_padding: bool = True
     pooling: Literal["mean", "mean_std"] = "mean"
     layer_aggregation: Literal["weighted_sum", "concat"] = "weighted_sum"
@@ -118,6 +124,13 @@ class GenSERConfig(PreTrainedConfig):
         if self.initial_distribution not in ("gaussian", "condition", "prior"):
             raise ValueError(
                 f'initial_distribution must be "gaussian", "condition" or "prior", got {self.initial_distribution!r}.'
+            )
+        if not isinstance(self.trainable_encoder_layers, int) or self.trainable_encoder_layers < 0:
+            raise ValueError(f"trainable_encoder_layers must be an integer >= 0, got {self.trainable_encoder_layers!r}.")
+        if self.trainable_encoder_layers and not self.freeze_encoder:
+            raise ValueError(
+                "trainable_encoder_layers selects the layers that train in an otherwise frozen encoder: set "
+                "freeze_encoder=True with it, or freeze_encoder=False alone to train every layer."
             )
         if self.target_loss not in ("mse", "cosine"):
             raise ValueError(f'target_loss must be "mse" or "cosine", got {self.target_loss!r}.')

@@ -197,6 +197,74 @@ def strided_frame_mask(attention_mask: torch.Tensor, num_frames: int) -> torch.T
     return torch.arange(num_frames, device=attention_mask.device)[None] < frame_lengths[:, None]
 
 
+def pool_frames(hidden_states: tuple | list, frame_mask: torch.Tensor | None, pooling: str) -> torch.Tensor:
+    """Each layer's frames pooled over the real ones (`frame_mask`, `(batch_size, num_frames)`; None: all frames).
+
+    Args:
+        hidden_states: one `(batch_size, num_frames, hidden_size)` tensor per layer.
+        pooling: `"mean"`, or `"mean_std"` (mean and standard deviation concatenated).
+    Returns:
+        `torch.Tensor` of shape `(batch_size, num_layers, hidden_size)` (twice `hidden_size` for `"mean_std"`).
+    """
+    batch_size, num_frames, _ = hidden_states[0].shape
+    if frame_mask is None:
+        frame_mask = torch.ones(batch_size, num_frames, dtype=torch.bool, device=hidden_states[0].device)
+    # Pooling weights, (batch, 1, frames): a matmul per layer pools without copying the hidden states.
+    weights = frame_mask[:, None, :].to(hidden_states[0].dtype)
+    weights = weights / weights.sum(-1, keepdim=True).clamp(min=1)
+    means = [(weights @ layer).squeeze(1) for layer in hidden_states]
+    pooled = torch.stack(means, dim=1)
+    if pooling == "mean":
+        return pooled
+    variances = [(weights @ (layer - mean[:, None]) ** 2).squeeze(1) for layer, mean in zip(hidden_states, means)]
+    return torch.cat([pooled, torch.stack(variances, dim=1).clamp(min=1e-8).sqrt()], dim=-1)
+
+
+def encoder_layers(encoder: PreTrainedModel) -> tuple[nn.ModuleList, nn.Module | None]:
+    """A speech encoder's transformer layers, and the norm that its last hidden state passes through after them
+    (Whisper's `layer_norm`; wav2vec2-style encoders report the last layer's raw output as that hidden state)."""
+    if isinstance(encoder, WhisperEncoder):
+        return encoder.layers, encoder.layer_norm
+    layers = getattr(getattr(encoder, "encoder", None), "layers", None)
+    if not isinstance(layers, nn.ModuleList):
+        raise ValueError(
+            f"trainable_encoder_layers needs the encoder's transformer layers, which {type(encoder).__name__} does not "
+            "keep where Whisper and wav2vec2-style encoders do (`layers` or `encoder.layers`); use freeze_encoder "
+            "alone with this encoder."
+        )
+    return layers, None
+
+
+def run_top_layers(
+    layers, final_norm: nn.Module | None, frames: torch.Tensor, frame_mask: torch.Tensor, pooling: str
+) -> torch.Tensor:
+    """Runs encoder `layers` on cached frames and pools each layer's output: `(batch_size, len(layers), width)`.
+
+    One clip at a time over its real frames only, as the encoder ran the clip (Whisper's layers take no padding
+    mask); on CPU a clip's layer is far heavier than a call, so the loop costs little.
+
+    Args:
+        frames (`torch.Tensor` of shape `(batch_size, num_frames, hidden_size)`): each clip's frames first, then padding.
+        frame_mask (`torch.Tensor` of shape `(batch_size, num_frames)`): 1 for real frames.
+    """
+    pooled = []
+    for clip, length in zip(frames, frame_mask.sum(-1).tolist()):
+        hidden, outputs = clip[None, : int(length)], []
+        for layer in layers:
+            hidden = layer(hidden, None)
+            if isinstance(hidden, tuple):
+                raise ValueError(
+                    f"{type(layer).__name__} returns more than hidden states (WavLM's layers share a position bias "
+                    "from the first layer), so its top layers cannot run on cached frames: train with "
+                    "--use_feature_cache false instead."
+                )
+            outputs.append(hidden)
+        if final_norm is not None:
+            outputs[-1] = final_norm(outputs[-1])
+        pooled.append(pool_frames(outputs, None, pooling))
+    return torch.cat(pooled)
+
+
 def build_speech_encoder(encoder_config) -> PreTrainedModel:
     """The encoder part of any transformers speech model, randomly initialised from its config."""
     model = AutoModel.from_config(encoder_config)
@@ -226,6 +294,8 @@ class GenSERForAudioClassification(GenSERPreTrainedModel):
         self.scheduler = GenSERScheduler(**config.scheduler_config)
         if config.freeze_encoder:
             self.encoder.requires_grad_(False)
+            for module in self.trainable_encoder_modules():
+                module.requires_grad_(True)
         self.post_init()
 
     @classmethod
@@ -260,10 +330,13 @@ class GenSERForAudioClassification(GenSERPreTrainedModel):
         )
 
     def train(self, mode: bool = True):
-        # A frozen encoder also keeps its dropout, layer drop and SpecAugment off, so its features stay fixed.
+        # A frozen encoder also keeps its dropout, layer drop and SpecAugment off, so its features stay fixed; its
+        # trainable top layers train with their dropout, as in fine-tuning.
         super().train(mode)
         if self.config.freeze_encoder:
             self.encoder.eval()
+            for module in self.trainable_encoder_modules():
+                module.train(mode)
         return self
 
     def _frame_mask(self, attention_mask: torch.Tensor | None, num_frames: int) -> torch.Tensor | None:
@@ -318,27 +391,89 @@ class GenSERForAudioClassification(GenSERPreTrainedModel):
             pooled[rows] = group
         return pooled
 
-    def _encode_and_pool(self, inputs: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
-        """The encoder's hidden states of every layer, pooled over the real frames: `(batch_size, num_layers, hidden)`."""
+    @property
+    def encoder_trains(self) -> bool:
+        """Whether any encoder weight trains (so the encoder must run with gradients in training)."""
+        return not self.config.freeze_encoder or self.config.trainable_encoder_layers > 0
+
+    def _encode(self, inputs: torch.Tensor, attention_mask: torch.Tensor | None) -> tuple[tuple, torch.Tensor | None]:
+        """The encoder's hidden states of every layer, `(batch_size, num_frames, hidden_size)` each, and the
+        `(batch_size, num_frames)` mask of real frames (None without `attention_mask`)."""
         short_whisper_input = isinstance(self.encoder, WhisperEncoder) and inputs.shape[-1] != (
             self.encoder.config.max_source_positions * whisper_input_stride(self.encoder)
         )
         input_frames = whisper_input_frames(self.encoder, inputs.shape[-1]) if short_whisper_input else nullcontext()
-        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.config.freeze_encoder), input_frames:
+        with torch.set_grad_enabled(torch.is_grad_enabled() and self.encoder_trains), input_frames:
             outputs = self.encoder(inputs, attention_mask=attention_mask, output_hidden_states=True)
-        batch_size, num_frames, _ = outputs.hidden_states[0].shape  # one (batch, frames, hidden) tensor per layer
-        mask = self._frame_mask(attention_mask, num_frames)
-        if mask is None:
-            mask = torch.ones(batch_size, num_frames, dtype=torch.bool, device=outputs.hidden_states[0].device)
-        # Pooling weights, (batch, 1, frames): a matmul per layer pools without copying the hidden states.
-        weights = mask[:, None, :].to(outputs.hidden_states[0].dtype)
-        weights = weights / weights.sum(-1, keepdim=True).clamp(min=1)
-        means = [(weights @ layer).squeeze(1) for layer in outputs.hidden_states]
-        pooled = torch.stack(means, dim=1)  # (batch, layers, hidden)
-        if self.config.pooling == "mean":
-            return pooled
-        variances = [(weights @ (layer - mean[:, None]) ** 2).squeeze(1) for layer, mean in zip(outputs.hidden_states, means)]
-        return torch.cat([pooled, torch.stack(variances, dim=1).clamp(min=1e-8).sqrt()], dim=-1)
+        num_frames = outputs.hidden_states[0].shape[1]
+        return outputs.hidden_states, self._frame_mask(attention_mask, num_frames)
+
+    def _encode_and_pool(self, inputs: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+        """The encoder's hidden states of every layer, pooled over the real frames: `(batch_size, num_layers, hidden)`."""
+        return pool_frames(*self._encode(inputs, attention_mask), self.config.pooling)
+
+    def trainable_encoder_modules(self) -> list[nn.Module]:
+        """The encoder's top `config.trainable_encoder_layers` layers, and Whisper's final layer norm with them:
+        what trains in an otherwise frozen encoder."""
+        count = self.config.trainable_encoder_layers
+        if count == 0:
+            return []
+        layers, final_norm = encoder_layers(self.encoder)
+        if count > len(layers):
+            raise ValueError(f"trainable_encoder_layers is {count}, but the encoder has only {len(layers)} layers.")
+        return [*layers[len(layers) - count :], *([final_norm] if final_norm is not None else [])]
+
+    def lower_layer_features(
+        self, inputs: torch.Tensor, attention_mask: torch.Tensor | None = None
+    ) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """What the frozen lower layers of a partly trainable encoder (`trainable_encoder_layers` = N > 0) give,
+        for the frame cache: each clip's hidden states entering the first trainable layer over its real frames,
+        and the pooled layers below it. [`~GenSERForAudioClassification.top_layer_features`] completes them.
+
+        Clips are encoded one at a time at their own length, so no clip's frames depend on its batch.
+
+        Args: as [`~GenSERForAudioClassification.pooled_layer_features`].
+        Returns:
+            A list of `(num_frames, hidden_size)` tensors, one per clip, and `(batch_size, num_layers - N, width)`.
+        """
+        count = self.config.trainable_encoder_layers
+        if count == 0:
+            raise ValueError("lower_layer_features is for trainable_encoder_layers > 0; use pooled_layer_features.")
+        if isinstance(self.encoder, WhisperEncoder) and not self.config.trim_padding:
+            raise ValueError(
+                "Cached frames hold each clip's real frames only, while Whisper without trim_padding attends to its "
+                "30 s of padding too: set trim_padding=True to train Whisper's top layers on cached frames."
+            )
+        if attention_mask is not None and attention_mask.shape[-1] != inputs.shape[-1]:
+            attention_mask = strided_frame_mask(attention_mask, inputs.shape[-1]).to(attention_mask.dtype)
+        lengths = [inputs.shape[-1]] * inputs.shape[0] if attention_mask is None else self._trimmed_lengths(attention_mask).tolist()
+        frames, lower = [], []
+        for row, length in enumerate(lengths):
+            mask = None if attention_mask is None else attention_mask[row : row + 1, :length]
+            hidden_states, frame_mask = self._encode(inputs[row : row + 1, ..., :length], mask)
+            split = len(hidden_states) - count
+            lower.append(pool_frames(hidden_states[:split], frame_mask, self.config.pooling))
+            clip = hidden_states[split - 1][0]
+            frames.append(clip if frame_mask is None else clip[frame_mask[0]])
+        return frames, torch.cat(lower)
+
+    def top_layer_features(
+        self, lower_layer_frames: torch.Tensor, frame_mask: torch.Tensor, lower_pooled_layer_features: torch.Tensor
+    ) -> torch.Tensor:
+        """Runs the trainable top layers on cached lower-layer frames and completes the pooled layers: the same
+        `(batch_size, num_layers, width)` as [`~GenSERForAudioClassification.pooled_layer_features`] on the audio.
+
+        Args:
+            lower_layer_frames (`torch.Tensor` of shape `(batch_size, num_frames, hidden_size)`): padded frames.
+            frame_mask (`torch.Tensor` of shape `(batch_size, num_frames)`): 1 for real frames (each clip's first).
+            lower_pooled_layer_features (`torch.Tensor` of shape `(batch_size, num_layers - N, width)`)
+        """
+        layers, final_norm = encoder_layers(self.encoder)
+        top = run_top_layers(
+            layers[len(layers) - self.config.trainable_encoder_layers :], final_norm, lower_layer_frames, frame_mask,
+            self.config.pooling,
+        )
+        return torch.cat([lower_pooled_layer_features, top], dim=1)
 
     def initial_sample(
         self, condition: torch.Tensor, noise: torch.Tensor, prior_logits: torch.Tensor | None = None
@@ -448,6 +583,9 @@ class GenSERForAudioClassification(GenSERPreTrainedModel):
         input_features: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
         pooled_layer_features: torch.Tensor | None = None,
+        lower_layer_frames: torch.Tensor | None = None,
+        frame_mask: torch.Tensor | None = None,
+        lower_pooled_layer_features: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         num_inference_steps: int | None = None,
         generator: torch.Generator | None = None,
@@ -465,6 +603,10 @@ class GenSERForAudioClassification(GenSERPreTrainedModel):
             1 for real input, 0 for padding; padding frames are left out of the pooling.
         pooled_layer_features (`torch.FloatTensor` of shape `(batch_size, num_layers, hidden_size)`, *optional*):
             Output of [`~GenSERForAudioClassification.pooled_layer_features`]; skips the encoder (feature caching).
+        lower_layer_frames, frame_mask, lower_pooled_layer_features (`torch.Tensor`, *optional*):
+            Cached output of the frozen lower layers ([`~GenSERForAudioClassification.lower_layer_features`],
+            frames padded to `(batch_size, num_frames, hidden_size)` with their `(batch_size, num_frames)` mask); only
+            the trainable top layers run (`trainable_encoder_layers` > 0).
         labels (`torch.LongTensor` of shape `(batch_size,)`, *optional*):
             Class indices; when given, the target-matching loss is returned (in training mode, the loss only).
         num_inference_steps (`int`, *optional*):
@@ -479,7 +621,9 @@ class GenSERForAudioClassification(GenSERPreTrainedModel):
             Also return every bridge sample of the schedule.
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
-        if pooled_layer_features is None:
+        if pooled_layer_features is None and lower_layer_frames is not None:
+            pooled_layer_features = self.top_layer_features(lower_layer_frames, frame_mask, lower_pooled_layer_features)
+        elif pooled_layer_features is None:
             inputs = input_values if input_values is not None else input_features
             if inputs is None:
                 raise ValueError(

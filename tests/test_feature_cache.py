@@ -8,7 +8,7 @@ from transformers import Wav2Vec2FeatureExtractor
 from conftest import tiny_wav2vec2_config, tone
 from modeling_genser import GenSERConfig, GenSERForAudioClassification
 from training.data import extract_features
-from training.feature_cache import POOLED_FEATURES_COLUMN, add_pooled_features
+from training.feature_cache import POOLED_FEATURES_COLUMN, add_encoder_features
 from training.synthetic_corpus import write_wav
 
 
@@ -43,11 +43,11 @@ def test_second_run_reads_the_cache_and_a_rewritten_clip_is_encoded_again(tmp_pa
     calls = counting_encoder_calls(model)
     dataset = clips_dataset(tmp_path, [200.0, 400.0, 600.0, 800.0, 1000.0])
 
-    first = add_pooled_features(dataset, model, extractor, "audio", tmp_path / "cache", batch_size=2)
+    first = add_encoder_features(dataset, model, extractor, "audio", tmp_path / "cache", batch_size=2)
     assert sum(calls) == 5
     assert first.column_names == ["label", POOLED_FEATURES_COLUMN] and list(first["label"]) == list(dataset["label"])
     assert len(list((tmp_path / "cache").glob("*.arrow"))) == 1  # one Arrow file, not one file per clip
-    second = add_pooled_features(dataset, model, extractor, "audio", tmp_path / "cache", batch_size=2)
+    second = add_encoder_features(dataset, model, extractor, "audio", tmp_path / "cache", batch_size=2)
     assert sum(calls) == 5  # read, not encoded
     cached = features_of(first)
     assert torch.equal(cached, features_of(second))
@@ -57,7 +57,7 @@ def test_second_run_reads_the_cache_and_a_rewritten_clip_is_encoded_again(tmp_pa
 
     write_wav(tmp_path / "clip3.wav", tone(999.0, seconds=0.9))  # same path, new content
     calls.clear()
-    changed = add_pooled_features(dataset, model, extractor, "audio", tmp_path / "cache")
+    changed = add_encoder_features(dataset, model, extractor, "audio", tmp_path / "cache")
     assert sum(calls) == 5  # a new cache entry for the changed corpus
     changed_features = features_of(changed)
     torch.testing.assert_close(changed_features[0], cached[0], atol=1e-4, rtol=1e-4)  # batched differently
@@ -68,20 +68,20 @@ def test_a_different_encoder_pooling_or_crop_gets_its_own_entry(tmp_path):
     extractor = Wav2Vec2FeatureExtractor()
     dataset = clips_dataset(tmp_path, [300.0, 500.0])
     cache = tmp_path / "cache"
-    reference = add_pooled_features(dataset, make_model(), extractor, "audio", cache)
+    reference = add_encoder_features(dataset, make_model(), extractor, "audio", cache)
     other_weights = make_model(seed=1)
     calls = counting_encoder_calls(other_weights)
-    retrained = add_pooled_features(dataset, other_weights, extractor, "audio", cache)
+    retrained = add_encoder_features(dataset, other_weights, extractor, "audio", cache)
     assert sum(calls) == 2
     assert not torch.equal(features_of(reference), features_of(retrained))
-    mean_std = add_pooled_features(dataset, make_model(pooling="mean_std"), extractor, "audio", cache)
+    mean_std = add_encoder_features(dataset, make_model(pooling="mean_std"), extractor, "audio", cache)
     assert len(mean_std[0][POOLED_FEATURES_COLUMN][0]) == 2 * tiny_wav2vec2_config().hidden_size
-    add_pooled_features(dataset, make_model(), extractor, "audio", cache, max_length_seconds=0.2)
+    add_encoder_features(dataset, make_model(), extractor, "audio", cache, max_length_seconds=0.2)
     assert len(list(cache.glob("*.arrow"))) == 4
 
 
 def test_a_trainable_encoder_cannot_be_cached(tmp_path):
     with pytest.raises(ValueError, match="frozen encoder"):
-        add_pooled_features(
+        add_encoder_features(
             clips_dataset(tmp_path, [300.0]), make_model(freeze_encoder=False), Wav2Vec2FeatureExtractor(), "audio", tmp_path
         )

@@ -29,7 +29,7 @@ from training.data import (
     load_audio_dataset,
     speaker_groups,
 )
-from training.feature_cache import add_pooled_features
+from training.feature_cache import add_encoder_features
 from training.folds import cross_validate_head
 from training.heads import PooledFeatureClassifier
 from training.reports import save_confusion_matrix
@@ -62,9 +62,9 @@ def make_head(head: str, model_args: ModelArguments, labels: list[str], args: Cr
     if head == "genser":
         return genser_model
     if head == "linear":
-        return PooledFeatureClassifier(genser_model.config)
+        return PooledFeatureClassifier(genser_model.config, encoder=genser_model.encoder)
     if head == "mlp":
-        return PooledFeatureClassifier(genser_model.config, args.mlp_hidden_size, args.mlp_dropout)
+        return PooledFeatureClassifier(genser_model.config, args.mlp_hidden_size, args.mlp_dropout, genser_model.encoder)
     raise ValueError(f"Unknown head {head!r}: choose genser, linear or mlp.")
 
 
@@ -87,7 +87,7 @@ def cached_corpus(model_args: ModelArguments, data_args: DataTrainingArguments, 
         data_args.label_column_name,
         reference_model.config.label2id,
     )
-    features = add_pooled_features(
+    features = add_encoder_features(
         dataset,
         reference_model,
         feature_extractor,

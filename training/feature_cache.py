@@ -11,6 +11,11 @@ The map's fingerprint is explicit: it hashes the encoder (config, weights, featu
 padding trim, crop length) and the audio (the dataset's own fingerprint, plus each audio file's path, size and
 modification time where the audio lives in files). A changed encoder or clip therefore never reads a stale entry,
 and a second run with the same ones reads the cache instead of encoding.
+
+With the encoder's top N layers trainable (`trainable_encoder_layers`), the frozen part is cached instead: each
+clip's frames entering the first trainable layer (`lower_layer_frames`, `(num_frames, hidden_size)`, variable
+length) and its pooled lower layers (`lower_pooled_layer_features`); every epoch then runs only the top layers.
+`collate_cached_features` batches either kind.
 """
 
 import hashlib
@@ -21,10 +26,14 @@ from pathlib import Path
 import datasets
 import torch
 from datasets import Array2D, Audio, Dataset, Features
+from torch.nn.utils.rnn import pad_sequence
 
 from .data import decode_audio, extract_features
 
 POOLED_FEATURES_COLUMN = "pooled_layer_features"
+FRAMES_COLUMN = "lower_layer_frames"
+LOWER_POOLED_COLUMN = "lower_pooled_layer_features"
+CACHED_COLUMNS = (POOLED_FEATURES_COLUMN, FRAMES_COLUMN, LOWER_POOLED_COLUMN)
 
 
 def encoder_key(model, feature_extractor) -> str:
@@ -32,7 +41,10 @@ def encoder_key(model, feature_extractor) -> str:
     digest = hashlib.sha256()
     digest.update(model.config.encoder_config.to_json_string(use_diff=False).encode())
     digest.update(json.dumps(feature_extractor.to_dict(), sort_keys=True, default=str).encode())
-    digest.update(f"{model.config.pooling} trim_padding={model.config.trim_padding}".encode())
+    config = model.config
+    digest.update(f"{config.pooling} trim_padding={config.trim_padding}".encode())
+    if config.trainable_encoder_layers:  # a frozen encoder keeps the key (and cache) it had before this option
+        digest.update(f"trainable_encoder_layers={config.trainable_encoder_layers}".encode())
     for name, tensor in sorted(model.encoder.state_dict().items()):
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
@@ -53,7 +65,7 @@ def audio_key(dataset: Dataset, audio_column_name: str) -> str:
     return digest.hexdigest()[:16]
 
 
-def add_pooled_features(
+def add_encoder_features(
     dataset: Dataset,
     model,
     feature_extractor,
@@ -62,34 +74,48 @@ def add_pooled_features(
     max_length_seconds: float | None = None,
     batch_size: int = 8,
 ) -> Dataset:
-    """`dataset` with its audio column replaced by `pooled_layer_features`, `(num_layers, hidden_size)` per clip,
-    read from `cache_dir` (default: `HF_DATASETS_CACHE/gen-ser-pooled-features`) when this encoder has already
-    encoded these clips.
+    """`dataset` with its audio column replaced by what the frozen encoder gives, read from `cache_dir` (default:
+    `HF_DATASETS_CACHE/gen-ser-pooled-features`) when this encoder has already encoded these clips:
+    `pooled_layer_features`, `(num_layers, width)` per clip; or, with `trainable_encoder_layers` = N > 0,
+    `lower_layer_frames` `(num_frames, hidden_size)` and `lower_pooled_layer_features` `(num_layers - N, width)`.
 
     The audio column must decode at the feature extractor's sampling rate (`training.data.cast_audio`); clips
     longer than `max_length_seconds` are encoded from their start up to that length.
     """
-    if not model.config.freeze_encoder:
-        raise ValueError("Feature caching needs a frozen encoder (freeze_encoder=True): a trained encoder changes them.")
+    config = model.config
+    if not config.freeze_encoder:
+        raise ValueError(
+            "Feature caching needs a frozen encoder (freeze_encoder=True, optionally with trainable_encoder_layers): "
+            "a fully trained encoder changes its features every step."
+        )
     rate = feature_extractor.sampling_rate
     max_length = None if max_length_seconds is None else int(max_length_seconds * rate)
     fingerprint = hashlib.sha256(
         f"{encoder_key(model, feature_extractor)} {audio_key(dataset, audio_column_name)} {max_length}".encode()
     ).hexdigest()[:24]
-    num_layers = model.config.encoder_config.num_hidden_layers + 1
-    width = model.config.encoder_config.hidden_size * (2 if model.config.pooling == "mean_std" else 1)
+    num_layers = config.encoder_config.num_hidden_layers + 1
+    width = config.encoder_config.hidden_size * (2 if config.pooling == "mean_std" else 1)
     features = Features({name: feature for name, feature in dataset.features.items() if name != audio_column_name})
-    features[POOLED_FEATURES_COLUMN] = Array2D((num_layers, width), "float32")
+    trainable = config.trainable_encoder_layers
+    if trainable:
+        features[FRAMES_COLUMN] = Array2D((None, config.encoder_config.hidden_size), "float32")
+        features[LOWER_POOLED_COLUMN] = Array2D((num_layers - trainable, width), "float32")
+    else:
+        features[POOLED_FEATURES_COLUMN] = Array2D((num_layers, width), "float32")
     model.eval()
 
     @torch.no_grad()
     def encode(batch: dict) -> dict:
         arrays = [decode_audio(value, rate)[:max_length] for value in batch[audio_column_name]]
         inputs = extract_features(feature_extractor, arrays)
-        pooled = model.pooled_layer_features(
-            inputs[model.main_input_name].to(model.device), inputs["attention_mask"].to(model.device)
-        )
-        return {POOLED_FEATURES_COLUMN: pooled.float().cpu().numpy()}
+        inputs = (inputs[model.main_input_name].to(model.device), inputs["attention_mask"].to(model.device))
+        if not trainable:
+            return {POOLED_FEATURES_COLUMN: model.pooled_layer_features(*inputs).float().cpu().numpy()}
+        frames, lower = model.lower_layer_features(*inputs)
+        return {
+            FRAMES_COLUMN: [clip.float().cpu().numpy() for clip in frames],
+            LOWER_POOLED_COLUMN: lower.float().cpu().numpy(),
+        }
 
     cache_dir = Path(cache_dir or Path(datasets.config.HF_DATASETS_CACHE) / "gen-ser-pooled-features")
     cache_dir.mkdir(parents=True, exist_ok=True)
@@ -100,7 +126,23 @@ def add_pooled_features(
         remove_columns=[audio_column_name],
         features=features,
         new_fingerprint=fingerprint,
-        cache_file_name=str(cache_dir / f"pooled-{fingerprint}.arrow"),
+        cache_file_name=str(cache_dir / f"{'frames' if trainable else 'pooled'}-{fingerprint}.arrow"),
         load_from_cache_file=True,
         desc="Encoding clips with the frozen encoder (cached)",
     )
+
+
+def collate_cached_features(examples: list[dict]) -> dict:
+    """A batch of cached features as the model's keyword arguments: fixed-shape columns stacked, `lower_layer_frames`
+    padded to the longest clip with its `frame_mask`."""
+    batch = {
+        key: torch.stack([torch.as_tensor(example[key]) for example in examples])
+        for key in examples[0]
+        if key != FRAMES_COLUMN
+    }
+    if FRAMES_COLUMN in examples[0]:
+        frames = [torch.as_tensor(example[FRAMES_COLUMN]) for example in examples]
+        batch[FRAMES_COLUMN] = pad_sequence(frames, batch_first=True)
+        lengths = torch.tensor([len(clip) for clip in frames])
+        batch["frame_mask"] = (torch.arange(batch[FRAMES_COLUMN].shape[1])[None] < lengths[:, None]).long()
+    return batch

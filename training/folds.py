@@ -21,7 +21,7 @@ from torch import nn
 from transformers import Trainer, TrainingArguments, set_seed
 from transformers.trainer_utils import IntervalStrategy
 
-from .feature_cache import POOLED_FEATURES_COLUMN
+from .feature_cache import CACHED_COLUMNS, collate_cached_features
 
 logger = logging.getLogger(__name__)
 
@@ -51,14 +51,18 @@ def head_training_arguments(training_args: TrainingArguments, output_dir: str) -
     return args
 
 
-def head_inputs(features: Dataset) -> Dataset:
-    """The cached columns a head trains on (`pooled_layer_features`, `labels`), as torch tensors."""
-    return features.select_columns([POOLED_FEATURES_COLUMN, "labels"]).with_format("torch")
+def head_inputs(features: Dataset, with_labels: bool = True) -> Dataset:
+    """The cached columns a head trains on (`feature_cache.CACHED_COLUMNS`, `labels`), as torch tensors; batch
+    them with `feature_cache.collate_cached_features`."""
+    columns = [name for name in features.column_names if name in CACHED_COLUMNS] + (["labels"] if with_labels else [])
+    return features.select_columns(columns).with_format("torch")
 
 
 def train_head(head: nn.Module, features: Dataset, training_args: TrainingArguments) -> None:
     """Trains `head` with the Trainer on cached features."""
-    Trainer(model=head, args=training_args, train_dataset=head_inputs(features)).train()
+    Trainer(
+        model=head, args=training_args, train_dataset=head_inputs(features), data_collator=collate_cached_features
+    ).train()
 
 
 @torch.no_grad()
@@ -67,11 +71,12 @@ def predict(head: nn.Module, features: Dataset, num_inference_steps: int | None,
     head.eval()
     device = next(head.parameters()).device
     kwargs = {} if num_inference_steps is None else {"num_inference_steps": num_inference_steps}
-    pooled = features.select_columns([POOLED_FEATURES_COLUMN]).with_format("torch")
+    inputs = head_inputs(features, with_labels=False)
     predictions = []
-    for start in range(0, len(pooled), batch_size):
-        batch = pooled[start : start + batch_size][POOLED_FEATURES_COLUMN].to(device)
-        predictions.append(head(pooled_layer_features=batch, **kwargs).logits.argmax(-1).cpu().numpy())
+    for start in range(0, len(inputs), batch_size):
+        rows = inputs.select(range(start, min(start + batch_size, len(inputs))))
+        batch = {key: value.to(device) for key, value in collate_cached_features(list(rows)).items()}
+        predictions.append(head(**batch, **kwargs).logits.argmax(-1).cpu().numpy())
     return np.concatenate(predictions)
 
 

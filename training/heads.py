@@ -3,15 +3,19 @@
 
 They read the same cached per-layer pooled features and build the same condition as Gen-SER (same layer
 aggregation, same per-feature standardisation), then apply a cross-entropy classifier instead of the generative head,
-so a comparison changes one thing only.
+so a comparison changes one thing only. With `trainable_encoder_layers` > 0 they also train a copy of the encoder's
+top layers on the cached lower-layer frames, exactly as Gen-SER does.
 """
+
+import copy
+
 
 import torch
 from torch import nn
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 from modeling_genser import GenSERConfig
-from modeling_genser.modeling_genser import GenSERConditioner
+from modeling_genser.modeling_genser import GenSERConditioner, encoder_layers, run_top_layers
 
 
 class PooledFeatureClassifier(nn.Module):
@@ -20,10 +24,19 @@ class PooledFeatureClassifier(nn.Module):
     Args:
         config: the Gen-SER config whose condition (pooling, layer aggregation) the baseline shares.
         hidden_size: width of the MLP's hidden layer; None for a linear classifier.
+        encoder: the pretrained encoder whose top `config.trainable_encoder_layers` layers (copied) train with the
+            classifier; needed only when that is > 0.
     """
 
-    def __init__(self, config: GenSERConfig, hidden_size: int | None = None, dropout: float = 0.2):
+    def __init__(self, config: GenSERConfig, hidden_size: int | None = None, dropout: float = 0.2, encoder=None):
         super().__init__()
+        self.pooling = config.pooling
+        if config.trainable_encoder_layers:
+            if encoder is None:
+                raise ValueError("A classifier with trainable_encoder_layers > 0 needs the pretrained `encoder`.")
+            layers, final_norm = encoder_layers(encoder)
+            self.top_layers = copy.deepcopy(layers[len(layers) - config.trainable_encoder_layers :]).requires_grad_(True)
+            self.final_norm = None if final_norm is None else copy.deepcopy(final_norm).requires_grad_(True)
         self.conditioner = GenSERConditioner(config)
         width = self.conditioner.condition_dim
         if hidden_size is None:
@@ -33,8 +46,19 @@ class PooledFeatureClassifier(nn.Module):
                 nn.Linear(width, hidden_size), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden_size, config.num_labels)
             )
 
-    def forward(self, pooled_layer_features: torch.Tensor, labels: torch.Tensor | None = None, **kwargs):
-        """`pooled_layer_features`: `(batch, layers, hidden)` -> logits `(batch, num_labels)`."""
+    def forward(
+        self,
+        pooled_layer_features: torch.Tensor | None = None,
+        lower_layer_frames: torch.Tensor | None = None,
+        frame_mask: torch.Tensor | None = None,
+        lower_pooled_layer_features: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+    ):
+        """`pooled_layer_features` `(batch, layers, hidden)`, or the cached lower-layer features as for
+        `GenSERForAudioClassification.forward` -> logits `(batch, num_labels)`."""
+        if pooled_layer_features is None:
+            top = run_top_layers(self.top_layers, self.final_norm, lower_layer_frames, frame_mask, self.pooling)
+            pooled_layer_features = torch.cat([lower_pooled_layer_features, top], dim=1)
         logits = self.classifier(self.conditioner(pooled_layer_features))
         loss = None if labels is None else nn.functional.cross_entropy(logits, labels)
         return SequenceClassifierOutput(loss=loss, logits=logits)

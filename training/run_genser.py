@@ -43,7 +43,6 @@ from transformers import (
     TrainingArguments,
     Wav2Vec2Config,
     Wav2Vec2FeatureExtractor,
-    default_data_collator,
     pipeline,
     set_seed,
 )
@@ -62,7 +61,7 @@ from training.data import (
     load_audio_dataset,
     speaker_groups,
 )
-from training.feature_cache import add_pooled_features
+from training.feature_cache import add_encoder_features, collate_cached_features
 from training.folds import cross_validate_head, head_inputs
 from training.reports import save_confusion_matrix, write_model_card
 from training.sources import CORPORA, ENCODERS, CorpusSource, describe_sources, resolve_corpus, resolve_encoder
@@ -103,6 +102,13 @@ class ModelArguments:
         metadata={"help": "Pretrained speech encoder (Hub id or directory). Default: the embedded small encoder."},
     )
     freeze_encoder: bool = field(default=True, metadata={"help": "Train the generative head only."})
+    trainable_encoder_layers: int = field(
+        default=0,
+        metadata={
+            "help": "With --freeze_encoder true, the encoder's top N layers train with the head (fine-tuning); the "
+            "frozen lower layers' frames are cached once (--use_feature_cache)."
+        },
+    )
     config_overrides: str | None = field(
         default=None,
         metadata={"help": "GenSERConfig fields to override, e.g. 'encoding_dim=128,taxonomy_index_scale=1000'."},
@@ -190,6 +196,7 @@ def build_model(model_args: ModelArguments, labels: list[str]):
     id2label = dict(enumerate(labels))
     overrides = parse_config_overrides(model_args.config_overrides)
     overrides["freeze_encoder"] = model_args.freeze_encoder
+    overrides["trainable_encoder_layers"] = model_args.trainable_encoder_layers
     if model_args.model_name_or_path:
         model = GenSERForAudioClassification.from_pretrained(model_args.model_name_or_path, **overrides)
         if model.config.id2label != id2label:
@@ -406,13 +413,13 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
         with training_args.main_process_first(desc="encoding clips into the feature cache"):
             train_data, evaluation_data = (
                 None if split is None
-                else add_pooled_features(
+                else add_encoder_features(
                     split, model, feature_extractor, audio_column, data_args.feature_cache_dir, data_args.max_length_seconds
                 )
                 for split in (train, evaluation)
             )
         encoding_seconds = time.perf_counter() - encoding_started
-        collator = default_data_collator  # not the feature extractor's padding: the features have one shape
+        collator = collate_cached_features  # not the feature extractor's padding: the cache holds encoder outputs
         train_dataset, eval_dataset = (None if split is None else head_inputs(split) for split in (train_data, evaluation_data))
     else:
         collator = AudioClassificationCollator(feature_extractor)
