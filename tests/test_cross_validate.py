@@ -6,7 +6,7 @@ import pytest
 from training.cross_validate import main
 from training.folds import group_folds
 from training.nested_selection import main as nested_main
-from training.nested_selection import nested_folds
+from training.nested_selection import GRIDS, candidate_task, nested_folds
 from training.synthetic_corpus import generate_corpus
 
 
@@ -86,3 +86,17 @@ def test_nested_selection_chooses_inside_each_outer_fold_and_reports_the_default
         assert fold["choice"] == max(fold["inner_ua"], key=fold["inner_ua"].get)
     assert sum(results["choices"].values()) == 3
     assert json.loads((tmp_path / "nested" / "nested_selection.json").read_text())["default"] == "prior-mse@4"
+
+
+def test_nested_grid_candidates_set_the_head_and_the_epochs_and_a_wrong_default_is_a_clear_error(tmp_path):
+    from transformers import TrainingArguments
+
+    from training.run_genser import ModelArguments
+
+    training_args = TrainingArguments(output_dir=str(tmp_path), num_train_epochs=10)
+    new_head, args = candidate_task(ModelArguments(), training_args, GRIDS["prior-dim-epochs"]["prior-cosine-d64-e0.5"], ["a", "b"])
+    config = new_head().config
+    assert (config.encoding_dim, config.target_loss, config.initial_distribution) == (64, "cosine", "prior")
+    assert args.num_train_epochs == 5 and training_args.num_train_epochs == 10
+    with pytest.raises(ValueError, match="candidate of the 'prior-dim-epochs' grid"):
+        nested_main(["--output_dir", str(tmp_path), "--grid", "prior-dim-epochs", "--default", "prior-mse@4"])

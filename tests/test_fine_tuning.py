@@ -3,6 +3,7 @@
 import pytest
 import torch
 from datasets import Audio, Dataset
+from transformers import TrainerCallback, pipeline
 
 from conftest import tone
 from modeling_genser import GenSERConfig, GenSERForAudioClassification
@@ -11,6 +12,7 @@ from training.cross_validate import main as cross_validate
 from training.data import extract_features
 from training.feature_cache import FRAMES_COLUMN, LOWER_POOLED_COLUMN, add_encoder_features, collate_cached_features
 from training.heads import PooledFeatureClassifier
+from training.run_genser import main as run_genser
 from training.synthetic_corpus import generate_corpus, write_wav
 
 
@@ -140,3 +142,39 @@ def test_cross_validation_trains_the_top_layer_on_cached_frames(tmp_path, head):
     results = cross_validate(argv)
     assert len(results["per_fold"]) == 2
     assert [path.name.split("-")[0] for path in (tmp_path / "cache").glob("*.arrow")] == ["frames"]
+
+
+class EncoderSnapshot(TrainerCallback):
+    """Keeps the encoder's weights as training starts."""
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        self.before = {name: tensor.clone() for name, tensor in model.encoder.state_dict().items()}
+
+
+def test_a_model_trained_on_cached_frames_saves_its_trained_top_layer_and_classifies_audio(tmp_path):
+    corpus = generate_corpus(tmp_path / "corpus", num_speakers=3, num_sentences=2, seed=0)
+    output, snapshot = tmp_path / "model", EncoderSnapshot()
+    run_genser(
+        [
+            "--dataset_name", str(corpus),
+            "--output_dir", str(output),
+            "--feature_cache_dir", str(tmp_path / "cache"),
+            "--trainable_encoder_layers", "1",
+            "--num_train_epochs", "2",
+            "--learning_rate", "1e-2",
+            "--eval_fraction", "0.34",
+            "--num_example_predictions", "0",
+            "--report_to", "none",
+            "--config_overrides", "encoding_dim=32,head_hidden_size=32",
+        ],
+        callbacks=[snapshot],
+    )
+    assert sorted(path.name.split("-")[0] for path in (tmp_path / "cache").glob("*.arrow")) == ["frames", "frames"]
+    saved = GenSERForAudioClassification.from_pretrained(output)
+    assert saved.config.trainable_encoder_layers == 1
+    top = set(top_layer_parameters(saved, 1))
+    changed = {name for name, tensor in saved.encoder.state_dict().items() if not torch.equal(tensor, snapshot.before[name])}
+    assert changed and changed <= top  # only the top layer trained, and it did
+    classifier = pipeline("audio-classification", model=str(output), device="cpu")
+    scores = classifier({"array": tone(300.0, seconds=1.0), "sampling_rate": 16000})
+    assert len(scores) == len(saved.config.id2label)

@@ -2,7 +2,7 @@
 """Nested speaker-independent selection of Gen-SER's configuration, so no choice is made on the speakers it is scored on.
 
 For each outer leave-one-speaker-out fold, the training speakers are dealt into `--inner_folds` group folds, and
-every configuration of a small pre-declared grid (`CANDIDATES` x sampling step counts) is cross-validated on them:
+every configuration of a small pre-declared grid (`--grid`, of `GRIDS`, x sampling step counts) is cross-validated on them:
 trained on the inner training speakers, scored on the inner validation speakers, predictions pooled. The
 configuration with the best inner UA (the first in grid order on a tie) is then trained on all the outer training
 speakers and predicts the held-out speaker. The outer predictions, pooled over folds, are the nested figure. The
@@ -14,6 +14,7 @@ choice is reported, so one sees how stable the choice is.
         --lr_scheduler_type cosine --per_device_train_batch_size 32 --optim adamw_torch_fused --parallel_folds 2
 """
 
+import copy
 import dataclasses
 import json
 import logging
@@ -36,16 +37,28 @@ logger = logging.getLogger(__name__)
 
 # The main job's head (training/configs/main_job.json), which every candidate shares.
 BASE_CONFIG = "layer_aggregation=concat,condition_dropout=0.3,head_dropout=0.3"
-# The grid, declared before any result: the paper's target matching (MSE) against the cosine loss, each from a
-# Gaussian start and from the cross-entropy-trained prior (sampled without bridge noise); every candidate is
-# scored at each of STEP_COUNTS. Code dimension and epochs stay at the main job's (256, the run's epochs): each
-# grid point costs inner_folds x outer folds trainings on two cores.
 PRIOR = 'initial_distribution=prior,initial_noise_scale=0.3,scheduler_config={"sampling_noise_scale":0.0}'
-CANDIDATES = {
-    "mse": "",
-    "cosine": "target_loss=cosine",
-    "prior-mse": PRIOR,
-    "prior-cosine": f"{PRIOR},target_loss=cosine",
+GAUSSIAN = 'initial_distribution=gaussian,initial_noise_scale=1.0,scheduler_config={"sampling_noise_scale":1.0}'
+# The grids, each declared before its run; a candidate is (config overrides, fraction of the run's epochs), and
+# every candidate is scored at each of STEP_COUNTS.
+# - "loss-start": the paper's target matching (MSE) against the cosine loss, each from a Gaussian start and from
+#   the cross-entropy-trained prior (sampled without bridge noise); code dimension 256, the run's epochs.
+# - "prior-dim-epochs": the prior start that "loss-start" chose in 9 of 10 outer folds, with the loss, the code
+#   dimension (64 or 256) and the epochs (half or all of the run's). Each grid point costs inner folds x outer
+#   folds trainings, so the grids are small.
+GRIDS = {
+    "loss-start": {
+        "mse": (GAUSSIAN, 1.0),
+        "cosine": (f"{GAUSSIAN},target_loss=cosine", 1.0),
+        "prior-mse": (PRIOR, 1.0),
+        "prior-cosine": (f"{PRIOR},target_loss=cosine", 1.0),
+    },
+    "prior-dim-epochs": {
+        f"prior-{loss}-d{dim}-e{fraction}": (f"{PRIOR},encoding_dim={dim}{extra}", fraction)
+        for loss, extra in (("mse", ""), ("cosine", ",target_loss=cosine"))
+        for dim in (64, 256)
+        for fraction in (0.5, 1.0)
+    },
 }
 STEP_COUNTS = [1, 4]
 
@@ -53,6 +66,7 @@ STEP_COUNTS = [1, 4]
 @dataclass
 class NestedArguments:
     inner_folds: int = field(default=3, metadata={"help": "Group folds of the training speakers in each outer fold."})
+    grid: str = field(default="loss-start", metadata={"help": f"The pre-declared grid: one of {list(GRIDS)}."})
     default: str = field(
         default="prior-mse@4", metadata={"help": "The pre-declared configuration, candidate@steps (the main job's)."}
     )
@@ -74,10 +88,15 @@ def nested_folds(groups: np.ndarray, inner_folds: int) -> list[tuple[np.ndarray,
     return nested
 
 
-def candidate_head(model_args: ModelArguments, candidate: str, labels: list[str]):
-    """A picklable factory of fresh Gen-SER heads with the candidate's configuration."""
-    overrides = ",".join(filter(None, [BASE_CONFIG, CANDIDATES[candidate]]))
-    return partial(new_genser_head, dataclasses.replace(model_args, config_overrides=overrides), labels)
+def candidate_task(
+    model_args: ModelArguments, training_args: TrainingArguments, candidate: tuple[str, float], labels: list[str]
+):
+    """A picklable factory of fresh Gen-SER heads with the candidate's configuration, and its training arguments."""
+    overrides, epoch_fraction = candidate
+    config = dataclasses.replace(model_args, config_overrides=",".join(filter(None, [BASE_CONFIG, overrides])))
+    args = copy.deepcopy(training_args)
+    args.num_train_epochs = training_args.num_train_epochs * epoch_fraction
+    return partial(new_genser_head, config, labels), args
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -87,9 +106,15 @@ def main(argv: list[str] | None = None) -> dict:
         args=sys.argv[1:] if argv is None else argv
     )
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
-    default_candidate, default_steps = nested_args.default.split("@")
-    if default_candidate not in CANDIDATES or int(default_steps) not in STEP_COUNTS:
-        raise ValueError(f"--default must be candidate@steps with a candidate of {list(CANDIDATES)} and steps in {STEP_COUNTS}.")
+    if nested_args.grid not in GRIDS:
+        raise ValueError(f"--grid must be one of {list(GRIDS)}, got {nested_args.grid!r}.")
+    candidates = GRIDS[nested_args.grid]
+    default_candidate, _, default_steps = nested_args.default.partition("@")
+    if default_candidate not in candidates or not default_steps.isdigit() or int(default_steps) not in STEP_COUNTS:
+        raise ValueError(
+            f"--default must be candidate@steps with a candidate of the {nested_args.grid!r} grid {list(candidates)} "
+            f"and steps in {STEP_COUNTS}, got {nested_args.default!r}."
+        )
     features, labels, groups = cached_corpus(model_args, data_args, training_args.seed)
     targets = np.array(features["labels"])
     metric = evaluate.load(METRICS_PATH)
@@ -98,11 +123,11 @@ def main(argv: list[str] | None = None) -> dict:
         return metric.compute(predictions=predicted, references=targets[rows], num_labels=len(labels))["unweighted_accuracy"]
 
     folds = nested_folds(groups, nested_args.inner_folds)
-    heads = {candidate: candidate_head(model_args, candidate, labels) for candidate in CANDIDATES}
+    tasks = {name: candidate_task(model_args, training_args, candidate, labels) for name, candidate in candidates.items()}
     inner_tasks = [
-        (heads[candidate], features, train, validation, training_args, STEP_COUNTS)
+        (tasks[name][0], features, train, validation, tasks[name][1], STEP_COUNTS)
         for _, inner in folds
-        for candidate in CANDIDATES
+        for name in candidates
         for train, validation in inner
     ]
     logger.info("Inner selection: %d trainings", len(inner_tasks))
@@ -110,7 +135,7 @@ def main(argv: list[str] | None = None) -> dict:
     choices = []
     for outer_test, inner in folds:
         inner_scores = {}
-        for candidate in CANDIDATES:
+        for candidate in candidates:
             pooled = {steps: np.zeros(len(targets), dtype=np.int64) for steps in STEP_COUNTS}
             for _, validation in inner:  # the inner validation folds cover every outer training clip once
                 predictions, _ = next(inner_results)
@@ -123,7 +148,7 @@ def main(argv: list[str] | None = None) -> dict:
     outer_tasks = []
     for (outer_test, _), (choice, _) in zip(folds, choices):
         for candidate in (choice.split("@")[0], default_candidate):
-            outer_tasks.append((heads[candidate], features, ~outer_test, outer_test, training_args, STEP_COUNTS))
+            outer_tasks.append((tasks[candidate][0], features, ~outer_test, outer_test, tasks[candidate][1], STEP_COUNTS))
     logger.info("Outer folds: %d trainings", len(outer_tasks))
     outer_results = run_folds(outer_tasks, data_args.parallel_folds)
     nested = np.zeros(len(targets), dtype=np.int64)
@@ -144,7 +169,7 @@ def main(argv: list[str] | None = None) -> dict:
     }
     results = {
         "seed": training_args.seed,
-        "grid": {"candidates": CANDIDATES, "base": BASE_CONFIG, "steps": STEP_COUNTS},
+        "grid": {"name": nested_args.grid, "candidates": candidates, "base": BASE_CONFIG, "steps": STEP_COUNTS},
         "default": nested_args.default,
         "inner_folds": nested_args.inner_folds,
         "pooled": pooled,
