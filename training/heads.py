@@ -9,7 +9,6 @@ top layers on the cached lower-layer frames, exactly as Gen-SER does.
 
 import copy
 
-
 import torch
 from torch import nn
 from transformers.modeling_outputs import SequenceClassifierOutput
