@@ -12,6 +12,7 @@ REQUIREMENTS = [
 EXTRAS = {
     "train": ["datasets>=5.2,<6", "torchcodec>=0.8", "evaluate>=0.4.6", "accelerate>=1.1", "matplotlib"],
     "demo": ["gradio>=5", "matplotlib"],
+    "export": ["onnx>=1.17", "onnxscript>=0.5", "onnxruntime>=1.20"],
     "test": ["pytest>=8", "selenium>=4.20"],
 }
 EXTRAS["dev"] = sorted({requirement for group in EXTRAS.values() for requirement in group})

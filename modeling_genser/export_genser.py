@@ -1,6 +1,6 @@
 # Copyright 2026 The Gen-SER authors. Licensed under the Apache License, Version 2.0.
-"""`torch.export` of Gen-SER's whole inference path: encoder (once), pooling, condition, bridge sampling at a fixed
-step count, similarities to the class codes.
+"""`torch.export` and ONNX export of Gen-SER's whole inference path: encoder (once), pooling, condition, bridge
+sampling at a fixed step count, similarities to the class codes.
 
 A `torch.Generator` cannot be traced, so the exported program takes the sampling draws as a second input;
 `GenSERInference.default_noise()` gives the draws `GenSERForAudioClassification` uses by default, which makes the
@@ -10,7 +10,11 @@ exact length.
 
     program = export_genser(model, example_inputs)
     logits = program.module()(inputs, GenSERInference(model).default_noise())
+
+    export_onnx(model, example_inputs, "gen-ser.onnx")  # inputs "inputs" and "noise", output "logits"
 """
+
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -56,3 +60,29 @@ def export_genser(
     module = GenSERInference(model, num_inference_steps)
     with torch.no_grad():
         return torch.export.export(module, (example_inputs, module.default_noise()), strict=False)
+
+
+def export_onnx(
+    model: GenSERForAudioClassification,
+    example_inputs: torch.Tensor,
+    path: str | Path,
+    num_inference_steps: int | None = None,
+) -> torch.onnx.ONNXProgram:
+    """Exports the same inference path as [`export_genser`] to an ONNX file at `path` with
+    `torch.onnx.export(..., dynamo=True)` (needs `onnx` and `onnxscript`), for inputs shaped like `example_inputs`.
+
+    The graph's inputs are `inputs` (the encoder's main input) and `noise` (`GenSERInference.default_noise()` for
+    the model's own draws); its output is `logits`, `(batch_size, num_labels)`. Run it with onnxruntime:
+    `InferenceSession(path).run(None, {"inputs": ..., "noise": ...})`.
+    """
+    module = GenSERInference(model, num_inference_steps)
+    with torch.no_grad():
+        program = torch.onnx.export(
+            module,
+            (example_inputs, module.default_noise()),
+            dynamo=True,
+            input_names=["inputs", "noise"],
+            output_names=["logits"],
+        )
+    program.save(str(path))
+    return program
