@@ -142,9 +142,17 @@ class GenSERDenoiser(nn.Module):
         Returns:
             `torch.Tensor` of shape `(batch_size, encoding_dim)`: the predicted terminal sample.
         """
+        return self.denoise(sample, self.condition_proj(condition) + self.embed_time(timesteps))
+
+    def embed_time(self, timesteps: torch.Tensor) -> torch.Tensor:
+        """`(num_times,)` times in [0, 1] -> `(num_times, hidden)` time embeddings."""
         # The sinusoidal time features are designed for integer diffusion steps; 1000 spreads [0, 1] over them.
-        time = self.time_embedding(self.time_proj(timesteps * 1000).to(sample.dtype))
-        hidden = self.sample_proj(sample) + self.condition_proj(condition) + time
+        return self.time_embedding(self.time_proj(timesteps * 1000).to(timesteps.dtype))
+
+    def denoise(self, sample: torch.Tensor, embedding: torch.Tensor) -> torch.Tensor:
+        """The prediction from `sample` and the summed condition and time embedding, both `(batch_size, hidden)`.
+        Sampling embeds the condition and the schedule's times once per call and runs only this per step."""
+        hidden = self.sample_proj(sample) + embedding
         for block in self.blocks:
             hidden = block(hidden)
         return self.out_proj(self.out_norm(hidden))
@@ -567,8 +575,11 @@ class GenSERForAudioClassification(GenSERPreTrainedModel):
         self.scheduler.set_begin_index(0)
         sample = self.initial_sample(condition, noise[:1])
         trajectory = [sample]
+        # Condition and time embeddings do not change between steps: (batch, steps, hidden), computed once.
+        times = self.denoiser.embed_time(self.scheduler.timesteps.to(condition.dtype))
+        embeddings = self.denoiser.condition_proj(condition)[:, None] + times[None]
         for index, timestep in enumerate(self.scheduler.timesteps):
-            prediction = self.denoiser(sample, timestep.expand(condition.shape[0]).to(condition.dtype), condition)
+            prediction = self.denoiser.denoise(sample, embeddings[:, index])
             sample = self.scheduler.step(prediction, timestep, sample, variance_noise=noise[index + 1 : index + 2]).prev_sample
             trajectory.append(sample)
         return torch.stack(trajectory, dim=1)
