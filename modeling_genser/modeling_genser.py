@@ -243,10 +243,24 @@ def encoder_layers(encoder: PreTrainedModel) -> tuple[nn.ModuleList, nn.Module |
     return layers, None
 
 
-def run_top_layers(
-    layers, final_norm: nn.Module | None, frames: torch.Tensor, frame_mask: torch.Tensor, pooling: str
+def top_encoder_layers(encoder: PreTrainedModel, count: int) -> tuple[nn.ModuleList, nn.Module | None]:
+    """The top `count` transformer layers of a speech encoder, and the norm after them (see `encoder_layers`)."""
+    layers, final_norm = encoder_layers(encoder)
+    if count > len(layers):
+        raise ValueError(f"trainable_encoder_layers is {count}, but the encoder has only {len(layers)} layers.")
+    return layers[len(layers) - count :], final_norm
+
+
+def pooled_features_from_frames(
+    layers,
+    final_norm: nn.Module | None,
+    frames: torch.Tensor,
+    frame_mask: torch.Tensor,
+    lower_pooled_layer_features: torch.Tensor,
+    pooling: str,
 ) -> torch.Tensor:
-    """Runs encoder `layers` on cached frames and pools each layer's output: `(batch_size, len(layers), width)`.
+    """Runs the top encoder `layers` on cached lower-layer frames and completes the pooled layers below them:
+    `(batch_size, num_layers, width)`, as `pooled_layer_features` gives on the audio.
 
     One clip at a time over its real frames only, as the encoder ran the clip (Whisper's layers take no padding
     mask); on CPU a clip's layer is far heavier than a call, so the loop costs little.
@@ -254,6 +268,7 @@ def run_top_layers(
     Args:
         frames (`torch.Tensor` of shape `(batch_size, num_frames, hidden_size)`): each clip's frames first, then padding.
         frame_mask (`torch.Tensor` of shape `(batch_size, num_frames)`): 1 for real frames.
+        lower_pooled_layer_features (`torch.Tensor` of shape `(batch_size, num_layers - len(layers), width)`)
     """
     pooled = []
     for clip, length in zip(frames, frame_mask.sum(-1).tolist()):
@@ -270,7 +285,7 @@ def run_top_layers(
         if final_norm is not None:
             outputs[-1] = final_norm(outputs[-1])
         pooled.append(pool_frames(outputs, None, pooling))
-    return torch.cat(pooled)
+    return torch.cat([lower_pooled_layer_features, torch.cat(pooled)], dim=1)
 
 
 def build_speech_encoder(encoder_config) -> PreTrainedModel:
@@ -355,6 +370,14 @@ class GenSERForAudioClassification(GenSERPreTrainedModel):
             return self.encoder._get_feature_vector_attention_mask(num_frames, attention_mask).bool()
         return strided_frame_mask(attention_mask, num_frames)  # e.g. Whisper
 
+    @staticmethod
+    def _input_mask(inputs: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor | None:
+        """`attention_mask` over the input's last axis: Whisper's feature extractor masks samples, not mel frames,
+        unless `return_attention_mask=True` is passed at call time (setting it on the extractor is not enough)."""
+        if attention_mask is None or attention_mask.shape[-1] == inputs.shape[-1]:
+            return attention_mask
+        return strided_frame_mask(attention_mask, inputs.shape[-1]).to(attention_mask.dtype)
+
     def _trimmed_lengths(self, attention_mask: torch.Tensor) -> torch.Tensor:
         """Each clip's real input length, rounded up to the encoder's input stride: `(batch_size,)`."""
         stride = whisper_input_stride(self.encoder) if isinstance(self.encoder, WhisperEncoder) else 1
@@ -379,10 +402,7 @@ class GenSERForAudioClassification(GenSERPreTrainedModel):
             Pooling and the weighted layer sum commute, so these features can be cached and fed back as
             `pooled_layer_features`.
         """
-        if attention_mask is not None and attention_mask.shape[-1] != inputs.shape[-1]:
-            # Whisper's feature extractor masks samples, not mel frames, unless `return_attention_mask=True` is
-            # passed at call time (setting it on the extractor is not enough).
-            attention_mask = strided_frame_mask(attention_mask, inputs.shape[-1]).to(attention_mask.dtype)
+        attention_mask = self._input_mask(inputs, attention_mask)
         if not self.config.trim_padding or attention_mask is None:
             return self._encode_and_pool(inputs, attention_mask)
         lengths = self._trimmed_lengths(attention_mask)
@@ -423,13 +443,10 @@ class GenSERForAudioClassification(GenSERPreTrainedModel):
     def trainable_encoder_modules(self) -> list[nn.Module]:
         """The encoder's top `config.trainable_encoder_layers` layers, and Whisper's final layer norm with them:
         what trains in an otherwise frozen encoder."""
-        count = self.config.trainable_encoder_layers
-        if count == 0:
+        if self.config.trainable_encoder_layers == 0:
             return []
-        layers, final_norm = encoder_layers(self.encoder)
-        if count > len(layers):
-            raise ValueError(f"trainable_encoder_layers is {count}, but the encoder has only {len(layers)} layers.")
-        return [*layers[len(layers) - count :], *([final_norm] if final_norm is not None else [])]
+        layers, final_norm = top_encoder_layers(self.encoder, self.config.trainable_encoder_layers)
+        return [*layers, *([final_norm] if final_norm is not None else [])]
 
     def lower_layer_features(
         self, inputs: torch.Tensor, attention_mask: torch.Tensor | None = None
@@ -452,8 +469,7 @@ class GenSERForAudioClassification(GenSERPreTrainedModel):
                 "Cached frames hold each clip's real frames only, while Whisper without trim_padding attends to its "
                 "30 s of padding too: set trim_padding=True to train Whisper's top layers on cached frames."
             )
-        if attention_mask is not None and attention_mask.shape[-1] != inputs.shape[-1]:
-            attention_mask = strided_frame_mask(attention_mask, inputs.shape[-1]).to(attention_mask.dtype)
+        attention_mask = self._input_mask(inputs, attention_mask)
         lengths = [inputs.shape[-1]] * inputs.shape[0] if attention_mask is None else self._trimmed_lengths(attention_mask).tolist()
         frames, lower = [], []
         for row, length in enumerate(lengths):
@@ -476,12 +492,10 @@ class GenSERForAudioClassification(GenSERPreTrainedModel):
             frame_mask (`torch.Tensor` of shape `(batch_size, num_frames)`): 1 for real frames (each clip's first).
             lower_pooled_layer_features (`torch.Tensor` of shape `(batch_size, num_layers - N, width)`)
         """
-        layers, final_norm = encoder_layers(self.encoder)
-        top = run_top_layers(
-            layers[len(layers) - self.config.trainable_encoder_layers :], final_norm, lower_layer_frames, frame_mask,
-            self.config.pooling,
+        layers, final_norm = top_encoder_layers(self.encoder, self.config.trainable_encoder_layers)
+        return pooled_features_from_frames(
+            layers, final_norm, lower_layer_frames, frame_mask, lower_pooled_layer_features, self.config.pooling
         )
-        return torch.cat([lower_pooled_layer_features, top], dim=1)
 
     def initial_sample(
         self, condition: torch.Tensor, noise: torch.Tensor, prior_logits: torch.Tensor | None = None

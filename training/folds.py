@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from datasets import Dataset
 from torch import nn
+from torch.utils.data import DataLoader
 from transformers import Trainer, TrainingArguments, set_seed
 from transformers.trainer_utils import IntervalStrategy
 
@@ -71,11 +72,10 @@ def predict(head: nn.Module, features: Dataset, num_inference_steps: int | None,
     head.eval()
     device = next(head.parameters()).device
     kwargs = {} if num_inference_steps is None else {"num_inference_steps": num_inference_steps}
-    inputs = head_inputs(features, with_labels=False)
+    batches = DataLoader(head_inputs(features, with_labels=False), batch_size, collate_fn=collate_cached_features)
     predictions = []
-    for start in range(0, len(inputs), batch_size):
-        rows = inputs.select(range(start, min(start + batch_size, len(inputs))))
-        batch = {key: value.to(device) for key, value in collate_cached_features(list(rows)).items()}
+    for batch in batches:
+        batch = {key: value.to(device) for key, value in batch.items()}
         predictions.append(head(**batch, **kwargs).logits.argmax(-1).cpu().numpy())
     return np.concatenate(predictions)
 

@@ -14,7 +14,7 @@ from torch import nn
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 from modeling_genser import GenSERConfig
-from modeling_genser.modeling_genser import GenSERConditioner, encoder_layers, run_top_layers
+from modeling_genser.modeling_genser import GenSERConditioner, pooled_features_from_frames, top_encoder_layers
 
 
 class PooledFeatureClassifier(nn.Module):
@@ -33,8 +33,8 @@ class PooledFeatureClassifier(nn.Module):
         if config.trainable_encoder_layers:
             if encoder is None:
                 raise ValueError("A classifier with trainable_encoder_layers > 0 needs the pretrained `encoder`.")
-            layers, final_norm = encoder_layers(encoder)
-            self.top_layers = copy.deepcopy(layers[len(layers) - config.trainable_encoder_layers :]).requires_grad_(True)
+            layers, final_norm = top_encoder_layers(encoder, config.trainable_encoder_layers)
+            self.top_layers = copy.deepcopy(layers).requires_grad_(True)
             self.final_norm = None if final_norm is None else copy.deepcopy(final_norm).requires_grad_(True)
         self.conditioner = GenSERConditioner(config)
         width = self.conditioner.condition_dim
@@ -56,8 +56,9 @@ class PooledFeatureClassifier(nn.Module):
         """`pooled_layer_features` `(batch, layers, hidden)`, or the cached lower-layer features as for
         `GenSERForAudioClassification.forward` -> logits `(batch, num_labels)`."""
         if pooled_layer_features is None:
-            top = run_top_layers(self.top_layers, self.final_norm, lower_layer_frames, frame_mask, self.pooling)
-            pooled_layer_features = torch.cat([lower_pooled_layer_features, top], dim=1)
+            pooled_layer_features = pooled_features_from_frames(
+                self.top_layers, self.final_norm, lower_layer_frames, frame_mask, lower_pooled_layer_features, self.pooling
+            )
         logits = self.classifier(self.conditioner(pooled_layer_features))
         loss = None if labels is None else nn.functional.cross_entropy(logits, labels)
         return SequenceClassifierOutput(loss=loss, logits=logits)
