@@ -214,17 +214,24 @@ def pool_frames(hidden_states: tuple | list, frame_mask: torch.Tensor | None, po
     Returns:
         `torch.Tensor` of shape `(batch_size, num_layers, hidden_size)` (twice `hidden_size` for `"mean_std"`).
     """
-    batch_size, num_frames, _ = hidden_states[0].shape
     if frame_mask is None:
-        frame_mask = torch.ones(batch_size, num_frames, dtype=torch.bool, device=hidden_states[0].device)
-    # Pooling weights, (batch, 1, frames): a matmul per layer pools without copying the hidden states.
-    weights = frame_mask[:, None, :].to(hidden_states[0].dtype)
-    weights = weights / weights.sum(-1, keepdim=True).clamp(min=1)
-    means = [(weights @ layer).squeeze(1) for layer in hidden_states]
+        # Every frame is real: a plain mean, without building weights (a fixed cost on every single-clip call).
+        def average(frames):
+            return frames.mean(dim=1)
+
+    else:
+        # Pooling weights, (batch, 1, frames): a matmul per layer pools without copying the hidden states.
+        weights = frame_mask[:, None, :].to(hidden_states[0].dtype)
+        weights = weights / weights.sum(-1, keepdim=True).clamp(min=1)
+
+        def average(frames):
+            return (weights @ frames).squeeze(1)
+
+    means = [average(layer) for layer in hidden_states]
     pooled = torch.stack(means, dim=1)
     if pooling == "mean":
         return pooled
-    variances = [(weights @ (layer - mean[:, None]) ** 2).squeeze(1) for layer, mean in zip(hidden_states, means)]
+    variances = [average((layer - mean[:, None]) ** 2) for layer, mean in zip(hidden_states, means)]
     return torch.cat([pooled, torch.stack(variances, dim=1).clamp(min=1e-8).sqrt()], dim=-1)
 
 
@@ -315,6 +322,7 @@ class GenSERForAudioClassification(GenSERPreTrainedModel):
             self.prior = nn.Linear(self.conditioner.condition_dim, config.num_labels)
         self.register_buffer("class_codes", self.terminal_codes(), persistent=False)
         self.scheduler = GenSERScheduler(**config.scheduler_config)
+        self._time_embedding_cache = (None, None)  # see schedule_time_embeddings
         if config.freeze_encoder:
             self.encoder.requires_grad_(False)
             for module in self.trainable_encoder_modules():
@@ -407,13 +415,16 @@ class GenSERForAudioClassification(GenSERPreTrainedModel):
             return self._encode_and_pool(inputs, attention_mask)
         lengths = self._trimmed_lengths(attention_mask)
         distinct_lengths = lengths.unique().tolist()
-        if not isinstance(self.encoder, WhisperEncoder) or len(distinct_lengths) == 1:
+        # Clips of one length, cut to it, are all real input: they need no mask (nor the cost of building one).
+        if len(distinct_lengths) == 1:
+            return self._encode_and_pool(inputs[..., : distinct_lengths[0]], None)
+        if not isinstance(self.encoder, WhisperEncoder):
             length = distinct_lengths[-1]
             return self._encode_and_pool(inputs[..., :length], attention_mask[:, :length])
         pooled = None
         for length in distinct_lengths:
             rows = (lengths == length).nonzero().squeeze(1)
-            group = self._encode_and_pool(inputs[rows, ..., :length], attention_mask[rows, :length])
+            group = self._encode_and_pool(inputs[rows, ..., :length], None)
             if pooled is None:
                 pooled = group.new_empty((inputs.shape[0], *group.shape[1:]))
             pooled[rows] = group
@@ -590,13 +601,28 @@ class GenSERForAudioClassification(GenSERPreTrainedModel):
         sample = self.initial_sample(condition, noise[:1])
         trajectory = [sample]
         # Condition and time embeddings do not change between steps: (batch, steps, hidden), computed once.
-        times = self.denoiser.embed_time(self.scheduler.timesteps.to(condition.dtype))
-        embeddings = self.denoiser.condition_proj(condition)[:, None] + times[None]
+        embeddings = self.denoiser.condition_proj(condition)[:, None] + self.schedule_time_embeddings(condition.dtype)[None]
         for index, timestep in enumerate(self.scheduler.timesteps):
             prediction = self.denoiser.denoise(sample, embeddings[:, index])
             sample = self.scheduler.step(prediction, timestep, sample, variance_noise=noise[index + 1 : index + 2]).prev_sample
             trajectory.append(sample)
         return torch.stack(trajectory, dim=1)
+
+    def schedule_time_embeddings(self, dtype: torch.dtype) -> torch.Tensor:
+        """The denoiser's embeddings of the scheduler's current timesteps: `(num_inference_steps, hidden)`.
+
+        They depend on the time-embedding weights and the step count only, so at inference they are computed once
+        and reused until a weight changes (a new tensor or an in-place update moves the key): on a single short clip
+        they were a tenth of the head's time. With autograd on, or while tracing for export, they are recomputed.
+        """
+        times = self.scheduler.timesteps.to(dtype)
+        if torch.is_grad_enabled() or torch.compiler.is_compiling() or torch.compiler.is_exporting():
+            return self.denoiser.embed_time(times)
+        weights = self.denoiser.time_embedding.parameters()
+        key = (times.shape[0], times.device, dtype, *((weight.data_ptr(), weight._version) for weight in weights))
+        if self._time_embedding_cache[0] != key:
+            self._time_embedding_cache = (key, self.denoiser.embed_time(times))
+        return self._time_embedding_cache[1]
 
     def similarity_logits(self, generated: torch.Tensor) -> torch.Tensor:
         """`(batch_size, num_labels)` cosine similarities of generated vectors to the class codes, over the temperature."""

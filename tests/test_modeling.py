@@ -65,6 +65,27 @@ def test_encoder_runs_once_whatever_the_step_count(encoder_family):
     assert len(calls) == 1
 
 
+def test_cached_time_embeddings_follow_the_weights_and_step_count(encoder_family):
+    _, encoder_config, feature_extractor = encoder_family
+    model = make_model(encoder_config)
+    inputs = features(feature_extractor, [tone(300.0)])
+    with torch.enable_grad():  # autograd on: no cache, the reference
+        reference = model(**inputs, num_inference_steps=3).logits.detach()
+    with torch.inference_mode():
+        first = model(**inputs, num_inference_steps=3).logits
+        assert model(**inputs, num_inference_steps=2).logits.shape == first.shape  # another step count, another key
+        cached = model(**inputs, num_inference_steps=3).logits
+    torch.testing.assert_close(first, reference)
+    assert torch.equal(cached, first)
+    with torch.no_grad():
+        model.denoiser.time_embedding.linear_1.weight.mul_(3.0)  # an in-place update, as an optimiser makes
+        changed = model(**inputs, num_inference_steps=3).logits
+    with torch.enable_grad():
+        expected = model(**inputs, num_inference_steps=3).logits.detach()
+    torch.testing.assert_close(changed, expected)
+    assert not torch.allclose(changed, first)
+
+
 def test_padding_frames_are_left_out_of_the_pooling():
     from conftest import tiny_wav2vec2_config
     from transformers import Wav2Vec2FeatureExtractor
