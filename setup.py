@@ -13,6 +13,7 @@ EXTRAS = {
     "train": ["datasets>=5.2,<6", "torchcodec>=0.8", "evaluate>=0.4.6", "accelerate>=1.1", "matplotlib"],
     "demo": ["gradio>=5", "matplotlib"],
     "export": ["onnx>=1.17", "onnxscript>=0.5", "onnxruntime>=1.20"],
+    "annotate": ["datasets>=5.2,<6", "torchcodec>=0.8", "accelerate>=1.1"],
     "test": ["pytest>=8", "selenium>=4.20"],
 }
 EXTRAS["dev"] = sorted({requirement for group in EXTRAS.values() for requirement in group})
@@ -29,4 +30,5 @@ setup(
     package_data={"training": ["metrics/ser_metrics/*.py", "configs/*.json"]},
     install_requires=REQUIREMENTS,
     extras_require=EXTRAS,
+    entry_points={"console_scripts": ["genser-annotate = pipelines.bulk_annotator:main"]},
 )

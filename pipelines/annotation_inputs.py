@@ -1,0 +1,123 @@
+# Copyright 2026 The Gen-SER authors. Licensed under the Apache License, Version 2.0.
+"""What the bulk annotator reads: a folder of audio files, a CSV/JSON manifest of paths, or a `datasets` dataset (a
+Hub id or a local folder) read in streaming mode, as one numbered sequence of `AnnotationInput`s.
+
+The numbering is the input's own order (sorted paths for a folder, row order otherwise), so every process and every
+resumed run agrees on which items make up which shard. Audio is decoded only when an item is annotated, one item at
+a time, and a file that cannot be decoded is reported as that item's error instead of stopping the run.
+"""
+
+import csv
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .audio_input import load_audio
+
+
+@dataclass(frozen=True)
+class AnnotationInput:
+    """One recording to annotate.
+
+    Args:
+        index (`int`): position in the input order (which shard it belongs to follows from it).
+        source (`str`): what the output rows name it by: the path relative to the folder, the manifest's path or id,
+            or the dataset's id column (else its audio path, else the row number).
+        audio (`str` or `bytes`): a file path, or an undecoded file's contents (streamed datasets).
+    """
+
+    index: int
+    source: str
+    audio: str | bytes
+
+
+def folder_inputs(folder: str | os.PathLike, extensions: list[str] | None = None) -> list[AnnotationInput]:
+    """Every file under `folder` (recursively, hidden files and folders left out), in sorted path order; with
+    `extensions` (e.g. `["wav", "flac"]`), only files ending in one of them."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise FileNotFoundError(f"--folder {str(folder)!r} is not a directory; pass the folder that holds the audio.")
+    suffixes = None if not extensions else {"." + extension.lower().lstrip(".") for extension in extensions}
+    paths = sorted(
+        path.relative_to(root)
+        for path in root.rglob("*")
+        if path.is_file()
+        and not any(part.startswith(".") for part in path.relative_to(root).parts)
+        and (suffixes is None or path.suffix.lower() in suffixes)
+    )
+    return [AnnotationInput(index, path.as_posix(), str(root / path)) for index, path in enumerate(paths)]
+
+
+def manifest_inputs(manifest: str | os.PathLike, path_column: str = "path", id_column: str | None = None) -> list[AnnotationInput]:
+    """The rows of a CSV, JSON (a list of objects) or JSON Lines manifest; relative paths are taken from the
+    manifest's folder. Rows are named by `id_column` when given, else by the path as written."""
+    manifest = Path(manifest)
+    if not manifest.is_file():
+        raise FileNotFoundError(f"--manifest {str(manifest)!r} is not a file; pass a .csv, .json or .jsonl manifest.")
+    with open(manifest, encoding="utf-8", newline="") as handle:
+        if manifest.suffix.lower() == ".csv":
+            rows = list(csv.DictReader(handle))
+        elif manifest.suffix.lower() == ".jsonl":
+            rows = [json.loads(line) for line in handle if line.strip()]
+        elif manifest.suffix.lower() == ".json":
+            rows = json.load(handle)
+        else:
+            raise ValueError(f"--manifest must end in .csv, .json or .jsonl, got {manifest.name!r}.")
+    for column in [path_column] + ([id_column] if id_column else []):
+        if rows and column not in rows[0]:
+            raise ValueError(
+                f"The manifest {manifest.name} has no column {column!r} (its columns: {sorted(rows[0])}); pass the "
+                "right --path_column / --id_column."
+            )
+    return [
+        AnnotationInput(index, str(row[id_column] if id_column else row[path_column]), str(manifest.parent / row[path_column]))
+        for index, row in enumerate(rows)
+    ]
+
+
+def dataset_inputs(
+    name_or_path: str,
+    config_name: str | None = None,
+    split: str = "train",
+    audio_column: str | None = None,
+    id_column: str | None = None,
+) -> Iterator[AnnotationInput]:
+    """A `datasets` dataset read in streaming mode, so nothing is downloaded whole: a Hub id or a local folder in
+    any layout `load_dataset` reads (Parquet shards, audiofolder, ...). Audio is kept undecoded (the bytes or path
+    of each file) and decoded per item, so a corrupted row becomes that row's error, not the end of the stream."""
+    from datasets import Audio, load_dataset
+
+    dataset = load_dataset(name_or_path, config_name, split=split, streaming=True)
+    features = dataset.features or {}
+    if audio_column is None:
+        audio_column = next((column for column, feature in features.items() if isinstance(feature, Audio)), None)
+        if audio_column is None:
+            raise ValueError(
+                f"Found no audio column in {name_or_path!r} (columns: {sorted(features)}); pass --audio_column."
+            )
+    elif audio_column not in features:
+        raise ValueError(f"{name_or_path!r} has no column {audio_column!r} (columns: {sorted(features)}).")
+    dataset = dataset.cast_column(audio_column, Audio(decode=False))
+    for index, row in enumerate(dataset):
+        audio = row[audio_column]
+        source = row[id_column] if id_column else audio.get("path") or str(index)
+        yield AnnotationInput(index, str(source), audio["bytes"] if audio.get("bytes") else audio["path"])
+
+
+def decode(audio: str | bytes, sampling_rate: int) -> np.ndarray:
+    """A file (path or contents) as a mono float32 waveform at `sampling_rate`, decoded in-process by torchcodec
+    (FFmpeg's libraries), which spares the ffmpeg process the pipeline starts per path."""
+    from torchcodec.decoders import AudioDecoder
+
+    if isinstance(audio, str) and not os.path.isfile(audio):
+        raise FileNotFoundError(f"no such file: {audio}")
+    try:
+        samples = AudioDecoder(audio, sample_rate=sampling_rate, num_channels=1).get_all_samples()
+    except RuntimeError as error:
+        # torchcodec prefixes FFmpeg's reason with its own source location; the reason is what a user can act on.
+        raise ValueError(f"could not decode audio: {str(error).split(', ')[-1]}") from None
+    return load_audio({"array": samples.data, "sampling_rate": samples.sample_rate}, sampling_rate)

@@ -1,0 +1,301 @@
+# Copyright 2026 The Gen-SER authors. Licensed under the Apache License, Version 2.0.
+"""`genser-annotate`: labels a large audio collection with the audio-classification pipeline, into a Parquet dataset.
+
+    genser-annotate --model org/gen-ser --folder recordings/ --output_dir labels/
+    genser-annotate --model org/gen-ser --dataset org/calls --split test --output_dir labels/   # streamed
+    torchrun --nproc_per_node 4 -m pipelines.bulk_annotator --model org/gen-ser --manifest calls.csv --output_dir labels/
+    accelerate launch --num_processes 2 -m pipelines.bulk_annotator ...   # the same under accelerate
+
+Output (`load_dataset(output_dir, "windows")`, `"files"` or `"errors"` reads it back):
+
+- `windows/shard-NNNNN.parquet`: one row per window (`--segment_length_s`, `--segment_hop_s`, as in the pipeline):
+  `source`, `index`, `start`, `end` (seconds), the top `label` and its `score`, every label's score in `scores`, and
+  with `--num_samples` > 1 the top label's `agreement` (the share of samples that voted for it);
+- `files/shard-NNNNN.parquet`: one row per file, its windows averaged by duration, with `duration`, `num_windows`;
+- `errors/shard-NNNNN.parquet` and, once every shard is done, `errors.csv`: each unreadable input and why.
+
+Input items are numbered in input order and cut into shards of `--shard_size` consecutive items. Process `r` of `N`
+(from torchrun or accelerate) takes shards `r, r + N, ...`: disjoint shares, on the process's GPU where there is
+one. A shard's files are written under temporary names and renamed, its windows file last; a run started again
+with the same options skips every shard whose windows file exists, so a run killed at any moment and resumed ends
+with exactly the rows of an uninterrupted one. Within a shard, clips go through the pipeline shortest first, so a
+batch holds clips of similar length and padding stays small.
+"""
+
+import csv
+import itertools
+import json
+import os
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from transformers import HfArgumentParser, pipeline
+
+from .annotation_inputs import AnnotationInput, dataset_inputs, decode, folder_inputs, manifest_inputs
+
+TABLES = ("windows", "files", "errors")  # written in this order: a shard is finished once its windows file exists
+# Options that change the rows: a resumed run must use the same ones.
+RUN_OPTIONS = (
+    "model", "folder", "manifest", "dataset", "dataset_config", "split", "audio_column", "id_column", "path_column",
+    "extensions", "segment_length_s", "segment_hop_s", "num_inference_steps", "seed", "num_samples", "shard_size",
+)  # fmt: skip
+
+
+@dataclass
+class AnnotationArguments:
+    model: str = field(metadata={"help": "The audio-classification model: a Hub id or a local directory."})
+    output_dir: str = field(metadata={"help": "Where the Parquet dataset goes; a run there is resumed."})
+    folder: str | None = field(default=None, metadata={"help": "Annotate every file under this folder (recursive)."})
+    manifest: str | None = field(default=None, metadata={"help": "Annotate the files listed in a .csv/.json/.jsonl."})
+    dataset: str | None = field(default=None, metadata={"help": "Annotate a `datasets` dataset (Hub id or folder), streamed."})
+    dataset_config: str | None = field(default=None, metadata={"help": "The dataset's configuration name."})
+    split: str = field(default="train", metadata={"help": "The dataset split to annotate."})
+    audio_column: str | None = field(default=None, metadata={"help": "The dataset's audio column (default: its first Audio column)."})
+    id_column: str | None = field(default=None, metadata={"help": "Manifest or dataset column naming each item in the output."})
+    path_column: str = field(default="path", metadata={"help": "The manifest column holding file paths."})
+    extensions: str | None = field(default=None, metadata={"help": "Comma-separated extensions a folder's files must have (default: all)."})
+    segment_length_s: float = field(default=30.0, metadata={"help": "Window length in seconds."})
+    segment_hop_s: float | None = field(default=None, metadata={"help": "Window hop in seconds (default: the length)."})
+    num_inference_steps: int | None = field(default=None, metadata={"help": "Gen-SER sampling steps (default: the model's)."})
+    seed: int | None = field(default=None, metadata={"help": "Gen-SER sampling seed (default: the model's)."})
+    num_samples: int = field(default=1, metadata={"help": "Gen-SER initial samples per window; > 1 adds agreement."})
+    batch_size: int = field(default=8, metadata={"help": "Windows per forward pass."})
+    shard_size: int = field(default=64, metadata={"help": "Items per output shard (a shard's audio is decoded at once)."})
+    max_shards: int | None = field(default=None, metadata={"help": "Stop each process after this many new shards; run again to go on."})
+
+    def __post_init__(self):
+        given = [name for name in ("folder", "manifest", "dataset") if getattr(self, name)]
+        if len(given) != 1:
+            raise ValueError(f"Pass exactly one input: --folder, --manifest or --dataset (got {given or 'none'}).")
+        if self.shard_size < 1 or self.batch_size < 1 or self.num_samples < 1:
+            raise ValueError("--shard_size, --batch_size and --num_samples must be positive integers.")
+
+    def inputs(self) -> Iterable[AnnotationInput]:
+        if self.folder:
+            return folder_inputs(self.folder, self.extensions.split(",") if self.extensions else None)
+        if self.manifest:
+            return manifest_inputs(self.manifest, self.path_column, self.id_column)
+        return dataset_inputs(self.dataset, self.dataset_config, self.split, self.audio_column, self.id_column)
+
+    def pipeline_options(self) -> dict:
+        """Window and sampling options, passed to the pipeline call as given."""
+        options = {"segment_length_s": self.segment_length_s, "segment_hop_s": self.segment_hop_s}
+        options.update(num_inference_steps=self.num_inference_steps, seed=self.seed)
+        if self.num_samples > 1:
+            options["num_samples"] = self.num_samples
+        return {name: value for name, value in options.items() if value is not None}
+
+
+def shards(inputs: Iterable[AnnotationInput], shard_size: int) -> Iterator[tuple[int, list[AnnotationInput]]]:
+    """`(shard index, items)` for consecutive runs of `shard_size` items of the input order."""
+    for shard, items in itertools.groupby(inputs, key=lambda item: item.index // shard_size):
+        yield shard, list(items)
+
+
+def shard_path(output_dir: Path, table: str, shard: int) -> Path:
+    return output_dir / table / f"shard-{shard:05d}.parquet"
+
+
+def is_finished(output_dir: Path, shard: int) -> bool:
+    return shard_path(output_dir, TABLES[-1], shard).exists()
+
+
+class ShardAnnotator:
+    """Decodes a shard's items, runs them through the pipeline shortest first, and writes the shard's tables."""
+
+    def __init__(self, classifier, args: AnnotationArguments):
+        from datasets import Features, Value
+
+        self.classifier, self.args = classifier, args
+        self.sampling_rate = classifier.feature_extractor.sampling_rate
+        self.labels = [classifier.model.config.id2label[i] for i in range(classifier.model.config.num_labels)]
+        scores = {label: Value("float32") for label in self.labels}
+        prediction = {"label": Value("string"), "score": Value("float32"), "scores": scores}
+        if args.num_samples > 1:
+            prediction["agreement"] = Value("float32")
+        item = {"source": Value("string"), "index": Value("int64")}
+        self.features = {
+            "windows": Features({**item, "start": Value("float64"), "end": Value("float64"), **prediction}),
+            "files": Features({**item, "duration": Value("float64"), "num_windows": Value("int32"), **prediction}),
+            "errors": Features({**item, "error": Value("string")}),
+        }
+
+    def _prediction(self, scores: list[dict]) -> dict:
+        top = scores[0]  # the pipeline sorts by score
+        prediction = {"label": top["label"], "score": top["score"], "scores": {s["label"]: s["score"] for s in scores}}
+        if self.args.num_samples > 1:
+            prediction["agreement"] = top["agreement"]
+        return prediction
+
+    def annotate(self, items: list[AnnotationInput]) -> dict[str, list[dict]]:
+        """The rows of every table for `items`, in input order."""
+        rows = {table: [] for table in TABLES}
+        decoded, results = [], []
+        for item in items:
+            try:
+                decoded.append((item, decode(item.audio, self.sampling_rate)))
+            except (OSError, ValueError, TypeError) as error:
+                rows["errors"].append({"source": item.source, "index": item.index, "error": str(error)})
+        decoded.sort(key=lambda pair: pair[1].shape[0])
+        if decoded:
+            results = self.classifier(
+                [{"array": audio, "sampling_rate": self.sampling_rate} for _, audio in decoded],
+                batch_size=self.args.batch_size,
+                top_k=len(self.labels),
+                return_segments=True,
+                **self.args.pipeline_options(),
+            )
+        for (item, audio), result in sorted(zip(decoded, results), key=lambda pair: pair[0][0].index):
+            key = {"source": item.source, "index": item.index}
+            for segment in result["segments"]:
+                rows["windows"].append({**key, "start": segment["start"], "end": segment["end"], **self._prediction(segment["scores"])})
+            duration = audio.shape[0] / self.sampling_rate
+            rows["files"].append(
+                {**key, "duration": duration, "num_windows": len(result["segments"]), **self._prediction(result["scores"])}
+            )
+        return rows
+
+    def write(self, output_dir: Path, shard: int, rows: dict[str, list[dict]]) -> None:
+        import pyarrow
+        import pyarrow.parquet as parquet
+
+        for table in reversed(TABLES):  # windows last: its file marks the shard finished
+            path = shard_path(output_dir, table, shard)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            # The features' schema carries the `datasets` metadata, so load_dataset reads the struct of scores back.
+            schema = self.features[table].arrow_schema
+            with parquet.ParquetWriter(temporary, schema) as writer:
+                if rows[table]:  # no rows, no row group: datasets' Parquet reader fails on an empty one
+                    writer.write_table(pyarrow.Table.from_pylist(rows[table], schema=schema))
+            os.replace(temporary, path)
+
+
+def check_run_options(output_dir: Path, args: AnnotationArguments) -> None:
+    """Records the options that shape the rows in `run.json`, or refuses to resume a run made with other ones."""
+    options = {name: value for name, value in asdict(args).items() if name in RUN_OPTIONS}
+    record = output_dir / "run.json"
+    if record.exists():
+        previous = json.loads(record.read_text())
+        changed = {name: (previous.get(name), value) for name, value in options.items() if previous.get(name) != value}
+        if changed:
+            raise ValueError(
+                f"{output_dir} holds a run made with other options ({', '.join(f'{k}: {a!r} -> {b!r}' for k, (a, b) in changed.items())}); "
+                "resume it with the same options, or pass another --output_dir."
+            )
+        return
+    output_dir.mkdir(parents=True, exist_ok=True)
+    temporary = record.with_name(f".run.json.{os.getpid()}.tmp")
+    temporary.write_text(json.dumps(options, indent=2))
+    os.replace(temporary, record)  # every process writes the same content; the rename keeps the file whole
+
+
+def write_dataset_card(output_dir: Path) -> None:
+    """A README whose `configs` let `load_dataset(output_dir, "windows" | "files" | "errors")` read the tables."""
+    configs = "".join(f"- config_name: {table}\n  data_files: {table}/*.parquet\n" for table in TABLES)
+    card = (
+        f"---\nconfigs:\n{configs}---\n\n# Gen-SER annotations\n\nWritten by `genser-annotate`; the options are in "
+        "`run.json`. `windows`: one row per window; `files`: one row per file; `errors`: unreadable inputs.\n"
+    )
+    (output_dir / "README.md").write_text(card)
+
+
+def summarise(output_dir: Path, num_shards: int) -> dict:
+    """Totals over every finished shard; once all `num_shards` are done, also writes `errors.csv`."""
+    import pyarrow.parquet as parquet
+
+    finished = [shard for shard in range(num_shards) if is_finished(output_dir, shard)]
+    files = [parquet.read_table(shard_path(output_dir, "files", shard), columns=["duration"]) for shard in finished]
+    errors = [parquet.read_table(shard_path(output_dir, "errors", shard)).to_pylist() for shard in finished]
+    errors = [row for shard in errors for row in shard]
+    summary = {
+        "finished_shards": len(finished),
+        "num_shards": num_shards,
+        "files": sum(table.num_rows for table in files),
+        "windows": sum(parquet.read_metadata(shard_path(output_dir, "windows", shard)).num_rows for shard in finished),
+        "audio_hours": sum(sum(table.column("duration").to_pylist()) for table in files) / 3600,
+        "errors": len(errors),
+    }
+    if len(finished) == num_shards:
+        with open(output_dir / "errors.csv", "w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=["source", "index", "error"])
+            writer.writeheader()
+            writer.writerows(errors)
+    return summary
+
+
+def annotate(args: AnnotationArguments) -> dict:
+    """Runs this process's share of the annotation and prints the closing summary; returns it (to every process)."""
+    from accelerate import PartialState
+    from accelerate.utils import gather_object
+    from tqdm.auto import tqdm
+
+    # Without an accelerator, accelerate sets up processes started by a launcher only when told it runs on CPU.
+    state = PartialState(cpu=not torch.accelerator.is_available())
+    output_dir = Path(args.output_dir)
+    check_run_options(output_dir, args)
+    write_dataset_card(output_dir)
+    classifier = pipeline("audio-classification", model=args.model, device=state.device)
+    annotator = ShardAnnotator(classifier, args)
+
+    inputs = args.inputs()
+    if isinstance(inputs, list) and not inputs:
+        raise ValueError("The input holds no files to annotate; check --folder/--manifest (and --extensions).")
+    own_items = None
+    if isinstance(inputs, list):  # a stream's length is unknown until it ends
+        own_items = sum(item.index // args.shard_size % state.num_processes == state.process_index for item in inputs)
+    progress = tqdm(total=own_items, unit="file", position=state.process_index, desc=f"process {state.process_index}")
+    started, audio_seconds, new_shards, num_shards = time.perf_counter(), 0.0, 0, 0
+    for shard, items in shards(inputs, args.shard_size):
+        num_shards = shard + 1
+        if shard % state.num_processes != state.process_index:
+            continue
+        if is_finished(output_dir, shard):
+            progress.update(len(items))
+            continue
+        if args.max_shards is not None and new_shards >= args.max_shards:
+            continue
+        rows = annotator.annotate(items)
+        annotator.write(output_dir, shard, rows)
+        new_shards += 1
+        audio_seconds += sum(row["duration"] for row in rows["files"])
+        progress.update(len(items))
+        hours = (time.perf_counter() - started) / 3600
+        progress.set_postfix_str(f"{audio_seconds / 3600 / hours:.0f} audio h/h")
+    progress.close()
+
+    this_run = gather_object([(audio_seconds, new_shards)])  # also waits for every process
+    elapsed = time.perf_counter() - started
+    summary = summarise(output_dir, num_shards)
+    run_audio_seconds = sum(seconds for seconds, _ in this_run)
+    summary.update(
+        processes=state.num_processes,
+        new_shards=sum(count for _, count in this_run),
+        seconds=elapsed,
+        audio_hours_per_hour=run_audio_seconds / elapsed if elapsed > 0 else 0.0,
+    )
+    if state.is_main_process:
+        done = "all shards done" if summary["finished_shards"] == num_shards else "run again to finish"
+        print(
+            f"{output_dir}: {summary['files']} files annotated ({summary['windows']} windows, "
+            f"{summary['audio_hours']:.2f} h of audio), {summary['errors']} unreadable"
+            f"{' (errors.csv)' if summary['errors'] and done == 'all shards done' else ''}; "
+            f"{summary['finished_shards']}/{num_shards} shards, {done}. This run: {summary['new_shards']} shards by "
+            f"{state.num_processes} process(es) in {elapsed:.1f} s, {summary['audio_hours_per_hour']:.0f} audio h/h.",
+            file=sys.stderr,
+        )
+    return summary
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The `genser-annotate` console script."""
+    (args,) = HfArgumentParser(AnnotationArguments).parse_args_into_dataclasses(args=argv)
+    annotate(args)
+
+
+if __name__ == "__main__":
+    main()

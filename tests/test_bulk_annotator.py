@@ -1,0 +1,177 @@
+"""The bulk annotator: folder, manifest and streamed inputs, window rows, errors, resume, two processes."""
+
+import csv
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import datasets
+import numpy as np
+import pyarrow.parquet as parquet
+import pytest
+from datasets import Audio, Dataset, load_dataset
+
+from conftest import tone
+from pipelines.bulk_annotator import AnnotationArguments, annotate
+from test_pipeline import LABELS, save_genser
+from training.synthetic_corpus import write_wav
+
+REPO = Path(__file__).resolve().parents[1]
+NUM_READABLE = 11  # the corpus below: 10 clips and one long recording, plus one corrupted file
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    return save_genser(tmp_path_factory.mktemp("genser"))
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """Clips of 0.3 to 1.2 s in nested folders, a 5 s recording (3 windows of 2 s), and a corrupted file."""
+    folder = tmp_path_factory.mktemp("recordings")
+    for index in range(10):
+        path = folder / f"speaker{index % 3}" / f"clip{index:02d}.wav"
+        path.parent.mkdir(exist_ok=True)
+        write_wav(path, tone(150.0 * (1 + index % 4), seconds=0.3 + 0.1 * index, seed=index))
+    (folder / "long").mkdir()
+    write_wav(folder / "long" / "call.wav", tone(300.0, seconds=5.0))
+    (folder / "speaker1" / "broken.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEnot really audio")
+    return folder
+
+
+def run(model_dir, output_dir, **options) -> dict:
+    options = {"segment_length_s": 2.0, "shard_size": 3, "batch_size": 4, **options}
+    return annotate(AnnotationArguments(model=str(model_dir), output_dir=str(output_dir), **options))
+
+
+def table(output_dir: Path, name: str) -> list[dict]:
+    """Every row of one table, in input order (and window order)."""
+    rows = [row for path in sorted((output_dir / name).glob("*.parquet")) for row in parquet.read_table(path).to_pylist()]
+    return sorted(rows, key=lambda row: (row["index"], row.get("start", 0.0)))
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(model_dir, corpus, tmp_path_factory):
+    output_dir = tmp_path_factory.mktemp("uninterrupted")
+    return output_dir, run(model_dir, output_dir, folder=str(corpus))
+
+
+def test_folder_gives_window_and_file_rows_and_an_errors_file(uninterrupted, corpus):
+    output_dir, summary = uninterrupted
+    assert summary["files"] == NUM_READABLE and summary["errors"] == 1
+    assert summary["finished_shards"] == summary["num_shards"] == 4  # 12 files, 3 per shard
+
+    with open(output_dir / "errors.csv", newline="") as handle:
+        (error,) = list(csv.DictReader(handle))
+    assert error["source"] == "speaker1/broken.wav" and "could not decode audio" in error["error"]
+
+    windows, files = table(output_dir, "windows"), table(output_dir, "files")
+    call = [row for row in windows if row["source"] == "long/call.wav"]
+    assert [(row["start"], row["end"]) for row in call] == [(0.0, 2.0), (2.0, 4.0), (4.0, 5.0)]
+    readable = sorted(path.relative_to(corpus).as_posix() for path in corpus.rglob("*.wav") if path.name != "broken.wav")
+    assert [row["source"] for row in files] == readable  # input order is sorted path order, each file once
+    by_source = {row["source"]: row for row in files}
+    assert by_source["long/call.wav"]["num_windows"] == 3 and by_source["long/call.wav"]["duration"] == 5.0
+    for row in windows + files:
+        assert set(row["scores"]) == set(LABELS.values())
+        assert abs(sum(row["scores"].values()) - 1) < 1e-4
+        assert row["label"] == max(row["scores"], key=row["scores"].get) and row["score"] == row["scores"][row["label"]]
+    # A file's scores are its windows' scores averaged by duration, as the pipeline gives them.
+    weights = np.array([2.0, 2.0, 1.0]) / 5.0
+    expected = {label: float(np.dot(weights, [row["scores"][label] for row in call])) for label in LABELS.values()}
+    np.testing.assert_allclose(list(by_source["long/call.wav"]["scores"].values()), list(expected.values()), atol=1e-5)
+
+    # The output is a dataset: load_dataset reads each table by name.
+    assert load_dataset(str(output_dir), "windows", split="train").num_rows == len(windows)
+    assert load_dataset(str(output_dir), "errors", split="train")["source"] == ["speaker1/broken.wav"]
+
+
+def test_a_stopped_run_resumed_equals_an_uninterrupted_run_row_for_row(model_dir, corpus, uninterrupted, tmp_path):
+    reference, _ = uninterrupted
+    output_dir = tmp_path / "resumed"
+    first = run(model_dir, output_dir, folder=str(corpus), max_shards=2)
+    assert first["finished_shards"] == 2 and not (output_dir / "errors.csv").exists()
+    # A kill while shard 2 was being written: its files table renamed into place, its windows table not yet, and a
+    # temporary file left behind. The shard does not count as finished and is written again.
+    shutil.copy(reference / "files" / "shard-00002.parquet", output_dir / "files" / "shard-00002.parquet")
+    (output_dir / "windows" / ".shard-00002.parquet.999.tmp").write_bytes(b"partial")
+
+    with pytest.raises(ValueError, match="other options.*segment_length_s"):
+        run(model_dir, output_dir, folder=str(corpus), segment_length_s=1.0)
+    resumed = run(model_dir, output_dir, folder=str(corpus))
+    assert resumed["new_shards"] == 2 and resumed["finished_shards"] == 4
+    for name in ("windows", "files", "errors"):
+        assert table(output_dir, name) == table(reference, name)
+    assert (output_dir / "errors.csv").read_text() == (reference / "errors.csv").read_text()
+
+
+def test_two_processes_under_torchrun_annotate_every_file_exactly_once(model_dir, corpus, uninterrupted, tmp_path):
+    reference, _ = uninterrupted
+    output_dir = tmp_path / "two-processes"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29531",
+        "-m", "pipelines.bulk_annotator", "--model", str(model_dir), "--folder", str(corpus),
+        "--output_dir", str(output_dir), "--segment_length_s", "2", "--shard_size", "3", "--batch_size", "4",
+    ]  # fmt: skip
+    completed = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert completed.returncode == 0, completed.stderr[-4000:]
+    assert "4 shards by 2 process(es)" in completed.stderr
+    files = table(output_dir, "files")
+    assert [row["index"] for row in files] == [row["index"] for row in table(reference, "files")]
+    expected = table(reference, "windows")
+    windows = table(output_dir, "windows")
+    assert [(row["source"], row["start"], row["label"]) for row in windows] == [
+        (row["source"], row["start"], row["label"]) for row in expected
+    ]
+    np.testing.assert_allclose([row["score"] for row in windows], [row["score"] for row in expected], atol=1e-5)
+    assert table(output_dir, "errors") == table(reference, "errors")
+
+
+def test_a_hub_style_dataset_is_read_streaming_with_a_manifest_alike(model_dir, corpus, tmp_path):
+    """A dataset laid out as on the Hub (Parquet shards under data/, audio bytes embedded), streamed from disk."""
+    clips = sorted(corpus.glob("speaker0/*.wav"))
+    rows = {
+        "id": [f"utt{index}" for index in range(len(clips) + 1)],
+        "audio": [{"bytes": path.read_bytes(), "path": path.name} for path in clips] + [{"bytes": b"junk", "path": "x.wav"}],
+    }
+    repo = tmp_path / "org--calls"
+    (repo / "data").mkdir(parents=True)
+    Dataset.from_dict(rows).cast_column("audio", Audio()).to_parquet(str(repo / "data" / "train-00000-of-00001.parquet"))
+    cache = Path(datasets.config.HF_DATASETS_CACHE)
+    cache_before = sorted(cache.rglob("*.arrow"))
+
+    output_dir = tmp_path / "streamed"
+    summary = run(model_dir, output_dir, dataset=str(repo), id_column="id", shard_size=2)
+    assert summary["files"] == len(clips) and summary["errors"] == 1
+    assert [row["source"] for row in table(output_dir, "files")] == rows["id"][:-1]
+    assert table(output_dir, "errors")[0]["source"] == rows["id"][-1]
+    assert sorted(cache.rglob("*.arrow")) == cache_before  # streamed: nothing prepared into the cache
+
+    # A manifest naming the same files gives the same scores.
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text("path,id\n" + "".join(f"{path},utt{index}\n" for index, path in enumerate(clips)))
+    listed = run(model_dir, tmp_path / "listed", manifest=str(manifest), id_column="id", shard_size=2)
+    assert listed["files"] == len(clips)
+    assert [row["scores"] for row in table(tmp_path / "listed", "files")] == [
+        row["scores"] for row in table(output_dir, "files")
+    ]
+
+
+def test_bad_arguments_are_explained(model_dir, corpus, tmp_path):
+    with pytest.raises(ValueError, match="exactly one input"):
+        AnnotationArguments(model=str(model_dir), output_dir=str(tmp_path), folder=str(corpus), manifest="x.csv")
+    with pytest.raises(ValueError, match="no files"):
+        run(model_dir, tmp_path / "out", folder=str(corpus), extensions="flac")
+    with pytest.raises(FileNotFoundError, match="not a directory"):
+        run(model_dir, tmp_path / "out2", folder=str(tmp_path / "missing"))
+
+
+def test_the_console_script_is_installed():
+    script = shutil.which("genser-annotate")
+    if script is None:
+        pytest.skip("gen-ser is not pip-installed here, so its console script is not on PATH (make install does it)")
+    completed = subprocess.run([script, "--help"], capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 0 and "--folder" in completed.stdout
