@@ -52,7 +52,9 @@ def folder_inputs(folder: str | os.PathLike, extensions: list[str] | None = None
     return [AnnotationInput(index, path.as_posix(), str(root / path)) for index, path in enumerate(paths)]
 
 
-def manifest_inputs(manifest: str | os.PathLike, path_column: str = "path", id_column: str | None = None) -> list[AnnotationInput]:
+def manifest_inputs(
+    manifest: str | os.PathLike, path_column: str = "path", id_column: str | None = None
+) -> list[AnnotationInput]:
     """The rows of a CSV, JSON (a list of objects) or JSON Lines manifest; relative paths are taken from the
     manifest's folder. Rows are named by `id_column` when given, else by the path as written."""
     manifest = Path(manifest)
@@ -74,7 +76,9 @@ def manifest_inputs(manifest: str | os.PathLike, path_column: str = "path", id_c
                 "right --path_column / --id_column."
             )
     return [
-        AnnotationInput(index, str(row[id_column] if id_column else row[path_column]), str(manifest.parent / row[path_column]))
+        AnnotationInput(
+            index, str(row[id_column] if id_column else row[path_column]), str(manifest.parent / row[path_column])
+        )
         for index, row in enumerate(rows)
     ]
 

@@ -37,7 +37,7 @@ from transformers import HfArgumentParser, pipeline
 
 from .annotation_inputs import AnnotationInput, dataset_inputs, decode, folder_inputs, manifest_inputs
 
-TABLES = ("windows", "files", "errors")  # written in this order: a shard is finished once its windows file exists
+TABLES = ("windows", "files", "errors")  # a shard is finished once its windows file exists, so that one is written last
 # Options that change the rows: a resumed run must use the same ones.
 RUN_OPTIONS = (
     "model", "folder", "manifest", "dataset", "dataset_config", "split", "audio_column", "id_column", "path_column",
@@ -51,21 +51,35 @@ class AnnotationArguments:
     output_dir: str = field(metadata={"help": "Where the Parquet dataset goes; a run there is resumed."})
     folder: str | None = field(default=None, metadata={"help": "Annotate every file under this folder (recursive)."})
     manifest: str | None = field(default=None, metadata={"help": "Annotate the files listed in a .csv/.json/.jsonl."})
-    dataset: str | None = field(default=None, metadata={"help": "Annotate a `datasets` dataset (Hub id or folder), streamed."})
+    dataset: str | None = field(
+        default=None, metadata={"help": "Annotate a `datasets` dataset (Hub id or folder), streamed."}
+    )
     dataset_config: str | None = field(default=None, metadata={"help": "The dataset's configuration name."})
     split: str = field(default="train", metadata={"help": "The dataset split to annotate."})
-    audio_column: str | None = field(default=None, metadata={"help": "The dataset's audio column (default: its first Audio column)."})
-    id_column: str | None = field(default=None, metadata={"help": "Manifest or dataset column naming each item in the output."})
+    audio_column: str | None = field(
+        default=None, metadata={"help": "The dataset's audio column (default: its first Audio column)."}
+    )
+    id_column: str | None = field(
+        default=None, metadata={"help": "Manifest or dataset column naming each item in the output."}
+    )
     path_column: str = field(default="path", metadata={"help": "The manifest column holding file paths."})
-    extensions: str | None = field(default=None, metadata={"help": "Comma-separated extensions a folder's files must have (default: all)."})
+    extensions: str | None = field(
+        default=None, metadata={"help": "Comma-separated extensions a folder's files must have (default: all)."}
+    )
     segment_length_s: float = field(default=30.0, metadata={"help": "Window length in seconds."})
     segment_hop_s: float | None = field(default=None, metadata={"help": "Window hop in seconds (default: the length)."})
-    num_inference_steps: int | None = field(default=None, metadata={"help": "Gen-SER sampling steps (default: the model's)."})
+    num_inference_steps: int | None = field(
+        default=None, metadata={"help": "Gen-SER sampling steps (default: the model's)."}
+    )
     seed: int | None = field(default=None, metadata={"help": "Gen-SER sampling seed (default: the model's)."})
     num_samples: int = field(default=1, metadata={"help": "Gen-SER initial samples per window; > 1 adds agreement."})
     batch_size: int = field(default=8, metadata={"help": "Windows per forward pass."})
-    shard_size: int = field(default=64, metadata={"help": "Items per output shard (a shard's audio is decoded at once)."})
-    max_shards: int | None = field(default=None, metadata={"help": "Stop each process after this many new shards; run again to go on."})
+    shard_size: int = field(
+        default=64, metadata={"help": "Items per output shard (a shard's audio is decoded at once)."}
+    )
+    max_shards: int | None = field(
+        default=None, metadata={"help": "Stop each process after this many new shards; run again to go on."}
+    )
 
     def __post_init__(self):
         given = [name for name in ("folder", "manifest", "dataset") if getattr(self, name)]
@@ -152,10 +166,17 @@ class ShardAnnotator:
         for (item, audio), result in sorted(zip(decoded, results), key=lambda pair: pair[0][0].index):
             key = {"source": item.source, "index": item.index}
             for segment in result["segments"]:
-                rows["windows"].append({**key, "start": segment["start"], "end": segment["end"], **self._prediction(segment["scores"])})
+                rows["windows"].append(
+                    {**key, "start": segment["start"], "end": segment["end"], **self._prediction(segment["scores"])}
+                )
             duration = audio.shape[0] / self.sampling_rate
             rows["files"].append(
-                {**key, "duration": duration, "num_windows": len(result["segments"]), **self._prediction(result["scores"])}
+                {
+                    **key,
+                    "duration": duration,
+                    "num_windows": len(result["segments"]),
+                    **self._prediction(result["scores"]),
+                }
             )
         return rows
 
@@ -166,7 +187,7 @@ class ShardAnnotator:
         for table in reversed(TABLES):  # windows last: its file marks the shard finished
             path = shard_path(output_dir, table, shard)
             path.parent.mkdir(parents=True, exist_ok=True)
-            temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            temporary = temporary_path(path)
             # The features' schema carries the `datasets` metadata, so load_dataset reads the struct of scores back.
             schema = self.features[table].arrow_schema
             with parquet.ParquetWriter(temporary, schema) as writer:
@@ -183,15 +204,14 @@ def check_run_options(output_dir: Path, args: AnnotationArguments) -> None:
         previous = json.loads(record.read_text())
         changed = {name: (previous.get(name), value) for name, value in options.items() if previous.get(name) != value}
         if changed:
+            changes = ", ".join(f"{name}: {before!r} -> {after!r}" for name, (before, after) in changed.items())
             raise ValueError(
-                f"{output_dir} holds a run made with other options ({', '.join(f'{k}: {a!r} -> {b!r}' for k, (a, b) in changed.items())}); "
-                "resume it with the same options, or pass another --output_dir."
+                f"{output_dir} holds a run made with other options ({changes}); resume it with the same options, or "
+                "pass another --output_dir."
             )
         return
     output_dir.mkdir(parents=True, exist_ok=True)
-    temporary = record.with_name(f".run.json.{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(options, indent=2))
-    os.replace(temporary, record)  # every process writes the same content; the rename keeps the file whole
+    write_whole(record, json.dumps(options, indent=2))
 
 
 def write_dataset_card(output_dir: Path) -> None:
@@ -201,7 +221,20 @@ def write_dataset_card(output_dir: Path) -> None:
         f"---\nconfigs:\n{configs}---\n\n# Gen-SER annotations\n\nWritten by `genser-annotate`; the options are in "
         "`run.json`. `windows`: one row per window; `files`: one row per file; `errors`: unreadable inputs.\n"
     )
-    (output_dir / "README.md").write_text(card)
+    write_whole(output_dir / "README.md", card)
+
+
+def temporary_path(path: Path) -> Path:
+    """Where a process writes `path` before renaming it into place: a kill leaves a stray file, never a partial one
+    under the real name."""
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+def write_whole(path: Path, text: str) -> None:
+    """Writes `text` to `path` through a temporary file (several processes may write the same file)."""
+    temporary = temporary_path(path)
+    temporary.write_text(text)
+    os.replace(temporary, path)
 
 
 def summarise(output_dir: Path, num_shards: int) -> dict:

@@ -48,7 +48,9 @@ def run(model_dir, output_dir, **options) -> dict:
 
 def table(output_dir: Path, name: str) -> list[dict]:
     """Every row of one table, in input order (and window order)."""
-    rows = [row for path in sorted((output_dir / name).glob("*.parquet")) for row in parquet.read_table(path).to_pylist()]
+    rows = [
+        row for path in sorted((output_dir / name).glob("*.parquet")) for row in parquet.read_table(path).to_pylist()
+    ]
     return sorted(rows, key=lambda row: (row["index"], row.get("start", 0.0)))
 
 
@@ -70,7 +72,9 @@ def test_folder_gives_window_and_file_rows_and_an_errors_file(uninterrupted, cor
     windows, files = table(output_dir, "windows"), table(output_dir, "files")
     call = [row for row in windows if row["source"] == "long/call.wav"]
     assert [(row["start"], row["end"]) for row in call] == [(0.0, 2.0), (2.0, 4.0), (4.0, 5.0)]
-    readable = sorted(path.relative_to(corpus).as_posix() for path in corpus.rglob("*.wav") if path.name != "broken.wav")
+    readable = sorted(
+        path.relative_to(corpus).as_posix() for path in corpus.rglob("*.wav") if path.name != "broken.wav"
+    )
     assert [row["source"] for row in files] == readable  # input order is sorted path order, each file once
     by_source = {row["source"]: row for row in files}
     assert by_source["long/call.wav"]["num_windows"] == 3 and by_source["long/call.wav"]["duration"] == 5.0
@@ -135,11 +139,14 @@ def test_a_hub_style_dataset_is_read_streaming_with_a_manifest_alike(model_dir, 
     clips = sorted(corpus.glob("speaker0/*.wav"))
     rows = {
         "id": [f"utt{index}" for index in range(len(clips) + 1)],
-        "audio": [{"bytes": path.read_bytes(), "path": path.name} for path in clips] + [{"bytes": b"junk", "path": "x.wav"}],
+        "audio": [{"bytes": path.read_bytes(), "path": path.name} for path in clips]
+        + [{"bytes": b"junk", "path": "x.wav"}],
     }
     repo = tmp_path / "org--calls"
     (repo / "data").mkdir(parents=True)
-    Dataset.from_dict(rows).cast_column("audio", Audio()).to_parquet(str(repo / "data" / "train-00000-of-00001.parquet"))
+    Dataset.from_dict(rows).cast_column("audio", Audio()).to_parquet(
+        str(repo / "data" / "train-00000-of-00001.parquet")
+    )
     cache = Path(datasets.config.HF_DATASETS_CACHE)
     cache_before = sorted(cache.rglob("*.arrow"))
 

@@ -34,13 +34,33 @@ def corpus_hours(folder: Path) -> float:
     return seconds / 3600
 
 
-def annotate_seconds(model: str, folder: Path, output_dir: Path, processes: int, threads: int, batch_size: int) -> float:
+def annotate_seconds(
+    model: str, folder: Path, output_dir: Path, processes: int, threads: int, batch_size: int
+) -> float:
     """Wall time of one complete annotation of `folder` from an empty `output_dir`."""
     shutil.rmtree(output_dir, ignore_errors=True)
     launcher = [sys.executable, "-m", "pipelines.bulk_annotator"]
     if processes > 1:
-        launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes), "-m", "pipelines.bulk_annotator"]
-    command = [*launcher, "--model", model, "--folder", str(folder), "--extensions", "wav", "--output_dir", str(output_dir)]
+        launcher = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            str(processes),
+            "-m",
+            "pipelines.bulk_annotator",
+        ]
+    command = [
+        *launcher,
+        "--model",
+        model,
+        "--folder",
+        str(folder),
+        "--extensions",
+        "wav",
+        "--output_dir",
+        str(output_dir),
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONPATH": str(REPO)}
     started = time.perf_counter()
     completed = subprocess.run([*command, "--batch_size", str(batch_size)], env=env, capture_output=True, text=True)
@@ -86,7 +106,10 @@ def main():
             median = statistics.median(times)
             baseline = baseline or median
             runs = ", ".join(f"{value:.0f}" for value in times)
-            print(f"| {processes} | {threads} | {median:.1f} ({runs}) | {hours * 3600 / median:.0f} | {baseline / median:.2f}x |", flush=True)
+            print(
+                f"| {processes} | {threads} | {median:.1f} ({runs}) | {hours * 3600 / median:.0f} | {baseline / median:.2f}x |",
+                flush=True,
+            )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
