@@ -601,7 +601,8 @@ class GenSERForAudioClassification(GenSERPreTrainedModel):
         sample = self.initial_sample(condition, noise[:1])
         trajectory = [sample]
         # Condition and time embeddings do not change between steps: (batch, steps, hidden), computed once.
-        embeddings = self.denoiser.condition_proj(condition)[:, None] + self.schedule_time_embeddings(condition.dtype)[None]
+        times = self.schedule_time_embeddings(condition.dtype)
+        embeddings = self.denoiser.condition_proj(condition)[:, None] + times[None]
         for index, timestep in enumerate(self.scheduler.timesteps):
             prediction = self.denoiser.denoise(sample, embeddings[:, index])
             sample = self.scheduler.step(prediction, timestep, sample, variance_noise=noise[index + 1 : index + 2]).prev_sample

@@ -4,7 +4,7 @@
     genser-annotate --model org/gen-ser --folder recordings/ --output_dir labels/
     genser-annotate --model org/gen-ser --dataset org/calls --split test --output_dir labels/   # streamed
     torchrun --nproc_per_node 4 -m pipelines.bulk_annotator --model org/gen-ser --manifest calls.csv --output_dir labels/
-    accelerate launch --num_processes 2 -m pipelines.bulk_annotator ...   # the same under accelerate
+    accelerate launch --multi_gpu --num_processes 2 -m pipelines.bulk_annotator ...   # under accelerate (CPUs too)
 
 Output (`load_dataset(output_dir, "windows")`, `"files"` or `"errors"` reads it back):
 
