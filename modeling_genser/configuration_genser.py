@@ -73,6 +73,16 @@ class GenSERConfig(PreTrainedConfig):
     similarity_loss_weight (`float`, *optional*, defaults to 0.0):
         Weight of an optional cross-entropy term on the prediction's similarities to the class codes, added to the
         target-matching MSE; 0 keeps the pure target-matching loss.
+    label_sets (`dict[str, list[str]]`, *optional*):
+        Several tasks through one generative head, e.g. `{"emotion": [...], "gender": ["female", "male"]}`: the task
+        names and their label names, the first task being the one `id2label` holds (the pipeline's default output).
+        The bridge generates one terminal sample per clip that carries every task's label, and each task is decided
+        by similarity on its own codes. None: one task, the labels of `id2label`.
+    multi_task_codes (`"concat"` or `"tuple"`, *optional*, defaults to `"concat"`):
+        With `label_sets`, how a clip's labels make one terminal code: `"concat"` concatenates one code per task
+        (each task gets `encoding_dim / num_tasks` dimensions and is read off its own slice); `"tuple"` gives every
+        combination of labels its own code, and a task's probabilities are the tuple probabilities summed over the
+        other tasks' labels. `BENCHMARKS.md` compares them.
     head_hidden_size (`int`, *optional*, defaults to 256):
         Width of the denoiser network.
     head_num_layers (`int`, *optional*, defaults to 2):
@@ -92,7 +102,7 @@ class GenSERConfig(PreTrainedConfig):
 
     model_type = "genser"
     # The Trainer keeps only the logits as predictions.
-    keys_to_ignore_at_inference = ["generated", "trajectory", "sample_logits"]
+    keys_to_ignore_at_inference = ["generated", "trajectory", "sample_logits", "task_logits"]
     sub_configs_defaults = {"encoder_config": SubConfigSpec(config_class=AutoConfig, model_type="wav2vec2")}
 
     encoder_config: dict | PreTrainedConfig | None = None
@@ -115,6 +125,8 @@ class GenSERConfig(PreTrainedConfig):
     similarity_temperature: float = 0.1
     target_loss: Literal["mse", "cosine"] = "mse"
     similarity_loss_weight: float = 0.0
+    label_sets: dict[str, list[str]] | None = None
+    multi_task_codes: Literal["concat", "tuple"] = "concat"
     head_hidden_size: int = 256
     head_num_layers: int = 2
     head_dropout: float = 0.1
@@ -141,8 +153,31 @@ class GenSERConfig(PreTrainedConfig):
             raise ValueError(f'target_loss must be "mse" or "cosine", got {self.target_loss!r}.')
         if self.similarity_temperature <= 0:
             raise ValueError(f"similarity_temperature must be > 0, got {self.similarity_temperature}.")
+        if self.label_sets is not None:
+            self._check_label_sets()
         if not isinstance(self.num_inference_steps, int) or self.num_inference_steps < 1:
             raise ValueError(f"num_inference_steps must be a positive integer, got {self.num_inference_steps!r}.")
+
+
+    def _check_label_sets(self):
+        if self.multi_task_codes not in ("concat", "tuple"):
+            raise ValueError(f'multi_task_codes must be "concat" or "tuple", got {self.multi_task_codes!r}.')
+        if not self.label_sets or any(len(labels) < 2 for labels in self.label_sets.values()):
+            raise ValueError(f"label_sets needs tasks of at least 2 labels each, got {self.label_sets!r}.")
+        first_task, first_labels = next(iter(self.label_sets.items()))
+        if list(self.id2label.values()) == [f"LABEL_{i}" for i in range(len(self.id2label))]:  # id2label not given
+            self.id2label = dict(enumerate(first_labels))
+            self.label2id = {label: index for index, label in self.id2label.items()}
+        if list(first_labels) != [self.id2label[i] for i in range(len(self.id2label))]:
+            raise ValueError(
+                f"The first task of label_sets ({first_task!r}: {list(first_labels)}) must have the labels of id2label "
+                f"({list(self.id2label.values())}), in order: the pipeline's default output is that task."
+            )
+
+    @property
+    def tasks(self) -> dict[str, list[str]]:
+        """Every task's labels: `label_sets`, or `{"label": [...id2label...]}` for a single-task model."""
+        return self.label_sets or {"label": [self.id2label[i] for i in range(self.num_labels)]}
 
 
 __all__ = ["GenSERConfig"]

@@ -26,7 +26,7 @@ from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
 from .configuration_genser import GenSERConfig
 from .scheduling_genser import GenSERScheduler
-from .taxonomy_encoding import code_similarity, sinusoidal_taxonomy_encoding
+from .taxonomy_encoding import code_similarity, joint_taxonomy_codes, sinusoidal_taxonomy_encoding
 
 
 @dataclass
@@ -44,11 +44,15 @@ class GenSEROutput(SequenceClassifierOutput):
             The bridge samples at every time of the schedule, initial sample first; with `output_trajectory=True`.
         sample_logits (`torch.FloatTensor` of shape `(batch_size, num_samples, num_labels)`, *optional*):
             The logits of every initial sample, when `num_samples > 1`; their spread is the model's uncertainty.
+        task_logits (`dict[str, torch.FloatTensor]`, *optional*):
+            Multi-task models (`config.label_sets`): every task's logits, `(batch_size, num_task_labels)`, in task
+            order; `logits` is the first task's.
     """
 
     generated: torch.FloatTensor | None = None
     trajectory: torch.FloatTensor | None = None
     sample_logits: torch.FloatTensor | None = None
+    task_logits: dict[str, torch.FloatTensor] | None = None
 
 
 def cosine_target_loss(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -319,7 +323,7 @@ class GenSERForAudioClassification(GenSERPreTrainedModel):
         if config.initial_distribution == "condition":
             self.initial_proj = nn.Linear(self.conditioner.condition_dim, config.encoding_dim)
         elif config.initial_distribution == "prior":
-            self.prior = nn.Linear(self.conditioner.condition_dim, config.num_labels)
+            self.prior = nn.Linear(self.conditioner.condition_dim, math.prod(self.label_counts))
         self.register_buffer("class_codes", self.terminal_codes(), persistent=False)
         self.scheduler = GenSERScheduler(**config.scheduler_config)
         self._time_embedding_cache = (None, None)  # see schedule_time_embeddings
@@ -353,12 +357,37 @@ class GenSERForAudioClassification(GenSERPreTrainedModel):
         super().save_pretrained(save_directory, *args, **kwargs)
         self.scheduler.save_pretrained(save_directory)
 
+    @property
+    def label_counts(self) -> list[int]:
+        """How many labels each task has (one task unless `config.label_sets`)."""
+        return [len(labels) for labels in self.config.tasks.values()]
+
     def terminal_codes(self) -> torch.Tensor:
-        """The taxonomy code of every class, `(num_labels, encoding_dim)`: the terminal distribution's support."""
+        """The taxonomy code of every class, `(num_classes, encoding_dim)`: the terminal distribution's support. With
+        several tasks a class is a tuple of labels, one per task (`joint_taxonomy_codes`)."""
         config = self.config
+        if config.label_sets:
+            return joint_taxonomy_codes(
+                self.label_counts, config.encoding_dim, config.multi_task_codes, config.taxonomy_index_scale,
+                config.taxonomy_base,
+            )  # fmt: skip
         return sinusoidal_taxonomy_encoding(
             config.num_labels, config.encoding_dim, config.taxonomy_index_scale, config.taxonomy_base
         )
+
+    def class_indices(self, labels: torch.Tensor) -> torch.Tensor:
+        """`(batch_size,)` class indices from `labels`: the same for one task, and for several tasks the index of each
+        row's label tuple, `(batch_size, num_tasks)` -> `(batch_size,)` (row-major, as `terminal_codes` orders them)."""
+        if labels.ndim == 1:
+            return labels
+        counts = self.label_counts
+        if labels.shape[-1] != len(counts):
+            raise ValueError(
+                f"labels has {labels.shape[-1]} columns but the model has {len(counts)} tasks "
+                f"({list(self.config.tasks)}): pass one label index per task."
+            )
+        strides = [math.prod(counts[task + 1 :]) for task in range(len(counts))]
+        return labels @ labels.new_tensor(strides)
 
     def train(self, mode: bool = True):
         # A frozen encoder also keeps its dropout, layer drop and SpecAugment off, so its features stay fixed; its
@@ -532,6 +561,7 @@ class GenSERForAudioClassification(GenSERPreTrainedModel):
         """The denoiser's loss against the class code itself from a random bridge sample (`config.target_loss`),
         plus the prior's cross-entropy for the `"prior"` initial distribution and, if `similarity_loss_weight` > 0,
         a cross-entropy on the prediction's similarities to the codes."""
+        labels = self.class_indices(labels)
         terminal = self.class_codes[labels]
         prior_logits = self.prior(condition) if self.config.initial_distribution == "prior" else None
         initial = self.initial_sample(condition, torch.randn_like(terminal), prior_logits)
@@ -626,8 +656,33 @@ class GenSERForAudioClassification(GenSERPreTrainedModel):
         return self._time_embedding_cache[1]
 
     def similarity_logits(self, generated: torch.Tensor) -> torch.Tensor:
-        """`(batch_size, num_labels)` cosine similarities of generated vectors to the class codes, over the temperature."""
+        """`(batch_size, num_classes)` cosine similarities of generated vectors to the class codes, over the temperature."""
         return code_similarity(generated, self.class_codes) / self.config.similarity_temperature
+
+    def task_logits(self, generated: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Every task's `(batch_size, num_task_labels)` logits from generated vectors `(batch_size, encoding_dim)`.
+
+        One task: the similarities to its codes. Concatenated codes: each task's similarities on its own slice of the
+        vector, to its own codes. Tuple codes: each task's log-probabilities, the tuples' softmax summed over the
+        other tasks' labels.
+        """
+        tasks, counts = list(self.config.tasks), self.label_counts
+        if len(tasks) == 1:
+            return {tasks[0]: self.similarity_logits(generated)}
+        if self.config.multi_task_codes == "tuple":
+            joint = self.similarity_logits(generated).log_softmax(-1).reshape(-1, *counts)
+            axes = range(1, len(counts) + 1)
+            return {task: joint.logsumexp(dim=[a for a in axes if a != t + 1]) for t, task in enumerate(tasks)}
+        width = self.config.encoding_dim // len(tasks)
+        codes = self.class_codes.reshape(*counts, -1)
+        logits = {}
+        for t, task in enumerate(tasks):
+            # The task's own codes: its labels with every other task at label 0, on its slice of the code.
+            task_codes = codes[tuple(slice(None) if other == t else 0 for other in range(len(tasks)))]
+            columns = slice(t * width, (t + 1) * width)
+            similarity = code_similarity(generated[:, columns], task_codes[:, columns])
+            logits[task] = similarity / self.config.similarity_temperature
+        return logits
 
     def forward(
         self,
@@ -696,20 +751,24 @@ class GenSERForAudioClassification(GenSERPreTrainedModel):
             raise ValueError(f"num_samples must be a positive integer, got {num_samples!r}.")
         generator = generator if generator is not None else self.sampling_generator(condition.device)
         trajectories = [self.generate_codes(condition, num_inference_steps, generator) for _ in range(num_samples)]
-        sample_logits = torch.stack(
-            [self.similarity_logits(trajectory[:, -1]) for trajectory in trajectories], dim=1
-        )  # (batch, samples, labels)
-        if num_samples == 1:
-            logits, sample_logits = sample_logits[:, 0], None
-        else:
-            logits = sample_logits.log_softmax(-1).logsumexp(dim=1) - math.log(num_samples)
+        per_sample = [self.task_logits(trajectory[:, -1]) for trajectory in trajectories]
+        task_logits, sample_logits = {}, None
+        for index, task in enumerate(per_sample[0]):
+            stacked = torch.stack([logits[task] for logits in per_sample], dim=1)  # (batch, samples, labels)
+            if num_samples == 1:
+                task_logits[task] = stacked[:, 0]
+            else:
+                task_logits[task] = stacked.log_softmax(-1).logsumexp(dim=1) - math.log(num_samples)
+                if index == 0:  # `logits` and `sample_logits` are the first task's
+                    sample_logits = stacked
 
         output = GenSEROutput(
             loss=loss,
-            logits=logits,
+            logits=next(iter(task_logits.values())),
             generated=trajectories[0][:, -1],
             trajectory=trajectories[0] if output_trajectory else None,
             sample_logits=sample_logits,
+            task_logits=task_logits if self.config.label_sets else None,
         )
         return output if return_dict else output.to_tuple()
 

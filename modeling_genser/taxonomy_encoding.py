@@ -14,6 +14,8 @@ and the generative head confuses neighbouring classes. Multiplying the index spr
 approach an equidistant simplex. ``pairwise_code_cosine`` measures this; the benchmark chooses the value.
 """
 
+import math
+
 import torch
 
 
@@ -36,6 +38,33 @@ def sinusoidal_taxonomy_encoding(
     codes[:, 0::2] = torch.sin(angles)
     codes[:, 1::2] = torch.cos(angles)
     return codes.float()
+
+
+def joint_taxonomy_codes(
+    label_counts: list[int], dim: int, scheme: str = "concat", index_scale: float = 100.0, base: float = 10000.0
+) -> torch.Tensor:
+    """Terminal codes for several tasks at once: one code per tuple of labels (one label per task), the tuples in
+    row-major order (the last task's label varies fastest, as `numpy.ravel_multi_index` numbers them).
+
+    - `"concat"`: each task has its own sinusoidal codes of `dim // len(label_counts)` dimensions and a tuple's code
+      concatenates its labels' codes, so every task can be read off its own slice;
+    - `"tuple"`: every tuple is one class of a single sinusoidal encoding of `dim` dimensions.
+
+    Returns:
+        `torch.FloatTensor` of shape `(prod(label_counts), dim)`.
+    """
+    if scheme == "tuple":
+        return sinusoidal_taxonomy_encoding(math.prod(label_counts), dim, index_scale, base)
+    if scheme != "concat":
+        raise ValueError(f'The multi-task code scheme must be "concat" or "tuple", got {scheme!r}.')
+    if dim % (2 * len(label_counts)):
+        raise ValueError(
+            f"Concatenated codes split encoding_dim={dim} evenly between {len(label_counts)} tasks, each an even "
+            f"number of dimensions: pass an encoding_dim divisible by {2 * len(label_counts)}."
+        )
+    task_codes = [sinusoidal_taxonomy_encoding(count, dim // len(label_counts), index_scale, base) for count in label_counts]
+    tuples = torch.cartesian_prod(*[torch.arange(count) for count in label_counts]).reshape(-1, len(label_counts))
+    return torch.cat([codes[tuples[:, task]] for task, codes in enumerate(task_codes)], dim=-1)
 
 
 def pairwise_code_cosine(codes: torch.Tensor, centred: bool = True) -> torch.Tensor:

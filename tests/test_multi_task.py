@@ -1,0 +1,118 @@
+"""Several tasks through one generative head: joint codes, per-task decisions, training, save and load."""
+
+import pytest
+import torch
+from transformers import AutoModelForAudioClassification
+
+from conftest import tiny_wav2vec2_config, tone
+from modeling_genser import GenSERConfig, GenSERForAudioClassification, sinusoidal_taxonomy_encoding
+from modeling_genser.taxonomy_encoding import joint_taxonomy_codes
+
+LABEL_SETS = {"emotion": ["anger", "neutral", "sadness"], "gender": ["female", "male"]}
+
+
+def make_model(scheme: str, **kwargs) -> GenSERForAudioClassification:
+    torch.manual_seed(0)
+    config = GenSERConfig(
+        encoder_config=tiny_wav2vec2_config(), label_sets=LABEL_SETS, multi_task_codes=scheme, **kwargs
+    )
+    return GenSERForAudioClassification(config).eval()
+
+
+def test_joint_codes_concatenate_each_tasks_codes_or_number_the_tuples():
+    concat = joint_taxonomy_codes([3, 2], 8, "concat")
+    emotion, gender = sinusoidal_taxonomy_encoding(3, 4), sinusoidal_taxonomy_encoding(2, 4)
+    # Row-major tuples: (0, 0), (0, 1), (1, 0), (1, 1), (2, 0), (2, 1).
+    for row, (e, g) in enumerate([(0, 0), (0, 1), (1, 0), (1, 1), (2, 0), (2, 1)]):
+        assert torch.equal(concat[row], torch.cat([emotion[e], gender[g]]))
+    assert torch.equal(joint_taxonomy_codes([3, 2], 8, "tuple"), sinusoidal_taxonomy_encoding(6, 8))
+    with pytest.raises(ValueError, match="divisible by 4"):
+        joint_taxonomy_codes([3, 2], 6, "concat")
+
+
+def test_label_tuples_are_numbered_row_major():
+    model = make_model("concat")
+    labels = torch.tensor([[0, 0], [0, 1], [2, 0], [2, 1], [1, 1]])
+    assert model.class_indices(labels).tolist() == [0, 1, 4, 5, 3]
+    assert torch.equal(model.class_indices(torch.tensor([2, 0])), torch.tensor([2, 0]))  # one task: as given
+    with pytest.raises(ValueError, match="one label index per task"):
+        model.class_indices(torch.tensor([[0, 1, 1]]))
+
+
+@pytest.mark.parametrize("scheme", ["concat", "tuple"])
+def test_each_task_is_decided_on_its_own_codes(scheme):
+    model = make_model(scheme)
+    # A generated vector equal to a tuple's code decides every task for that tuple's labels.
+    labels = torch.tensor([[0, 1], [2, 0], [1, 1]])
+    logits = model.task_logits(model.class_codes[model.class_indices(labels)])
+    assert list(logits) == ["emotion", "gender"]
+    assert logits["emotion"].shape == (3, 3) and logits["gender"].shape == (3, 2)
+    assert logits["emotion"].argmax(-1).tolist() == [0, 2, 1]
+    assert logits["gender"].argmax(-1).tolist() == [1, 0, 1]
+    if scheme == "tuple":  # marginal log-probabilities
+        torch.testing.assert_close(logits["gender"].exp().sum(-1), torch.ones(3))
+    else:  # similarities on the task's own slice: the other task's half of the vector does not matter
+        vector = model.class_codes[model.class_indices(labels)].clone()
+        vector[:, 128:] = torch.randn(3, 128)
+        torch.testing.assert_close(model.task_logits(vector)["emotion"], logits["emotion"])
+
+
+@pytest.mark.parametrize("scheme", ["concat", "tuple"])
+def test_multi_task_save_and_load_gives_identical_outputs(scheme, tmp_path):
+    model = make_model(scheme)
+    inputs = torch.tensor(tone(300.0))[None]
+    model.save_pretrained(tmp_path)
+    reloaded = AutoModelForAudioClassification.from_pretrained(tmp_path).eval()
+    assert reloaded.config.label_sets == LABEL_SETS and reloaded.config.multi_task_codes == scheme
+    with torch.no_grad():
+        expected, actual = model(input_values=inputs), reloaded(input_values=inputs)
+    assert torch.equal(expected.logits, expected.task_logits["emotion"])
+    for task in LABEL_SETS:
+        # Equal up to float rounding: the loaded weights sit at other memory alignments, so the BLAS kernels round
+        # the small matmuls differently (about 1e-7).
+        torch.testing.assert_close(expected.task_logits[task], actual.task_logits[task], atol=1e-6, rtol=0)
+        assert torch.equal(expected.task_logits[task].argmax(-1), actual.task_logits[task].argmax(-1))
+
+
+@pytest.mark.parametrize("scheme", ["concat", "tuple"])
+def test_one_head_learns_two_tasks(scheme):
+    """Pooled features whose first half says the emotion and second half the gender: both tasks are learnt."""
+    model = make_model(scheme, initial_distribution="gaussian", initial_noise_scale=1.0)
+    generator = torch.Generator().manual_seed(0)
+    num_layers, hidden = 3, model.config.encoder_config.hidden_size
+    labels = torch.stack(
+        [torch.randint(0, 3, (240,), generator=generator), torch.randint(0, 2, (240,), generator=generator)], -1
+    )
+    directions = torch.randn(5, num_layers, hidden, generator=generator)
+    features = (
+        directions[labels[:, 0]]
+        + directions[3 + labels[:, 1]]
+        + 0.3 * torch.randn(240, num_layers, hidden, generator=generator)
+    )
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-3)
+    model.train()
+    for step in range(300):
+        rows = torch.randint(0, 200, (32,), generator=generator)
+        loss = model(pooled_layer_features=features[rows], labels=labels[rows]).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.eval()
+    with torch.no_grad():
+        logits = model(pooled_layer_features=features[200:]).task_logits
+    for t, task in enumerate(LABEL_SETS):
+        accuracy = (logits[task].argmax(-1) == labels[200:, t]).float().mean().item()
+        assert accuracy > 0.9, (task, accuracy)
+
+
+def test_label_sets_are_checked():
+    with pytest.raises(ValueError, match="at least 2 labels"):
+        GenSERConfig(label_sets={"emotion": ["a", "b"], "gender": ["f"]})
+    with pytest.raises(ValueError, match="must have the labels of id2label"):
+        GenSERConfig(label_sets=LABEL_SETS, id2label={0: "x", 1: "y", 2: "z"})
+    with pytest.raises(ValueError, match='"concat" or "tuple"'):
+        GenSERConfig(label_sets=LABEL_SETS, multi_task_codes="sum")
+    config = GenSERConfig(label_sets=LABEL_SETS)  # id2label follows the first task
+    assert config.id2label == {0: "anger", 1: "neutral", 2: "sadness"}
+    assert config.tasks == LABEL_SETS
+    assert GenSERConfig(id2label={0: "a", 1: "b"}).tasks == {"label": ["a", "b"]}
