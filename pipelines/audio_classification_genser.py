@@ -26,7 +26,11 @@ class GenSERAudioClassificationPipeline(ChunkPipeline, AudioClassificationPipeli
       and `return_trajectory` (`bool`, default `False`): also return `"trajectory"`, `{"times": [...], "similarities":
       {label: [...]}}`, the cosine similarity of the bridge sample x_t to each class code at every time of the
       schedule (x_0 first; the first sample's trajectory), averaged over windows by duration like the scores. It
-      comes back in a dict, `{"scores": [...], "trajectory": {...}}`, and in every segment with `return_segments`.
+      comes back in a dict, `{"scores": [...], "trajectory": {...}}`, and in every segment with `return_segments`;
+    - multi-task Gen-SER models (`config.label_sets`) only: `return_tasks` (`bool`, default `False`): return every
+      task's scores, `{"emotion": [...], "gender": [...]}` (and so in `"scores"` and in every segment with
+      `return_segments`); `candidate_labels` and `"agreement"` apply to the first task. Without it the output is the
+      first task's, exactly as for a single-task model.
 
     Input can be a file path, file bytes, a waveform (numpy or torch; int PCM is scaled, up to 8 channels are
     averaged) with or without `{"array"/"raw", "sampling_rate"}` (any rate, resampled), or a `datasets` audio value;
@@ -47,6 +51,7 @@ class GenSERAudioClassificationPipeline(ChunkPipeline, AudioClassificationPipeli
         seed=None,
         num_samples=None,
         return_trajectory=None,
+        return_tasks=None,
         **kwargs,
     ):
         _, _, postprocess_params = super()._sanitize_parameters(
@@ -75,6 +80,19 @@ class GenSERAudioClassificationPipeline(ChunkPipeline, AudioClassificationPipeli
         forward_params = {name: value for name, value in sampling.items() if value is not None}
         if return_trajectory is not None:
             postprocess_params["return_trajectory"] = return_trajectory
+        multi_task = isinstance(self.model, GenSERForAudioClassification) and self.model.config.label_sets
+        if return_tasks and not multi_task:
+            raise ValueError(
+                "return_tasks needs a multi-task Gen-SER model (config.label_sets); this model predicts one label set, "
+                "so drop return_tasks."
+            )
+        if return_tasks is not None:
+            postprocess_params["return_tasks"] = return_tasks
+        if return_trajectory and multi_task:
+            raise ValueError(
+                "return_trajectory is not available for multi-task models (their codes combine several label sets); "
+                "drop return_trajectory."
+            )
         if forward_params and not isinstance(self.model, GenSERForAudioClassification):
             raise ValueError(
                 f"{sorted(forward_params)} only apply to Gen-SER models, not to {type(self.model).__name__}; "
@@ -138,6 +156,8 @@ class GenSERAudioClassificationPipeline(ChunkPipeline, AudioClassificationPipeli
                 output_trajectory=return_trajectory,
             )
             segment["sample_logits"] = outputs.sample_logits
+            for task, logits in (outputs.task_logits or {}).items():
+                segment[f"task_logits:{task}"] = logits  # flat keys, so the pipeline can split a batch into clips
             if return_trajectory:
                 # Batch-first tensors, so that the pipeline can split a batch into clips.
                 segment["trajectory"] = code_similarity(outputs.trajectory, self.model.class_codes)
@@ -153,11 +173,13 @@ class GenSERAudioClassificationPipeline(ChunkPipeline, AudioClassificationPipeli
             return logits.sigmoid()
         return logits
 
-    def _label_scores(self, probabilities, agreement, label_ids, top_k) -> list[dict]:
+    def _label_scores(self, probabilities, agreement, label_ids, top_k, names=None) -> list[dict]:
+        """Top-k `{"score", "label"}` of `probabilities` over `label_ids`, named from `names` (default id2label)."""
+        names = names or self.model.config.id2label
         scores, order = probabilities.topk(min(top_k, len(label_ids)))
         results = []
         for score, index in zip(scores.tolist(), order.tolist()):
-            result = {"score": score, "label": self.model.config.id2label[label_ids[index]]}
+            result = {"score": score, "label": names[label_ids[index]]}
             if agreement is not None:
                 result["agreement"] = agreement[index].item()
             results.append(result)
@@ -176,6 +198,7 @@ class GenSERAudioClassificationPipeline(ChunkPipeline, AudioClassificationPipeli
         return_segments=False,
         label_ids=None,
         return_trajectory=False,
+        return_tasks=False,
     ):
         """Scores every window over the candidate labels, then averages the windows weighted by duration."""
         config = self.model.config
@@ -184,6 +207,7 @@ class GenSERAudioClassificationPipeline(ChunkPipeline, AudioClassificationPipeli
                 config.problem_type, "softmax"
             )
         label_ids = label_ids if label_ids is not None else list(range(config.num_labels))
+        other_tasks = list(config.label_sets)[1:] if return_tasks else []
         segments = []
         for output in model_outputs:
             sample_logits = output.get("sample_logits")
@@ -201,6 +225,10 @@ class GenSERAudioClassificationPipeline(ChunkPipeline, AudioClassificationPipeli
                     "probabilities": probabilities,
                     "agreement": agreement,
                     "trajectory": output["trajectory"][0] if "trajectory" in output else None,
+                    **{
+                        task: self._scores(output[f"task_logits:{task}"][0].float(), function_to_apply)
+                        for task in other_tasks
+                    },
                 }
             )
 
@@ -212,7 +240,18 @@ class GenSERAudioClassificationPipeline(ChunkPipeline, AudioClassificationPipeli
                 return None
             return sum(weight * segment[key].float() for weight, segment in zip(weights, segments))
 
-        scores = self._label_scores(weighted_mean("probabilities"), weighted_mean("agreement"), label_ids, top_k)
+        def task_scores(values: dict) -> list[dict] | dict[str, list[dict]]:
+            """The first task's scores (with candidate labels and agreement), or with `return_tasks` every task's."""
+            scores = self._label_scores(values["probabilities"], values["agreement"], label_ids, top_k)
+            if not return_tasks:
+                return scores
+            scores = {next(iter(config.label_sets)): scores}
+            for task in other_tasks:
+                names = config.label_sets[task]
+                scores[task] = self._label_scores(values[task], None, list(range(len(names))), top_k, names)
+            return scores
+
+        scores = task_scores({key: weighted_mean(key) for key in ["probabilities", "agreement", *other_tasks]})
         if not (return_segments or return_trajectory):
             return scores
         result = {"scores": scores}
@@ -225,7 +264,7 @@ class GenSERAudioClassificationPipeline(ChunkPipeline, AudioClassificationPipeli
                 entry = {
                     "start": segment["start"],
                     "end": segment["end"],
-                    "scores": self._label_scores(segment["probabilities"], segment["agreement"], label_ids, top_k),
+                    "scores": task_scores(segment),
                 }
                 if return_trajectory:
                     entry["trajectory"] = self._trajectory(times, segment["trajectory"], label_ids)

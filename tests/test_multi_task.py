@@ -116,3 +116,48 @@ def test_label_sets_are_checked():
     assert config.id2label == {0: "anger", 1: "neutral", 2: "sadness"}
     assert config.tasks == LABEL_SETS
     assert GenSERConfig(id2label={0: "a", 1: "b"}).tasks == {"label": ["a", "b"]}
+
+
+def test_pipeline_returns_every_task_behind_an_option_and_the_first_task_otherwise(tmp_path):
+    from transformers import Wav2Vec2FeatureExtractor, pipeline
+
+    import pipelines  # noqa: F401  (the Gen-SER pipeline)
+    from test_pipeline import save_genser
+
+    save_genser(
+        tmp_path, model=make_model("concat"), feature_extractor=Wav2Vec2FeatureExtractor(return_attention_mask=True)
+    )
+    classifier = pipeline("audio-classification", model=str(tmp_path), device="cpu")
+    clip = tone(300.0, seconds=2.5)
+    with torch.no_grad():
+        inputs = classifier.feature_extractor(clip, sampling_rate=16000, return_tensors="pt")
+        expected = classifier.model(**inputs).task_logits
+
+    default = classifier(clip, top_k=None)
+    assert [entry["label"] for entry in default] == sorted(
+        LABEL_SETS["emotion"], key=lambda label: -expected["emotion"][0, LABEL_SETS["emotion"].index(label)]
+    )
+    both = classifier(clip, top_k=None, return_tasks=True)
+    assert list(both) == ["emotion", "gender"] and both["emotion"] == default
+    probabilities = expected["gender"][0].softmax(-1)
+    for entry in both["gender"]:
+        assert entry["score"] == pytest.approx(
+            probabilities[LABEL_SETS["gender"].index(entry["label"])].item(), abs=1e-6
+        )
+
+    windows = classifier(clip, top_k=None, return_tasks=True, segment_length_s=1.0, return_segments=True)
+    assert list(windows["scores"]) == ["emotion", "gender"] and len(windows["segments"]) == 3
+    assert all(list(segment["scores"]) == ["emotion", "gender"] for segment in windows["segments"])
+    with pytest.raises(ValueError, match="return_trajectory is not available for multi-task"):
+        classifier(clip, return_trajectory=True)
+
+
+def test_return_tasks_is_refused_for_a_single_task_model(tmp_path):
+    from transformers import pipeline
+
+    import pipelines  # noqa: F401
+    from test_pipeline import save_genser
+
+    classifier = pipeline("audio-classification", model=str(save_genser(tmp_path)), device="cpu")
+    with pytest.raises(ValueError, match="needs a multi-task Gen-SER model"):
+        classifier(tone(300.0), return_tasks=True)
