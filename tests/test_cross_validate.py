@@ -100,3 +100,29 @@ def test_nested_grid_candidates_set_the_head_and_the_epochs_and_a_wrong_default_
     assert args.num_train_epochs == 5 and training_args.num_train_epochs == 10
     with pytest.raises(ValueError, match="candidate of the 'prior-dim-epochs' grid"):
         nested_main(["--output_dir", str(tmp_path), "--grid", "prior-dim-epochs", "--default", "prior-mse@4"])
+
+
+def test_cross_validation_of_a_multi_task_head_reports_every_task(tmp_path):
+    corpus = generate_corpus(tmp_path / "corpus", num_speakers=3, num_sentences=2, seed=0)
+    arguments = [
+        "--dataset_name", str(corpus),
+        "--output_dir", str(tmp_path / "cv"),
+        "--feature_cache_dir", str(tmp_path / "cache"),
+        "--task_columns", "sentence",
+        "--inference_steps", "1",
+        "--num_train_epochs", "2",
+        "--learning_rate", "1e-3",
+        "--per_device_train_batch_size", "8",
+        "--config_overrides", "encoding_dim=32,head_hidden_size=32,multi_task_codes=tuple",
+    ]  # fmt: skip
+    results = main(arguments)
+    assert list(results["tasks"]) == ["label", "sentence"]
+    assert results["tasks"]["sentence"]["labels"] == ["sent00", "sent01"]
+    for task, clips_per_label in (("label", 3 * 2), ("sentence", 3 * 5)):
+        pooled = results["tasks"][task]["pooled"]["steps_1"]
+        assert np.sum(pooled["confusion_matrix"]) == 30
+        assert np.sum(pooled["confusion_matrix"], axis=1).tolist() == [clips_per_label] * len(pooled["confusion_matrix"])
+    assert results["pooled"] == results["tasks"]["label"]["pooled"]  # the first task, as for one task
+    assert (tmp_path / "cv" / "confusion_steps_1_sentence.png").exists()
+    with pytest.raises(ValueError, match="predicts one task"):
+        main(arguments + ["--head", "linear", "--output_dir", str(tmp_path / "linear")])

@@ -63,6 +63,12 @@ RUNS = {
     "genser-prior-top1": ("genser", PRIOR, ["--trainable_encoder_layers", "1"]),
     "linear-top1": ("linear", {"trim_padding": True}, ["--trainable_encoder_layers", "1"]),
     "mlp-top1": ("mlp", {"trim_padding": True}, ["--trainable_encoder_layers", "1"]),
+    # Several tasks through one head: emotion and the speaker's sex (EmoDB's `sex` column) from one multi-task
+    # Gen-SER, against the single-task heads of each (emotion: genser-prior-trimmed and linear-trimmed above).
+    "genser-multi-concat": ("genser", {**PRIOR, "multi_task_codes": "concat"}, ["--task_columns", "sex"]),
+    "genser-multi-tuple": ("genser", {**PRIOR, "multi_task_codes": "tuple"}, ["--task_columns", "sex"]),
+    "genser-prior-sex": ("genser", PRIOR, ["--label_column_name", "sex"]),
+    "linear-sex": ("linear", {"trim_padding": True}, ["--label_column_name", "sex"]),
 }
 REFERENCE_LOGISTIC_REGRESSION_UA = 0.919  # ../shared/README.md, same features
 
@@ -113,14 +119,19 @@ def report(output_dir: Path, runs: list[str]) -> None:
         wall = [r["wall_seconds"] for r in results if "wall_seconds" in r]
         minutes = f"{statistics.mean(wall) / 60:.1f}" if wall else "-"
         fold_seconds = f"{statistics.mean(f['train_seconds'] for r in results for f in r['per_fold']):.0f}"
-        for scored in results[0]["pooled"]:
-            ua = [r["pooled"][scored]["unweighted_accuracy"] for r in results]
-            wa = [r["pooled"][scored]["accuracy"] for r in results]
-            rows.append(
-                (name, scored, seeds, statistics.mean(ua), spread(ua), statistics.mean(wa), spread(wa), minutes, fold_seconds)
-            )
-            if scored.startswith("steps_"):
-                curves.setdefault(name, []).append((int(scored.split("_")[1]), statistics.mean(ua), spread(ua)))
+        # A multi-task run gets a row per task; its curve is its first task's.
+        tasks = results[0].get("tasks") or {"": {"pooled": results[0]["pooled"]}}
+        for task in tasks:
+            pooled = [r["tasks"][task]["pooled"] if task else r["pooled"] for r in results]
+            label = f"{name} ({task})" if task else name
+            for scored in pooled[0]:
+                ua = [p[scored]["unweighted_accuracy"] for p in pooled]
+                wa = [p[scored]["accuracy"] for p in pooled]
+                rows.append(
+                    (label, scored, seeds, statistics.mean(ua), spread(ua), statistics.mean(wa), spread(wa), minutes, fold_seconds)
+                )
+                if scored.startswith("steps_") and task == next(iter(tasks)):
+                    curves.setdefault(name, []).append((int(scored.split("_")[1]), statistics.mean(ua), spread(ua)))
     print("| run | scored at | seeds | UA (mean ± sd) | WA (mean ± sd) | minutes per run | training s per fold |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for name, scored, seeds, ua, ua_sd, wa, wa_sd, minutes, fold_seconds in rows:

@@ -25,9 +25,11 @@ from training.data import (
     cast_audio,
     drop_unreadable_audio,
     encode_labels,
+    encode_task_labels,
     label_names,
     load_audio_dataset,
     speaker_groups,
+    task_label_sets,
 )
 from training.feature_cache import add_encoder_features
 from training.folds import cross_validate_head
@@ -56,21 +58,29 @@ class CrossValidationArguments:
     )
 
 
-def make_head(head: str, model_args: ModelArguments, labels: list[str], args: CrossValidationArguments):
-    """A fresh head on the same condition: Gen-SER's generative head, or a linear / MLP classifier."""
-    genser_model = new_genser_head(model_args, labels)
+def make_head(
+    head: str, model_args: ModelArguments, labels: list[str], args: CrossValidationArguments, label_sets=None
+):
+    """A fresh head on the same condition: Gen-SER's generative head (multi-task with `label_sets`), or a linear /
+    MLP classifier."""
+    genser_model = new_genser_head(model_args, labels, label_sets)
     if head == "genser":
         return genser_model
+    if label_sets:
+        raise ValueError(f"--task_columns trains one multi-task Gen-SER head; the {head} baseline predicts one task.")
     if head == "linear":
         return PooledFeatureClassifier(genser_model.config, encoder=genser_model.encoder)
     if head == "mlp":
-        return PooledFeatureClassifier(genser_model.config, args.mlp_hidden_size, args.mlp_dropout, genser_model.encoder)
+        return PooledFeatureClassifier(
+            genser_model.config, args.mlp_hidden_size, args.mlp_dropout, genser_model.encoder
+        )
     raise ValueError(f"Unknown head {head!r}: choose genser, linear or mlp.")
 
 
 def cached_corpus(model_args: ModelArguments, data_args: DataTrainingArguments, seed: int):
-    """The corpus encoded once by the frozen encoder (`feature_cache.py`): its cached features (with `labels`), the
-    label names and every clip's speaker."""
+    """The corpus encoded once by the frozen encoder (`feature_cache.py`): its cached features (with `labels`, one
+    per task with `--task_columns`), the label names, every clip's speaker, and every task's labels (None for one
+    task)."""
     if not model_args.freeze_encoder:
         raise ValueError("Cross-validation trains heads on cached features, which needs --freeze_encoder true.")
     resolve_sources(model_args, data_args)
@@ -78,15 +88,18 @@ def cached_corpus(model_args: ModelArguments, data_args: DataTrainingArguments, 
         raise ValueError("Cross-validation needs --dataset_name and a --group_column_name (speaker) to fold by.")
 
     dataset = load_audio_dataset(data_args.dataset_name, data_args.dataset_config_name, data_args.audio_column_name)
-    dataset = drop_unreadable_audio(dataset[data_args.train_split_name], data_args.audio_column_name, data_args.unreadable_audio)
-    labels = label_names(dataset, data_args.label_column_name)
-    set_seed(seed)
-    reference_model, feature_extractor = build_model(model_args, labels)
-    dataset = encode_labels(
-        cast_audio(dataset, data_args.audio_column_name, feature_extractor.sampling_rate),
-        data_args.label_column_name,
-        reference_model.config.label2id,
+    dataset = drop_unreadable_audio(
+        dataset[data_args.train_split_name], data_args.audio_column_name, data_args.unreadable_audio
     )
+    labels = label_names(dataset, data_args.label_column_name)
+    label_sets = task_label_sets(dataset, data_args.label_column_name, data_args.task_columns)
+    set_seed(seed)
+    reference_model, feature_extractor = build_model(model_args, labels, label_sets)
+    dataset = cast_audio(dataset, data_args.audio_column_name, feature_extractor.sampling_rate)
+    if label_sets:
+        dataset = encode_task_labels(dataset, label_sets)
+    else:
+        dataset = encode_labels(dataset, data_args.label_column_name, reference_model.config.label2id)
     features = add_encoder_features(
         dataset,
         reference_model,
@@ -96,7 +109,7 @@ def cached_corpus(model_args: ModelArguments, data_args: DataTrainingArguments, 
         data_args.max_length_seconds,
     )
     groups = speaker_groups(features, data_args.group_column_name)
-    return features, labels, groups
+    return features, labels, groups, label_sets
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -105,46 +118,66 @@ def main(argv: list[str] | None = None) -> dict:
     argv = sys.argv[1:] if argv is None else argv
     model_args, data_args, cv_args, training_args = parser.parse_args_into_dataclasses(args=argv)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
-    features, labels, groups = cached_corpus(model_args, data_args, training_args.seed)
-    targets = np.array(features["labels"])
+    features, labels, groups, label_sets = cached_corpus(model_args, data_args, training_args.seed)
+    tasks = label_sets or {data_args.label_column_name: labels}
+    targets = np.array(features["labels"]).reshape(len(features), len(tasks))  # a column per task
     step_counts = [int(s) for s in cv_args.inference_steps.split(",")] if cv_args.head == "genser" else [None]
 
-    new_head = partial(make_head, cv_args.head, model_args, labels, cv_args)
+    new_head = partial(make_head, cv_args.head, model_args, labels, cv_args, label_sets)
     predictions, folds = cross_validate_head(
         new_head, features, groups, training_args, step_counts, cv_args.num_folds, data_args.parallel_folds
     )
+    predictions = {steps: values.reshape(len(features), len(tasks)) for steps, values in predictions.items()}
     metric = evaluate.load(METRICS_PATH)
+
+    def scores_of(task: int, steps, rows=slice(None)) -> dict:
+        task_labels = list(tasks.values())[task]
+        return metric.compute(
+            predictions=predictions[steps][rows, task], references=targets[rows, task], num_labels=len(task_labels)
+        )
+
     output_dir = Path(training_args.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    names = {steps: f"steps_{steps}" if steps else "classifier" for steps in step_counts}
     per_fold = []
     for fold in folds:
         fold_scores = {"fold": fold["fold"], "groups": fold["groups"], "train_seconds": round(fold["train_seconds"], 2)}
         for steps in step_counts:
-            scores = metric.compute(
-                predictions=predictions[steps][fold["mask"]], references=targets[fold["mask"]], num_labels=len(labels)
-            )
-            fold_scores[f"steps_{steps}" if steps else "classifier"] = {
-                key: value for key, value in scores.items() if key != "confusion_matrix"
-            }
+            scores = scores_of(0, steps, fold["mask"])
+            fold_scores[names[steps]] = {key: value for key, value in scores.items() if key != "confusion_matrix"}
         per_fold.append(fold_scores)
 
-    output_dir.mkdir(parents=True, exist_ok=True)
-    pooled = {}
-    for steps in step_counts:
-        name = f"steps_{steps}" if steps else "classifier"
-        pooled[name] = metric.compute(predictions=predictions[steps], references=targets, num_labels=len(labels))
-        save_confusion_matrix(pooled[name]["confusion_matrix"], labels, output_dir / f"confusion_{name}")
+    by_task = {}
+    for task, (task_name, task_labels) in enumerate(tasks.items()):
+        by_task[task_name] = {}
+        for steps in step_counts:
+            by_task[task_name][names[steps]] = scores_of(task, steps)
+            suffix = "" if task == 0 else f"_{task_name}"
+            save_confusion_matrix(
+                by_task[task_name][names[steps]]["confusion_matrix"],
+                task_labels,
+                output_dir / f"confusion_{names[steps]}{suffix}",
+            )
+    pooled = next(iter(by_task.values()))
     results = {
         "head": cv_args.head,
         "labels": labels,
         "seed": training_args.seed,
-        "pooled": pooled,
+        "pooled": pooled,  # the first task's; per_fold too
         "per_fold": per_fold,
         "wall_seconds": round(time.perf_counter() - started, 1),
     }
+    if label_sets:
+        results["tasks"] = {
+            task_name: {"labels": tasks[task_name], "pooled": task_scores} for task_name, task_scores in by_task.items()
+        }
     (output_dir / "cross_validation.json").write_text(json.dumps(results, indent=2))
-    for name, scores in pooled.items():
-        print(f"{cv_args.head} {name}: pooled UA {scores['unweighted_accuracy']:.4f} WA {scores['accuracy']:.4f} "
-              f"macro-F1 {scores['macro_f1']:.4f} over {len(per_fold)} folds")
+    for task_name, task_scores in by_task.items():
+        for name, scores in task_scores.items():
+            print(
+                f"{cv_args.head} {name} ({task_name}): pooled UA {scores['unweighted_accuracy']:.4f} "
+                f"WA {scores['accuracy']:.4f} macro-F1 {scores['macro_f1']:.4f} over {len(per_fold)} folds"
+            )
     return results
 
 

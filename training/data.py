@@ -89,15 +89,38 @@ def label_names(dataset: Dataset, label_column_name: str) -> list[str]:
     return sorted({str(label) for label in dataset[label_column_name]})
 
 
-def encode_labels(dataset: Dataset, label_column_name: str, label2id: dict[str, int]) -> Dataset:
-    """Adds a `labels` column of class indices; a label outside the model's label set is an error."""
+def label_indices(dataset: Dataset, label_column_name: str, label2id: dict[str, int]) -> list[int]:
+    """Each row's class index in `label2id`; a label outside that label set is an error."""
     feature = dataset.features[label_column_name]
     names = feature.names if isinstance(feature, ClassLabel) else None
     values = [names[v] if names else str(v) for v in dataset[label_column_name]]
     unknown = sorted(set(values) - set(label2id))
     if unknown:
-        raise ValueError(f"Labels {unknown} are not in the model's label set {sorted(label2id)}.")
-    return dataset.add_column("labels", [label2id[v] for v in values])
+        raise ValueError(f"Labels {unknown} of column {label_column_name!r} are not in the model's label set {sorted(label2id)}.")
+    return [label2id[v] for v in values]
+
+
+def encode_labels(dataset: Dataset, label_column_name: str, label2id: dict[str, int]) -> Dataset:
+    """Adds a `labels` column of class indices."""
+    return dataset.add_column("labels", label_indices(dataset, label_column_name, label2id))
+
+
+def encode_task_labels(dataset: Dataset, label_sets: dict[str, list[str]]) -> Dataset:
+    """Adds a `labels` column of one class index per task (`label_sets`: label column -> its label names), for a
+    multi-task model."""
+    columns = [
+        label_indices(dataset, column, {label: index for index, label in enumerate(labels)})
+        for column, labels in label_sets.items()
+    ]
+    return dataset.add_column("labels", [list(row) for row in zip(*columns)])
+
+
+def task_label_sets(dataset: Dataset, label_column_name: str, task_columns: str | None) -> dict[str, list[str]] | None:
+    """The label set of every task, main label column first, for `--task_columns` (None without further tasks)."""
+    if not task_columns:
+        return None
+    columns = [label_column_name] + [column.strip() for column in task_columns.split(",")]
+    return {column: label_names(dataset, column) for column in columns}
 
 
 def group_train_test_split(

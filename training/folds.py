@@ -68,7 +68,8 @@ def train_head(head: nn.Module, features: Dataset, training_args: TrainingArgume
 
 @torch.no_grad()
 def predict(head: nn.Module, features: Dataset, num_inference_steps: int | None, batch_size: int = 256) -> np.ndarray:
-    """Predicted class indices of `head` (in eval mode) on cached features; Gen-SER at `num_inference_steps`."""
+    """Predicted class indices of `head` (in eval mode) on cached features, `(num_clips,)`, or for a multi-task
+    Gen-SER `(num_clips, num_tasks)`; Gen-SER at `num_inference_steps`."""
     head.eval()
     device = next(head.parameters()).device
     kwargs = {} if num_inference_steps is None else {"num_inference_steps": num_inference_steps}
@@ -76,7 +77,9 @@ def predict(head: nn.Module, features: Dataset, num_inference_steps: int | None,
     predictions = []
     for batch in batches:
         batch = {key: value.to(device) for key, value in batch.items()}
-        predictions.append(head(**batch, **kwargs).logits.argmax(-1).cpu().numpy())
+        outputs = head(**batch, **kwargs)
+        task_logits = getattr(outputs, "task_logits", None) or {"label": outputs.logits}
+        predictions.append(torch.stack([logits.argmax(-1) for logits in task_logits.values()], -1).squeeze(-1).cpu().numpy())
     return np.concatenate(predictions)
 
 
@@ -130,15 +133,18 @@ def cross_validate_head(
 ) -> tuple[dict, list[dict]]:
     """Trains a head from `new_head()` per fold and predicts the held-out groups (`parallel_folds`: `run_folds`).
 
-    Returns the pooled predictions, `{step count: (num_clips,) class indices}` (`None` for a classification head),
-    and per fold its held-out groups, their row mask and its training time.
+    Returns the pooled predictions, `{step count: (num_clips,) class indices}` (`None` for a classification head;
+    `(num_clips, num_tasks)` for a multi-task head), and per fold its held-out groups, their row mask and its
+    training time.
     """
     masks = group_folds(groups, num_folds)
     tasks = [(new_head, features, ~mask, mask, training_args, step_counts) for mask in masks]
-    predictions = {steps: np.zeros(len(features), dtype=np.int64) for steps in step_counts}
+    predictions = {}
     folds = []
     for k, (mask, (fold_predictions, seconds)) in enumerate(zip(masks, run_folds(tasks, parallel_folds))):
         for steps in step_counts:
+            if steps not in predictions:
+                predictions[steps] = np.zeros((len(features), *fold_predictions[steps].shape[1:]), dtype=np.int64)
             predictions[steps][mask] = fold_predictions[steps]
         held_out_groups = sorted(set(groups[mask]))
         logger.info("fold %d/%d (held out: %s) trained in %.1f s", k + 1, len(masks), ", ".join(held_out_groups), seconds)

@@ -115,7 +115,9 @@ def main(argv: list[str] | None = None) -> dict:
             f"--default must be candidate@steps with a candidate of the {nested_args.grid!r} grid {list(candidates)} "
             f"and steps in {STEP_COUNTS}, got {nested_args.default!r}."
         )
-    features, labels, groups = cached_corpus(model_args, data_args, training_args.seed)
+    if data_args.task_columns:
+        raise ValueError("Nested selection chooses a single-task configuration: drop --task_columns.")
+    features, labels, groups, _ = cached_corpus(model_args, data_args, training_args.seed)
     targets = np.array(features["labels"])
     metric = evaluate.load(METRICS_PATH)
 

@@ -131,6 +131,14 @@ class DataTrainingArguments:
     )
     audio_column_name: str = field(default="audio")
     label_column_name: str = field(default="label")
+    task_columns: str | None = field(
+        default=None,
+        metadata={
+            "help": "Comma-separated further label columns (e.g. 'sex'), each a task that one multi-task Gen-SER head "
+            "predicts with --label_column_name (config.label_sets; choose the codes with "
+            "--config_overrides multi_task_codes=concat|tuple)."
+        },
+    )
     group_column_name: str | None = field(
         default="speaker",
         metadata={
@@ -191,10 +199,13 @@ def parse_config_overrides(overrides: str | None) -> dict:
     return result
 
 
-def build_model(model_args: ModelArguments, labels: list[str]):
-    """The Gen-SER model and its feature extractor, with the label set of the data."""
+def build_model(model_args: ModelArguments, labels: list[str], label_sets: dict[str, list[str]] | None = None):
+    """The Gen-SER model and its feature extractor, with the label set of the data (and with `label_sets`, every
+    task's, `labels` being the first's)."""
     id2label = dict(enumerate(labels))
     overrides = parse_config_overrides(model_args.config_overrides)
+    if label_sets:
+        overrides["label_sets"] = label_sets
     overrides["freeze_encoder"] = model_args.freeze_encoder
     overrides["trainable_encoder_layers"] = model_args.trainable_encoder_layers
     if model_args.model_name_or_path:
@@ -221,9 +232,9 @@ def build_model(model_args: ModelArguments, labels: list[str]):
     return model, feature_extractor
 
 
-def new_genser_head(model_args: ModelArguments, labels: list[str]):
+def new_genser_head(model_args: ModelArguments, labels: list[str], label_sets: dict[str, list[str]] | None = None):
     """A freshly initialised Gen-SER model, for one cross-validation fold."""
-    return build_model(model_args, labels)[0]
+    return build_model(model_args, labels, label_sets)[0]
 
 
 class GenSERTrainer(Trainer):
