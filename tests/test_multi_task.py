@@ -161,3 +161,51 @@ def test_return_tasks_is_refused_for_a_single_task_model(tmp_path):
     classifier = pipeline("audio-classification", model=str(save_genser(tmp_path)), device="cpu")
     with pytest.raises(ValueError, match="needs a multi-task Gen-SER model"):
         classifier(tone(300.0), return_tasks=True)
+
+
+@pytest.mark.parametrize("protocol", ["leave_one_speaker_out", "held_out_speakers"])
+def test_training_reads_several_label_columns_and_the_card_lists_every_task(protocol, tmp_path):
+    from huggingface_hub import ModelCard
+    from transformers import pipeline
+
+    from training import run_genser
+    from training.synthetic_corpus import generate_corpus
+
+    corpus = generate_corpus(tmp_path / "corpus", num_speakers=3, num_sentences=2, seed=0)
+    metrics = run_genser.main(
+        [
+            "--dataset_name", str(corpus),
+            "--task_columns", "sentence",
+            "--evaluation_protocol", protocol,
+            "--eval_fraction", "0.34",
+            "--feature_cache_dir", str(tmp_path / "cache"),
+            "--num_example_predictions", "1",
+            "--output_dir", str(tmp_path / "model"),
+            "--num_train_epochs", "2",
+            "--per_device_train_batch_size", "8",
+            "--learning_rate", "1e-3",
+            "--eval_strategy", "no",
+            "--save_strategy", "no",
+            "--report_to", "none",
+            "--config_overrides", "encoding_dim=32,head_hidden_size=32,multi_task_codes=concat",
+        ]
+    )  # fmt: skip
+    if protocol == "leave_one_speaker_out":
+        assert 0 <= metrics["loso_unweighted_accuracy"] <= 1 and 0 <= metrics["loso_sentence_unweighted_accuracy"] <= 1
+    card = ModelCard.load(tmp_path / "model" / "README.md")
+    results = card.data.eval_results
+    assert {result.task_name for result in results} == {"Speech emotion recognition, sentence classification"}
+    ua = [result.metric_name for result in results if result.metric_type == "unweighted_accuracy"]
+    assert len(ua) == 2 and ua[0].endswith(", label") and ua[1].endswith(", sentence")
+    assert "label: anger" in card.text and "sentence: sent00, sent01" in card.text
+    classifier = pipeline("audio-classification", model=str(tmp_path / "model"), device="cpu")
+    assert classifier.model.config.label_sets["sentence"] == ["sent00", "sent01"]
+    scores = classifier(tone(200.0), top_k=None, return_tasks=True)
+    assert [len(scores[task]) for task in ("label", "sentence")] == [5, 2]
+
+
+def test_task_columns_need_the_feature_cache(tmp_path):
+    from training import run_genser
+
+    with pytest.raises(ValueError, match="--task_columns .* cached features"):
+        run_genser.main(["--output_dir", str(tmp_path), "--task_columns", "sentence", "--use_feature_cache", "false"])

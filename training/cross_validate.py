@@ -42,6 +42,7 @@ from training.run_genser import (
     build_model,
     new_genser_head,
     resolve_sources,
+    task_scores,
 )
 
 logger = logging.getLogger(__name__)
@@ -120,22 +121,14 @@ def main(argv: list[str] | None = None) -> dict:
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     features, labels, groups, label_sets = cached_corpus(model_args, data_args, training_args.seed)
     tasks = label_sets or {data_args.label_column_name: labels}
-    targets = np.array(features["labels"]).reshape(len(features), len(tasks))  # a column per task
+    targets = np.array(features["labels"])
     step_counts = [int(s) for s in cv_args.inference_steps.split(",")] if cv_args.head == "genser" else [None]
 
     new_head = partial(make_head, cv_args.head, model_args, labels, cv_args, label_sets)
     predictions, folds = cross_validate_head(
         new_head, features, groups, training_args, step_counts, cv_args.num_folds, data_args.parallel_folds
     )
-    predictions = {steps: values.reshape(len(features), len(tasks)) for steps, values in predictions.items()}
     metric = evaluate.load(METRICS_PATH)
-
-    def scores_of(task: int, steps, rows=slice(None)) -> dict:
-        task_labels = list(tasks.values())[task]
-        return metric.compute(
-            predictions=predictions[steps][rows, task], references=targets[rows, task], num_labels=len(task_labels)
-        )
-
     output_dir = Path(training_args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     names = {steps: f"steps_{steps}" if steps else "classifier" for steps in step_counts}
@@ -143,21 +136,17 @@ def main(argv: list[str] | None = None) -> dict:
     for fold in folds:
         fold_scores = {"fold": fold["fold"], "groups": fold["groups"], "train_seconds": round(fold["train_seconds"], 2)}
         for steps in step_counts:
-            scores = scores_of(0, steps, fold["mask"])
+            mask = fold["mask"]
+            scores = next(iter(task_scores(metric, predictions[steps][mask], targets[mask], tasks).values()))
             fold_scores[names[steps]] = {key: value for key, value in scores.items() if key != "confusion_matrix"}
         per_fold.append(fold_scores)
 
-    by_task = {}
-    for task, (task_name, task_labels) in enumerate(tasks.items()):
-        by_task[task_name] = {}
-        for steps in step_counts:
-            by_task[task_name][names[steps]] = scores_of(task, steps)
-            suffix = "" if task == 0 else f"_{task_name}"
-            save_confusion_matrix(
-                by_task[task_name][names[steps]]["confusion_matrix"],
-                task_labels,
-                output_dir / f"confusion_{names[steps]}{suffix}",
-            )
+    by_task = {task: {} for task in tasks}  # task -> scored at -> metrics
+    for steps in step_counts:
+        for i, (task, scores) in enumerate(task_scores(metric, predictions[steps], targets, tasks).items()):
+            by_task[task][names[steps]] = scores
+            stem = output_dir / (f"confusion_{names[steps]}" + ("" if i == 0 else f"_{task}"))
+            save_confusion_matrix(scores["confusion_matrix"], tasks[task], stem)
     pooled = next(iter(by_task.values()))
     results = {
         "head": cv_args.head,
@@ -169,13 +158,13 @@ def main(argv: list[str] | None = None) -> dict:
     }
     if label_sets:
         results["tasks"] = {
-            task_name: {"labels": tasks[task_name], "pooled": task_scores} for task_name, task_scores in by_task.items()
+            task: {"labels": tasks[task], "pooled": pooled_scores} for task, pooled_scores in by_task.items()
         }
     (output_dir / "cross_validation.json").write_text(json.dumps(results, indent=2))
-    for task_name, task_scores in by_task.items():
-        for name, scores in task_scores.items():
+    for task, pooled_scores in by_task.items():
+        for name, scores in pooled_scores.items():
             print(
-                f"{cv_args.head} {name} ({task_name}): pooled UA {scores['unweighted_accuracy']:.4f} "
+                f"{cv_args.head} {name} ({task}): pooled UA {scores['unweighted_accuracy']:.4f} "
                 f"WA {scores['accuracy']:.4f} macro-F1 {scores['macro_f1']:.4f} over {len(per_fold)} folds"
             )
     return results

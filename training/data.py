@@ -96,7 +96,9 @@ def label_indices(dataset: Dataset, label_column_name: str, label2id: dict[str, 
     values = [names[v] if names else str(v) for v in dataset[label_column_name]]
     unknown = sorted(set(values) - set(label2id))
     if unknown:
-        raise ValueError(f"Labels {unknown} of column {label_column_name!r} are not in the model's label set {sorted(label2id)}.")
+        raise ValueError(
+            f"Labels {unknown} are not in the model's label set {sorted(label2id)} (column {label_column_name!r})."
+        )
     return [label2id[v] for v in values]
 
 

@@ -45,11 +45,14 @@ def write_model_card(
     evaluation_protocol: str,
     training_data_limitations: str | None = None,
     repo_id: str | None = None,
+    task_metrics: dict[str, dict[str, float]] | None = None,
 ) -> ModelCard:
     """Fills `model_card.md` for a saved model and writes it as the Hub model card, `output_dir/README.md`.
 
     `metrics` are the measured figures (keys of `CARD_METRICS`); they go into the card's `model-index`, labelled
     with `evaluation_protocol` (e.g. "leave-one-speaker-out cross-validation, 10 folds") as split and metric name.
+    A multi-task model gives every task's figures as `task_metrics` (`{task: metrics}`, the first task's being
+    `metrics`): each task gets its own `model-index` entries and table.
     `training_data_limitations` is a sentence (no final stop) on what the training data rules out, if known.
     """
     output_dir = Path(output_dir)
@@ -60,29 +63,45 @@ def write_model_card(
     data.datasets = [dataset_name]
     data.metrics = ["accuracy", "f1"]
     data.base_model = config.encoder_name_or_path
+    # The first task is emotion; further tasks (e.g. a speaker's sex) are named by their label column.
+    task_metrics = task_metrics or {"": metrics}
+    task_names = {
+        task: "Speech emotion recognition" if i == 0 else f"{task} classification"
+        for i, task in enumerate(task_metrics)
+    }
+    # The Hub groups model-index results by task type and dataset, so all tasks share one entry, named after all of
+    # them; each metric's name says its task.
+    index_task_name = ", ".join(task_names.values())
     data.eval_results = [
         EvalResult(
             task_type="audio-classification",
-            task_name="Speech emotion recognition",
+            task_name=index_task_name,
             dataset_type=dataset_name,
             dataset_name=dataset_name,
             dataset_split=evaluation_protocol,
             metric_type=key,
-            metric_name=f"{name}, {evaluation_protocol}",
-            metric_value=round(float(metrics[key]), 4),
+            metric_name=f"{name}, {evaluation_protocol}" + (f", {task}" if len(task_metrics) > 1 else ""),
+            metric_value=round(float(scores[key]), 4),
         )
+        for task, scores in task_metrics.items()
         for key, name in CARD_METRICS.items()
-        if key in metrics
+        if key in scores
     ]
-    rows = "\n".join(f"| {name} | {metrics[key]:.4f} |" for key, name in CARD_METRICS.items() if key in metrics)
+    tables = []
+    for task, scores in task_metrics.items():
+        rows = "\n".join(f"| {name} | {scores[key]:.4f} |" for key, name in CARD_METRICS.items() if key in scores)
+        heading = f"{task_names[task]} (`{task}`)\n\n" if len(task_metrics) > 1 else ""
+        tables.append(f"{heading}| metric ({evaluation_protocol}) | value |\n| --- | --- |\n{rows}")
     body = jinja2.Template(template.text).render(
         model_name=output_dir.name,
         encoder=config.encoder_name_or_path or f"{config.encoder_config.model_type} (trained from scratch)",
-        labels=", ".join(config.id2label[i] for i in range(config.num_labels)),
+        labels="; ".join(f"{task}: {', '.join(labels)}" for task, labels in config.tasks.items())
+        if config.label_sets
+        else ", ".join(config.id2label[i] for i in range(config.num_labels)),
         repo_id=repo_id,
         training_data=training_data_description,
         training_data_limitations=training_data_limitations,
-        evaluation=f"{evaluation_description}\n\n| metric ({evaluation_protocol}) | value |\n| --- | --- |\n{rows}",
+        evaluation="\n\n".join([evaluation_description, *tables]),
     )
     card = ModelCard(f"---\n{data.to_yaml()}\n---\n\n{body.lstrip()}")
     card.save(output_dir / "README.md")

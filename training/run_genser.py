@@ -56,13 +56,15 @@ from training.data import (
     decode_audio,
     drop_unreadable_audio,
     encode_labels,
+    encode_task_labels,
     group_train_test_split,
     label_names,
     load_audio_dataset,
     speaker_groups,
+    task_label_sets,
 )
 from training.feature_cache import add_encoder_features, collate_cached_features
-from training.folds import cross_validate_head, head_inputs
+from training.folds import cross_validate_head, head_inputs, predict
 from training.reports import save_confusion_matrix, write_model_card
 from training.sources import CORPORA, ENCODERS, CorpusSource, describe_sources, resolve_corpus, resolve_encoder
 from training.synthetic_corpus import generate_corpus
@@ -232,6 +234,17 @@ def build_model(model_args: ModelArguments, labels: list[str], label_sets: dict[
     return model, feature_extractor
 
 
+def task_scores(metric, predictions, references, tasks: dict[str, list[str]]) -> dict[str, dict]:
+    """Every task's metrics (`tasks`: name -> labels, in order) from class indices of shape `(num_clips,)` or
+    `(num_clips, num_tasks)`."""
+    predictions = np.asarray(predictions).reshape(len(predictions), len(tasks))
+    references = np.asarray(references).reshape(len(references), len(tasks))
+    return {
+        task: metric.compute(predictions=predictions[:, t], references=references[:, t], num_labels=len(labels))
+        for t, (task, labels) in enumerate(tasks.items())
+    }
+
+
 def new_genser_head(model_args: ModelArguments, labels: list[str], label_sets: dict[str, list[str]] | None = None):
     """A freshly initialised Gen-SER model, for one cross-validation fold."""
     return build_model(model_args, labels, label_sets)[0]
@@ -331,6 +344,11 @@ def load_training_data(data_args: DataTrainingArguments, training_args: Training
 def check_protocol(model_args: ModelArguments, data_args: DataTrainingArguments, training_args: TrainingArguments):
     if data_args.evaluation_protocol not in PROTOCOLS:
         raise ValueError(f"evaluation_protocol must be one of {PROTOCOLS}, got {data_args.evaluation_protocol!r}.")
+    if data_args.task_columns and not (model_args.freeze_encoder and data_args.use_feature_cache):
+        raise ValueError(
+            "--task_columns (a multi-task head) is evaluated on cached features: set --freeze_encoder true and "
+            "--use_feature_cache true."
+        )
     if data_args.evaluation_protocol != "leave_one_speaker_out":
         return
     if not (model_args.freeze_encoder and data_args.use_feature_cache):
@@ -351,13 +369,19 @@ def check_protocol(model_args: ModelArguments, data_args: DataTrainingArguments,
 
 
 def cross_validated_predictions(
-    model_args: ModelArguments, data_args: DataTrainingArguments, training_args: TrainingArguments, features, labels, steps
+    model_args: ModelArguments,
+    data_args: DataTrainingArguments,
+    training_args: TrainingArguments,
+    features,
+    labels,
+    steps,
+    label_sets=None,
 ) -> tuple[np.ndarray, int]:
     """Every clip's prediction by a fresh Gen-SER head trained on the other speakers' cached features, at `steps`
-    sampling steps; and the number of folds."""
+    sampling steps (one class index per task with `label_sets`); and the number of folds."""
     groups = speaker_groups(features, data_args.group_column_name)
     predictions, folds = cross_validate_head(
-        partial(new_genser_head, model_args, labels), features, groups, training_args, [steps],
+        partial(new_genser_head, model_args, labels, label_sets), features, groups, training_args, [steps],
         parallel_folds=data_args.parallel_folds,
     )
     return predictions[steps], len(folds)
@@ -369,7 +393,7 @@ def print_example_predictions(
     """Classifies the first clip of each of the first `count` labels through `pipeline(...)` on the saved model and
     prints the predictions next to the true labels (and, when given, each clip's cross-validated prediction)."""
     classifier = pipeline("audio-classification", model=model_dir, device="cpu")
-    label_ids = list(clips["labels"])
+    label_ids = [row[0] if isinstance(row, list) else row for row in clips["labels"]]  # the first task's
     chosen = [label_ids.index(k) for k in range(len(labels)) if k in label_ids][:count]
     paths = clips.cast_column(audio_column_name, Audio(decode=False)).select(chosen)[audio_column_name]
     rate = classifier.feature_extractor.sampling_rate
@@ -406,12 +430,15 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
     if len(train) == 0 or (evaluation is not None and len(evaluation) == 0):
         raise ValueError(f"Empty split: {len(train)} training and {len(evaluation or [])} evaluation examples.")
     labels = label_names(train, data_args.label_column_name)
-    model, feature_extractor = build_model(model_args, labels)
+    label_sets = task_label_sets(train, data_args.label_column_name, data_args.task_columns)
+    tasks = label_sets or {data_args.label_column_name: labels}
+    model, feature_extractor = build_model(model_args, labels, label_sets)
     if encoder_hub_id:  # the card's base_model names the Hub model, not this machine's path to a copy of it
         model.config.encoder_name_or_path = encoder_hub_id
     audio_column, rate = data_args.audio_column_name, feature_extractor.sampling_rate
     train, evaluation = (
         None if split is None
+        else encode_task_labels(cast_audio(split, audio_column, rate), label_sets) if label_sets
         else encode_labels(cast_audio(split, audio_column, rate), data_args.label_column_name, model.config.label2id)
         for split in (train, evaluation)
     )
@@ -440,8 +467,9 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
     metric = evaluate.load(METRICS_PATH)
 
     def compute_metrics(eval_prediction):
-        predictions = np.argmax(eval_prediction.predictions, axis=-1)
-        scores = metric.compute(predictions=predictions, references=eval_prediction.label_ids, num_labels=len(labels))
+        predictions = np.argmax(eval_prediction.predictions, axis=-1)  # the first task's logits
+        references = eval_prediction.label_ids.reshape(len(predictions), -1)[:, 0]
+        scores = metric.compute(predictions=predictions, references=references, num_labels=len(labels))
         scores.pop("confusion_matrix")
         return scores
 
@@ -460,10 +488,17 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
     if leave_one_speaker_out:
         steps = model.config.num_inference_steps
         held_out_predictions, num_folds = cross_validated_predictions(
-            model_args, data_args, training_args, train_data, labels, steps
+            model_args, data_args, training_args, train_data, labels, steps, label_sets
         )
-        scores = metric.compute(predictions=held_out_predictions, references=train["labels"], num_labels=len(labels))
-        metrics = {f"loso_{key}": value for key, value in scores.items() if key != "confusion_matrix"}
+        all_scores = task_scores(metric, held_out_predictions, train["labels"], tasks)
+        scores = next(iter(all_scores.values()))
+        held_out_predictions = held_out_predictions.reshape(len(train), -1)[:, 0]
+        metrics = {
+            f"loso_{key}" if i == 0 else f"loso_{task}_{key}": value
+            for i, (task, task_metrics) in enumerate(all_scores.items())
+            for key, value in task_metrics.items()
+            if key != "confusion_matrix"
+        }
         trainer.save_metrics("loso", metrics)
         protocol = f"leave-one-speaker-out cross-validation, {num_folds} folds"
         evaluation_description = (
@@ -481,9 +516,10 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
         prediction = trainer.predict(eval_dataset, metric_key_prefix="eval")
         metrics = prediction.metrics
         trainer.save_metrics("eval", metrics)
-        scores = metric.compute(
-            predictions=prediction.predictions.argmax(-1), references=prediction.label_ids, num_labels=len(labels)
-        )
+        # Every task's predictions from the cached features (the Trainer keeps only the first task's logits).
+        predicted = predict(model, evaluation_data, None) if label_sets else prediction.predictions.argmax(-1)
+        all_scores = task_scores(metric, predicted, prediction.label_ids, tasks)
+        scores = next(iter(all_scores.values()))
         protocol = "held-out speakers" if not data_args.eval_split_name else f"{data_args.eval_split_name} split"
         split = (
             f"the {data_args.eval_split_name!r} split"
@@ -494,7 +530,9 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
         example_clips, example_note = evaluation, "held-out clips"
     trainer.log_metrics(protocol, metrics)
     if trainer.is_world_process_zero():
-        save_confusion_matrix(scores["confusion_matrix"], labels, Path(training_args.output_dir) / "confusion_eval")
+        for i, (task, task_metrics) in enumerate(all_scores.items()):
+            stem = Path(training_args.output_dir) / ("confusion_eval" if i == 0 else f"confusion_eval_{task}")
+            save_confusion_matrix(task_metrics["confusion_matrix"], tasks[task], stem)
         write_model_card(
             training_args.output_dir,
             model.config,
@@ -504,6 +542,7 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
             training_data_limitations=training_data_limitations(data_args, corpus),
             evaluation_description=evaluation_description,
             evaluation_protocol=protocol,
+            task_metrics=all_scores if label_sets else None,
         )
     # Saved last, so that with --push_to_hub the upload carries the metrics and the card.
     trainer.save_model()
@@ -516,10 +555,12 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
             training_args.output_dir, example_clips, audio_column, labels, data_args.num_example_predictions,
             example_note, held_out_predictions,
         )
-    print(
-        f"\nGen-SER, {protocol}: UA {scores['unweighted_accuracy']:.4f}  WA {scores['accuracy']:.4f}  "
-        f"macro-F1 {scores['macro_f1']:.4f}  ({sum(map(sum, scores['confusion_matrix']))} clips)"
-    )
+    for task, task_metrics in all_scores.items():
+        print(
+            f"\nGen-SER, {protocol}{f' ({task})' if label_sets else ''}: UA {task_metrics['unweighted_accuracy']:.4f}  "
+            f"WA {task_metrics['accuracy']:.4f}  macro-F1 {task_metrics['macro_f1']:.4f}  "
+            f"({sum(map(sum, task_metrics['confusion_matrix']))} clips)"
+        )
     cache_note = f" (feature cache built or read in {encoding_seconds:.0f} s)" if use_feature_cache else ""
     print(f"wall time {time.perf_counter() - started:.0f} s{cache_note}; model saved to {training_args.output_dir}")
     return metrics
