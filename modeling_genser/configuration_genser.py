@@ -83,6 +83,14 @@ class GenSERConfig(PreTrainedConfig):
         (each task gets `encoding_dim / num_tasks` dimensions and is read off its own slice); `"tuple"` gives every
         combination of labels its own code, and a task's probabilities are the tuple probabilities summed over the
         other tasks' labels. `BENCHMARKS.md` compares them.
+    value_range (`list[float]`, *optional*, defaults to `[0.0, 1.0]`):
+        Dimensional targets (`problem_type="regression"`, one output per entry of `id2label`, e.g. `{0: "arousal"}`):
+        the range of the values. Each value is encoded like a position (`continuous_encoding`: the bottom of the
+        range like class 0, the top like position `taxonomy_index_scale`), the dimensions' codes concatenated, and the
+        bridge generates that code; each dimension is read back as the nearest of `value_grid_size` values evenly
+        spaced over the range. Unbenchmarked on real dimensional data (no such corpus here).
+    value_grid_size (`int`, *optional*, defaults to 201):
+        Number of grid values a dimensional target is read back on.
     head_hidden_size (`int`, *optional*, defaults to 256):
         Width of the denoiser network.
     head_num_layers (`int`, *optional*, defaults to 2):
@@ -127,6 +135,8 @@ class GenSERConfig(PreTrainedConfig):
     similarity_loss_weight: float = 0.0
     label_sets: dict[str, list[str]] | None = None
     multi_task_codes: Literal["concat", "tuple"] = "concat"
+    value_range: list[float] | None = None
+    value_grid_size: int = 201
     head_hidden_size: int = 256
     head_num_layers: int = 2
     head_dropout: float = 0.1
@@ -155,6 +165,8 @@ class GenSERConfig(PreTrainedConfig):
             raise ValueError(f"similarity_temperature must be > 0, got {self.similarity_temperature}.")
         if self.label_sets is not None:
             self._check_label_sets()
+        if self.problem_type == "regression":
+            self._check_dimensional_targets()
         if not isinstance(self.num_inference_steps, int) or self.num_inference_steps < 1:
             raise ValueError(f"num_inference_steps must be a positive integer, got {self.num_inference_steps!r}.")
 
@@ -172,6 +184,21 @@ class GenSERConfig(PreTrainedConfig):
             raise ValueError(
                 f"The first task of label_sets ({first_task!r}: {list(first_labels)}) must have the labels of id2label "
                 f"({list(self.id2label.values())}), in order: the pipeline's default output is that task."
+            )
+
+    def _check_dimensional_targets(self):
+        self.value_range = list(self.value_range or [0.0, 1.0])
+        if len(self.value_range) != 2 or not self.value_range[0] < self.value_range[1]:
+            raise ValueError(f"value_range must be [low, high] with low < high, got {self.value_range!r}.")
+        if self.label_sets or self.similarity_loss_weight or self.value_grid_size < 2:
+            raise ValueError(
+                "Dimensional targets (problem_type='regression') take neither label_sets nor a similarity loss, and "
+                f"need value_grid_size >= 2 (got {self.value_grid_size})."
+            )
+        if self.encoding_dim % (2 * self.num_labels):
+            raise ValueError(
+                f"The {self.num_labels} dimensions split encoding_dim={self.encoding_dim} evenly, each an even number "
+                f"of dimensions: pass an encoding_dim divisible by {2 * self.num_labels}."
             )
 
     @property

@@ -26,7 +26,13 @@ from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
 from .configuration_genser import GenSERConfig
 from .scheduling_genser import GenSERScheduler
-from .taxonomy_encoding import code_similarity, joint_taxonomy_codes, sinusoidal_taxonomy_encoding
+from .taxonomy_encoding import (
+    code_similarity,
+    continuous_encoding,
+    joint_taxonomy_codes,
+    nearest_grid_values,
+    sinusoidal_taxonomy_encoding,
+)
 
 
 @dataclass
@@ -176,6 +182,8 @@ class GenSERPreTrainedModel(PreTrainedModel):
         if isinstance(module, GenSERForAudioClassification):
             # Non-persistent buffers are not in the checkpoint: from_pretrained rebuilds them here.
             init.copy_(module.class_codes, module.terminal_codes())
+            if module.is_dimensional:
+                init.copy_(module.value_grid, module.grid_values())
 
 
 def whisper_input_stride(encoder: WhisperEncoder) -> int:
@@ -323,8 +331,11 @@ class GenSERForAudioClassification(GenSERPreTrainedModel):
         if config.initial_distribution == "condition":
             self.initial_proj = nn.Linear(self.conditioner.condition_dim, config.encoding_dim)
         elif config.initial_distribution == "prior":
-            self.prior = nn.Linear(self.conditioner.condition_dim, math.prod(self.label_counts))
+            prior_outputs = config.num_labels if self.is_dimensional else math.prod(self.label_counts)
+            self.prior = nn.Linear(self.conditioner.condition_dim, prior_outputs)
         self.register_buffer("class_codes", self.terminal_codes(), persistent=False)
+        if self.is_dimensional:
+            self.register_buffer("value_grid", self.grid_values(), persistent=False)
         self.scheduler = GenSERScheduler(**config.scheduler_config)
         self._time_embedding_cache = (None, None)  # see schedule_time_embeddings
         if config.freeze_encoder:
@@ -358,6 +369,30 @@ class GenSERForAudioClassification(GenSERPreTrainedModel):
         self.scheduler.save_pretrained(save_directory)
 
     @property
+    def is_dimensional(self) -> bool:
+        """Whether the targets are continuous values (`problem_type="regression"`, e.g. arousal) rather than classes."""
+        return self.config.problem_type == "regression"
+
+    def grid_values(self) -> torch.Tensor:
+        """The `(value_grid_size,)` values a dimensional target is read back on, evenly spaced over `value_range`."""
+        return torch.linspace(*self.config.value_range, self.config.value_grid_size)
+
+    def encode_values(self, values: torch.Tensor) -> torch.Tensor:
+        """Dimensional targets' terminal codes: `(batch_size, num_dimensions)` (or `(batch_size,)`) values ->
+        `(batch_size, encoding_dim)`, each dimension's continuous encoding on its share of the code."""
+        config = self.config
+        values = values.reshape(values.shape[0], config.num_labels)
+        width = config.encoding_dim // config.num_labels
+        codes = continuous_encoding(values, width, config.value_range, config.taxonomy_index_scale, config.taxonomy_base)
+        return codes.flatten(1).to(self.class_codes.dtype)
+
+    def read_values(self, generated: torch.Tensor) -> torch.Tensor:
+        """Dimensional targets read back from generated vectors: each dimension's nearest grid value on its share of
+        the code, `(batch_size, encoding_dim)` -> `(batch_size, num_dimensions)`."""
+        slices = generated.reshape(generated.shape[0], self.config.num_labels, -1)
+        return nearest_grid_values(slices, self.value_grid, self.class_codes)
+
+    @property
     def label_counts(self) -> list[int]:
         """How many labels each task has (one task unless `config.label_sets`)."""
         return [len(labels) for labels in self.config.tasks.values()]
@@ -366,6 +401,11 @@ class GenSERForAudioClassification(GenSERPreTrainedModel):
         """The taxonomy code of every class, `(num_classes, encoding_dim)`: the terminal distribution's support. With
         several tasks a class is a tuple of labels, one per task (`joint_taxonomy_codes`)."""
         config = self.config
+        if self.is_dimensional:  # the codes of the grid values, for one dimension's share of the code
+            width = config.encoding_dim // config.num_labels
+            return continuous_encoding(
+                self.grid_values(), width, config.value_range, config.taxonomy_index_scale, config.taxonomy_base
+            )
         if config.label_sets:
             return joint_taxonomy_codes(
                 self.label_counts, config.encoding_dim, config.multi_task_codes, config.taxonomy_index_scale,
@@ -550,19 +590,27 @@ class GenSERForAudioClassification(GenSERPreTrainedModel):
         return noise.expand(condition.shape[0], -1)
 
     def prior_mean(self, prior_logits: torch.Tensor) -> torch.Tensor:
-        """The prior's expected code, `softmax(prior_logits) @ class_codes`: `(batch_size, encoding_dim)`.
+        """The prior's expected code, `softmax(prior_logits) @ class_codes`: `(batch_size, encoding_dim)`; for
+        dimensional targets the code of the prior's predicted values.
 
-        Detached: the prior learns from its own cross-entropy only, so the target-matching loss cannot trade its
-        class information for a start that is easy to denoise.
+        Detached: the prior learns from its own loss only, so the target-matching loss cannot trade its class
+        information for a start that is easy to denoise.
         """
+        if self.is_dimensional:
+            return self.encode_values(prior_logits).detach()
         return (prior_logits.softmax(-1) @ self.class_codes).detach()
 
     def target_matching_loss(self, condition: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """The denoiser's loss against the class code itself from a random bridge sample (`config.target_loss`),
         plus the prior's cross-entropy for the `"prior"` initial distribution and, if `similarity_loss_weight` > 0,
-        a cross-entropy on the prediction's similarities to the codes."""
-        labels = self.class_indices(labels)
-        terminal = self.class_codes[labels]
+        a cross-entropy on the prediction's similarities to the codes. Dimensional targets: the code of the values,
+        and the prior's squared error."""
+        if self.is_dimensional:
+            labels = labels.reshape(labels.shape[0], self.config.num_labels).to(self.class_codes.dtype)
+            terminal = self.encode_values(labels)
+        else:
+            labels = self.class_indices(labels)
+            terminal = self.class_codes[labels]
         prior_logits = self.prior(condition) if self.config.initial_distribution == "prior" else None
         initial = self.initial_sample(condition, torch.randn_like(terminal), prior_logits)
         timesteps = torch.rand(terminal.shape[0], device=terminal.device, dtype=terminal.dtype)
@@ -573,7 +621,8 @@ class GenSERForAudioClassification(GenSERPreTrainedModel):
         else:
             loss = nn.functional.mse_loss(prediction, terminal)
         if prior_logits is not None:
-            loss = loss + self.config.prior_loss_weight * nn.functional.cross_entropy(prior_logits, labels)
+            prior_loss = nn.functional.mse_loss if self.is_dimensional else nn.functional.cross_entropy
+            loss = loss + self.config.prior_loss_weight * prior_loss(prior_logits, labels)
         if self.config.similarity_loss_weight > 0:
             logits = self.similarity_logits(prediction)
             loss = loss + self.config.similarity_loss_weight * nn.functional.cross_entropy(logits, labels)
@@ -751,6 +800,15 @@ class GenSERForAudioClassification(GenSERPreTrainedModel):
             raise ValueError(f"num_samples must be a positive integer, got {num_samples!r}.")
         generator = generator if generator is not None else self.sampling_generator(condition.device)
         trajectories = [self.generate_codes(condition, num_inference_steps, generator) for _ in range(num_samples)]
+        if self.is_dimensional:  # the values read back, averaged over the samples
+            values = torch.stack([self.read_values(trajectory[:, -1]) for trajectory in trajectories]).mean(0)
+            output = GenSEROutput(
+                loss=loss,
+                logits=values,
+                generated=trajectories[0][:, -1],
+                trajectory=trajectories[0] if output_trajectory else None,
+            )
+            return output if return_dict else output.to_tuple()
         per_sample = [self.task_logits(trajectory[:, -1]) for trajectory in trajectories]
         task_logits, sample_logits = {}, None
         for index, task in enumerate(per_sample[0]):

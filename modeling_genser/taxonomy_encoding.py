@@ -19,6 +19,17 @@ import math
 import torch
 
 
+def sinusoidal_encoding(positions: torch.Tensor, dim: int, base: float = 10000.0) -> torch.Tensor:
+    """The transformer position code of every entry of `positions` (any shape): `(*positions.shape, dim)`, float32.
+    Computed in float64, so that equal positions give bit-equal codes whatever their dtype."""
+    if dim < 2 or dim % 2:
+        raise ValueError(f"The taxonomy encoding dimension must be an even number >= 2, got dim={dim}.")
+    frequencies = base ** (-torch.arange(0, dim, 2, dtype=torch.float64, device=positions.device) / dim)
+    angles = positions.double()[..., None] * frequencies
+    codes = torch.stack([torch.sin(angles), torch.cos(angles)], dim=-1)  # sin, cos interleaved
+    return codes.flatten(-2).float()
+
+
 def sinusoidal_taxonomy_encoding(
     num_classes: int, dim: int, index_scale: float = 100.0, base: float = 10000.0
 ) -> torch.Tensor:
@@ -29,15 +40,28 @@ def sinusoidal_taxonomy_encoding(
     """
     if num_classes < 2:
         raise ValueError(f"Gen-SER needs at least 2 classes to encode, got num_classes={num_classes}.")
-    if dim < 2 or dim % 2:
-        raise ValueError(f"The taxonomy encoding dimension must be an even number >= 2, got dim={dim}.")
-    positions = torch.arange(num_classes, dtype=torch.float64)[:, None] * index_scale
-    frequencies = base ** (-torch.arange(0, dim, 2, dtype=torch.float64) / dim)
-    angles = positions * frequencies
-    codes = torch.empty(num_classes, dim, dtype=torch.float64)
-    codes[:, 0::2] = torch.sin(angles)
-    codes[:, 1::2] = torch.cos(angles)
-    return codes.float()
+    return sinusoidal_encoding(torch.arange(num_classes, dtype=torch.float64) * index_scale, dim, base)
+
+
+def continuous_encoding(
+    values: torch.Tensor, dim: int, value_range: tuple[float, float], span: float = 100.0, base: float = 10000.0
+) -> torch.Tensor:
+    """A continuous label encoded like a position: the value's place in `value_range` times `span`, so the bottom of
+    the range is encoded like class 0 and the top like class `span / index_scale`, values between them in between.
+
+    Args:
+        values (`torch.Tensor` of any shape)
+    Returns:
+        `torch.FloatTensor` of shape `(*values.shape, dim)`.
+    """
+    low, high = value_range
+    return sinusoidal_encoding((values.double() - low) / (high - low) * span, dim, base)
+
+
+def nearest_grid_values(vectors: torch.Tensor, grid: torch.Tensor, grid_codes: torch.Tensor) -> torch.Tensor:
+    """Reads continuous values back: for each vector, the value of `grid` whose code (`grid_codes`, `(grid_size,
+    dim)`) is most similar (cosine) to it. `vectors` `(..., dim)` -> `(...)`."""
+    return grid[code_similarity(vectors, grid_codes).argmax(-1)]
 
 
 def joint_taxonomy_codes(

@@ -30,6 +30,10 @@ EMOTIONS = {
     "sadness": dict(pitch=0.88, range=1.5, tempo=3.0, loudness=-14.0, jitter=0.015, breath=0.25, tilt=2.2),
 }
 
+# Declared arousal per emotion, in [0, 1] (the usual circumplex placement: anger and fear high, sadness low), written
+# as the `arousal` column: the only dimensional labels this project has, for testing dimensional targets.
+AROUSAL = {"anger": 0.9, "fear": 0.8, "happiness": 0.7, "neutral": 0.3, "sadness": 0.1}
+
 # First three formants (Hz) of a few vowels of an adult male vocal tract.
 VOWELS = np.array([[730, 1090, 2440], [270, 2290, 3010], [300, 870, 2240], [530, 1840, 2480], [570, 840, 2410]])
 
@@ -121,9 +125,17 @@ def generate_corpus(
             for emotion in emotions:
                 file_name = f"spk{s:02d}_sent{k:02d}_{emotion}.wav"
                 write_wav(output_dir / file_name, synthesize(emotion, voice, sentence, rng))
-                rows.append(dict(file_name=file_name, label=emotion, speaker=f"spk{s:02d}", sentence=f"sent{k:02d}"))
+                rows.append(
+                    dict(
+                        file_name=file_name,
+                        label=emotion,
+                        speaker=f"spk{s:02d}",
+                        sentence=f"sent{k:02d}",
+                        arousal=AROUSAL[emotion],
+                    )
+                )
     with open(output_dir / "metadata.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["file_name", "label", "speaker", "sentence"])
+        writer = csv.DictWriter(handle, fieldnames=["file_name", "label", "speaker", "sentence", "arousal"])
         writer.writeheader()
         writer.writerows(rows)
     return output_dir

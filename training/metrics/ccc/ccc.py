@@ -1,0 +1,28 @@
+# Copyright 2026 The Gen-SER authors. Licensed under the Apache License, Version 2.0.
+"""Concordance correlation coefficient (CCC) as a local `evaluate` module (`evaluate.load(path_to_this_folder)`).
+
+    ccc = 2 cov(x, y) / (var(x) + var(y) + (mean(x) - mean(y)) ** 2)
+
+with population (1/N) moments (Lin, 1989): the usual score of dimensional emotion (arousal, valence, dominance). It
+is 1 for perfect agreement, and unlike Pearson's correlation it falls when predictions are shifted or scaled.
+"""
+
+import datasets
+import evaluate
+import numpy as np
+
+
+class Ccc(evaluate.Metric):
+    def _info(self):
+        return evaluate.MetricInfo(
+            description=__doc__,
+            citation="Lin, L. I. (1989). A concordance correlation coefficient to evaluate reproducibility. Biometrics.",
+            features=datasets.Features({"predictions": datasets.Value("float64"), "references": datasets.Value("float64")}),
+        )
+
+    def _compute(self, predictions, references):
+        x = np.asarray(predictions, dtype=np.float64)
+        y = np.asarray(references, dtype=np.float64)
+        covariance = ((x - x.mean()) * (y - y.mean())).mean()
+        denominator = x.var() + y.var() + (x.mean() - y.mean()) ** 2
+        return {"ccc": float(2 * covariance / denominator) if denominator > 0 else 0.0}
