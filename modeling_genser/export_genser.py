@@ -50,7 +50,7 @@ class GenSERInference(nn.Module):
         """
         condition = self.model.conditioner(self.model.pooled_layer_features(inputs))
         trajectory = self.model.generate_codes(condition, self.num_inference_steps, noise=noise)
-        return next(iter(self.model.task_logits(trajectory[:, -1]).values()))  # the first task's, as `logits`
+        return self.model.logits_of(trajectory[:, -1])
 
 
 def export_genser(

@@ -708,6 +708,10 @@ class GenSERForAudioClassification(GenSERPreTrainedModel):
         """`(batch_size, num_classes)` cosine similarities of generated vectors to the class codes, over the temperature."""
         return code_similarity(generated, self.class_codes) / self.config.similarity_temperature
 
+    def logits_of(self, generated: torch.Tensor) -> torch.Tensor:
+        """What `logits` holds for one sample: the values of dimensional targets, else the first task's logits."""
+        return self.read_values(generated) if self.is_dimensional else next(iter(self.task_logits(generated).values()))
+
     def task_logits(self, generated: torch.Tensor) -> dict[str, torch.Tensor]:
         """Every task's `(batch_size, num_task_labels)` logits from generated vectors `(batch_size, encoding_dim)`.
 

@@ -12,6 +12,10 @@ Why ``index_scale``: with the textbook ``index_scale = 1`` neighbouring class in
 (their angles differ by less than one radian in every frequency), so the codes lie near a low-dimensional curve
 and the generative head confuses neighbouring classes. Multiplying the index spreads the angles so the codes
 approach an equidistant simplex. ``pairwise_code_cosine`` measures this; the benchmark chooses the value.
+
+Several tasks share one terminal code (``joint_taxonomy_codes``); a continuous label (e.g. arousal) is encoded at
+the position of its value (``continuous_encoding``) and read back as the nearest value of a grid
+(``nearest_grid_values``).
 """
 
 import math
