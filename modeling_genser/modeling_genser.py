@@ -804,29 +804,24 @@ class GenSERForAudioClassification(GenSERPreTrainedModel):
             raise ValueError(f"num_samples must be a positive integer, got {num_samples!r}.")
         generator = generator if generator is not None else self.sampling_generator(condition.device)
         trajectories = [self.generate_codes(condition, num_inference_steps, generator) for _ in range(num_samples)]
-        if self.is_dimensional:  # the values read back, averaged over the samples
-            values = torch.stack([self.read_values(trajectory[:, -1]) for trajectory in trajectories]).mean(0)
-            output = GenSEROutput(
-                loss=loss,
-                logits=values,
-                generated=trajectories[0][:, -1],
-                trajectory=trajectories[0] if output_trajectory else None,
-            )
-            return output if return_dict else output.to_tuple()
-        per_sample = [self.task_logits(trajectory[:, -1]) for trajectory in trajectories]
         task_logits, sample_logits = {}, None
-        for index, task in enumerate(per_sample[0]):
-            stacked = torch.stack([logits[task] for logits in per_sample], dim=1)  # (batch, samples, labels)
-            if num_samples == 1:
-                task_logits[task] = stacked[:, 0]
-            else:
-                task_logits[task] = stacked.log_softmax(-1).logsumexp(dim=1) - math.log(num_samples)
-                if index == 0:  # `logits` and `sample_logits` are the first task's
-                    sample_logits = stacked
+        if self.is_dimensional:  # the values read back, averaged over the samples
+            logits = torch.stack([self.read_values(trajectory[:, -1]) for trajectory in trajectories]).mean(0)
+        else:
+            per_sample = [self.task_logits(trajectory[:, -1]) for trajectory in trajectories]
+            for index, task in enumerate(per_sample[0]):
+                stacked = torch.stack([logits[task] for logits in per_sample], dim=1)  # (batch, samples, labels)
+                if num_samples == 1:
+                    task_logits[task] = stacked[:, 0]
+                else:
+                    task_logits[task] = stacked.log_softmax(-1).logsumexp(dim=1) - math.log(num_samples)
+                    if index == 0:  # `logits` and `sample_logits` are the first task's
+                        sample_logits = stacked
+            logits = next(iter(task_logits.values()))
 
         output = GenSEROutput(
             loss=loss,
-            logits=next(iter(task_logits.values())),
+            logits=logits,
             generated=trajectories[0][:, -1],
             trajectory=trajectories[0] if output_trajectory else None,
             sample_logits=sample_logits,

@@ -88,10 +88,11 @@ class GenSERAudioClassificationPipeline(ChunkPipeline, AudioClassificationPipeli
             )
         if return_tasks is not None:
             postprocess_params["return_tasks"] = return_tasks
-        if return_trajectory and multi_task:
+        genser = isinstance(self.model, GenSERForAudioClassification)
+        if return_trajectory and genser and (multi_task or self.model.is_dimensional):
             raise ValueError(
-                "return_trajectory is not available for multi-task models (their codes combine several label sets); "
-                "drop return_trajectory."
+                "return_trajectory is available for single-task classification models only (multi-task codes combine "
+                "several label sets, dimensional codes encode values); drop return_trajectory."
             )
         if forward_params and not isinstance(self.model, GenSERForAudioClassification):
             raise ValueError(

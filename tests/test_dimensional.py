@@ -88,6 +88,8 @@ def test_dimensional_model_saves_loads_and_runs_in_the_pipeline(tmp_path):
 
     (result,) = pipeline("audio-classification", model=str(tmp_path), device="cpu")(tone(300.0))
     assert result["label"] == "arousal" and -1.0 <= result["score"] <= 1.0  # the value itself, no softmax
+    with pytest.raises(ValueError, match="single-task classification models only"):
+        pipeline("audio-classification", model=str(tmp_path), device="cpu")(tone(300.0), return_trajectory=True)
 
 
 def test_dimensional_settings_are_checked():

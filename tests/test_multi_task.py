@@ -148,7 +148,7 @@ def test_pipeline_returns_every_task_behind_an_option_and_the_first_task_otherwi
     windows = classifier(clip, top_k=None, return_tasks=True, segment_length_s=1.0, return_segments=True)
     assert list(windows["scores"]) == ["emotion", "gender"] and len(windows["segments"]) == 3
     assert all(list(segment["scores"]) == ["emotion", "gender"] for segment in windows["segments"])
-    with pytest.raises(ValueError, match="return_trajectory is not available for multi-task"):
+    with pytest.raises(ValueError, match="return_trajectory is available for single-task classification models only"):
         classifier(clip, return_trajectory=True)
 
 
