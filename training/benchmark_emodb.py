@@ -67,6 +67,10 @@ RUNS = {
     # Gen-SER, against the single-task heads of each (emotion: genser-prior-trimmed and linear-trimmed above).
     "genser-multi-concat": ("genser", {**PRIOR, "multi_task_codes": "concat"}, ["--task_columns", "sex"]),
     "genser-multi-tuple": ("genser", {**PRIOR, "multi_task_codes": "tuple"}, ["--task_columns", "sex"]),
+    # Concatenated codes halve each task's share of encoding_dim; with 512 the emotion keeps the 256 of one task.
+    "genser-multi-concat-d512": (
+        "genser", {**PRIOR, "multi_task_codes": "concat", "encoding_dim": 512}, ["--task_columns", "sex"]
+    ),  # fmt: skip
     "genser-prior-sex": ("genser", PRIOR, ["--label_column_name", "sex"]),
     "linear-sex": ("linear", {"trim_padding": True}, ["--label_column_name", "sex"]),
 }
