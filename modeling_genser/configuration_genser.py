@@ -91,6 +91,10 @@ class GenSERConfig(PreTrainedConfig):
         spaced over the range. Unbenchmarked on real dimensional data (no such corpus here).
     value_grid_size (`int`, *optional*, defaults to 201):
         Number of grid values a dimensional target is read back on.
+    multi_task_prior (`"joint"` or `"per_task"`, *optional*, defaults to `"joint"`):
+        With `label_sets` and the prior start, the linear prior's form: one softmax over every combination of labels
+        (`"joint"`), or one softmax per task, each trained with its own cross-entropy, the tasks taken as independent
+        given the condition (`"per_task"`). `BENCHMARKS.md` compares them.
     head_hidden_size (`int`, *optional*, defaults to 256):
         Width of the denoiser network.
     head_num_layers (`int`, *optional*, defaults to 2):
@@ -135,6 +139,7 @@ class GenSERConfig(PreTrainedConfig):
     similarity_loss_weight: float = 0.0
     label_sets: dict[str, list[str]] | None = None
     multi_task_codes: Literal["concat", "tuple"] = "concat"
+    multi_task_prior: Literal["joint", "per_task"] = "joint"
     value_range: list[float] | None = None
     value_grid_size: int = 201
     head_hidden_size: int = 256
@@ -174,6 +179,8 @@ class GenSERConfig(PreTrainedConfig):
     def _check_label_sets(self):
         if self.multi_task_codes not in ("concat", "tuple"):
             raise ValueError(f'multi_task_codes must be "concat" or "tuple", got {self.multi_task_codes!r}.')
+        if self.multi_task_prior not in ("joint", "per_task"):
+            raise ValueError(f'multi_task_prior must be "joint" or "per_task", got {self.multi_task_prior!r}.')
         if not self.label_sets or any(len(labels) < 2 for labels in self.label_sets.values()):
             raise ValueError(f"label_sets needs tasks of at least 2 labels each, got {self.label_sets!r}.")
         first_task, first_labels = next(iter(self.label_sets.items()))

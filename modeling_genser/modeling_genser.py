@@ -331,7 +331,12 @@ class GenSERForAudioClassification(GenSERPreTrainedModel):
         if config.initial_distribution == "condition":
             self.initial_proj = nn.Linear(self.conditioner.condition_dim, config.encoding_dim)
         elif config.initial_distribution == "prior":
-            prior_outputs = config.num_labels if self.is_dimensional else math.prod(self.label_counts)
+            if self.is_dimensional:
+                prior_outputs = config.num_labels
+            elif config.label_sets and config.multi_task_prior == "per_task":
+                prior_outputs = sum(self.label_counts)
+            else:
+                prior_outputs = math.prod(self.label_counts)
             self.prior = nn.Linear(self.conditioner.condition_dim, prior_outputs)
         self.register_buffer("class_codes", self.terminal_codes(), persistent=False)
         if self.is_dimensional:
@@ -598,7 +603,23 @@ class GenSERForAudioClassification(GenSERPreTrainedModel):
         """
         if self.is_dimensional:
             return self.encode_values(prior_logits).detach()
-        return (prior_logits.softmax(-1) @ self.class_codes).detach()
+        return (self.prior_log_probabilities(prior_logits).exp() @ self.class_codes).detach()
+
+    def split_prior_logits(self, prior_logits: torch.Tensor) -> list[torch.Tensor]:
+        """A per-task prior's logits, one `(batch_size, num_task_labels)` block per task."""
+        return list(prior_logits.split(self.label_counts, dim=-1))
+
+    def prior_log_probabilities(self, prior_logits: torch.Tensor) -> torch.Tensor:
+        """The prior's `(batch_size, num_classes)` log-probabilities: a softmax over the classes (label tuples with
+        several tasks), or with `multi_task_prior="per_task"` the sum of each task's log-softmax over the tuple's
+        labels (the tasks independent given the condition)."""
+        if not (self.config.label_sets and self.config.multi_task_prior == "per_task"):
+            return prior_logits.log_softmax(-1)
+        joint = 0
+        for task, logits in enumerate(self.split_prior_logits(prior_logits)):
+            shape = [logits.shape[0]] + [-1 if other == task else 1 for other in range(len(self.label_counts))]
+            joint = joint + logits.log_softmax(-1).reshape(shape)
+        return joint.flatten(1)
 
     def target_matching_loss(self, condition: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """The denoiser's loss against the class code itself from a random bridge sample (`config.target_loss`),
@@ -609,7 +630,7 @@ class GenSERForAudioClassification(GenSERPreTrainedModel):
             labels = labels.reshape(labels.shape[0], self.config.num_labels).to(self.class_codes.dtype)
             terminal = self.encode_values(labels)
         else:
-            labels = self.class_indices(labels)
+            task_labels, labels = labels, self.class_indices(labels)
             terminal = self.class_codes[labels]
         prior_logits = self.prior(condition) if self.config.initial_distribution == "prior" else None
         initial = self.initial_sample(condition, torch.randn_like(terminal), prior_logits)
@@ -620,9 +641,14 @@ class GenSERForAudioClassification(GenSERPreTrainedModel):
             loss = cosine_target_loss(prediction, terminal)
         else:
             loss = nn.functional.mse_loss(prediction, terminal)
-        if prior_logits is not None:
-            prior_loss = nn.functional.mse_loss if self.is_dimensional else nn.functional.cross_entropy
-            loss = loss + self.config.prior_loss_weight * prior_loss(prior_logits, labels)
+        if prior_logits is not None and self.is_dimensional:
+            loss = loss + self.config.prior_loss_weight * nn.functional.mse_loss(prior_logits, labels)
+        elif prior_logits is not None and self.config.label_sets and self.config.multi_task_prior == "per_task":
+            blocks = self.split_prior_logits(prior_logits)
+            prior_loss = sum(nn.functional.cross_entropy(block, task_labels[:, t]) for t, block in enumerate(blocks))
+            loss = loss + self.config.prior_loss_weight * prior_loss
+        elif prior_logits is not None:
+            loss = loss + self.config.prior_loss_weight * nn.functional.cross_entropy(prior_logits, labels)
         if self.config.similarity_loss_weight > 0:
             logits = self.similarity_logits(prediction)
             loss = loss + self.config.similarity_loss_weight * nn.functional.cross_entropy(logits, labels)

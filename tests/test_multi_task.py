@@ -74,10 +74,13 @@ def test_multi_task_save_and_load_gives_identical_outputs(scheme, tmp_path):
         assert torch.equal(expected.task_logits[task].argmax(-1), actual.task_logits[task].argmax(-1))
 
 
-@pytest.mark.parametrize("scheme", ["concat", "tuple"])
-def test_one_head_learns_two_tasks(scheme):
+@pytest.mark.parametrize("scheme, start", [("concat", "gaussian"), ("tuple", "gaussian"), ("concat", "per_task")])
+def test_one_head_learns_two_tasks(scheme, start):
     """Pooled features whose first half says the emotion and second half the gender: both tasks are learnt."""
-    model = make_model(scheme, initial_distribution="gaussian", initial_noise_scale=1.0)
+    if start == "gaussian":
+        model = make_model(scheme, initial_distribution="gaussian", initial_noise_scale=1.0)
+    else:
+        model = make_model(scheme, multi_task_prior=start)
     generator = torch.Generator().manual_seed(0)
     num_layers, hidden = 3, model.config.encoder_config.hidden_size
     labels = torch.stack(
@@ -209,3 +212,18 @@ def test_task_columns_need_the_feature_cache(tmp_path):
 
     with pytest.raises(ValueError, match="--task_columns .* cached features"):
         run_genser.main(["--output_dir", str(tmp_path), "--task_columns", "sentence", "--use_feature_cache", "false"])
+
+
+def test_a_per_task_prior_multiplies_each_tasks_softmax():
+    model = make_model("concat", multi_task_prior="per_task")
+    assert model.prior.out_features == 3 + 2
+    logits = torch.tensor([[1.0, 0.0, -1.0, 0.5, -0.5]])
+    emotion, gender = logits[:, :3].softmax(-1), logits[:, 3:].softmax(-1)
+    joint = model.prior_log_probabilities(logits).exp().reshape(1, 3, 2)
+    torch.testing.assert_close(joint, emotion[:, :, None] * gender[:, None, :])
+    # Its expected code is, on each task's slice, that task's expected code.
+    expected = model.prior_mean(logits)
+    codes = model.class_codes.reshape(3, 2, -1)
+    torch.testing.assert_close(expected[:, :128], emotion @ codes[:, 0, :128])
+    torch.testing.assert_close(expected[:, 128:], gender @ codes[0, :, 128:])
+    assert make_model("concat").prior.out_features == 3 * 2  # the joint prior: one logit per label tuple

@@ -71,6 +71,9 @@ RUNS = {
     "genser-multi-concat-d512": (
         "genser", {**PRIOR, "multi_task_codes": "concat", "encoding_dim": 512}, ["--task_columns", "sex"]
     ),  # fmt: skip
+    "genser-multi-concat-per-task-prior": (
+        "genser", {**PRIOR, "multi_task_codes": "concat", "multi_task_prior": "per_task"}, ["--task_columns", "sex"]
+    ),  # fmt: skip
     "genser-prior-sex": ("genser", PRIOR, ["--label_column_name", "sex"]),
     "linear-sex": ("linear", {"trim_padding": True}, ["--label_column_name", "sex"]),
 }
