@@ -74,7 +74,7 @@ def test_multi_task_save_and_load_gives_identical_outputs(scheme, tmp_path):
         assert torch.equal(expected.task_logits[task].argmax(-1), actual.task_logits[task].argmax(-1))
 
 
-@pytest.mark.parametrize("scheme, start", [("concat", "gaussian"), ("tuple", "gaussian"), ("concat", "per_task")])
+@pytest.mark.parametrize("scheme, start", [("concat", "gaussian"), ("tuple", "gaussian"), ("concat", "joint")])
 def test_one_head_learns_two_tasks(scheme, start):
     """Pooled features whose first half says the emotion and second half the gender: both tasks are learnt."""
     if start == "gaussian":
@@ -215,7 +215,7 @@ def test_task_columns_need_the_feature_cache(tmp_path):
 
 
 def test_a_per_task_prior_multiplies_each_tasks_softmax():
-    model = make_model("concat", multi_task_prior="per_task")
+    model = make_model("concat")  # the default prior
     assert model.prior.out_features == 3 + 2
     logits = torch.tensor([[1.0, 0.0, -1.0, 0.5, -0.5]])
     emotion, gender = logits[:, :3].softmax(-1), logits[:, 3:].softmax(-1)
@@ -226,4 +226,4 @@ def test_a_per_task_prior_multiplies_each_tasks_softmax():
     codes = model.class_codes.reshape(3, 2, -1)
     torch.testing.assert_close(expected[:, :128], emotion @ codes[:, 0, :128])
     torch.testing.assert_close(expected[:, 128:], gender @ codes[0, :, 128:])
-    assert make_model("concat").prior.out_features == 3 * 2  # the joint prior: one logit per label tuple
+    assert make_model("concat", multi_task_prior="joint").prior.out_features == 3 * 2  # one logit per label tuple

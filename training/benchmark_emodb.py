@@ -40,6 +40,7 @@ PRIOR = {
     "initial_noise_scale": 0.3,
     "scheduler_config": {"sampling_noise_scale": 0.0},
 }
+JOINT_PRIOR = {"multi_task_prior": "joint"}
 RUNS = {
     "genser": ("genser", {}),
     "linear": ("linear", {}),
@@ -65,11 +66,12 @@ RUNS = {
     "mlp-top1": ("mlp", {"trim_padding": True}, ["--trainable_encoder_layers", "1"]),
     # Several tasks through one head: emotion and the speaker's sex (EmoDB's `sex` column) from one multi-task
     # Gen-SER, against the single-task heads of each (emotion: genser-prior-trimmed and linear-trimmed above).
-    "genser-multi-concat": ("genser", {**PRIOR, "multi_task_codes": "concat"}, ["--task_columns", "sex"]),
-    "genser-multi-tuple": ("genser", {**PRIOR, "multi_task_codes": "tuple"}, ["--task_columns", "sex"]),
+    # The first two used a joint prior over the label tuples, then the default; the per-task prior is now.
+    "genser-multi-concat": ("genser", {**PRIOR, **JOINT_PRIOR, "multi_task_codes": "concat"}, ["--task_columns", "sex"]),
+    "genser-multi-tuple": ("genser", {**PRIOR, **JOINT_PRIOR, "multi_task_codes": "tuple"}, ["--task_columns", "sex"]),
     # Concatenated codes halve each task's share of encoding_dim; with 512 the emotion keeps the 256 of one task.
     "genser-multi-concat-d512": (
-        "genser", {**PRIOR, "multi_task_codes": "concat", "encoding_dim": 512}, ["--task_columns", "sex"]
+        "genser", {**PRIOR, **JOINT_PRIOR, "multi_task_codes": "concat", "encoding_dim": 512}, ["--task_columns", "sex"]
     ),  # fmt: skip
     "genser-multi-concat-per-task-prior": (
         "genser", {**PRIOR, "multi_task_codes": "concat", "multi_task_prior": "per_task"}, ["--task_columns", "sex"]
