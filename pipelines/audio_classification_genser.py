@@ -80,7 +80,8 @@ class GenSERAudioClassificationPipeline(ChunkPipeline, AudioClassificationPipeli
         forward_params = {name: value for name, value in sampling.items() if value is not None}
         if return_trajectory is not None:
             postprocess_params["return_trajectory"] = return_trajectory
-        multi_task = isinstance(self.model, GenSERForAudioClassification) and self.model.config.label_sets
+        genser = isinstance(self.model, GenSERForAudioClassification)
+        multi_task = genser and bool(self.model.config.label_sets)
         if return_tasks and not multi_task:
             raise ValueError(
                 "return_tasks needs a multi-task Gen-SER model (config.label_sets); this model predicts one label set, "
@@ -88,7 +89,6 @@ class GenSERAudioClassificationPipeline(ChunkPipeline, AudioClassificationPipeli
             )
         if return_tasks is not None:
             postprocess_params["return_tasks"] = return_tasks
-        genser = isinstance(self.model, GenSERForAudioClassification)
         if return_trajectory and genser and (multi_task or self.model.is_dimensional):
             raise ValueError(
                 "return_trajectory is available for single-task classification models only (multi-task codes combine "
