@@ -333,7 +333,7 @@ class GenSERForAudioClassification(GenSERPreTrainedModel):
         elif config.initial_distribution == "prior":
             if self.is_dimensional:
                 prior_outputs = config.num_labels
-            elif config.label_sets and config.multi_task_prior == "per_task":
+            elif self.per_task_prior:
                 prior_outputs = sum(self.label_counts)
             else:
                 prior_outputs = math.prod(self.label_counts)
@@ -382,14 +382,18 @@ class GenSERForAudioClassification(GenSERPreTrainedModel):
         """The `(value_grid_size,)` values a dimensional target is read back on, evenly spaced over `value_range`."""
         return torch.linspace(*self.config.value_range, self.config.value_grid_size)
 
+    def value_codes(self, values: torch.Tensor) -> torch.Tensor:
+        """The continuous encoding of dimensional values, each on one dimension's share of the code:
+        `(...)` -> `(..., encoding_dim // num_dimensions)`."""
+        config = self.config
+        width = config.encoding_dim // config.num_labels
+        return continuous_encoding(values, width, config.value_range, config.taxonomy_index_scale, config.taxonomy_base)
+
     def encode_values(self, values: torch.Tensor) -> torch.Tensor:
         """Dimensional targets' terminal codes: `(batch_size, num_dimensions)` (or `(batch_size,)`) values ->
-        `(batch_size, encoding_dim)`, each dimension's continuous encoding on its share of the code."""
-        config = self.config
-        values = values.reshape(values.shape[0], config.num_labels)
-        width = config.encoding_dim // config.num_labels
-        codes = continuous_encoding(values, width, config.value_range, config.taxonomy_index_scale, config.taxonomy_base)
-        return codes.flatten(1).to(self.class_codes.dtype)
+        `(batch_size, encoding_dim)`, the dimensions' codes concatenated."""
+        values = values.reshape(values.shape[0], self.config.num_labels)
+        return self.value_codes(values).flatten(1).to(self.class_codes.dtype)
 
     def read_values(self, generated: torch.Tensor) -> torch.Tensor:
         """Dimensional targets read back from generated vectors: each dimension's nearest grid value on its share of
@@ -402,15 +406,17 @@ class GenSERForAudioClassification(GenSERPreTrainedModel):
         """How many labels each task has (one task unless `config.label_sets`)."""
         return [len(labels) for labels in self.config.tasks.values()]
 
+    @property
+    def per_task_prior(self) -> bool:
+        """Whether the prior is one softmax per task (`multi_task_prior="per_task"` with several tasks)."""
+        return bool(self.config.label_sets) and self.config.multi_task_prior == "per_task"
+
     def terminal_codes(self) -> torch.Tensor:
         """The taxonomy code of every class, `(num_classes, encoding_dim)`: the terminal distribution's support. With
         several tasks a class is a tuple of labels, one per task (`joint_taxonomy_codes`)."""
         config = self.config
         if self.is_dimensional:  # the codes of the grid values, for one dimension's share of the code
-            width = config.encoding_dim // config.num_labels
-            return continuous_encoding(
-                self.grid_values(), width, config.value_range, config.taxonomy_index_scale, config.taxonomy_base
-            )
+            return self.value_codes(self.grid_values())
         if config.label_sets:
             return joint_taxonomy_codes(
                 self.label_counts, config.encoding_dim, config.multi_task_codes, config.taxonomy_index_scale,
@@ -613,7 +619,7 @@ class GenSERForAudioClassification(GenSERPreTrainedModel):
         """The prior's `(batch_size, num_classes)` log-probabilities: a softmax over the classes (label tuples with
         several tasks), or with `multi_task_prior="per_task"` the sum of each task's log-softmax over the tuple's
         labels (the tasks independent given the condition)."""
-        if not (self.config.label_sets and self.config.multi_task_prior == "per_task"):
+        if not self.per_task_prior:
             return prior_logits.log_softmax(-1)
         joint = 0
         for task, logits in enumerate(self.split_prior_logits(prior_logits)):
@@ -643,7 +649,7 @@ class GenSERForAudioClassification(GenSERPreTrainedModel):
             loss = nn.functional.mse_loss(prediction, terminal)
         if prior_logits is not None and self.is_dimensional:
             loss = loss + self.config.prior_loss_weight * nn.functional.mse_loss(prior_logits, labels)
-        elif prior_logits is not None and self.config.label_sets and self.config.multi_task_prior == "per_task":
+        elif prior_logits is not None and self.per_task_prior:
             blocks = self.split_prior_logits(prior_logits)
             prior_loss = sum(nn.functional.cross_entropy(block, task_labels[:, t]) for t, block in enumerate(blocks))
             loss = loss + self.config.prior_loss_weight * prior_loss
