@@ -25,7 +25,6 @@ from training.data import (
     cast_audio,
     drop_unreadable_audio,
     encode_labels,
-    encode_task_labels,
     label_names,
     load_audio_dataset,
     speaker_groups,
@@ -96,11 +95,12 @@ def cached_corpus(model_args: ModelArguments, data_args: DataTrainingArguments, 
     label_sets = task_label_sets(dataset, data_args.label_column_name, data_args.task_columns)
     set_seed(seed)
     reference_model, feature_extractor = build_model(model_args, labels, label_sets)
-    dataset = cast_audio(dataset, data_args.audio_column_name, feature_extractor.sampling_rate)
-    if label_sets:
-        dataset = encode_task_labels(dataset, label_sets)
-    else:
-        dataset = encode_labels(dataset, data_args.label_column_name, reference_model.config.label2id)
+    dataset = encode_labels(
+        cast_audio(dataset, data_args.audio_column_name, feature_extractor.sampling_rate),
+        data_args.label_column_name,
+        reference_model.config.label2id,
+        label_sets,
+    )
     features = add_encoder_features(
         dataset,
         reference_model,

@@ -102,14 +102,13 @@ def label_indices(dataset: Dataset, label_column_name: str, label2id: dict[str, 
     return [label2id[v] for v in values]
 
 
-def encode_labels(dataset: Dataset, label_column_name: str, label2id: dict[str, int]) -> Dataset:
-    """Adds a `labels` column of class indices."""
-    return dataset.add_column("labels", label_indices(dataset, label_column_name, label2id))
-
-
-def encode_task_labels(dataset: Dataset, label_sets: dict[str, list[str]]) -> Dataset:
-    """Adds a `labels` column of one class index per task (`label_sets`: label column -> its label names), for a
-    multi-task model."""
+def encode_labels(
+    dataset: Dataset, label_column_name: str, label2id: dict[str, int], label_sets: dict[str, list[str]] | None = None
+) -> Dataset:
+    """Adds a `labels` column: each row's class index in `label2id`, or for a multi-task model (`label_sets`: label
+    column -> its label names, `label_column_name` first) one class index per task."""
+    if not label_sets:
+        return dataset.add_column("labels", label_indices(dataset, label_column_name, label2id))
     columns = [
         label_indices(dataset, column, {label: index for index, label in enumerate(labels)})
         for column, labels in label_sets.items()

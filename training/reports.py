@@ -52,7 +52,7 @@ def write_model_card(
     `metrics` are the measured figures (keys of `CARD_METRICS`); they go into the card's `model-index`, labelled
     with `evaluation_protocol` (e.g. "leave-one-speaker-out cross-validation, 10 folds") as split and metric name.
     A multi-task model gives every task's figures as `task_metrics` (`{task: metrics}`, the first task's being
-    `metrics`): each task gets its own `model-index` entries and table.
+    `metrics`): each task's metrics go into `model-index` under names ending with the task, and get a table.
     `training_data_limitations` is a sentence (no final stop) on what the training data rules out, if known.
     """
     output_dir = Path(output_dir)

@@ -56,7 +56,6 @@ from training.data import (
     decode_audio,
     drop_unreadable_audio,
     encode_labels,
-    encode_task_labels,
     group_train_test_split,
     label_names,
     load_audio_dataset,
@@ -438,8 +437,9 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
     audio_column, rate = data_args.audio_column_name, feature_extractor.sampling_rate
     train, evaluation = (
         None if split is None
-        else encode_task_labels(cast_audio(split, audio_column, rate), label_sets) if label_sets
-        else encode_labels(cast_audio(split, audio_column, rate), data_args.label_column_name, model.config.label2id)
+        else encode_labels(
+            cast_audio(split, audio_column, rate), data_args.label_column_name, model.config.label2id, label_sets
+        )
         for split in (train, evaluation)
     )
     logger.info("%d training and %d evaluation clips, labels %s", len(train), len(evaluation or []), labels)
