@@ -23,6 +23,7 @@ batch holds clips of similar length and padding stays small.
 """
 
 import csv
+import io
 import itertools
 import json
 import os
@@ -233,7 +234,7 @@ def temporary_path(path: Path) -> Path:
 def write_whole(path: Path, text: str) -> None:
     """Writes `text` to `path` through a temporary file (several processes may write the same file)."""
     temporary = temporary_path(path)
-    temporary.write_text(text)
+    temporary.write_text(text, encoding="utf-8", newline="")
     os.replace(temporary, path)
 
 
@@ -254,17 +255,18 @@ def summarise(output_dir: Path, num_shards: int) -> dict:
         "errors": len(errors),
     }
     if len(finished) == num_shards:
-        with open(output_dir / "errors.csv", "w", newline="", encoding="utf-8") as handle:
-            writer = csv.DictWriter(handle, fieldnames=["source", "index", "error"])
-            writer.writeheader()
-            writer.writerows(errors)
+        table = io.StringIO(newline="")
+        writer = csv.DictWriter(table, fieldnames=["source", "index", "error"])
+        writer.writeheader()
+        writer.writerows(errors)
+        write_whole(output_dir / "errors.csv", table.getvalue())
     return summary
 
 
 def annotate(args: AnnotationArguments) -> dict:
     """Runs this process's share of the annotation and prints the closing summary; returns it (to every process)."""
     from accelerate import PartialState
-    from accelerate.utils import gather_object
+    from accelerate.utils import broadcast_object_list, gather_object
     from tqdm.auto import tqdm
 
     # Without an accelerator, accelerate sets up processes started by a launcher only when told it runs on CPU.
@@ -278,14 +280,17 @@ def annotate(args: AnnotationArguments) -> dict:
     inputs = args.inputs()
     if isinstance(inputs, list) and not inputs:
         raise ValueError("The input holds no files to annotate; check --folder/--manifest (and --extensions).")
+    def is_own(shard: int) -> bool:
+        return shard % state.num_processes == state.process_index
+
     own_items = None
     if isinstance(inputs, list):  # a stream's length is unknown until it ends
-        own_items = sum(item.index // args.shard_size % state.num_processes == state.process_index for item in inputs)
+        own_items = sum(is_own(item.index // args.shard_size) for item in inputs)
     progress = tqdm(total=own_items, unit="file", position=state.process_index, desc=f"process {state.process_index}")
     started, audio_seconds, new_shards, num_shards = time.perf_counter(), 0.0, 0, 0
     for shard, items in shards(inputs, args.shard_size):
         num_shards = shard + 1
-        if shard % state.num_processes != state.process_index:
+        if not is_own(shard):
             continue
         if is_finished(output_dir, shard):
             progress.update(len(items))
@@ -303,7 +308,8 @@ def annotate(args: AnnotationArguments) -> dict:
 
     this_run = gather_object([(audio_seconds, new_shards)])  # also waits for every process
     elapsed = time.perf_counter() - started
-    summary = summarise(output_dir, num_shards)
+    # Read the shards and write errors.csv once, then hand the totals to every process.
+    (summary,) = broadcast_object_list([summarise(output_dir, num_shards) if state.is_main_process else None])
     run_audio_seconds = sum(seconds for seconds, _ in this_run)
     summary.update(
         processes=state.num_processes,
