@@ -22,22 +22,24 @@ def test_leave_one_group_out_and_group_k_fold_never_split_a_group():
         group_folds(groups, 6)
 
 
+def small_run(tmp_path, config_overrides: str, *options: str) -> list[str]:
+    """Cross-validation of the synthetic corpus (3 speakers, 2 sentences) with a small head and budget."""
+    corpus = generate_corpus(tmp_path / "corpus", num_speakers=3, num_sentences=2, seed=0)
+    return [
+        "--dataset_name", str(corpus),
+        "--output_dir", str(tmp_path / "cv"),
+        "--feature_cache_dir", str(tmp_path / "cache"),
+        "--num_train_epochs", "2",
+        "--learning_rate", "1e-3",
+        "--per_device_train_batch_size", "8",
+        "--config_overrides", f"encoding_dim=32,head_hidden_size=32{config_overrides}",
+        *options,
+    ]  # fmt: skip
+
+
 @pytest.mark.parametrize("head", ["genser", "linear", "mlp"])
 def test_cross_validation_reports_per_fold_and_pooled_figures(tmp_path, head):
-    corpus = generate_corpus(tmp_path / "corpus", num_speakers=3, num_sentences=2, seed=0)
-    results = main(
-        [
-            "--dataset_name", str(corpus),
-            "--output_dir", str(tmp_path / "cv"),
-            "--feature_cache_dir", str(tmp_path / "cache"),
-            "--head", head,
-            "--inference_steps", "1,3",
-            "--num_train_epochs", "2",
-            "--learning_rate", "1e-3",
-            "--per_device_train_batch_size", "8",
-            "--config_overrides", "encoding_dim=32,head_hidden_size=32",
-        ]
-    )
+    results = main(small_run(tmp_path, "", "--head", head, "--inference_steps", "1,3"))
     assert len(results["per_fold"]) == 3
     assert [fold["groups"] for fold in results["per_fold"]] == [["spk00"], ["spk01"], ["spk02"]]
     names = ["steps_1", "steps_3"] if head == "genser" else ["classifier"]
@@ -103,18 +105,7 @@ def test_nested_grid_candidates_set_the_head_and_the_epochs_and_a_wrong_default_
 
 
 def test_cross_validation_of_a_multi_task_head_reports_every_task(tmp_path):
-    corpus = generate_corpus(tmp_path / "corpus", num_speakers=3, num_sentences=2, seed=0)
-    arguments = [
-        "--dataset_name", str(corpus),
-        "--output_dir", str(tmp_path / "cv"),
-        "--feature_cache_dir", str(tmp_path / "cache"),
-        "--task_columns", "sentence",
-        "--inference_steps", "1",
-        "--num_train_epochs", "2",
-        "--learning_rate", "1e-3",
-        "--per_device_train_batch_size", "8",
-        "--config_overrides", "encoding_dim=32,head_hidden_size=32,multi_task_codes=tuple",
-    ]  # fmt: skip
+    arguments = small_run(tmp_path, ",multi_task_codes=tuple", "--task_columns", "sentence", "--inference_steps", "1")
     results = main(arguments)
     assert list(results["tasks"]) == ["label", "sentence"]
     assert results["tasks"]["sentence"]["labels"] == ["sent00", "sent01"]
