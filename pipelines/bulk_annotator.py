@@ -327,6 +327,10 @@ def annotate(args: AnnotationArguments) -> dict:
             f"{state.num_processes} process(es) in {elapsed:.1f} s, {summary['audio_hours_per_hour']:.0f} audio h/h.",
             file=sys.stderr,
         )
+    # Processes leaving with the process group alive can abort at exit ("terminate called without an active
+    # exception") while its communication threads are torn down; every process leaves through an explicit teardown.
+    state.wait_for_everyone()
+    state.destroy_process_group()
     return summary
 
 
