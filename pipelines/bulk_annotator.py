@@ -14,6 +14,9 @@ Output (`load_dataset(output_dir, "windows")`, `"files"` or `"errors"` reads it 
 - `files/shard-NNNNN.parquet`: one row per file, its windows averaged by duration, with `duration`, `num_windows`;
 - `errors/shard-NNNNN.parquet` and, once every shard is done, `errors.csv`: each unreadable input and why.
 
+`datasets` cannot load a table without rows, so once every shard is done the dataset card lists only the tables
+that hold some (a run without unreadable inputs has no `"errors"` config; its `errors.csv` holds just the header).
+
 Input items are numbered in input order and cut into shards of `--shard_size` consecutive items. Process `r` of `N`
 (from torchrun or accelerate) takes shards `r, r + N, ...`: disjoint shares, on the process's GPU where there is
 one. A shard's files are written under temporary names and renamed, its windows file last; a run started again
@@ -215,9 +218,9 @@ def check_run_options(output_dir: Path, args: AnnotationArguments) -> None:
     write_whole(record, json.dumps(options, indent=2))
 
 
-def write_dataset_card(output_dir: Path) -> None:
-    """A README whose `configs` let `load_dataset(output_dir, "windows" | "files" | "errors")` read the tables."""
-    configs = "".join(f"- config_name: {table}\n  data_files: {table}/*.parquet\n" for table in TABLES)
+def write_dataset_card(output_dir: Path, tables: Iterable[str] = TABLES) -> None:
+    """A README whose `configs` let `load_dataset(output_dir, name)` read each of `tables`."""
+    configs = "".join(f"- config_name: {table}\n  data_files: {table}/*.parquet\n" for table in tables)
     card = (
         f"---\nconfigs:\n{configs}---\n\n# Gen-SER annotations\n\nWritten by `genser-annotate`; the options are in "
         "`run.json`. `windows`: one row per window; `files`: one row per file; `errors`: unreadable inputs.\n"
@@ -239,7 +242,8 @@ def write_whole(path: Path, text: str) -> None:
 
 
 def summarise(output_dir: Path, num_shards: int) -> dict:
-    """Totals over every finished shard; once all `num_shards` are done, also writes `errors.csv`."""
+    """Totals over every finished shard; once all `num_shards` are done, also writes `errors.csv` and a dataset card
+    that lists the tables holding rows."""
     import pyarrow.parquet as parquet
 
     finished = [shard for shard in range(num_shards) if is_finished(output_dir, shard)]
@@ -260,6 +264,8 @@ def summarise(output_dir: Path, num_shards: int) -> dict:
         writer.writeheader()
         writer.writerows(errors)
         write_whole(output_dir / "errors.csv", table.getvalue())
+        counts = {"windows": summary["windows"], "files": summary["files"], "errors": summary["errors"]}
+        write_dataset_card(output_dir, [name for name in TABLES if counts[name]])
     return summary
 
 

@@ -92,6 +92,18 @@ def test_folder_gives_window_and_file_rows_and_an_errors_file(uninterrupted, cor
     assert load_dataset(str(output_dir), "errors", split="train")["source"] == ["speaker1/broken.wav"]
 
 
+def test_a_run_without_unreadable_inputs_lists_no_errors_table(model_dir, corpus, tmp_path):
+    readable = tmp_path / "readable"
+    shutil.copytree(corpus / "speaker0", readable)
+    output_dir = tmp_path / "labels"
+    assert run(model_dir, output_dir, folder=str(readable))["errors"] == 0
+    # datasets cannot load a table without rows: the finished run's card leaves that config out.
+    assert load_dataset(str(output_dir), "files", split="train").num_rows == 4
+    with pytest.raises(ValueError, match="'errors' not found"):
+        load_dataset(str(output_dir), "errors", split="train")
+    assert (output_dir / "errors.csv").read_text().splitlines() == ["source,index,error"]
+
+
 def test_a_stopped_run_resumed_equals_an_uninterrupted_run_row_for_row(model_dir, corpus, uninterrupted, tmp_path):
     reference, _ = uninterrupted
     output_dir = tmp_path / "resumed"
