@@ -330,7 +330,8 @@ def annotate(args: AnnotationArguments) -> dict:
             f"{summary['audio_hours']:.2f} h of audio), {summary['errors']} unreadable"
             f"{' (errors.csv)' if summary['errors'] and done == 'all shards done' else ''}; "
             f"{summary['finished_shards']}/{num_shards} shards, {done}. This run: {summary['new_shards']} shards by "
-            f"{state.num_processes} process(es) in {elapsed:.1f} s, {summary['audio_hours_per_hour']:.0f} audio h/h.",
+            f"{state.num_processes} process(es) on {state.device.type} in {elapsed:.1f} s, "
+            f"{summary['audio_hours_per_hour']:.0f} audio h/h.",
             file=sys.stderr,
         )
     # Processes leaving with the process group alive can abort at exit ("terminate called without an active
