@@ -660,9 +660,12 @@ class GenSERForAudioClassification(GenSERPreTrainedModel):
             loss = loss + self.config.similarity_loss_weight * nn.functional.cross_entropy(logits, labels)
         return loss
 
-    def sampling_generator(self, device: torch.device) -> torch.Generator:
-        """The default source of inference draws: a generator seeded with `config.sampling_seed`."""
-        return torch.Generator(device=device).manual_seed(self.config.sampling_seed)
+    def sampling_generator(self) -> torch.Generator:
+        """The default source of inference draws: a generator seeded with `config.sampling_seed`.
+
+        A CPU generator, whatever the model's device: the draws are a few vectors per clip, and CUDA's generator
+        gives other numbers for the same seed, so one seed gives the same predictions on every device."""
+        return torch.Generator().manual_seed(self.config.sampling_seed)
 
     def sampling_noise(
         self,
@@ -674,7 +677,7 @@ class GenSERForAudioClassification(GenSERPreTrainedModel):
         """The draws of one sampling run, `(num_inference_steps + 1, encoding_dim)`, from `generator` (default:
         [`~GenSERForAudioClassification.sampling_generator`])."""
         device = device if device is not None else self.device
-        generator = generator if generator is not None else self.sampling_generator(device)
+        generator = generator if generator is not None else self.sampling_generator()
         shape = (num_inference_steps + 1, self.config.encoding_dim)
         return randn_tensor(shape, generator=generator, device=device, dtype=dtype or self.dtype)
 
@@ -834,7 +837,7 @@ class GenSERForAudioClassification(GenSERPreTrainedModel):
 
         if not isinstance(num_samples, int) or num_samples < 1:
             raise ValueError(f"num_samples must be a positive integer, got {num_samples!r}.")
-        generator = generator if generator is not None else self.sampling_generator(condition.device)
+        generator = generator if generator is not None else self.sampling_generator()
         trajectories = [self.generate_codes(condition, num_inference_steps, generator) for _ in range(num_samples)]
         task_logits, sample_logits = {}, None
         if self.is_dimensional:  # the values read back, averaged over the samples

@@ -148,7 +148,8 @@ class GenSERAudioClassificationPipeline(ChunkPipeline, AudioClassificationPipeli
     def _forward(self, model_inputs, num_inference_steps=None, seed=None, num_samples=1, return_trajectory=False):
         segment = {key: model_inputs.pop(key) for key in ("is_last", "start", "end")}
         if isinstance(self.model, GenSERForAudioClassification):
-            generator = None if seed is None else torch.Generator(device=self.device).manual_seed(seed)
+            # A CPU generator, as the model's default: one seed, the same draws on every device.
+            generator = None if seed is None else torch.Generator().manual_seed(seed)
             outputs = self.model(
                 **model_inputs,
                 num_inference_steps=num_inference_steps,
