@@ -76,6 +76,9 @@ RUNS = {
     "genser-multi-concat-per-task-prior": (
         "genser", {**PRIOR, "multi_task_codes": "concat", "multi_task_prior": "per_task"}, ["--task_columns", "sex"]
     ),  # fmt: skip
+    "genser-multi-tuple-per-task-prior": (
+        "genser", {**PRIOR, "multi_task_codes": "tuple", "multi_task_prior": "per_task"}, ["--task_columns", "sex"]
+    ),  # fmt: skip
     "genser-prior-sex": ("genser", PRIOR, ["--label_column_name", "sex"]),
     "linear-sex": ("linear", {"trim_padding": True}, ["--label_column_name", "sex"]),
 }
