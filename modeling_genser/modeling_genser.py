@@ -438,7 +438,7 @@ class GenSERForAudioClassification(GenSERPreTrainedModel):
                 f"({list(self.config.tasks)}): pass one label index per task."
             )
         strides = [math.prod(counts[task + 1 :]) for task in range(len(counts))]
-        return labels @ labels.new_tensor(strides)
+        return (labels * labels.new_tensor(strides)).sum(-1)  # not a matmul: CUDA has none for integers
 
     def train(self, mode: bool = True):
         # A frozen encoder also keeps its dropout, layer drop and SpecAugment off, so its features stay fixed; its
