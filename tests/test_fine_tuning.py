@@ -148,7 +148,8 @@ class EncoderSnapshot(TrainerCallback):
     """Keeps the encoder's weights as training starts."""
 
     def on_train_begin(self, args, state, control, model=None, **kwargs):
-        self.before = {name: tensor.clone() for name, tensor in model.encoder.state_dict().items()}
+        # On the CPU, where the saved model is loaded, whatever device training runs on.
+        self.before = {name: tensor.cpu().clone() for name, tensor in model.encoder.state_dict().items()}
 
 
 def test_a_model_trained_on_cached_frames_saves_its_trained_top_layer_and_classifies_audio(tmp_path):
