@@ -274,6 +274,10 @@ def annotate(args: AnnotationArguments) -> dict:
     from accelerate.utils import broadcast_object_list, gather_object
     from tqdm.auto import tqdm
 
+    if int(os.environ.get("WORLD_SIZE", 1)) > 1 and not torch.distributed.is_initialized():
+        # The processes exchange a few Python objects at the end, through gloo: accelerate's default on GPUs, NCCL,
+        # refuses two processes on one GPU (it stopped a run of 2 processes on a 1-GPU machine at its summary).
+        torch.distributed.init_process_group("gloo")
     # Without an accelerator, accelerate sets up processes started by a launcher only when told it runs on CPU.
     state = PartialState(cpu=not torch.accelerator.is_available())
     output_dir = Path(args.output_dir)
