@@ -94,7 +94,7 @@ class GenSERAudioClassificationPipeline(ChunkPipeline, AudioClassificationPipeli
                 "return_trajectory is available for single-task classification models only (multi-task codes combine "
                 "several label sets, dimensional codes encode values); drop return_trajectory."
             )
-        if forward_params and not isinstance(self.model, GenSERForAudioClassification):
+        if forward_params and not genser:
             raise ValueError(
                 f"{sorted(forward_params)} only apply to Gen-SER models, not to {type(self.model).__name__}; "
                 "remove them."

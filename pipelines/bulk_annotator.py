@@ -289,6 +289,7 @@ def annotate(args: AnnotationArguments) -> dict:
     inputs = args.inputs()
     if isinstance(inputs, list) and not inputs:
         raise ValueError("The input holds no files to annotate; check --folder/--manifest (and --extensions).")
+
     def is_own(shard: int) -> bool:
         return shard % state.num_processes == state.process_index
 
