@@ -12,14 +12,15 @@ code, and regresses the class code itself, with a mean squared error or ``1 - co
 """
 
 import math
-from contextlib import contextmanager, nullcontext
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from diffusers.models.embeddings import TimestepEmbedding, Timesteps
 from diffusers.utils.torch_utils import randn_tensor
 from torch import nn
-from transformers import AutoConfig, AutoModel, PreTrainedModel
+from transformers import AutoConfig, AutoModel, PreTrainedConfig, PreTrainedModel
 from transformers import initialization as init
 from transformers.modeling_outputs import SequenceClassifierOutput
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
@@ -191,23 +192,32 @@ def whisper_input_stride(encoder: WhisperEncoder) -> int:
     return encoder.conv1.stride[0] * encoder.conv2.stride[0]
 
 
-@contextmanager
-def whisper_input_frames(encoder: WhisperEncoder, num_frames: int):
-    """Lets a `WhisperEncoder` run on `num_frames` mel frames instead of the 3000 (30 s) it insists on.
+def whisper_hidden_states(encoder: WhisperEncoder, input_features: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """`WhisperEncoder`'s hidden states for `(batch_size, num_mel_bins, num_frames)` features of any length up to its
+    3000 frames (30 s): the embedding output, then every layer's output, the last through the final layer norm.
 
-    Its attention has no padding mask, so the only way to keep the padding out of the computation (and out of the
-    real frames' context) is to drop it. The encoder checks the input length against
-    `config.max_source_positions` and adds all of its (fixed, untrained) position embeddings; for the duration of
-    the block it is lent the first `num_frames // 2` of them.
+    Whisper's attention has no padding mask, so the only way to keep padding out of the real frames' context is to
+    drop it, but `WhisperEncoder.forward` refuses anything but 3000 frames. This runs the encoder's own modules, as
+    its `forward` does, with the first `num_frames // 2` position embeddings: nothing of the encoder is changed for
+    the call, so other threads can use it at the same time.
     """
-    positions, max_positions = encoder.embed_positions, encoder.config.max_source_positions
-    num_positions = num_frames // whisper_input_stride(encoder)
-    encoder.embed_positions = nn.Embedding.from_pretrained(positions.weight[:num_positions], freeze=True)
-    encoder.config.max_source_positions = num_positions
-    try:
-        yield
-    finally:
-        encoder.embed_positions, encoder.config.max_source_positions = positions, max_positions
+    num_positions = input_features.shape[-1] // whisper_input_stride(encoder)
+    if num_positions > encoder.embed_positions.num_embeddings:
+        raise ValueError(
+            f"Whisper input of {input_features.shape[-1]} mel frames is longer than the encoder's "
+            f"{encoder.embed_positions.num_embeddings * whisper_input_stride(encoder)}; classify longer audio in windows."
+        )
+    embeddings = nn.functional.gelu(encoder.conv2(nn.functional.gelu(encoder.conv1(input_features)))).permute(0, 2, 1)
+    hidden = embeddings + encoder.embed_positions.weight[:num_positions]
+    hidden = nn.functional.dropout(hidden, p=encoder.dropout, training=encoder.training)
+    hidden_states = [hidden]
+    for layer in encoder.layers:
+        # Layer drop, as in the encoder's forward; a dropped layer passes its input on, so every layer has a state.
+        if not (encoder.training and encoder.layerdrop > 0 and torch.rand([]) < encoder.layerdrop):
+            hidden = layer(hidden, None)
+        hidden_states.append(hidden)
+    hidden_states[-1] = encoder.layer_norm(hidden_states[-1])
+    return tuple(hidden_states)
 
 
 def strided_frame_mask(attention_mask: torch.Tensor, num_frames: int) -> torch.Tensor:
@@ -313,10 +323,21 @@ def build_speech_encoder(encoder_config) -> PreTrainedModel:
     return model.get_encoder() if encoder_config.is_encoder_decoder else model
 
 
-def load_speech_encoder(name_or_path: str) -> PreTrainedModel:
-    """The encoder part of a pretrained transformers speech model (Hub id or local directory)."""
-    model = AutoModel.from_pretrained(name_or_path)
-    return model.get_encoder() if model.config.is_encoder_decoder else model
+def load_speech_encoder(name_or_path: str) -> tuple[PreTrainedModel, PreTrainedConfig]:
+    """The encoder part of a pretrained transformers speech model (Hub id or local directory), and the model's
+    config with the local directory it was read from left out (a saved Gen-SER config names no path of this machine).
+    """
+    try:
+        config = AutoConfig.from_pretrained(name_or_path)
+        model = AutoModel.from_pretrained(name_or_path)
+    except (OSError, ValueError) as error:
+        raise OSError(
+            f"Could not load the speech encoder {str(name_or_path)!r}: it is neither a local directory holding a "
+            "transformers model (config.json and weights) nor a Hub model id that can be reached (e.g. "
+            f"'openai/whisper-tiny.en'). Check the path or id, or run online once to fill the Hub cache. ({error})"
+        ) from None
+    config._name_or_path = ""
+    return (model.get_encoder() if config.is_encoder_decoder else model), config
 
 
 class GenSERForAudioClassification(GenSERPreTrainedModel):
@@ -355,10 +376,12 @@ class GenSERForAudioClassification(GenSERPreTrainedModel):
 
         Example: ``GenSERForAudioClassification.from_encoder("openai/whisper-tiny.en", {0: "angry", 1: "sad"})``.
         """
-        encoder = load_speech_encoder(encoder_name_or_path)
+        encoder, encoder_config = load_speech_encoder(encoder_name_or_path)
+        name = str(encoder_name_or_path)
         config = GenSERConfig(
-            encoder_config=AutoConfig.from_pretrained(encoder_name_or_path),
-            encoder_name_or_path=str(encoder_name_or_path),
+            encoder_config=encoder_config,
+            # A local directory is named by its folder only: the saved config names no path of this machine.
+            encoder_name_or_path=Path(name).name if os.path.isdir(name) else name,
             id2label=dict(id2label),
             label2id={label: index for index, label in id2label.items()},
             **config_kwargs,
@@ -366,12 +389,6 @@ class GenSERForAudioClassification(GenSERPreTrainedModel):
         model = cls(config)
         model.encoder.load_state_dict(encoder.state_dict())
         return model
-
-    def save_pretrained(self, save_directory, *args, **kwargs):
-        """Also writes `scheduler_config.json`, so `GenSERScheduler.from_pretrained(save_directory)` works as in
-        diffusers; the model itself rebuilds its scheduler from `config.scheduler_config`."""
-        super().save_pretrained(save_directory, *args, **kwargs)
-        self.scheduler.save_pretrained(save_directory)
 
     @property
     def is_dimensional(self) -> bool:
@@ -518,14 +535,12 @@ class GenSERForAudioClassification(GenSERPreTrainedModel):
     def _encode(self, inputs: torch.Tensor, attention_mask: torch.Tensor | None) -> tuple[tuple, torch.Tensor | None]:
         """The encoder's hidden states of every layer, `(batch_size, num_frames, hidden_size)` each, and the
         `(batch_size, num_frames)` mask of real frames (None without `attention_mask`)."""
-        short_whisper_input = isinstance(self.encoder, WhisperEncoder) and inputs.shape[-1] != (
-            self.encoder.config.max_source_positions * whisper_input_stride(self.encoder)
-        )
-        input_frames = whisper_input_frames(self.encoder, inputs.shape[-1]) if short_whisper_input else nullcontext()
-        with torch.set_grad_enabled(torch.is_grad_enabled() and self.encoder_trains), input_frames:
-            outputs = self.encoder(inputs, attention_mask=attention_mask, output_hidden_states=True)
-        num_frames = outputs.hidden_states[0].shape[1]
-        return outputs.hidden_states, self._frame_mask(attention_mask, num_frames)
+        with torch.set_grad_enabled(torch.is_grad_enabled() and self.encoder_trains):
+            if isinstance(self.encoder, WhisperEncoder):
+                hidden_states = whisper_hidden_states(self.encoder, inputs)
+            else:
+                hidden_states = self.encoder(inputs, attention_mask=attention_mask, output_hidden_states=True).hidden_states
+        return hidden_states, self._frame_mask(attention_mask, hidden_states[0].shape[1])
 
     def _encode_and_pool(self, inputs: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
         """The encoder's hidden states of every layer, pooled over the real frames: `(batch_size, num_layers, hidden)`."""
@@ -702,7 +717,12 @@ class GenSERForAudioClassification(GenSERPreTrainedModel):
             `torch.Tensor` of shape `(batch_size, num_inference_steps + 1, encoding_dim)`: the trajectory, whose
             last entry is the generated vector.
         """
-        num_inference_steps = num_inference_steps or self.config.num_inference_steps
+        if num_inference_steps is None:
+            num_inference_steps = self.config.num_inference_steps
+        # The grid, coefficients and embeddings of the schedule are local to this call (the scheduler's state is
+        # never set), so one model can sample in several threads at once.
+        times = self.scheduler.time_grid_for(num_inference_steps, condition.device)[:-1].to(condition.dtype)
+        num_inference_steps = times.shape[0]
         if noise is None:
             noise = self.sampling_noise(num_inference_steps, generator, condition.device, condition.dtype)
         elif noise.shape != (num_inference_steps + 1, self.config.encoding_dim):
@@ -710,38 +730,44 @@ class GenSERForAudioClassification(GenSERPreTrainedModel):
                 f"noise must have shape (num_inference_steps + 1, encoding_dim) = "
                 f"{(num_inference_steps + 1, self.config.encoding_dim)}, got {tuple(noise.shape)}."
             )
-        self.scheduler.set_timesteps(num_inference_steps, device=condition.device)
-        self.scheduler.set_begin_index(0)
         sample = self.initial_sample(condition, noise[:1])
         trajectory = [sample]
         # Condition and time embeddings do not change between steps: (batch, steps, hidden), computed once.
-        times = self.schedule_time_embeddings(condition.dtype)
-        embeddings = self.denoiser.condition_proj(condition)[:, None] + times[None]
-        for index, timestep in enumerate(self.scheduler.timesteps):
+        embeddings = self.denoiser.condition_proj(condition)[:, None] + self.schedule_time_embeddings(times)[None]
+        for index in range(num_inference_steps):
             prediction = self.denoiser.denoise(sample, embeddings[:, index])
-            sample = self.scheduler.step(prediction, timestep, sample, variance_noise=noise[index + 1 : index + 2]).prev_sample
+            step_noise = noise[index + 1 : index + 2]
+            sample = self.scheduler.posterior_step(prediction, sample, index, num_inference_steps, step_noise)
             trajectory.append(sample)
         return torch.stack(trajectory, dim=1)
 
-    def schedule_time_embeddings(self, dtype: torch.dtype) -> torch.Tensor:
-        """The denoiser's embeddings of the scheduler's current timesteps: `(num_inference_steps, hidden)`.
+    def schedule_time_embeddings(self, times: torch.Tensor) -> torch.Tensor:
+        """The denoiser's embeddings of a schedule's `(num_inference_steps,)` times: `(num_inference_steps, hidden)`.
 
         They depend on the time-embedding weights and the step count only, so at inference they are computed once
         and reused until a weight changes (a new tensor or an in-place update moves the key): on a single short clip
         they were a tenth of the head's time. With autograd on, or while tracing for export, they are recomputed.
+        The cache is one (key, embeddings) tuple, read and replaced whole, so threads never see a key with another
+        key's embeddings.
         """
-        times = self.scheduler.timesteps.to(dtype)
         if torch.is_grad_enabled() or torch.compiler.is_compiling() or torch.compiler.is_exporting():
             return self.denoiser.embed_time(times)
         weights = self.denoiser.time_embedding.parameters()
-        key = (times.shape[0], times.device, dtype, *((weight.data_ptr(), weight._version) for weight in weights))
-        if self._time_embedding_cache[0] != key:
-            self._time_embedding_cache = (key, self.denoiser.embed_time(times))
-        return self._time_embedding_cache[1]
+        key = (times.shape[0], times.device, times.dtype, *((weight.data_ptr(), weight._version) for weight in weights))
+        cached_key, embeddings = self._time_embedding_cache
+        if cached_key != key:
+            embeddings = self.denoiser.embed_time(times)
+            self._time_embedding_cache = (key, embeddings)
+        return embeddings
+
+    def code_similarities(self, vectors: torch.Tensor) -> torch.Tensor:
+        """Cosine similarities of `(..., encoding_dim)` vectors (e.g. a trajectory) to every class code:
+        `(..., num_classes)`."""
+        return code_similarity(vectors, self.class_codes)
 
     def similarity_logits(self, generated: torch.Tensor) -> torch.Tensor:
         """`(batch_size, num_classes)` cosine similarities of generated vectors to the class codes, over the temperature."""
-        return code_similarity(generated, self.class_codes) / self.config.similarity_temperature
+        return self.code_similarities(generated) / self.config.similarity_temperature
 
     def logits_of(self, generated: torch.Tensor) -> torch.Tensor:
         """What `logits` holds for one sample: the values of dimensional targets, else the first task's logits."""

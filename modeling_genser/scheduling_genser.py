@@ -20,6 +20,7 @@ The last step lands on ``s = 1`` where the posterior collapses onto the predicti
 """
 
 import math
+import numbers
 from dataclasses import dataclass
 
 import torch
@@ -98,16 +99,24 @@ class GenSERScheduler(SchedulerMixin, ConfigMixin):
     def variance(self, timesteps: float | torch.Tensor) -> float | torch.Tensor:
         return bridge_variance_schedule(self.mean(timesteps), self.config.bridge_sigma)
 
-    def set_timesteps(self, num_inference_steps: int, device: str | torch.device | None = None):
-        """Splits [0, 1] into ``num_inference_steps`` equal steps.
+    @staticmethod
+    def time_grid_for(num_inference_steps: int, device: str | torch.device | None = None) -> torch.Tensor:
+        """The ``num_inference_steps + 1`` boundaries of ``num_inference_steps`` equal steps over [0, 1].
 
-        Times are continuous, not quantised: ``time_grid`` holds the ``num_inference_steps + 1`` step boundaries
-        and ``timesteps`` the ones the network is evaluated at (all but the terminal time 1).
+        Times are continuous, not quantised; the network is evaluated at every boundary but the terminal time 1. A
+        pure function of its arguments, so a sampling loop can hold its own grid rather than the scheduler's state.
         """
-        if not isinstance(num_inference_steps, int) or num_inference_steps < 1:
+        if isinstance(num_inference_steps, bool) or not isinstance(num_inference_steps, numbers.Integral):
             raise ValueError(f"num_inference_steps must be a positive integer, got {num_inference_steps!r}.")
-        self.num_inference_steps = num_inference_steps
-        self.time_grid = torch.linspace(0.0, 1.0, num_inference_steps + 1, device=device)
+        if num_inference_steps < 1:
+            raise ValueError(f"num_inference_steps must be a positive integer, got {num_inference_steps!r}.")
+        return torch.linspace(0.0, 1.0, int(num_inference_steps) + 1, device=device)
+
+    def set_timesteps(self, num_inference_steps: int, device: str | torch.device | None = None):
+        """Splits [0, 1] into ``num_inference_steps`` equal steps (`time_grid_for`): ``time_grid`` holds the step
+        boundaries and ``timesteps`` the ones the network is evaluated at."""
+        self.time_grid = self.time_grid_for(num_inference_steps, device)
+        self.num_inference_steps = int(num_inference_steps)
         self.timesteps = self.time_grid[:-1]
         self._step_index = None
         self._begin_index = None
@@ -169,20 +178,47 @@ class GenSERScheduler(SchedulerMixin, ConfigMixin):
         """
         if self._step_index is None:
             self._step_index = self._begin_index if self._begin_index is not None else self.index_for_timestep(timestep)
-        # Python floats, not tensors: the coefficients depend only on the step index.
-        m_t = self.mean(self._step_index / self.num_inference_steps)
-        m_s = self.mean((self._step_index + 1) / self.num_inference_steps)
-        ratio = (m_s - m_t) / (1 - m_t)
-        prev_sample = sample + ratio * (model_output - sample)
-        posterior_variance = self.config.bridge_sigma**2 * (m_s - m_t) * (1 - m_s) / (1 - m_t)
-        posterior_variance *= self.config.sampling_noise_scale**2
-        if posterior_variance > 0:
-            if variance_noise is None:
-                variance_noise = randn_tensor(
-                    sample.shape, generator=generator, device=sample.device, dtype=sample.dtype
-                )
-            prev_sample = prev_sample + math.sqrt(posterior_variance) * variance_noise
+        if variance_noise is None and self.posterior_variance(self._step_index, self.num_inference_steps) > 0:
+            variance_noise = randn_tensor(sample.shape, generator=generator, device=sample.device, dtype=sample.dtype)
+        prev_sample = self.posterior_step(model_output, sample, self._step_index, self.num_inference_steps, variance_noise)
         self._step_index += 1
         if not return_dict:
             return (prev_sample, model_output)
         return GenSERSchedulerOutput(prev_sample=prev_sample, pred_original_sample=model_output)
+
+    def posterior_variance(self, step_index: int, num_inference_steps: int) -> float:
+        """The variance of the posterior draw of step `step_index` of `num_inference_steps`, noise scale included."""
+        m_t = self.mean(step_index / num_inference_steps)
+        m_s = self.mean((step_index + 1) / num_inference_steps)
+        variance = self.config.bridge_sigma**2 * (m_s - m_t) * (1 - m_s) / (1 - m_t)
+        return variance * self.config.sampling_noise_scale**2
+
+    def posterior_step(
+        self,
+        model_output: torch.Tensor,
+        sample: torch.Tensor,
+        step_index: int,
+        num_inference_steps: int,
+        variance_noise: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Step `step_index` of a `num_inference_steps` schedule, from its arguments alone: the scheduler's state is
+        neither read nor changed, so several sampling loops (threads) can share one scheduler.
+
+        Args:
+            model_output (`torch.Tensor` of shape `(batch_size, dim)`): the network's prediction of ``x_1``.
+            sample (`torch.Tensor` of shape `(batch_size, dim)`): the current ``x_t``.
+            variance_noise (`torch.Tensor`, *optional*): standard Gaussian noise broadcastable to ``sample``; needed
+                unless the step's posterior variance is 0.
+        Returns:
+            `torch.Tensor` of shape `(batch_size, dim)`: the sample at the next time of the schedule.
+        """
+        # Python floats, not tensors: the coefficients depend only on the step index.
+        m_t = self.mean(step_index / num_inference_steps)
+        m_s = self.mean((step_index + 1) / num_inference_steps)
+        prev_sample = sample + (m_s - m_t) / (1 - m_t) * (model_output - sample)
+        variance = self.posterior_variance(step_index, num_inference_steps)
+        if variance > 0:
+            if variance_noise is None:
+                raise ValueError(f"Step {step_index} of {num_inference_steps} draws posterior noise: pass variance_noise.")
+            prev_sample = prev_sample + math.sqrt(variance) * variance_noise
+        return prev_sample

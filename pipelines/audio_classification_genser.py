@@ -1,13 +1,35 @@
 # Copyright 2026 The Gen-SER authors. Licensed under the Apache License, Version 2.0.
 """The audio-classification pipeline for real recordings: long audio, uncertainty, label masking, robust input."""
 
+import numbers
+import os
+
 import torch
-from transformers import AudioClassificationPipeline
+from transformers import AudioClassificationPipeline, AutoModelForAudioClassification
+from transformers.dynamic_module_utils import custom_object_save
 from transformers.pipelines.base import ChunkPipeline
 
-from modeling_genser import GenSERForAudioClassification, code_similarity
+# Relative imports only: this module and `audio_input` are copied beside every saved model's code, so that
+# `pipeline(..., trust_remote_code=True)` runs them where this package is not installed.
+from .audio_input import MIN_DURATION_S, load_audio, pad_to_min_duration
 
-from .audio_input import load_audio, pad_to_min_duration
+GENSER_MODEL_TYPE = "genser"  # `GenSERConfig.model_type`; a remote-code model has a class of its own module
+
+
+def check_integer(name: str, value, minimum: int) -> int:
+    """`value` as an `int` if it is an integer (Python or numpy) of at least `minimum` (0 or 1), else a clear error."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        kind = "a positive integer" if minimum == 1 else "a non-negative integer"
+        raise ValueError(f"{name} must be {kind}, got {value!r} ({type(value).__name__}).")
+    return int(value)
+
+
+def check_seconds(name: str, value) -> float:
+    """A window length or hop in seconds: a number of at least `MIN_DURATION_S` (shorter ones would cut the audio
+    into a window per few samples, each padded back to `MIN_DURATION_S`)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value >= MIN_DURATION_S:
+        raise ValueError(f"{name} must be a number of seconds >= {MIN_DURATION_S}, got {value!r}.")
+    return float(value)
 
 
 class GenSERAudioClassificationPipeline(ChunkPipeline, AudioClassificationPipeline):
@@ -54,33 +76,33 @@ class GenSERAudioClassificationPipeline(ChunkPipeline, AudioClassificationPipeli
         return_tasks=None,
         **kwargs,
     ):
+        if top_k is not None:
+            top_k = check_integer("top_k", top_k, 1)
         _, _, postprocess_params = super()._sanitize_parameters(
             top_k=top_k, function_to_apply=function_to_apply, **kwargs
         )
         preprocess_params = {}
         if segment_length_s is not None:
-            if segment_length_s <= 0:
-                raise ValueError(f"segment_length_s must be positive, got {segment_length_s}.")
-            preprocess_params["segment_length_s"] = segment_length_s
+            preprocess_params["segment_length_s"] = check_seconds("segment_length_s", segment_length_s)
         if segment_hop_s is not None:
-            if segment_hop_s <= 0:
-                raise ValueError(f"segment_hop_s must be positive, got {segment_hop_s}.")
-            preprocess_params["segment_hop_s"] = segment_hop_s
+            preprocess_params["segment_hop_s"] = check_seconds("segment_hop_s", segment_hop_s)
         if return_segments is not None:
             postprocess_params["return_segments"] = return_segments
         if candidate_labels is not None:
             postprocess_params["label_ids"] = self._label_ids(candidate_labels)
 
         sampling = {
-            "num_inference_steps": num_inference_steps,
-            "seed": seed,
-            "num_samples": num_samples,
+            "num_inference_steps": None if num_inference_steps is None else check_integer(
+                "num_inference_steps", num_inference_steps, 1
+            ),
+            "seed": None if seed is None else check_integer("seed", seed, 0),
+            "num_samples": None if num_samples is None else check_integer("num_samples", num_samples, 1),
             "return_trajectory": return_trajectory,
-        }
+        }  # fmt: skip
         forward_params = {name: value for name, value in sampling.items() if value is not None}
         if return_trajectory is not None:
             postprocess_params["return_trajectory"] = return_trajectory
-        genser = isinstance(self.model, GenSERForAudioClassification)
+        genser = self.is_genser
         multi_task = genser and bool(self.model.config.label_sets)
         if return_tasks and not multi_task:
             raise ValueError(
@@ -100,6 +122,17 @@ class GenSERAudioClassificationPipeline(ChunkPipeline, AudioClassificationPipeli
                 "remove them."
             )
         return preprocess_params, forward_params, postprocess_params
+
+    @property
+    def is_genser(self) -> bool:
+        """Whether the model is Gen-SER, by its config's `model_type`: the class may come from this package or from
+        the remote code saved with the model, which are different classes."""
+        return getattr(self.model.config, "model_type", None) == GENSER_MODEL_TYPE
+
+    def save_pretrained(self, save_directory, **kwargs):
+        """Saves the model and feature extractor with this pipeline's code beside them (`ship_pipeline`)."""
+        ship_pipeline(self.model.config, save_directory)
+        super().save_pretrained(save_directory, **kwargs)
 
     def _label_ids(self, candidate_labels) -> list[int]:
         if isinstance(candidate_labels, str):
@@ -147,7 +180,7 @@ class GenSERAudioClassificationPipeline(ChunkPipeline, AudioClassificationPipeli
 
     def _forward(self, model_inputs, num_inference_steps=None, seed=None, num_samples=1, return_trajectory=False):
         segment = {key: model_inputs.pop(key) for key in ("is_last", "start", "end")}
-        if isinstance(self.model, GenSERForAudioClassification):
+        if self.is_genser:
             # A CPU generator, as the model's default: one seed, the same draws on every device.
             generator = None if seed is None else torch.Generator().manual_seed(seed)
             outputs = self.model(
@@ -162,8 +195,9 @@ class GenSERAudioClassificationPipeline(ChunkPipeline, AudioClassificationPipeli
                 segment[f"task_logits:{task}"] = logits  # flat keys, so the pipeline can split a batch into clips
             if return_trajectory:
                 # Batch-first tensors, so that the pipeline can split a batch into clips.
-                segment["trajectory"] = code_similarity(outputs.trajectory, self.model.class_codes)
-                segment["times"] = self.model.scheduler.time_grid.expand(outputs.trajectory.shape[0], -1)
+                segment["trajectory"] = self.model.code_similarities(outputs.trajectory)
+                times = self.model.scheduler.time_grid_for(outputs.trajectory.shape[1] - 1)
+                segment["times"] = times.expand(outputs.trajectory.shape[0], -1)
         else:
             outputs = self.model(**model_inputs)
         return {**segment, "logits": outputs.logits}
@@ -272,3 +306,22 @@ class GenSERAudioClassificationPipeline(ChunkPipeline, AudioClassificationPipeli
                     entry["trajectory"] = self._trajectory(times, segment["trajectory"], label_ids)
                 result["segments"].append(entry)
         return result
+
+
+
+def ship_pipeline(config, save_directory) -> None:
+    """Makes the model saved in `save_directory` carry this pipeline: `custom_pipelines` in its `config` (so call it
+    before the model is saved), and this module's code with its relative imports beside the model's code. Then
+    `pipeline("audio-classification", model=save_directory, trust_remote_code=True)` returns this pipeline where this
+    package is not installed. transformers' own mechanism (a class registered with `PIPELINE_REGISTRY`) would also
+    replace the stock pipeline of the task for every other model."""
+    module = GenSERAudioClassificationPipeline.__module__.split(".")[-1]
+    config.custom_pipelines = {
+        "audio-classification": {
+            "impl": f"{module}.{GenSERAudioClassificationPipeline.__name__}",
+            "pt": [AutoModelForAudioClassification.__name__],
+            "type": "audio",
+        }
+    }
+    os.makedirs(save_directory, exist_ok=True)
+    custom_object_save(GenSERAudioClassificationPipeline, save_directory)

@@ -39,6 +39,7 @@ from pathlib import Path
 import torch
 from transformers import HfArgumentParser, pipeline
 
+from .audio_classification_genser import GenSERAudioClassificationPipeline
 from .annotation_inputs import AnnotationInput, dataset_inputs, decode, folder_inputs, manifest_inputs
 
 TABLES = ("windows", "files", "errors")  # a shard is finished once its windows file exists, so that one is written last
@@ -283,7 +284,9 @@ def annotate(args: AnnotationArguments) -> dict:
     output_dir = Path(args.output_dir)
     check_run_options(output_dir, args)
     write_dataset_card(output_dir)
-    classifier = pipeline("audio-classification", model=args.model, device=state.device)
+    classifier = pipeline(
+        "audio-classification", model=args.model, device=state.device, pipeline_class=GenSERAudioClassificationPipeline
+    )
     annotator = ShardAnnotator(classifier, args)
 
     inputs = args.inputs()

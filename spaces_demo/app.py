@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from transformers import pipeline
 
-import pipelines  # noqa: F401  (makes "audio-classification" use Gen-SER's pipeline: windows, trajectory)
+from pipelines import GenSERAudioClassificationPipeline
 
 MODEL_ENV = "GENSER_MODEL"
 DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "outputs" / "gen-ser"
@@ -35,7 +35,10 @@ def load_classifier(model: str | os.PathLike | None = None, device: str | None =
             f"No model at {DEFAULT_MODEL}. Run `make main` to train the release model, or set {MODEL_ENV} "
             "to a Gen-SER model (Hub id or local directory)."
         )
-    return pipeline("audio-classification", model=str(model), device=device)
+    # Gen-SER's pipeline from this package, so the Space runs no remote code (windows, sampling options, trajectory).
+    return pipeline(
+        "audio-classification", model=str(model), device=device, pipeline_class=GenSERAudioClassificationPipeline
+    )
 
 
 def label_colours(labels: list[str]) -> dict[str, tuple]:

@@ -9,7 +9,9 @@ from pathlib import Path
 import datasets
 import numpy as np
 import pytest
-from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, WhisperConfig, WhisperFeatureExtractor
+from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, WhisperConfig, WhisperFeatureExtractor, pipeline
+
+from pipelines import GenSERAudioClassificationPipeline
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 WHISPER_TINY_EN = SHARED / "models" / "whisper-tiny.en"
@@ -70,6 +72,13 @@ def encoder_family(request):
     return request.param, config_factory(), extractor_factory()
 
 
+def genser_classifier(model, **kwargs):
+    """Gen-SER's audio-classification pipeline on the CPU, from this package (no remote code)."""
+    return pipeline(
+        "audio-classification", model=model, device="cpu", pipeline_class=GenSERAudioClassificationPipeline, **kwargs
+    )
+
+
 def tone(frequency: float, seconds: float = 1.0, seed: int = 0) -> np.ndarray:
     """A noisy harmonic tone: distinct frequencies make an easy, deterministic toy classification task."""
     rng = np.random.default_rng(seed)
@@ -95,11 +104,12 @@ def isolated_datasets_cache(tmp_path_factory):
     datasets.config.HF_DATASETS_CACHE = original
 
 
-def classify_from_offline_hub_cache(model_dir: Path, tmp_path: Path) -> tuple[str, list[dict]]:
+def classify_from_offline_hub_cache(model_dir: Path, tmp_path: Path) -> dict:
     """Puts `model_dir` into a fresh Hub-style cache as `org/gen-ser` and, in a new Python process outside the
-    repository with HF_HUB_OFFLINE=1, classifies one second of a tone with
-    `pipeline("audio-classification", model="org/gen-ser", trust_remote_code=True)`. Returns the module the model
-    class came from and the scores."""
+    repository with HF_HUB_OFFLINE=1 and this project's packages made unimportable, runs
+    `pipeline("audio-classification", model="org/gen-ser", trust_remote_code=True)` on one second of a tone (as
+    float32 and as int16 samples) and on 40 s of it in windows. Returns `{"model_module", "pipeline_module",
+    "pipeline_class", "scores", "int16_scores", "windows"}`."""
     revision = "0123456789abcdef0123456789abcdef01234567"
     repo = tmp_path / "hub" / "models--org--gen-ser"
     snapshot = repo / "snapshots" / revision
@@ -110,11 +120,18 @@ def classify_from_offline_hub_cache(model_dir: Path, tmp_path: Path) -> tuple[st
     (repo / "refs").mkdir()
     (repo / "refs" / "main").write_text(revision)
     script = (
-        "import json, numpy as np\n"
+        "import json, sys, numpy as np\n"
+        # An installed (editable) copy of this project would otherwise be importable from anywhere.
+        "sys.modules.update(modeling_genser=None, pipelines=None, training=None)\n"
         "from transformers import pipeline\n"
         "clf = pipeline('audio-classification', model='org/gen-ser', trust_remote_code=True, device='cpu')\n"
-        "out = clf(np.sin(np.arange(16000) / 5).astype('float32'), top_k=None)\n"
-        "print(json.dumps({'module': type(clf.model).__module__, 'out': out}))\n"
+        "clip = np.sin(np.arange(16000) / 5).astype('float32')\n"
+        "long = np.sin(np.arange(40 * 16000) / 5).astype('float32')\n"
+        "windows = clf(long, top_k=None, return_segments=True, num_inference_steps=2)['segments']\n"
+        "print(json.dumps({'model_module': type(clf.model).__module__, 'pipeline_module': type(clf).__module__,\n"
+        "  'pipeline_class': type(clf).__name__, 'scores': clf(clip, top_k=None),\n"
+        "  'int16_scores': clf((clip * 32767).astype('int16'), top_k=None),\n"
+        "  'windows': [(w['start'], w['end']) for w in windows]}))\n"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("HF_") and k != "PYTHONPATH"}
     env.update(
@@ -128,5 +145,4 @@ def classify_from_offline_hub_cache(model_dir: Path, tmp_path: Path) -> tuple[st
         [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
-    result = json.loads(completed.stdout.strip().splitlines()[-1])
-    return result["module"], result["out"]
+    return json.loads(completed.stdout.strip().splitlines()[-1])

@@ -6,9 +6,9 @@ import evaluate
 import numpy as np
 import pytest
 import torch
-from transformers import AutoModelForAudioClassification, Wav2Vec2FeatureExtractor, pipeline
+from transformers import AutoModelForAudioClassification, Wav2Vec2FeatureExtractor
 
-from conftest import tiny_wav2vec2_config, tone
+from conftest import genser_classifier, tiny_wav2vec2_config, tone
 from modeling_genser import GenSERConfig, GenSERForAudioClassification
 from modeling_genser.taxonomy_encoding import continuous_encoding, nearest_grid_values, sinusoidal_taxonomy_encoding
 
@@ -84,12 +84,10 @@ def test_dimensional_model_saves_loads_and_runs_in_the_pipeline(tmp_path):
     inputs = torch.tensor(tone(300.0))[None]
     with torch.no_grad():
         assert torch.equal(model(input_values=inputs).logits, reloaded(input_values=inputs).logits)
-    import pipelines  # noqa: F401
-
-    (result,) = pipeline("audio-classification", model=str(tmp_path), device="cpu")(tone(300.0))
+    (result,) = genser_classifier(str(tmp_path))(tone(300.0))
     assert result["label"] == "arousal" and -1.0 <= result["score"] <= 1.0  # the value itself, no softmax
     with pytest.raises(ValueError, match="single-task classification models only"):
-        pipeline("audio-classification", model=str(tmp_path), device="cpu")(tone(300.0), return_trajectory=True)
+        genser_classifier(str(tmp_path))(tone(300.0), return_trajectory=True)
 
 
 def test_dimensional_settings_are_checked():

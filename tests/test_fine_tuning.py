@@ -3,9 +3,9 @@
 import pytest
 import torch
 from datasets import Audio, Dataset
-from transformers import TrainerCallback, pipeline
+from transformers import TrainerCallback
 
-from conftest import tone
+from conftest import genser_classifier, tone
 from modeling_genser import GenSERConfig, GenSERForAudioClassification
 from modeling_genser.modeling_genser import encoder_layers
 from training.cross_validate import main as cross_validate
@@ -176,6 +176,6 @@ def test_a_model_trained_on_cached_frames_saves_its_trained_top_layer_and_classi
     top = set(top_layer_parameters(saved, 1))
     changed = {name for name, tensor in saved.encoder.state_dict().items() if not torch.equal(tensor, snapshot.before[name])}
     assert changed and changed <= top  # only the top layer trained, and it did
-    classifier = pipeline("audio-classification", model=str(output), device="cpu")
+    classifier = genser_classifier(str(output))
     scores = classifier({"array": tone(300.0, seconds=1.0), "sampling_rate": 16000})
     assert len(scores) == len(saved.config.id2label)

@@ -3,17 +3,18 @@
 import numpy as np
 import pytest
 import torch
-from transformers import WhisperFeatureExtractor, pipeline
+from transformers import WhisperFeatureExtractor
 
-from conftest import SAMPLING_RATE, tiny_whisper_config, tone
+from conftest import SAMPLING_RATE, genser_classifier, tiny_whisper_config, tone
 from modeling_genser import GenSERConfig, GenSERForAudioClassification
+from modeling_genser.modeling_genser import whisper_hidden_states
 from test_pipeline import LABELS, assert_valid_scores, save_genser
 from training.synthetic_corpus import write_wav
 
 
 @pytest.fixture(scope="module")
 def classifier(tmp_path_factory):
-    return pipeline("audio-classification", model=str(save_genser(tmp_path_factory.mktemp("genser"))), device="cpu")
+    return genser_classifier(str(save_genser(tmp_path_factory.mktemp("genser"))))
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +28,7 @@ def whisper_classifier(tmp_path_factory):
         model=GenSERForAudioClassification(config),
         feature_extractor=WhisperFeatureExtractor(feature_size=80, return_attention_mask=True),
     )
-    return pipeline("audio-classification", model=str(directory), device="cpu")
+    return genser_classifier(str(directory))
 
 
 def scores_by_label(result) -> dict[str, float]:
@@ -199,9 +200,13 @@ def test_whisper_encodes_real_frames_only_and_keeps_30s_results():
     model = GenSERForAudioClassification(config).eval()
     extractor = WhisperFeatureExtractor(feature_size=80, return_attention_mask=True)
     seen = []
-    model.encoder.register_forward_pre_hook(lambda module, args: seen.append(args[0].shape[-1]))
+    model.encoder.conv1.register_forward_pre_hook(lambda module, args: seen.append(args[0].shape[-1]))
     full = extractor([tone(300.0, seconds=30.0)], sampling_rate=SAMPLING_RATE, return_tensors="pt")
     with torch.no_grad():
+        # At 30 s the encoder's own modules, run as Gen-SER runs them, give the encoder's own hidden states.
+        reference = model.encoder(full.input_features, output_hidden_states=True).hidden_states
+        for ours, theirs in zip(whisper_hidden_states(model.encoder, full.input_features), reference, strict=True):
+            torch.testing.assert_close(ours, theirs)
         trimmed = model.pooled_layer_features(full.input_features, full.attention_mask)
         model.config.trim_padding = False
         untrimmed = model.pooled_layer_features(full.input_features, full.attention_mask)

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from datasets import Audio, ClassLabel, Dataset, Features, Value
 from huggingface_hub import ModelCard
-from transformers import WhisperFeatureExtractor, WhisperModel, pipeline
+from transformers import WhisperFeatureExtractor, WhisperModel
 
 import training.run_genser as run_genser
-from conftest import classify_from_offline_hub_cache, tiny_whisper_config, tone
+from conftest import classify_from_offline_hub_cache, genser_classifier, tiny_whisper_config, tone
 from modeling_genser import GenSERForAudioClassification
 from training.data import speaker_groups
 from training.sources import CORPORA, ENCODERS, is_available
@@ -165,11 +165,12 @@ def test_main_job_cross_validates_by_speaker_then_ships_a_release_model_from_the
     for fact in ("21 clips from 3 speakers", "acted German speech", "not made for natural conversation", "3 folds"):
         assert fact in card.text, fact
 
-    classifier = pipeline("audio-classification", model=str(release), device="cpu")
+    classifier = genser_classifier(str(release))
     scores = classifier({"array": tone(300.0), "sampling_rate": 16000}, top_k=None)
     assert sorted(item["label"] for item in scores) == EMOTIONS
-    module, remote_scores = classify_from_offline_hub_cache(release, tmp_path)
-    assert module.startswith("transformers_modules.") and len(remote_scores) == len(EMOTIONS)
+    remote = classify_from_offline_hub_cache(release, tmp_path)
+    assert remote["pipeline_class"] == "GenSERAudioClassificationPipeline" and len(remote["scores"]) == len(EMOTIONS)
+    assert remote["model_module"].startswith("transformers_modules.")
 
     encoded.clear()
     run_genser.main(main_job_arguments(tmp_path / "again", tmp_path / "cache", epochs=1))
@@ -200,7 +201,7 @@ def test_the_real_main_job_on_emodb_and_whisper_tiny_en(requires_shared, tmp_pat
     card = ModelCard.load(tmp_path / "gen-ser" / "README.md")
     assert card.data.base_model == "openai/whisper-tiny.en" and card.data.datasets == ["emodb"]
     assert "535 clips from 10 speakers" in card.text
-    classifier = pipeline("audio-classification", model=str(tmp_path / "gen-ser"), device="cpu")
+    classifier = genser_classifier(str(tmp_path / "gen-ser"))
     clip = next((requires_shared / "data" / "emodb").glob("*.wav"))
     assert len(classifier(str(clip), top_k=None)) == len(EMOTIONS)
     assert np.isclose(sum(item["score"] for item in classifier(str(clip), top_k=None)), 1.0, atol=1e-5)

@@ -4,7 +4,7 @@ from transformers import AutoConfig, AutoModelForAudioClassification
 
 from conftest import tone
 from modeling_genser import GenSERConfig, GenSERForAudioClassification, GenSERScheduler
-from modeling_genser.modeling_genser import cosine_target_loss
+from modeling_genser.modeling_genser import cosine_target_loss, encoder_layers
 
 LABELS = {0: "low", 1: "mid", 2: "high"}
 FREQUENCIES = {0: 150.0, 1: 600.0, 2: 2400.0}
@@ -28,11 +28,13 @@ def test_save_pretrained_then_from_pretrained_gives_identical_logits(encoder_fam
         model.conditioner.layer_weights.normal_()  # make sure trained values, not the init, are what round-trips
     inputs = features(feature_extractor, [tone(300.0), tone(900.0, seconds=0.5)])
     model.save_pretrained(tmp_path)
-    assert (tmp_path / "scheduler_config.json").exists()
+    # One source of truth for the bridge's settings: config.json's scheduler_config, no scheduler_config.json.
+    assert not (tmp_path / "scheduler_config.json").exists()
     reloaded = AutoModelForAudioClassification.from_pretrained(tmp_path).eval()
     assert isinstance(reloaded, GenSERForAudioClassification)
     assert isinstance(AutoConfig.from_pretrained(tmp_path), GenSERConfig)
-    assert GenSERScheduler.from_pretrained(tmp_path).config.bridge_sigma == model.scheduler.config.bridge_sigma
+    scheduler = GenSERScheduler.from_config(AutoConfig.from_pretrained(tmp_path).scheduler_config)
+    assert scheduler.config == model.scheduler.config
     with torch.no_grad():
         expected, actual = model(**inputs).logits, reloaded(**inputs).logits
     assert expected.shape == (2, 3)
@@ -59,7 +61,7 @@ def test_encoder_runs_once_whatever_the_step_count(encoder_family):
     _, encoder_config, feature_extractor = encoder_family
     model = make_model(encoder_config)
     calls = []
-    model.encoder.register_forward_hook(lambda *args: calls.append(1))
+    encoder_layers(model.encoder)[0][0].register_forward_hook(lambda *args: calls.append(1))
     with torch.no_grad():
         model(**features(feature_extractor, [tone(300.0)]), num_inference_steps=8)
     assert len(calls) == 1

@@ -4,7 +4,7 @@ import pytest
 import torch
 from transformers import AutoModelForAudioClassification
 
-from conftest import tiny_wav2vec2_config, tone
+from conftest import genser_classifier, tiny_wav2vec2_config, tone
 from modeling_genser import GenSERConfig, GenSERForAudioClassification, sinusoidal_taxonomy_encoding
 from modeling_genser.taxonomy_encoding import joint_taxonomy_codes
 
@@ -122,15 +122,14 @@ def test_label_sets_are_checked():
 
 
 def test_pipeline_returns_every_task_behind_an_option_and_the_first_task_otherwise(tmp_path):
-    from transformers import Wav2Vec2FeatureExtractor, pipeline
+    from transformers import Wav2Vec2FeatureExtractor
 
-    import pipelines  # noqa: F401  (the Gen-SER pipeline)
     from test_pipeline import save_genser
 
     save_genser(
         tmp_path, model=make_model("concat"), feature_extractor=Wav2Vec2FeatureExtractor(return_attention_mask=True)
     )
-    classifier = pipeline("audio-classification", model=str(tmp_path), device="cpu")
+    classifier = genser_classifier(str(tmp_path))
     clip = tone(300.0, seconds=2.5)
     with torch.no_grad():
         inputs = classifier.feature_extractor(clip, sampling_rate=16000, return_tensors="pt")
@@ -156,12 +155,9 @@ def test_pipeline_returns_every_task_behind_an_option_and_the_first_task_otherwi
 
 
 def test_return_tasks_is_refused_for_a_single_task_model(tmp_path):
-    from transformers import pipeline
-
-    import pipelines  # noqa: F401
     from test_pipeline import save_genser
 
-    classifier = pipeline("audio-classification", model=str(save_genser(tmp_path)), device="cpu")
+    classifier = genser_classifier(str(save_genser(tmp_path)))
     with pytest.raises(ValueError, match="needs a multi-task Gen-SER model"):
         classifier(tone(300.0), return_tasks=True)
 
@@ -201,7 +197,7 @@ def test_training_reads_several_label_columns_and_the_card_lists_every_task(prot
     ua = [result.metric_name for result in results if result.metric_type == "unweighted_accuracy"]
     assert len(ua) == 2 and ua[0].endswith(", label") and ua[1].endswith(", sentence")
     assert "label: anger" in card.text and "sentence: sent00, sent01" in card.text
-    classifier = pipeline("audio-classification", model=str(tmp_path / "model"), device="cpu")
+    classifier = genser_classifier(str(tmp_path / "model"))
     assert classifier.model.config.label_sets["sentence"] == ["sent00", "sent01"]
     scores = classifier(tone(200.0), top_k=None, return_tasks=True)
     assert [len(scores[task]) for task in ("label", "sentence")] == [5, 2]

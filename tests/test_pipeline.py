@@ -1,9 +1,11 @@
 import json
 
+import numpy as np
 import pytest
 import torch
 from datasets import Audio, Dataset
 from transformers import (
+    AudioClassificationPipeline,
     AutoConfig,
     AutoFeatureExtractor,
     AutoModelForAudioClassification,
@@ -12,9 +14,9 @@ from transformers import (
     Wav2Vec2ForSequenceClassification,
     pipeline,
 )
+from transformers.dynamic_module_utils import get_class_from_dynamic_module
 
-import pipelines  # noqa: F401  (registers the Gen-SER pipeline class)
-from conftest import WHISPER_TINY_EN, classify_from_offline_hub_cache, tiny_wav2vec2_config, tone
+from conftest import WHISPER_TINY_EN, classify_from_offline_hub_cache, genser_classifier, tiny_wav2vec2_config, tone
 from modeling_genser import GenSERConfig, GenSERForAudioClassification
 from pipelines import GenSERAudioClassificationPipeline
 from training.synthetic_corpus import write_wav
@@ -31,8 +33,8 @@ def save_genser(directory, encoder_config=None, feature_extractor=None, model=No
             label2id={v: k for k, v in LABELS.items()},
         )
         model = GenSERForAudioClassification(config)
-    model.save_pretrained(directory)
-    (feature_extractor or Wav2Vec2FeatureExtractor(return_attention_mask=True)).save_pretrained(directory)
+    extractor = feature_extractor or Wav2Vec2FeatureExtractor(return_attention_mask=True)
+    GenSERAudioClassificationPipeline(model=model, feature_extractor=extractor).save_pretrained(directory)
     return directory
 
 
@@ -43,7 +45,7 @@ def model_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def classifier(model_dir):
-    return pipeline("audio-classification", model=str(model_dir), device="cpu")
+    return genser_classifier(str(model_dir))
 
 
 def assert_valid_scores(result, top_k):
@@ -100,18 +102,44 @@ def test_sampling_controls(classifier):
 def test_sampling_controls_are_refused_for_other_models():
     config = Wav2Vec2Config(**tiny_wav2vec2_config().to_diff_dict(), id2label=LABELS, label2id={v: k for k, v in LABELS.items()})
     model = Wav2Vec2ForSequenceClassification(config)
-    other = pipeline("audio-classification", model=model, feature_extractor=Wav2Vec2FeatureExtractor(), device="cpu")
+    other = genser_classifier(model, feature_extractor=Wav2Vec2FeatureExtractor())
     assert_valid_scores(other(tone(300.0), top_k=1), 1)
     with pytest.raises(ValueError, match="only apply to Gen-SER"):
         other(tone(300.0), seed=1)
 
 
-def test_trust_remote_code_from_an_offline_hub_cache(model_dir, tmp_path):
-    """`pipeline(..., model="org/gen-ser", trust_remote_code=True)` with HF_HUB_OFFLINE=1 and no Gen-SER import."""
-    module, out = classify_from_offline_hub_cache(model_dir, tmp_path)
-    assert module.startswith("transformers_modules."), module
-    assert_valid_scores(out, len(LABELS))
-    assert sum(item["score"] for item in out) == pytest.approx(1.0, abs=1e-5)
+def test_trust_remote_code_from_an_offline_hub_cache_gives_the_genser_pipeline(model_dir, classifier, tmp_path):
+    """`pipeline(..., model="org/gen-ser", trust_remote_code=True)` with HF_HUB_OFFLINE=1 and the package not
+    importable: the pipeline shipped with the model, its windows, int scaling and sampling options."""
+    remote = classify_from_offline_hub_cache(model_dir, tmp_path)
+    assert remote["model_module"].startswith("transformers_modules."), remote["model_module"]
+    assert remote["pipeline_module"].startswith("transformers_modules."), remote["pipeline_module"]
+    assert remote["pipeline_class"] == "GenSERAudioClassificationPipeline"
+    assert remote["windows"] == [[0.0, 30.0], [30.0, 40.0]]  # 40 s in windows, nothing dropped past 30 s
+    clip = np.sin(np.arange(16000) / 5).astype("float32")
+    local = classifier(clip, top_k=None)
+    for ours, theirs in ((remote["scores"], local), (remote["int16_scores"], local)):  # int16 scaled like float
+        assert [item["label"] for item in ours] == [item["label"] for item in theirs]
+        assert [item["score"] for item in ours] == pytest.approx([item["score"] for item in theirs], abs=1e-4)
+
+
+def test_importing_the_package_leaves_other_models_the_stock_pipeline(tmp_path):
+    config = Wav2Vec2Config(**tiny_wav2vec2_config().to_dict(), num_labels=2)
+    Wav2Vec2ForSequenceClassification(config).save_pretrained(tmp_path)
+    Wav2Vec2FeatureExtractor().save_pretrained(tmp_path)
+    import pipelines  # noqa: F401
+
+    assert type(pipeline("audio-classification", model=str(tmp_path), device="cpu")) is AudioClassificationPipeline
+
+
+def test_a_genser_model_of_the_remote_module_gets_the_genser_options(model_dir, tmp_path):
+    """A model class loaded as remote code is not this package's class: the pipeline goes by `model_type`."""
+    remote_class = get_class_from_dynamic_module("modeling_genser.GenSERForAudioClassification", str(model_dir))
+    model = remote_class.from_pretrained(model_dir)
+    assert remote_class is not GenSERForAudioClassification and remote_class.__module__.startswith("transformers_modules")
+    remote_model = genser_classifier(model, feature_extractor=Wav2Vec2FeatureExtractor(return_attention_mask=True))
+    result = remote_model(tone(300.0), top_k=None, num_samples=3, seed=1, num_inference_steps=2)
+    assert all("agreement" in item for item in result)
 
 
 def test_real_whisper_tiny_en_encoder(requires_shared, tmp_path):
@@ -120,7 +148,7 @@ def test_real_whisper_tiny_en_encoder(requires_shared, tmp_path):
     feature_extractor = AutoFeatureExtractor.from_pretrained(WHISPER_TINY_EN)
     feature_extractor.return_attention_mask = True
     save_genser(tmp_path, feature_extractor=feature_extractor, model=model)
-    classifier = pipeline("audio-classification", model=str(tmp_path), device="cpu")
+    classifier = genser_classifier(str(tmp_path))
     clip = next((requires_shared / "data" / "emodb").glob("*.wav"))
     result = classifier(str(clip), top_k=None)
     assert_valid_scores(result, len(LABELS))

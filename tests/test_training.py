@@ -68,7 +68,7 @@ def test_main_job_trains_evaluates_and_saves_a_pipeline_ready_model(tmp_path):
     )
     for key in ("eval_accuracy", "eval_unweighted_accuracy", "eval_macro_f1", "eval_weighted_f1"):
         assert 0.0 <= metrics[key] <= 1.0
-    for name in ("config.json", "model.safetensors", "preprocessor_config.json", "scheduler_config.json", "modeling_genser.py"):
+    for name in ("config.json", "model.safetensors", "preprocessor_config.json", "modeling_genser.py"):
         assert (output / name).exists(), name
     preprocessor = json.loads((output / "preprocessor_config.json").read_text())
     assert preprocessor["feature_extractor_type"] == "Wav2Vec2FeatureExtractor"
@@ -134,7 +134,7 @@ def test_push_to_hub_uploads_the_gen_ser_card_with_the_model(tmp_path, monkeypat
           "--report_to", "none", "--save_strategy", "no", "--push_to_hub", "--config_overrides", "encoding_dim=32"])
     repo_id, files, card = uploads[-1]
     assert repo_id == "org/pushed"
-    assert {"model.safetensors", "config.json", "scheduler_config.json", "eval_results.json", "README.md"} <= set(files)
+    assert {"model.safetensors", "config.json", "eval_results.json", "README.md", "audio_classification_genser.py"} <= set(files)
     assert "## Limitations" in card and "model-index" in card
 
 

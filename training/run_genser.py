@@ -49,6 +49,7 @@ from transformers import (
 from transformers.trainer_utils import IntervalStrategy
 
 from modeling_genser import GenSERConfig, GenSERForAudioClassification
+from pipelines import GenSERAudioClassificationPipeline, ship_pipeline
 from training.data import (
     AudioClassificationCollator,
     audio_transform,
@@ -250,10 +251,15 @@ def new_genser_head(model_args: ModelArguments, labels: list[str], label_sets: d
 
 
 class GenSERTrainer(Trainer):
-    """`Trainer` whose Hub uploads keep the Gen-SER model card (`training/reports.py`) instead of replacing it."""
+    """`Trainer` whose Hub uploads keep the Gen-SER model card (`training/reports.py`) instead of replacing it, and
+    whose saved models carry the Gen-SER pipeline (`ship_pipeline`)."""
 
     def create_model_card(self, *args, **kwargs):
         pass
+
+    def _save(self, output_dir: str | None = None, state_dict=None):
+        ship_pipeline(self.model.config, output_dir or self.args.output_dir)
+        super()._save(output_dir, state_dict)
 
 
 def resolve_sources(model_args: ModelArguments, data_args: DataTrainingArguments) -> tuple[CorpusSource | None, str | None]:
@@ -391,7 +397,9 @@ def print_example_predictions(
 ) -> None:
     """Classifies the first clip of each of the first `count` labels through `pipeline(...)` on the saved model and
     prints the predictions next to the true labels (and, when given, each clip's cross-validated prediction)."""
-    classifier = pipeline("audio-classification", model=model_dir, device="cpu")
+    classifier = pipeline(
+        "audio-classification", model=model_dir, device="cpu", pipeline_class=GenSERAudioClassificationPipeline
+    )
     label_ids = [row[0] if isinstance(row, list) else row for row in clips["labels"]]  # the first task's
     chosen = [label_ids.index(k) for k in range(len(labels)) if k in label_ids][:count]
     paths = clips.cast_column(audio_column_name, Audio(decode=False)).select(chosen)[audio_column_name]
