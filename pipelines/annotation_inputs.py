@@ -27,12 +27,16 @@ class AnnotationInput:
         index (`int`): position in the input order (which shard it belongs to follows from it).
         source (`str`): what the output rows name it by: the path relative to the folder, the manifest's path or id,
             or the dataset's id column (else its audio path, else the row number).
-        audio (`str` or `bytes`): a file path, or an undecoded file's contents (streamed datasets).
+        audio (`str` or `bytes`): a file path, or an undecoded file's contents (streamed datasets); None for an
+            input that is known to be bad before decoding (`error` says why).
+        error (`str`, *optional*): why the input cannot be annotated (a manifest row without a path): it becomes
+            that item's error row, like an unreadable file.
     """
 
     index: int
     source: str
-    audio: str | bytes
+    audio: str | bytes | None
+    error: str | None = None
 
 
 def folder_inputs(folder: str | os.PathLike, extensions: list[str] | None = None) -> list[AnnotationInput]:
@@ -69,18 +73,26 @@ def manifest_inputs(
             rows = json.load(handle)
         else:
             raise ValueError(f"--manifest must end in .csv, .json or .jsonl, got {manifest.name!r}.")
+    if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
+        raise ValueError(f"The manifest {manifest.name} must hold one object (row) per file, e.g. {{\"path\": ...}}.")
     for column in [path_column] + ([id_column] if id_column else []):
-        if rows and column not in rows[0]:
+        if rows and not any(column in row for row in rows):
             raise ValueError(
                 f"The manifest {manifest.name} has no column {column!r} (its columns: {sorted(rows[0])}); pass the "
                 "right --path_column / --id_column."
             )
-    return [
-        AnnotationInput(
-            index, str(row[id_column] if id_column else row[path_column]), str(manifest.parent / row[path_column])
-        )
-        for index, row in enumerate(rows)
-    ]
+    return [manifest_input(index, row, manifest.parent, path_column, id_column) for index, row in enumerate(rows)]
+
+
+def manifest_input(index: int, row: dict, folder: Path, path_column: str, id_column: str | None) -> AnnotationInput:
+    """One manifest row; a row without a usable path is an input with an `error`, so it becomes an error row."""
+    path, identifier = row.get(path_column), row.get(id_column) if id_column else None
+    has_path = isinstance(path, str) and path != ""
+    source = identifier if identifier not in (None, "") else path if has_path else f"row {index + 1}"
+    if not has_path:
+        reason = f"manifest row {index + 1} has no path in column {path_column!r} (got {path!r}); give it a file path"
+        return AnnotationInput(index, str(source), None, reason)
+    return AnnotationInput(index, str(source), str(folder / path))
 
 
 def dataset_inputs(

@@ -19,13 +19,22 @@ that hold some (a run without unreadable inputs has no `"errors"` config; its `e
 
 Input items are numbered in input order and cut into shards of `--shard_size` consecutive items. Process `r` of `N`
 (from torchrun or accelerate) takes shards `r, r + N, ...`: disjoint shares, on the process's GPU where there is
-one. A shard's files are written under temporary names and renamed, its windows file last; a run started again
-with the same options skips every shard whose windows file exists, so a run killed at any moment and resumed ends
-with exactly the rows of an uninterrupted one. Within a shard, clips go through the pipeline shortest first, so a
-batch holds clips of similar length and padding stays small.
+one. Within a shard, clips go through the pipeline shortest first, so a batch holds clips of similar length and
+padding stays small.
+
+Resume: a shard's tables are written under temporary names and renamed into place, then its marker
+`progress/shard-NNNNN.json` (a digest of the shard's items and its row counts) is written last, the same way; a
+shard is finished once its marker exists. A run started again in the same `--output_dir` skips finished shards and
+writes the others whole, so a run killed at any moment and resumed ends with exactly the rows of an uninterrupted
+one. It refuses, before writing anything, when a finished shard's items are no longer what the input gives there
+(files added, removed or renamed: resuming would annotate some inputs twice and others never), and when the model's
+content (config and weights, wherever it is loaded from) or an option that changes the rows differs from `run.json`.
+A run that failed before finishing any shard leaves nothing to protect: the next command simply replaces `run.json`.
+Streamed datasets are read as they come, so their finished shards are checked as the stream reaches them.
 """
 
 import csv
+import hashlib
 import io
 import itertools
 import json
@@ -42,10 +51,12 @@ from transformers import HfArgumentParser, pipeline
 from .audio_classification_genser import GenSERAudioClassificationPipeline
 from .annotation_inputs import AnnotationInput, dataset_inputs, decode, folder_inputs, manifest_inputs
 
-TABLES = ("windows", "files", "errors")  # a shard is finished once its windows file exists, so that one is written last
-# Options that change the rows: a resumed run must use the same ones.
+TABLES = ("windows", "files", "errors")
+PROGRESS = "progress"  # a shard's marker, written after its tables: the shard is finished once it exists
+# Options that change the rows: a resumed run must use the same ones (the model is compared by content).
+# The input is compared item by item (`items_digest`), not by the spelling of its path.
 RUN_OPTIONS = (
-    "model", "folder", "manifest", "dataset", "dataset_config", "split", "audio_column", "id_column", "path_column",
+    "dataset", "dataset_config", "split", "audio_column", "id_column", "path_column",
     "extensions", "segment_length_s", "segment_hop_s", "num_inference_steps", "seed", "num_samples", "shard_size",
 )  # fmt: skip
 
@@ -92,6 +103,8 @@ class AnnotationArguments:
             raise ValueError(f"Pass exactly one input: --folder, --manifest or --dataset (got {given or 'none'}).")
         if self.shard_size < 1 or self.batch_size < 1 or self.num_samples < 1:
             raise ValueError("--shard_size, --batch_size and --num_samples must be positive integers.")
+        if self.max_shards is not None and self.max_shards < 1:
+            raise ValueError(f"--max_shards must be a positive integer, got {self.max_shards}.")
 
     def inputs(self) -> Iterable[AnnotationInput]:
         if self.folder:
@@ -119,8 +132,57 @@ def shard_path(output_dir: Path, table: str, shard: int) -> Path:
     return output_dir / table / f"shard-{shard:05d}.parquet"
 
 
+def marker_path(output_dir: Path, shard: int) -> Path:
+    return output_dir / PROGRESS / f"shard-{shard:05d}.json"
+
+
 def is_finished(output_dir: Path, shard: int) -> bool:
-    return shard_path(output_dir, TABLES[-1], shard).exists()
+    return marker_path(output_dir, shard).exists()
+
+
+def items_digest(items: list[AnnotationInput]) -> str:
+    """What a shard was made from: its items' indices, sources and audio (the real path of a file, so `./calls` and
+    `calls` are the same input, or a digest of the bytes)."""
+    digest = hashlib.sha256()
+    for item in items:
+        audio = item.audio
+        audio = hashlib.sha256(audio).hexdigest() if isinstance(audio, bytes) else audio and os.path.realpath(audio)
+        digest.update(json.dumps([item.index, item.source, audio]).encode())
+    return digest.hexdigest()
+
+
+def check_finished_shard(output_dir: Path, shard: int, items: list[AnnotationInput]) -> None:
+    """Refuses to go on when finished `shard` was made from other items than the input now gives for it."""
+    recorded = json.loads(marker_path(output_dir, shard).read_text())["items"]
+    if recorded != items_digest(items):
+        raise ValueError(
+            f"{output_dir} holds shard {shard} annotated from other inputs than the input now gives for it (files "
+            "added, removed or renamed since that run?): resuming would annotate some inputs twice and others never. "
+            "Pass a new --output_dir, or restore the input as it was."
+        )
+
+
+def without_private_keys(value):
+    """A config dict without the keys that say where it was loaded from or by which version (`_name_or_path`...)."""
+    if isinstance(value, dict):
+        return {
+            key: without_private_keys(item)
+            for key, item in value.items()
+            if not str(key).startswith("_") and key not in ("transformers_version", "custom_pipelines")
+        }
+    return value
+
+
+def model_digest(classifier) -> str:
+    """The identity of the pipeline's model by content: its config, feature extractor and every weight. A model
+    replaced at the same path is told apart; the same model reached by another path (`./model`, `model`) is not."""
+    digest = hashlib.sha256()
+    for config in (classifier.model.config.to_dict(), classifier.feature_extractor.to_dict()):
+        digest.update(json.dumps(without_private_keys(config), sort_keys=True, default=str).encode())
+    for name, tensor in classifier.model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
 class ShardAnnotator:
@@ -143,6 +205,11 @@ class ShardAnnotator:
             "errors": Features({**item, "error": Value("string")}),
         }
 
+    def call_options(self) -> dict:
+        """The pipeline options of every call: every label's score, per window, with the run's window and sampling
+        options."""
+        return {"top_k": len(self.labels), "return_segments": True, **self.args.pipeline_options()}
+
     def _prediction(self, scores: list[dict]) -> dict:
         top = scores[0]  # the pipeline sorts by score
         prediction = {"label": top["label"], "score": top["score"], "scores": {s["label"]: s["score"] for s in scores}}
@@ -155,6 +222,9 @@ class ShardAnnotator:
         rows = {table: [] for table in TABLES}
         decoded, results = [], []
         for item in items:
+            if item.error is not None:
+                rows["errors"].append({"source": item.source, "index": item.index, "error": item.error})
+                continue
             try:
                 decoded.append((item, decode(item.audio, self.sampling_rate)))
             except (OSError, ValueError, TypeError) as error:
@@ -164,9 +234,7 @@ class ShardAnnotator:
             results = self.classifier(
                 [{"array": audio, "sampling_rate": self.sampling_rate} for _, audio in decoded],
                 batch_size=self.args.batch_size,
-                top_k=len(self.labels),
-                return_segments=True,
-                **self.args.pipeline_options(),
+                **self.call_options(),
             )
         for (item, audio), result in sorted(zip(decoded, results), key=lambda pair: pair[0][0].index):
             key = {"source": item.source, "index": item.index}
@@ -185,11 +253,13 @@ class ShardAnnotator:
             )
         return rows
 
-    def write(self, output_dir: Path, shard: int, rows: dict[str, list[dict]]) -> None:
+    def write(self, output_dir: Path, shard: int, items: list[AnnotationInput], rows: dict[str, list[dict]]) -> None:
+        """Writes the shard's tables, then its marker: a kill at any point leaves the shard unfinished, and the
+        resumed run writes it again whole."""
         import pyarrow
         import pyarrow.parquet as parquet
 
-        for table in reversed(TABLES):  # windows last: its file marks the shard finished
+        for table in TABLES:
             path = shard_path(output_dir, table, shard)
             path.parent.mkdir(parents=True, exist_ok=True)
             temporary = temporary_path(path)
@@ -199,24 +269,33 @@ class ShardAnnotator:
                 if rows[table]:  # no rows, no row group: datasets' Parquet reader fails on an empty one
                     writer.write_table(pyarrow.Table.from_pylist(rows[table], schema=schema))
             os.replace(temporary, path)
+        marker = {"items": items_digest(items), "rows": {table: len(rows[table]) for table in TABLES}}
+        marker_path(output_dir, shard).parent.mkdir(parents=True, exist_ok=True)
+        write_whole(marker_path(output_dir, shard), json.dumps(marker))
 
 
-def check_run_options(output_dir: Path, args: AnnotationArguments) -> None:
-    """Records the options that shape the rows in `run.json`, or refuses to resume a run made with other ones."""
+def check_run_options(output_dir: Path, args: AnnotationArguments, model_sha256: str) -> None:
+    """Records what shapes the rows (the options and the model's content) in `run.json`, or refuses to resume a run
+    made otherwise. A run without finished shards has nothing to protect: its record is replaced."""
     options = {name: value for name, value in asdict(args).items() if name in RUN_OPTIONS}
+    options["model_sha256"] = model_sha256
     record = output_dir / "run.json"
     if record.exists():
         previous = json.loads(record.read_text())
         changed = {name: (previous.get(name), value) for name, value in options.items() if previous.get(name) != value}
-        if changed:
-            changes = ", ".join(f"{name}: {before!r} -> {after!r}" for name, (before, after) in changed.items())
-            raise ValueError(
-                f"{output_dir} holds a run made with other options ({changes}); resume it with the same options, or "
-                "pass another --output_dir."
+        if not changed:
+            return
+        if any((output_dir / PROGRESS).glob("shard-*.json")):
+            changes = ", ".join(
+                "the model's config or weights (model_sha256)" if name == "model_sha256" else f"{name}: {old!r} -> {new!r}"
+                for name, (old, new) in changed.items()
             )
-        return
+            raise ValueError(
+                f"{output_dir} holds a run made with another model or other options ({changes}); resume it with the "
+                "same model and options, or pass another --output_dir."
+            )
     output_dir.mkdir(parents=True, exist_ok=True)
-    write_whole(record, json.dumps(options, indent=2))
+    write_whole(record, json.dumps({"model": args.model, **options}, indent=2))
 
 
 def write_dataset_card(output_dir: Path, tables: Iterable[str] = TABLES) -> None:
@@ -282,16 +361,22 @@ def annotate(args: AnnotationArguments) -> dict:
     # Without an accelerator, accelerate sets up processes started by a launcher only when told it runs on CPU.
     state = PartialState(cpu=not torch.accelerator.is_available())
     output_dir = Path(args.output_dir)
-    check_run_options(output_dir, args)
-    write_dataset_card(output_dir)
     classifier = pipeline(
         "audio-classification", model=args.model, device=state.device, pipeline_class=GenSERAudioClassificationPipeline
     )
     annotator = ShardAnnotator(classifier, args)
-
+    # Nothing is written before the options, the model and the input are known to be usable: the pipeline checks
+    # the options as every call of it would.
+    classifier._sanitize_parameters(**annotator.call_options())
     inputs = args.inputs()
     if isinstance(inputs, list) and not inputs:
         raise ValueError("The input holds no files to annotate; check --folder/--manifest (and --extensions).")
+    check_run_options(output_dir, args, model_digest(classifier))
+    if isinstance(inputs, list):  # a stream's finished shards are checked as the stream reaches them
+        for shard, items in shards(inputs, args.shard_size):
+            if is_finished(output_dir, shard):
+                check_finished_shard(output_dir, shard, items)
+    write_dataset_card(output_dir)
 
     def is_own(shard: int) -> bool:
         return shard % state.num_processes == state.process_index
@@ -306,12 +391,13 @@ def annotate(args: AnnotationArguments) -> dict:
         if not is_own(shard):
             continue
         if is_finished(output_dir, shard):
+            check_finished_shard(output_dir, shard, items)
             progress.update(len(items))
             continue
         if args.max_shards is not None and new_shards >= args.max_shards:
             continue
         rows = annotator.annotate(items)
-        annotator.write(output_dir, shard, rows)
+        annotator.write(output_dir, shard, items, rows)
         new_shards += 1
         audio_seconds += sum(row["duration"] for row in rows["files"])
         progress.update(len(items))

@@ -1,6 +1,7 @@
 """The bulk annotator: folder, manifest and streamed inputs, window rows, errors, resume, two processes."""
 
 import csv
+import json
 import os
 import shutil
 import subprocess
@@ -11,10 +12,12 @@ import datasets
 import numpy as np
 import pyarrow.parquet as parquet
 import pytest
+import torch
 from datasets import Audio, Dataset, load_dataset
 
 from conftest import tone
-from pipelines.bulk_annotator import AnnotationArguments, annotate
+from modeling_genser import GenSERForAudioClassification
+from pipelines.bulk_annotator import AnnotationArguments, ShardAnnotator, annotate
 from test_pipeline import LABELS, save_genser
 from training.synthetic_corpus import write_wav
 
@@ -121,6 +124,128 @@ def test_a_stopped_run_resumed_equals_an_uninterrupted_run_row_for_row(model_dir
     for name in ("windows", "files", "errors"):
         assert table(output_dir, name) == table(reference, name)
     assert (output_dir / "errors.csv").read_text() == (reference / "errors.csv").read_text()
+
+
+@pytest.fixture(scope="module")
+def half_done(model_dir, corpus, tmp_path_factory):
+    """A run of the corpus stopped after 2 of its 4 shards."""
+    output_dir = tmp_path_factory.mktemp("half-done") / "labels"
+    assert run(model_dir, output_dir, folder=str(corpus), max_shards=2)["finished_shards"] == 2
+    return output_dir
+
+
+def assert_same_tables(output_dir: Path, reference: Path) -> None:
+    for name in ("windows", "files", "errors"):
+        assert table(output_dir, name) == table(reference, name), name
+    assert (output_dir / "errors.csv").read_text() == (reference / "errors.csv").read_text()
+
+
+@pytest.mark.parametrize("renames_done", [0, 1, 2, 3])
+def test_a_kill_between_any_two_renames_of_a_shard_then_resume_equals_an_uninterrupted_run(
+    model_dir, corpus, uninterrupted, half_done, tmp_path, monkeypatch, renames_done
+):
+    """Shard 2's three tables and its marker are four renames; the run is killed after `renames_done` of them."""
+    reference, _ = uninterrupted
+    output_dir = tmp_path / "labels"
+    shutil.copytree(half_done, output_dir)
+    real_replace, done = os.replace, []
+
+    def replace_then_die(source, destination):
+        if "shard-00002" in str(destination):
+            if len(done) == renames_done:
+                raise KeyboardInterrupt("killed")
+            done.append(destination)
+        real_replace(source, destination)
+
+    monkeypatch.setattr("pipelines.bulk_annotator.os.replace", replace_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        run(model_dir, output_dir, folder=str(corpus))
+    monkeypatch.setattr("pipelines.bulk_annotator.os.replace", real_replace)
+    resumed = run(model_dir, output_dir, folder=str(corpus))
+    assert resumed["finished_shards"] == 4 and resumed["new_shards"] == 2
+    assert_same_tables(output_dir, reference)
+
+
+def half_done_copy(model_dir, corpus, tmp_path) -> tuple[Path, Path]:
+    """A copy of the corpus that can gain files, and a run of it stopped after 2 of its 4 shards."""
+    folder, output_dir = tmp_path / "recordings", tmp_path / "labels"
+    shutil.copytree(corpus, folder)
+    run(model_dir, output_dir, folder=f"{tmp_path}/./recordings", max_shards=2)  # resumed below as .../recordings
+    return folder, output_dir
+
+
+def test_a_folder_that_gains_a_file_before_the_finished_shards_is_refused(model_dir, corpus, tmp_path):
+    folder, output_dir = half_done_copy(model_dir, corpus, tmp_path)
+    write_wav(folder / "aaa-new.wav", tone(200.0))  # sorts first: every index after it moves
+    shards_before = sorted((output_dir / "progress").iterdir())
+    with pytest.raises(ValueError, match="other inputs.*new --output_dir"):
+        run(model_dir, output_dir, folder=str(folder))
+    assert sorted((output_dir / "progress").iterdir()) == shards_before  # nothing written
+
+
+def test_a_folder_that_gains_a_file_after_the_finished_shards_annotates_every_file_once(model_dir, corpus, tmp_path):
+    folder, output_dir = half_done_copy(model_dir, corpus, tmp_path)
+    (folder / "zzz").mkdir()
+    write_wav(folder / "zzz" / "new.wav", tone(200.0))  # sorts last: the finished shards keep their items
+    summary = run(model_dir, output_dir, folder=str(folder))
+    assert summary["finished_shards"] == summary["num_shards"] == 5  # 13 inputs, 3 a shard
+    readable = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*.wav") if p.name != "broken.wav")
+    assert [row["source"] for row in table(output_dir, "files")] == readable
+
+
+def test_a_model_replaced_at_the_same_path_is_refused_and_another_path_to_it_is_not(corpus, tmp_path):
+    model = save_genser(tmp_path / "model")
+    output_dir = tmp_path / "labels"
+    run(model, output_dir, folder=str(corpus), max_shards=1)
+    # The same model by another spelling of its path resumes.
+    assert run(f"{tmp_path}/./model", output_dir, folder=str(corpus), max_shards=1)["finished_shards"] == 2
+    torch.manual_seed(1)
+    other = GenSERForAudioClassification(GenSERForAudioClassification.from_pretrained(model).config)
+    save_genser(model, model=other)
+    with pytest.raises(ValueError, match="another model.*config or weights"):
+        run(model, output_dir, folder=str(corpus))
+
+
+def test_a_failed_start_then_the_corrected_command_runs(model_dir, corpus, uninterrupted, tmp_path, monkeypatch):
+    reference, _ = uninterrupted
+    output_dir = tmp_path / "labels"
+    for bad in ({"segment_length_s": -1.0}, {"segment_length_s": 1e-5}, {"num_inference_steps": 0}):
+        with pytest.raises(ValueError, match="segment_length_s|num_inference_steps"):
+            run(model_dir, output_dir, folder=str(corpus), **bad)
+        assert not output_dir.exists()  # checked before anything is written
+    with pytest.raises(ValueError, match="no files"):
+        run(model_dir, output_dir, folder=str(corpus), extensions="flac")
+    assert not output_dir.exists()
+
+    # A start that died in its first shard, with other options: no shard is finished, so nothing is refused.
+    def die(self, items):
+        raise RuntimeError("out of memory")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(ShardAnnotator, "annotate", die)
+        with pytest.raises(RuntimeError):
+            run(model_dir, output_dir, folder=str(corpus), segment_length_s=3.0)
+    run(model_dir, output_dir, folder=str(corpus))
+    assert_same_tables(output_dir, reference)
+
+
+def test_bad_manifest_rows_are_error_rows(model_dir, corpus, tmp_path):
+    clips = sorted(corpus.glob("speaker0/*.wav"))
+    manifest = tmp_path / "calls.jsonl"
+    rows = [{"path": str(clips[0]), "id": "a"}, {"path": None, "id": "b"}, {"id": "c"}, {"path": str(clips[1])}]
+    manifest.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    output_dir = tmp_path / "labels"
+    summary = run(model_dir, output_dir, manifest=str(manifest), id_column="id")
+    assert summary["files"] == 2 and summary["errors"] == 2
+    assert [row["source"] for row in table(output_dir, "files")] == ["a", str(clips[1])]
+    errors = table(output_dir, "errors")
+    assert [row["source"] for row in errors] == ["b", "c"]
+    assert all("has no path in column 'path'" in row["error"] for row in errors)
+    csv_manifest = tmp_path / "calls.csv"
+    csv_manifest.write_text(f"path,id\n{clips[0]},a\n,b\n")
+    assert run(model_dir, tmp_path / "csv", manifest=str(csv_manifest), id_column="id")["errors"] == 1
+    with pytest.raises(ValueError, match="no column 'file'"):
+        run(model_dir, tmp_path / "none", manifest=str(manifest), path_column="file")
 
 
 def test_two_processes_under_torchrun_annotate_every_file_exactly_once(model_dir, corpus, uninterrupted, tmp_path):
