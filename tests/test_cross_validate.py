@@ -20,6 +20,9 @@ def test_leave_one_group_out_and_group_k_fold_never_split_a_group():
             assert not set(groups[held_out]) & set(groups[~held_out])
     with pytest.raises(ValueError, match="num_folds"):
         group_folds(groups, 6)
+    # One speaker leaves nothing to train on in its fold: said plainly, not as an error of torch's sampler.
+    with pytest.raises(ValueError, match="at least 2 speakers.*has 1"):
+        group_folds(np.array(["a", "a", "a"]), 0)
 
 
 def small_run(tmp_path, config_overrides: str, *options: str) -> list[str]:

@@ -17,7 +17,7 @@ from conftest import classify_from_offline_hub_cache, genser_classifier, tiny_wh
 from modeling_genser import GenSERForAudioClassification
 from training.data import speaker_groups
 from training.sources import CORPORA, ENCODERS, is_available
-from training.synthetic_corpus import write_wav
+from training.synthetic_corpus import generate_corpus, write_wav
 
 REPO = Path(__file__).resolve().parents[1]
 EMOTIONS = ["anger", "boredom", "disgust", "fear", "happiness", "neutral", "sadness"]
@@ -85,6 +85,12 @@ def test_unavailable_sources_are_skipped_and_the_job_falls_back_to_the_synthetic
     named_sources(monkeypatch, [missing_local, CORPORA["emodb"][1]], [str(tmp_path / "missing"), "openai/whisper-tiny.en"])
     model_args = run_genser.ModelArguments(encoder_name_or_path="whisper-tiny.en")
     data_args = run_genser.DataTrainingArguments(dataset_name="emodb", label_column_name="x", group_column_name="y")
+    with pytest.raises(OSError, match="Corpus 'emodb' is not available here.*--offline_fallback"):
+        run_genser.resolve_sources(model_args, data_args)  # no silent fallback outside the main job's offline mode
+    data_args.dataset_name = None
+    with pytest.raises(OSError, match="Encoder 'whisper-tiny.en' is not available here"):
+        run_genser.resolve_sources(model_args, data_args)
+    data_args.dataset_name, data_args.offline_fallback = "emodb", True
     with caplog.at_level(logging.WARNING):
         corpus, encoder_hub_id = run_genser.resolve_sources(model_args, data_args)
     assert corpus is None and encoder_hub_id is None
@@ -165,6 +171,7 @@ def test_main_job_cross_validates_by_speaker_then_ships_a_release_model_from_the
     for fact in ("21 clips from 3 speakers", "acted German speech", "not made for natural conversation", "3 folds"):
         assert fact in card.text, fact
 
+    assert str(tmp_path) not in (release / "config.json").read_text()  # no path of this machine in the saved config
     classifier = genser_classifier(str(release))
     scores = classifier({"array": tone(300.0), "sampling_rate": 16000}, top_k=None)
     assert sorted(item["label"] for item in scores) == EMOTIONS
@@ -187,6 +194,9 @@ def test_leave_one_speaker_out_refuses_what_it_cannot_do(tmp_path):
         run_genser.main(base + ["--eval_strategy", "no", "--eval_split_name", "test"])
     with pytest.raises(ValueError, match="evaluation_protocol must be one of"):
         run_genser.main(["--output_dir", str(tmp_path), "--evaluation_protocol", "kfold"])
+    one_speaker = generate_corpus(tmp_path / "one-speaker", num_speakers=1, num_sentences=1, seed=0)
+    with pytest.raises(ValueError, match="at least 2 speakers"):
+        run_genser.main(base + ["--eval_strategy", "no", "--dataset_name", str(one_speaker), "--report_to", "none"])
 
 
 def test_the_real_main_job_on_emodb_and_whisper_tiny_en(requires_shared, tmp_path, capsys):

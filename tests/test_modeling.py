@@ -1,8 +1,10 @@
+import json
+
 import pytest
 import torch
-from transformers import AutoConfig, AutoModelForAudioClassification
+from transformers import AutoConfig, AutoModelForAudioClassification, WhisperModel
 
-from conftest import tone
+from conftest import tiny_whisper_config, tone
 from modeling_genser import GenSERConfig, GenSERForAudioClassification, GenSERScheduler
 from modeling_genser.modeling_genser import cosine_target_loss, encoder_layers
 
@@ -235,3 +237,14 @@ def test_prior_start_is_the_expected_code_and_learns_from_its_own_cross_entropy_
         grads[weight] = model.prior.weight.grad
     assert grads[0.0] is None or not grads[0.0].any()  # the target-matching loss never reaches the prior
     assert grads[1.0].abs().sum() > 0
+
+
+def test_an_encoder_that_cannot_be_found_is_a_clear_error_and_a_saved_config_names_no_local_path(tmp_path):
+    with pytest.raises(OSError, match="Could not load the speech encoder .*neither a local directory"):
+        GenSERForAudioClassification.from_encoder(str(tmp_path / "no-such-encoder"), {0: "a", 1: "b"})
+    encoder_dir = tmp_path / "my-encoder"
+    WhisperModel(tiny_whisper_config()).save_pretrained(encoder_dir)
+    model = GenSERForAudioClassification.from_encoder(str(encoder_dir), {0: "a", 1: "b"})
+    model.save_pretrained(tmp_path / "saved")
+    saved = (tmp_path / "saved" / "config.json").read_text()
+    assert str(tmp_path) not in saved and json.loads(saved)["encoder_name_or_path"] == "my-encoder"

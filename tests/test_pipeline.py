@@ -97,6 +97,25 @@ def test_sampling_controls(classifier):
     assert classifier(audio, top_k=None, seed=7) == classifier(audio, top_k=None, seed=7)
     assert classifier(audio, top_k=None, seed=7) != default
     assert_valid_scores(classifier(audio, top_k=None, num_inference_steps=4), len(LABELS))
+    assert classifier(audio, top_k=None, seed=np.int64(7)) == classifier(audio, top_k=None, seed=7)
+
+
+@pytest.mark.parametrize(
+    "option, message",
+    [
+        ({"num_inference_steps": 0}, "num_inference_steps must be a positive integer"),  # not the model's default
+        ({"num_inference_steps": 2.5}, "num_inference_steps must be a positive integer"),
+        ({"seed": 3.0}, "seed must be a non-negative integer"),
+        ({"seed": -1}, "seed must be a non-negative integer"),
+        ({"num_samples": 0}, "num_samples must be a positive integer"),
+        ({"top_k": -1}, "top_k must be a positive integer"),
+        ({"segment_length_s": 1e-5}, "segment_length_s must be a number of seconds >= 0.1"),
+        ({"segment_hop_s": 0.0}, "segment_hop_s must be a number of seconds >= 0.1"),
+    ],
+)
+def test_bad_options_are_clear_errors(classifier, option, message):
+    with pytest.raises(ValueError, match=message):
+        classifier(tone(300.0), **option)
 
 
 def test_sampling_controls_are_refused_for_other_models():

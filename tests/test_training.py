@@ -91,8 +91,13 @@ def test_main_job_trains_evaluates_and_saves_a_pipeline_ready_model(tmp_path):
 def test_model_card_of_the_main_job_is_hub_ready(tmp_path):
     """The README's main job (synthetic corpus, embedded encoder; one epoch here) writes a Hub-ready card."""
     output = tmp_path / "genser-synthetic"
-    metrics = main(["--output_dir", str(output), "--num_train_epochs", "1", "--report_to", "none", "--seed", "0"])
+    metrics = main(
+        ["--output_dir", str(output), "--num_train_epochs", "1", "--report_to", "none", "--seed", "0",
+         "--hub_model_id", "acme/genser-synthetic"]
+    )  # fmt: skip
     card = ModelCard.load(output / "README.md")
+    # The usage names the model's own Hub id and what its remote code needs.
+    assert 'model="acme/genser-synthetic", trust_remote_code=True' in card.text and "`diffusers`" in card.text
     data = card.data
     assert (data.library_name, data.pipeline_tag, data.license) == ("transformers", "audio-classification", "apache-2.0")
     assert {"audio-classification", "speech-emotion-recognition", "custom_code"} <= set(data.tags)

@@ -31,6 +31,11 @@ def group_folds(groups: np.ndarray, num_folds: int) -> list[np.ndarray]:
     """Held-out masks: one per group (leave-one-group-out), or `num_folds` folds of whole groups (sorted order,
     dealt round-robin, so the folds are deterministic). No group is ever in two folds."""
     unique = np.unique(groups)
+    if len(unique) < 2:
+        raise ValueError(
+            f"Speaker-independent folds need at least 2 speakers (groups), but the data has {len(unique)}: "
+            f"{unique.tolist()}. Check --group_column_name, or add speakers."
+        )
     if num_folds == 0:
         assignment = {g: i for i, g in enumerate(unique)}
         num_folds = len(unique)

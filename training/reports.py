@@ -56,7 +56,8 @@ def write_model_card(
     `training_data_limitations` is a sentence (no final stop) on what the training data rules out, if known.
     """
     output_dir = Path(output_dir)
-    repo_id = repo_id or f"org/{output_dir.name}"
+    # The Hub id the model is pushed to (--hub_model_id); without one the Trainer pushes to the user's namespace.
+    repo_id = repo_id or f"<your-namespace>/{output_dir.name}"
     template = ModelCard.load(MODEL_CARD_TEMPLATE)
     data = template.data
     data.model_name = output_dir.name

@@ -177,6 +177,14 @@ class DataTrainingArguments:
     unreadable_audio: str = field(
         default="raise", metadata={"help": "raise: stop on an unreadable clip; skip: leave it out with a warning."}
     )
+    offline_fallback: bool = field(
+        default=False,
+        metadata={
+            "help": "When a named corpus or encoder (training/sources.py) is nowhere to be found, train on the "
+            "synthetic corpus and the embedded randomly initialised encoder instead of stopping: the main job's "
+            "offline mode, which says so in the log. The model then knows nothing about real speech."
+        },
+    )
 
 
 PROTOCOLS = ("held_out_speakers", "leave_one_speaker_out")
@@ -265,17 +273,14 @@ class GenSERTrainer(Trainer):
 def resolve_sources(model_args: ModelArguments, data_args: DataTrainingArguments) -> tuple[CorpusSource | None, str | None]:
     """Replaces a named corpus or encoder (`training/sources.py`) by its first available source, in place. Returns the
     corpus source used (None for other data) and the Hub id of a named encoder (for the model card's `base_model`,
-    also when a local copy was loaded). When no source is available it says so and falls back to the synthetic
-    corpus or the embedded encoder, so the job still runs offline."""
+    also when a local copy was loaded). When no source is available it stops with an error, or with
+    `--offline_fallback` (the main job) falls back to the synthetic corpus or the embedded encoder, saying so loudly,
+    so the job still runs offline."""
     corpus = None
     if data_args.dataset_name in CORPORA:
         name, corpus = data_args.dataset_name, resolve_corpus(data_args.dataset_name)
         if corpus is None:
-            logger.warning(
-                "Corpus %r is not available here: neither %s could be reached. Falling back to the synthetic corpus, "
-                "which is not speech: the model will say nothing about real emotional speech.",
-                name, describe_sources(CORPORA[name]),
-            )
+            unavailable(data_args, f"Corpus {name!r}", CORPORA[name], "the synthetic corpus, which is not speech")
             data_args.dataset_name, data_args.label_column_name, data_args.group_column_name = None, "label", "speaker"
         else:
             logger.info("Corpus %r: loading %s", name, corpus.dataset_name)
@@ -285,15 +290,25 @@ def resolve_sources(model_args: ModelArguments, data_args: DataTrainingArguments
     if model_args.encoder_name_or_path in ENCODERS:
         name, location = model_args.encoder_name_or_path, resolve_encoder(model_args.encoder_name_or_path)
         if location is None:
-            logger.warning(
-                "Encoder %r is not available here: neither %s could be reached. Falling back to the embedded, "
-                "randomly initialised encoder.", name, describe_sources(ENCODERS[name]),
-            )
+            unavailable(data_args, f"Encoder {name!r}", ENCODERS[name], "the embedded, randomly initialised encoder")
         else:
             logger.info("Encoder %r: loading %s", name, location)
             encoder_hub_id = ENCODERS[name][-1]
         model_args.encoder_name_or_path = location
     return corpus, encoder_hub_id
+
+
+def unavailable(data_args: DataTrainingArguments, what: str, sources, fallback: str) -> None:
+    """Stops because a named corpus or encoder is nowhere to be found, or with `--offline_fallback` says loudly that
+    `fallback` replaces it."""
+    problem = f"{what} is not available here: neither {describe_sources(sources)} could be reached"
+    if not data_args.offline_fallback:
+        raise OSError(
+            f"{problem}. Pass a local path or a reachable Hub id instead (or, for an offline demo of the whole job, "
+            "--offline_fallback true)."
+        )
+    logger.warning("%s\nOFFLINE FALLBACK: %s. Falling back to %s: the model will say nothing about real emotional "
+                   "speech.\n%s", "=" * 100, problem, fallback, "=" * 100)
 
 
 def card_dataset_name(dataset_name: str | None) -> str:
@@ -550,6 +565,7 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
             training_data_limitations=training_data_limitations(data_args, corpus),
             evaluation_description=evaluation_description,
             evaluation_protocol=protocol,
+            repo_id=training_args.hub_model_id,
             task_metrics=all_scores if label_sets else None,
         )
     # Saved last, so that with --push_to_hub the upload carries the metrics and the card.
