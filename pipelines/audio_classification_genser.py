@@ -91,14 +91,13 @@ class GenSERAudioClassificationPipeline(ChunkPipeline, AudioClassificationPipeli
         if candidate_labels is not None:
             postprocess_params["label_ids"] = self._label_ids(candidate_labels)
 
+        steps = None if num_inference_steps is None else check_integer("num_inference_steps", num_inference_steps, 1)
         sampling = {
-            "num_inference_steps": None if num_inference_steps is None else check_integer(
-                "num_inference_steps", num_inference_steps, 1
-            ),
+            "num_inference_steps": steps,
             "seed": None if seed is None else check_integer("seed", seed, 0),
             "num_samples": None if num_samples is None else check_integer("num_samples", num_samples, 1),
             "return_trajectory": return_trajectory,
-        }  # fmt: skip
+        }
         forward_params = {name: value for name, value in sampling.items() if value is not None}
         if return_trajectory is not None:
             postprocess_params["return_trajectory"] = return_trajectory
@@ -306,7 +305,6 @@ class GenSERAudioClassificationPipeline(ChunkPipeline, AudioClassificationPipeli
                     entry["trajectory"] = self._trajectory(times, segment["trajectory"], label_ids)
                 result["segments"].append(entry)
         return result
-
 
 
 def ship_pipeline(config, save_directory) -> None:

@@ -48,8 +48,8 @@ from pathlib import Path
 import torch
 from transformers import HfArgumentParser, pipeline
 
-from .audio_classification_genser import GenSERAudioClassificationPipeline
 from .annotation_inputs import AnnotationInput, dataset_inputs, decode, folder_inputs, manifest_inputs
+from .audio_classification_genser import GenSERAudioClassificationPipeline
 
 TABLES = ("windows", "files", "errors")
 PROGRESS = "progress"  # a shard's marker, written after its tables: the shard is finished once it exists
@@ -145,8 +145,11 @@ def items_digest(items: list[AnnotationInput]) -> str:
     `calls` are the same input, or a digest of the bytes)."""
     digest = hashlib.sha256()
     for item in items:
-        audio = item.audio
-        audio = hashlib.sha256(audio).hexdigest() if isinstance(audio, bytes) else audio and os.path.realpath(audio)
+        audio = item.audio  # None for an input known to be bad (`item.error`)
+        if isinstance(audio, bytes):
+            audio = hashlib.sha256(audio).hexdigest()
+        elif audio is not None:
+            audio = os.path.realpath(audio)
         digest.update(json.dumps([item.index, item.source, audio]).encode())
     return digest.hexdigest()
 

@@ -72,10 +72,10 @@ def encoder_family(request):
     return request.param, config_factory(), extractor_factory()
 
 
-def genser_classifier(model, **kwargs):
-    """Gen-SER's audio-classification pipeline on the CPU, from this package (no remote code)."""
+def genser_classifier(model, device: str = "cpu", **kwargs):
+    """Gen-SER's audio-classification pipeline from this package (no remote code), on the CPU by default."""
     return pipeline(
-        "audio-classification", model=model, device="cpu", pipeline_class=GenSERAudioClassificationPipeline, **kwargs
+        "audio-classification", model=model, device=device, pipeline_class=GenSERAudioClassificationPipeline, **kwargs
     )
 
 

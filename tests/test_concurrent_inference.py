@@ -3,6 +3,9 @@ Gradio Space with concurrency, a thread pool)."""
 
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+import torch
+
 from conftest import genser_classifier, tone
 from test_pipeline import save_genser
 
@@ -12,9 +15,12 @@ CLIPS = [tone(150.0 * (1 + index % 4), seconds=0.4 + 0.23 * index, seed=index) f
 OPTIONS = [{}, {"num_inference_steps": 2}, {"num_inference_steps": 6, "num_samples": 3, "seed": 5}]
 
 
-def test_threads_share_one_pipeline_and_get_the_sequential_results(encoder_family, tmp_path):
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
+def test_threads_share_one_pipeline_and_get_the_sequential_results(encoder_family, device, tmp_path):
+    if device == "cuda" and not torch.cuda.is_available():
+        pytest.skip("no CUDA device here: the GPU run of this test needs one")
     _, encoder_config, feature_extractor = encoder_family
-    classifier = genser_classifier(str(save_genser(tmp_path, encoder_config, feature_extractor)))
+    classifier = genser_classifier(str(save_genser(tmp_path, encoder_config, feature_extractor)), device=device)
     calls = [(clip, options) for clip in CLIPS for options in OPTIONS]
     expected = [classifier(clip, top_k=None, **options) for clip, options in calls]
 

@@ -132,3 +132,22 @@ def test_invalid_settings_are_explained():
     scheduler.set_timesteps(2)
     with pytest.raises(ValueError, match="not in the schedule"):
         scheduler.step(torch.zeros(1, 2), 0.3, torch.zeros(1, 2))
+
+
+def test_posterior_step_is_step_without_state():
+    """The stateless step that sampling uses (threads share one scheduler) moves a sample exactly as `step` does, and
+    leaves the scheduler's timesteps and step index as they were."""
+    scheduler = GenSERScheduler(sampling_noise_scale=0.5)
+    scheduler.set_timesteps(3)
+    start, target, noise = torch.randn(2, 4), torch.randn(2, 4), torch.randn(3, 4)
+    stepped, stateless = start, start
+    for index, timestep in enumerate(scheduler.timesteps):
+        stepped = scheduler.step(target, timestep, stepped, variance_noise=noise[index]).prev_sample
+    scheduler.set_timesteps(5)
+    for index in range(3):
+        stateless = scheduler.posterior_step(target, stateless, index, 3, noise[index])
+    assert torch.equal(stateless, stepped)
+    assert scheduler.num_inference_steps == 5 and scheduler.step_index is None
+    torch.testing.assert_close(GenSERScheduler.time_grid_for(3), torch.tensor([0.0, 1 / 3, 2 / 3, 1.0]))
+    with pytest.raises(ValueError, match="pass variance_noise"):
+        scheduler.posterior_step(target, start, 0, 3)
