@@ -410,7 +410,7 @@ def cross_validated_predictions(
 def print_example_predictions(
     model_dir: str, clips, audio_column_name: str, labels: list[str], count: int, note: str, held_out=None
 ) -> None:
-    """Classifies the first clip of each of the first `count` labels through `pipeline(...)` on the saved model and
+    """Classifies the first clip of each of the first `count` labels through Gen-SER's pipeline on the saved model and
     prints the predictions next to the true labels (and, when given, each clip's cross-validated prediction)."""
     classifier = pipeline(
         "audio-classification", model=model_dir, device="cpu", pipeline_class=GenSERAudioClassificationPipeline
@@ -419,7 +419,7 @@ def print_example_predictions(
     chosen = [label_ids.index(k) for k in range(len(labels)) if k in label_ids][:count]
     paths = clips.cast_column(audio_column_name, Audio(decode=False)).select(chosen)[audio_column_name]
     rate = classifier.feature_extractor.sampling_rate
-    print(f"\npipeline(\"audio-classification\", model={model_dir!r}) on {len(chosen)} clips ({note}):")
+    print(f"\nGen-SER's pipeline on {model_dir!r} on {len(chosen)} clips ({note}):")
     for index, raw in zip(chosen, paths):
         top = classifier({"array": decode_audio(clips[index][audio_column_name], rate), "sampling_rate": rate}, top_k=1)[0]
         line = f"  {Path(raw.get('path') or str(index)).name:<16} true {labels[label_ids[index]]:<10} predicted {top['label']:<10} (score {top['score']:.2f})"
@@ -573,7 +573,7 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
     if not trainer.is_world_process_zero():
         return metrics
 
-    # End to end: the saved directory works with the stock audio-classification pipeline.
+    # End to end: the saved directory works with the audio-classification pipeline.
     if data_args.num_example_predictions > 0:
         print_example_predictions(
             training_args.output_dir, example_clips, audio_column, labels, data_args.num_example_predictions,
