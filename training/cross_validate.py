@@ -7,6 +7,11 @@ and pooled WA / UA / macro-F1 / weighted-F1 and saves the pooled confusion matri
 
     python -m training.cross_validate --dataset_name ../shared/data/emodb \
         --encoder_name_or_path ../shared/models/whisper-tiny.en --output_dir outputs/emodb-loso --head genser
+
+Several named corpora (`--dataset_name emodb,cremad,ravdess,casia`, `training/sources.py`) are read as one dataset
+whose labels are mapped onto one vocabulary, with speakers namespaced by corpus and a `corpus` column; heads draw
+their training clips balanced over corpus and class. `--group_column_name corpus` folds by corpus
+(leave-one-corpus-out).
 """
 
 import json
@@ -27,6 +32,7 @@ from training.data import (
     encode_labels,
     label_names,
     load_audio_dataset,
+    load_corpora,
     speaker_groups,
     task_label_sets,
 )
@@ -34,6 +40,7 @@ from training.feature_cache import add_encoder_features
 from training.folds import cross_validate_head
 from training.heads import PooledFeatureClassifier
 from training.reports import save_confusion_matrix
+from training.sources import resolve_corpora
 from training.run_genser import (
     METRICS_PATH,
     DataTrainingArguments,
@@ -87,10 +94,13 @@ def cached_corpus(model_args: ModelArguments, data_args: DataTrainingArguments, 
     if data_args.dataset_name is None or data_args.group_column_name is None:
         raise ValueError("Cross-validation needs --dataset_name and a --group_column_name (speaker) to fold by.")
 
-    dataset = load_audio_dataset(data_args.dataset_name, data_args.dataset_config_name, data_args.audio_column_name)
-    dataset = drop_unreadable_audio(
-        dataset[data_args.train_split_name], data_args.audio_column_name, data_args.unreadable_audio
-    )
+    if "," in data_args.dataset_name:  # several corpora: `label`, `speaker` (namespaced) and `corpus` columns
+        corpora = resolve_corpora(data_args.dataset_name.split(","))
+        dataset = load_corpora(corpora, data_args.audio_column_name, data_args.train_split_name)
+    else:
+        dataset = load_audio_dataset(data_args.dataset_name, data_args.dataset_config_name, data_args.audio_column_name)
+        dataset = dataset[data_args.train_split_name]
+    dataset = drop_unreadable_audio(dataset, data_args.audio_column_name, data_args.unreadable_audio)
     labels = label_names(dataset, data_args.label_column_name)
     label_sets = task_label_sets(dataset, data_args.label_column_name, data_args.task_columns)
     set_seed(seed)

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from datasets import Audio, ClassLabel, Dataset, DatasetDict, Value, load_dataset
+from datasets import Audio, ClassLabel, Dataset, DatasetDict, Value, concatenate_datasets, load_dataset
 from tqdm.auto import tqdm
-from transformers import FeatureExtractionMixin, WhisperFeatureExtractor
+from torch.utils.data import WeightedRandomSampler
+from transformers import FeatureExtractionMixin, Trainer, WhisperFeatureExtractor
 
 logger = logging.getLogger(__name__)
 
@@ -89,11 +90,17 @@ def label_names(dataset: Dataset, label_column_name: str) -> list[str]:
     return sorted({str(label) for label in dataset[label_column_name]})
 
 
-def label_indices(dataset: Dataset, label_column_name: str, label2id: dict[str, int]) -> list[int]:
-    """Each row's class index in `label2id`; a label outside that label set is an error."""
+def label_values(dataset: Dataset, label_column_name: str) -> list[str]:
+    """Each row's label as a string (a `ClassLabel` column's names, else the values)."""
+    require_column(dataset, label_column_name, "label_column_name", "the dataset")
     feature = dataset.features[label_column_name]
     names = feature.names if isinstance(feature, ClassLabel) else None
-    values = [names[v] if names else str(v) for v in dataset[label_column_name]]
+    return [names[v] if names else str(v) for v in dataset[label_column_name]]
+
+
+def label_indices(dataset: Dataset, label_column_name: str, label2id: dict[str, int]) -> list[int]:
+    """Each row's class index in `label2id`; a label outside that label set is an error."""
+    values = label_values(dataset, label_column_name)
     unknown = sorted(set(values) - set(label2id))
     if unknown:
         raise ValueError(
@@ -122,6 +129,72 @@ def task_label_sets(dataset: Dataset, label_column_name: str, task_columns: str 
         return None
     columns = [label_column_name] + [column.strip() for column in task_columns.split(",")]
     return {column: label_names(dataset, column) for column in columns}
+
+
+CORPUS_COLUMN = "corpus"
+
+
+def load_corpora(sources: dict, audio_column_name: str = "audio", split: str = "train") -> Dataset:
+    """Several corpora as one dataset with the columns `audio_column_name`, `label` (each corpus's names mapped onto
+    the vocabulary, `CorpusSource.label_mapping`), `speaker` and `corpus`.
+
+    Speakers are namespaced by corpus (`"cremad/1001"`), so that two corpora's speaker `"01"` stay two speakers in
+    speaker-independent folds.
+
+    Args:
+        sources (`dict[str, training.sources.CorpusSource]`): corpus name -> where and how to read it.
+    """
+    from .sources import map_labels
+
+    parts = []
+    for name, source in sources.items():
+        dataset = load_audio_dataset(source.dataset_name, None, audio_column_name)
+        if split not in dataset:
+            raise ValueError(f"Corpus {name!r} ({source.dataset_name}) has no split {split!r}; it has {list(dataset)}.")
+        dataset = dataset[split]
+        labels = map_labels(label_values(dataset, source.label_column_name), source.label_mapping)
+        speakers = [f"{name}/{speaker}" for speaker in speaker_groups(dataset, source.group_column_name)]
+        part = dataset.select_columns([audio_column_name]).cast_column(audio_column_name, Audio())
+        part = part.add_column("label", labels).add_column("speaker", speakers)
+        parts.append(part.add_column(CORPUS_COLUMN, [name] * len(part)))
+    return concatenate_datasets(parts)
+
+
+def balanced_sample_weights(corpora: list[str], labels: list) -> np.ndarray:
+    """Sampling weights that give every corpus the same share of the draws and, within a corpus, every class the
+    same share: `1 / (num_corpora * num_classes_of_the_corpus * count(corpus, class))`, summing to 1. Without them
+    a large corpus (CREMA-D's 7,435 clips) would drown a small one (EmoDB's 535) and its majority classes."""
+    pairs = list(zip(corpora, map(str, labels)))
+    counts = {pair: 0 for pair in pairs}
+    for pair in pairs:
+        counts[pair] += 1
+    classes = {corpus: sum(1 for other, _ in counts if other == corpus) for corpus, _ in counts}
+    return np.array([1.0 / (len(classes) * classes[corpus] * counts[(corpus, label)]) for corpus, label in pairs])
+
+
+def corpus_balancing_weights(dataset: Dataset) -> np.ndarray | None:
+    """`balanced_sample_weights` for a dataset of several corpora (a `corpus` column with more than one), else None:
+    one corpus keeps the plain shuffle."""
+    if CORPUS_COLUMN not in dataset.column_names or len(set(dataset[CORPUS_COLUMN])) < 2:
+        return None
+    labels = dataset["labels"] if "labels" in dataset.column_names else dataset["label"]
+    return balanced_sample_weights(dataset[CORPUS_COLUMN], [str(label) for label in labels])
+
+
+class BalancedTrainer(Trainer):
+    """`Trainer` that draws training examples with `sample_weights` (one per training row, e.g.
+    `corpus_balancing_weights`), with replacement, an epoch's worth per epoch; without them, the Trainer's shuffle."""
+
+    def __init__(self, *args, sample_weights: np.ndarray | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.sample_weights = sample_weights
+
+    def _get_train_sampler(self, train_dataset=None):
+        if self.sample_weights is None:
+            return super()._get_train_sampler(train_dataset)
+        generator = torch.Generator().manual_seed(self.args.seed)
+        weights = torch.as_tensor(self.sample_weights, dtype=torch.double)
+        return WeightedRandomSampler(weights, num_samples=len(weights), replacement=True, generator=generator)
 
 
 def group_train_test_split(

@@ -19,9 +19,10 @@ import torch
 from datasets import Dataset
 from torch import nn
 from torch.utils.data import DataLoader
-from transformers import Trainer, TrainingArguments, set_seed
+from transformers import TrainingArguments, set_seed
 from transformers.trainer_utils import IntervalStrategy
 
+from .data import BalancedTrainer, corpus_balancing_weights
 from .feature_cache import CACHED_COLUMNS, collate_cached_features
 
 logger = logging.getLogger(__name__)
@@ -65,9 +66,14 @@ def head_inputs(features: Dataset, with_labels: bool = True) -> Dataset:
 
 
 def train_head(head: nn.Module, features: Dataset, training_args: TrainingArguments) -> None:
-    """Trains `head` with the Trainer on cached features."""
-    Trainer(
-        model=head, args=training_args, train_dataset=head_inputs(features), data_collator=collate_cached_features
+    """Trains `head` with the Trainer on cached features; several corpora are drawn balanced over corpus and class
+    (`corpus_balancing_weights`)."""
+    BalancedTrainer(
+        model=head,
+        args=training_args,
+        train_dataset=head_inputs(features),
+        data_collator=collate_cached_features,
+        sample_weights=corpus_balancing_weights(features),
     ).train()
 
 

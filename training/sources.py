@@ -4,7 +4,8 @@
 `--dataset_name emodb` and `--encoder_name_or_path whisper-tiny.en` name the main job's real data and encoder
 without saying where they live: the project's `../shared` folder when present (offline), otherwise the Hugging
 Face Hub. A corpus source also says how its columns map onto the training script's (label, speaker), since the
-same corpus is laid out differently in different places.
+same corpus is laid out differently in different places, and how its label names map onto one emotion vocabulary
+(`EMOTION_VOCABULARY`), so that corpora can be trained on together and scored on the labels they share.
 """
 
 import logging
@@ -31,13 +32,49 @@ EMODB_LIMITATIONS = (
 )
 
 
+# One vocabulary for the emotion corpora (`../shared/README.md`); a corpus's own names map onto it.
+EMOTION_VOCABULARY = ("angry", "boredom", "calm", "disgust", "fearful", "happy", "neutral", "sad", "surprised")
+# The labels most corpora share, on which cross-corpus figures are also reported.
+CORE_EMOTIONS = ("angry", "happy", "neutral", "sad")
+EMODB_VOCABULARY = {
+    "anger": "angry", "boredom": "boredom", "disgust": "disgust", "fear": "fearful", "happiness": "happy",
+    "neutral": "neutral", "sadness": "sad",
+}  # fmt: skip
+
+
+def map_labels(labels: list[str], mapping: dict[str, str] | None) -> list[str]:
+    """Each label's name in the vocabulary (`mapping`: corpus name -> vocabulary name; None keeps the names). A label
+    the mapping does not name is an error, never passed through unmapped."""
+    if mapping is None:
+        return list(labels)
+    unknown = sorted(set(labels) - set(mapping))
+    if unknown:
+        raise ValueError(
+            f"Labels {unknown} have no entry in the label mapping {mapping}; add them (e.g. with --label_mapping "
+            "'name=vocabulary_name,...')."
+        )
+    return [mapping[label] for label in labels]
+
+
+def parse_label_mapping(text: str | None) -> dict[str, str] | None:
+    """`"anger=angry,fear=fearful"` as a dict (None for None or an empty string)."""
+    if not text:
+        return None
+    pairs = [item.split("=") for item in text.split(",") if item.strip()]
+    if any(len(pair) != 2 or not pair[0].strip() or not pair[1].strip() for pair in pairs):
+        raise ValueError(f"--label_mapping takes 'name=vocabulary_name' pairs separated by commas, got {text!r}.")
+    return {name.strip(): target.strip() for name, target in pairs}
+
+
 @dataclass(frozen=True)
 class CorpusSource:
     """One place a corpus can be loaded from (`training.data.load_audio_dataset`) and its column names.
 
     `group_column_name` identifies the speaker; it may join several columns with "+" when a source has no speaker
     column but a combination of columns tells the speakers apart. `description` and `limitations` go into the model
-    card of a model trained on it.
+    card of a model trained on it. `language` and `licence` describe the corpus; `label_vocabulary` maps its label
+    names onto `EMOTION_VOCABULARY` (as `(name, vocabulary name)` pairs; empty: its names already are). `target` is
+    what its labels are: `"emotion"` categories, or `"arousal"` levels (not emotions: never pooled with them).
     """
 
     dataset_name: str
@@ -45,15 +82,62 @@ class CorpusSource:
     group_column_name: str
     description: str
     limitations: str
+    language: str = ""
+    licence: str = ""
+    label_vocabulary: tuple[tuple[str, str], ...] = ()
+    target: str = "emotion"
+
+    @property
+    def label_mapping(self) -> dict[str, str] | None:
+        """Corpus label name -> vocabulary name, or None where the names are the vocabulary's already."""
+        return dict(self.label_vocabulary) or None
 
 
+ACTED = "acted speech in a quiet room; not made for natural conversation, noisy or far-field recordings"
+RESEARCH_ONLY = "released by its authors for research; not redistributed by this project"
+EMODB = {"language": "German", "licence": RESEARCH_ONLY, "label_vocabulary": tuple(EMODB_VOCABULARY.items())}
 CORPORA = {
     "emodb": (
-        CorpusSource(str(SHARED / "data" / "emodb"), "label", "speaker", EMODB_DESCRIPTION, EMODB_LIMITATIONS),
+        CorpusSource(str(SHARED / "data" / "emodb"), "label", "speaker", EMODB_DESCRIPTION, EMODB_LIMITATIONS, **EMODB),
         # The Hub copy has no speaker column, but each of EmoDB's 10 speakers has a distinct (gender, age) pair.
-        CorpusSource("renumics/emodb", "emotion", "gender+age", EMODB_DESCRIPTION, EMODB_LIMITATIONS),
+        CorpusSource("renumics/emodb", "emotion", "gender+age", EMODB_DESCRIPTION, EMODB_LIMITATIONS, **EMODB),
     ),
-}
+    # The corpora below are in ../shared only (no Hub copy of them is named here): their labels already use the
+    # vocabulary.
+    "cremad": (
+        CorpusSource(
+            str(SHARED / "data" / "cremad"), "label", "speaker",
+            "CREMA-D (Cao et al., 2014): acted US English, 91 actors, 12 sentences, 7,435 clips in 6 emotions (angry, "
+            "disgust, fearful, happy, neutral, sad)",
+            f"CREMA-D is {ACTED}", language="English", licence="Open Database License (ODbL)",
+        ),
+    ),
+    "ravdess": (
+        CorpusSource(
+            str(SHARED / "data" / "ravdess"), "label", "speaker",
+            "RAVDESS speech (Livingstone & Russo, 2018): acted US English, 24 actors, 2 sentences, 1,440 clips in 8 "
+            "emotions (angry, calm, disgust, fearful, happy, neutral, sad, surprised)",
+            f"RAVDESS is {ACTED}", language="English", licence="CC BY-NC-SA 4.0",
+        ),
+    ),
+    "casia": (
+        CorpusSource(
+            str(SHARED / "data" / "casia"), "label", "speaker",
+            "CASIA (public 1,200-clip part): acted Mandarin, 4 speakers, 6 emotions (angry, fearful, happy, neutral, "
+            "sad, surprised)",
+            f"CASIA is {ACTED}, of 4 speakers only", language="Mandarin", licence=RESEARCH_ONLY,
+        ),
+    ),
+    "baved": (
+        CorpusSource(
+            str(SHARED / "data" / "baved"), "label", "speaker",
+            "BAVED (Basic Arabic Vocal Emotions): Arabic, 59 speakers, 7 words, 1,908 clips at 3 arousal levels "
+            "(low, neutral, high)",
+            "BAVED's labels are arousal levels of single spoken words, not emotion categories",
+            language="Arabic", licence=RESEARCH_ONLY, target="arousal",
+        ),
+    ),
+}  # fmt: skip
 # The last location of an encoder is its Hub id, which the model card names as base_model whichever copy was loaded.
 ENCODERS = {
     "whisper-tiny.en": (str(SHARED / "models" / "whisper-tiny.en"), "openai/whisper-tiny.en"),
@@ -83,6 +167,25 @@ def is_available(name: str, repo_type: str) -> bool:
 def resolve_corpus(name: str) -> CorpusSource | None:
     """The first available source of the named corpus, or None when none is."""
     return next((source for source in CORPORA[name] if is_available(source.dataset_name, "dataset")), None)
+
+
+def resolve_corpora(names: list[str]) -> dict[str, CorpusSource]:
+    """The first available source of each named emotion corpus, for training on several at once (`--dataset_name
+    emodb,cremad`). A name outside `CORPORA`, a corpus that is nowhere to be found, or one whose labels are not
+    emotions is an error: there is no fallback here."""
+    sources = {}
+    for name in dict.fromkeys(name.strip() for name in names if name.strip()):
+        if name not in CORPORA:
+            raise ValueError(f"{name!r} is not a named corpus ({', '.join(sorted(CORPORA))}); name each corpus.")
+        source = resolve_corpus(name)
+        if source is None:
+            raise OSError(f"Corpus {name!r} is not available here: neither {describe_sources(CORPORA[name])} was found.")
+        if source.target != "emotion":
+            raise ValueError(f"Corpus {name!r} holds {source.target} levels, not emotions: train it on its own.")
+        sources[name] = source
+    if len(sources) < 2:
+        raise ValueError(f"Several corpora are at least two distinct names, got {names}.")
+    return sources
 
 
 def resolve_encoder(name: str) -> str | None:

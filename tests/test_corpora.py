@@ -1,0 +1,116 @@
+"""Several corpora as one: the label vocabulary, namespaced speakers, balanced draws, leave-one-corpus-out folds."""
+
+import csv
+import json
+from collections import Counter
+
+import numpy as np
+import pytest
+import torch
+from transformers import TrainingArguments
+
+import training.sources as sources
+from training.cross_validate import main as cross_validate
+from training.data import BalancedTrainer, balanced_sample_weights, load_corpora
+from training.folds import group_folds
+from training.sources import (
+    CORPORA,
+    EMOTION_VOCABULARY,
+    EMODB_VOCABULARY,
+    CorpusSource,
+    map_labels,
+    parse_label_mapping,
+    resolve_corpora,
+)
+from training.synthetic_corpus import generate_corpus
+
+# The synthetic corpus names its emotions as EmoDB does (anger, fear, happiness, neutral, sadness).
+SYNTHETIC_VOCABULARY = tuple((name, EMODB_VOCABULARY[name]) for name in ("anger", "fear", "happiness", "neutral", "sadness"))
+
+
+def test_labels_map_onto_the_vocabulary_and_an_unmapped_label_is_an_error():
+    assert map_labels(["anger", "fear", "sadness"], EMODB_VOCABULARY) == ["angry", "fearful", "sad"]
+    assert set(EMODB_VOCABULARY.values()) <= set(EMOTION_VOCABULARY)
+    assert map_labels(["angry"], None) == ["angry"]
+    with pytest.raises(ValueError, match=r"\['joy'\] have no entry"):
+        map_labels(["anger", "joy"], EMODB_VOCABULARY)
+    assert parse_label_mapping("joy=happy, rage=angry") == {"joy": "happy", "rage": "angry"}
+    with pytest.raises(ValueError, match="name=vocabulary_name"):
+        parse_label_mapping("joy")
+
+
+def test_every_shared_corpus_maps_onto_the_vocabulary(requires_shared):
+    for name, (source, *_) in CORPORA.items():
+        with open(source.dataset_name + "/metadata.csv", newline="") as handle:
+            labels = {row[source.label_column_name] for row in csv.DictReader(handle)}
+        mapped = set(map_labels(sorted(labels), source.label_mapping))
+        if source.target == "emotion":
+            assert mapped <= set(EMOTION_VOCABULARY), (name, mapped)
+        else:
+            assert name == "baved" and mapped == {"low", "neutral", "high"}
+        assert source.language and source.licence and source.description
+
+
+@pytest.fixture(scope="module")
+def two_corpora(tmp_path_factory):
+    """Two synthetic corpora whose speakers are both called spk00 and spk01, of 30 and 10 clips."""
+    root = tmp_path_factory.mktemp("corpora")
+    big = generate_corpus(root / "big", num_speakers=2, num_sentences=3, seed=0)
+    small = generate_corpus(root / "small", num_speakers=2, num_sentences=1, seed=1)
+    return {
+        "big": CorpusSource(str(big), "label", "speaker", "big", "", "English", "test", SYNTHETIC_VOCABULARY),
+        "small": CorpusSource(str(small), "label", "speaker", "small", "", "German", "test", SYNTHETIC_VOCABULARY),
+    }
+
+
+def test_corpora_load_as_one_with_a_corpus_column_namespaced_speakers_and_mapped_labels(two_corpora):
+    dataset = load_corpora(two_corpora)
+    assert Counter(dataset["corpus"]) == {"big": 30, "small": 10}
+    assert set(dataset["speaker"]) == {"big/spk00", "big/spk01", "small/spk00", "small/spk01"}
+    assert set(dataset["label"]) == {"angry", "fearful", "happy", "neutral", "sad"}
+    assert dataset.column_names == ["audio", "label", "speaker", "corpus"]
+
+
+def test_balanced_weights_give_each_corpus_and_each_of_its_classes_an_equal_share():
+    corpora = ["big"] * 90 + ["small"] * 10
+    labels = ["a"] * 60 + ["b"] * 30 + ["a"] * 9 + ["c"]
+    weights = balanced_sample_weights(corpora, labels)
+    share = lambda mask: weights[np.array(mask)].sum()  # noqa: E731
+    assert weights.sum() == pytest.approx(1.0)
+    assert share([c == "big" for c in corpora]) == pytest.approx(0.5)
+    for corpus, label in [("big", "a"), ("big", "b"), ("small", "a"), ("small", "c")]:
+        assert share([c == corpus and l == label for c, l in zip(corpora, labels)]) == pytest.approx(0.25)
+
+    # The Trainer draws with them: a small corpus's rare class comes up about as often as a big corpus's common one.
+    trainer = BalancedTrainer(
+        model=torch.nn.Linear(1, 1),
+        args=TrainingArguments(output_dir="unused", report_to="none", seed=0),
+        train_dataset=[{"x": i} for i in range(100)],
+        sample_weights=weights,
+    )
+    sampler = trainer._get_train_sampler()
+    draws = Counter((corpora[i], labels[i]) for _ in range(40) for i in sampler)  # 40 epochs of 100 draws
+    for pair in [("big", "a"), ("big", "b"), ("small", "a"), ("small", "c")]:
+        assert 0.2 < draws[pair] / 4000 < 0.3, draws
+
+
+def test_leave_one_corpus_out_never_trains_on_the_held_out_corpus(two_corpora, monkeypatch, tmp_path):
+    monkeypatch.setattr(sources, "CORPORA", {name: (source,) for name, source in two_corpora.items()})
+    corpus = np.array(load_corpora(two_corpora)["corpus"])
+    for held_out in group_folds(corpus, 0):
+        assert len(set(corpus[held_out])) == 1 and set(corpus[held_out]).isdisjoint(corpus[~held_out])
+
+    with pytest.raises(ValueError, match="not a named corpus"):
+        resolve_corpora(["big", "elsewhere"])
+    results = cross_validate(
+        [
+            "--dataset_name", "big,small", "--group_column_name", "corpus",
+            "--output_dir", str(tmp_path / "loco"), "--feature_cache_dir", str(tmp_path / "cache"),
+            "--num_train_epochs", "1", "--per_device_train_batch_size", "8", "--report_to", "none",
+            "--config_overrides", "encoding_dim=32,head_hidden_size=32",
+        ]
+    )  # fmt: skip
+    assert [fold["groups"] for fold in results["per_fold"]] == [["big"], ["small"]]
+    assert json.loads((tmp_path / "loco" / "cross_validation.json").read_text())["labels"] == sorted(
+        {"angry", "fearful", "happy", "neutral", "sad"}
+    )
