@@ -53,10 +53,13 @@ def test_every_shared_corpus_maps_onto_the_vocabulary(requires_shared):
 
 @pytest.fixture(scope="module")
 def two_corpora(tmp_path_factory):
-    """Two synthetic corpora whose speakers are both called spk00 and spk01, of 30 and 10 clips."""
+    """Two synthetic corpora whose speakers are both called spk00 and spk01: 30 clips of 5 emotions, and 8 clips of
+    4 (no fear)."""
     root = tmp_path_factory.mktemp("corpora")
     big = generate_corpus(root / "big", num_speakers=2, num_sentences=3, seed=0)
-    small = generate_corpus(root / "small", num_speakers=2, num_sentences=1, seed=1)
+    small = generate_corpus(
+        root / "small", num_speakers=2, num_sentences=1, emotions=("anger", "happiness", "neutral", "sadness"), seed=1
+    )
     return {
         "big": CorpusSource(str(big), "label", "speaker", "big", "", "English", "test", SYNTHETIC_VOCABULARY),
         "small": CorpusSource(str(small), "label", "speaker", "small", "", "German", "test", SYNTHETIC_VOCABULARY),
@@ -65,7 +68,7 @@ def two_corpora(tmp_path_factory):
 
 def test_corpora_load_as_one_with_a_corpus_column_namespaced_speakers_and_mapped_labels(two_corpora):
     dataset = load_corpora(two_corpora)
-    assert Counter(dataset["corpus"]) == {"big": 30, "small": 10}
+    assert Counter(dataset["corpus"]) == {"big": 30, "small": 8}
     assert set(dataset["speaker"]) == {"big/spk00", "big/spk01", "small/spk00", "small/spk01"}
     assert set(dataset["label"]) == {"angry", "fearful", "happy", "neutral", "sad"}
     assert dataset.column_names == ["audio", "label", "speaker", "corpus"]
@@ -107,10 +110,17 @@ def test_leave_one_corpus_out_never_trains_on_the_held_out_corpus(two_corpora, m
             "--dataset_name", "big,small", "--group_column_name", "corpus",
             "--output_dir", str(tmp_path / "loco"), "--feature_cache_dir", str(tmp_path / "cache"),
             "--num_train_epochs", "1", "--per_device_train_batch_size", "8", "--report_to", "none",
-            "--config_overrides", "encoding_dim=32,head_hidden_size=32",
+            "--config_overrides", "encoding_dim=32,head_hidden_size=32", "--inference_steps", "4",
         ]
     )  # fmt: skip
     assert [fold["groups"] for fold in results["per_fold"]] == [["big"], ["small"]]
+    # Each held-out corpus is scored on the labels it shares with the other, predictions made within them.
+    held_out = results["held_out_corpora"]
+    four = ["angry", "happy", "neutral", "sad"]
+    assert held_out["big"]["shared"]["labels"] == four and held_out["big"]["shared"]["clips"] == 24  # no fear
+    assert held_out["small"]["shared"]["labels"] == four and held_out["small"]["core"]["clips"] == 8
+    for scores in held_out.values():
+        assert 0 <= scores["core"]["steps_4"]["unweighted_accuracy"] <= 1
     assert json.loads((tmp_path / "loco" / "cross_validation.json").read_text())["labels"] == sorted(
         {"angry", "fearful", "happy", "neutral", "sad"}
     )

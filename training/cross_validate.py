@@ -27,6 +27,7 @@ import numpy as np
 from transformers import HfArgumentParser, TrainingArguments, set_seed
 
 from training.data import (
+    CORPUS_COLUMN,
     cast_audio,
     drop_unreadable_audio,
     encode_labels,
@@ -40,7 +41,7 @@ from training.feature_cache import add_encoder_features
 from training.folds import cross_validate_head
 from training.heads import PooledFeatureClassifier
 from training.reports import save_confusion_matrix
-from training.sources import resolve_corpora
+from training.sources import CORE_EMOTIONS, resolve_corpora
 from training.run_genser import (
     METRICS_PATH,
     DataTrainingArguments,
@@ -135,8 +136,10 @@ def main(argv: list[str] | None = None) -> dict:
     step_counts = [int(s) for s in cv_args.inference_steps.split(",")] if cv_args.head == "genser" else [None]
 
     new_head = partial(make_head, cv_args.head, model_args, labels, cv_args, label_sets)
+    leave_one_corpus_out = data_args.group_column_name == CORPUS_COLUMN
+    subsets = partial(held_out_label_subsets, targets, labels) if leave_one_corpus_out else None
     predictions, folds = cross_validate_head(
-        new_head, features, groups, training_args, step_counts, cv_args.num_folds, data_args.parallel_folds
+        new_head, features, groups, training_args, step_counts, cv_args.num_folds, data_args.parallel_folds, subsets
     )
     metric = evaluate.load(METRICS_PATH)
     output_dir = Path(training_args.output_dir)
@@ -170,6 +173,8 @@ def main(argv: list[str] | None = None) -> dict:
         results["tasks"] = {
             task: {"labels": tasks[task], "pooled": pooled_scores} for task, pooled_scores in by_task.items()
         }
+    if leave_one_corpus_out:
+        results["held_out_corpora"] = held_out_corpus_scores(metric, predictions, targets, labels, folds, names)
     (output_dir / "cross_validation.json").write_text(json.dumps(results, indent=2))
     for task, pooled_scores in by_task.items():
         for name, scores in pooled_scores.items():
@@ -177,7 +182,36 @@ def main(argv: list[str] | None = None) -> dict:
                 f"{cv_args.head} {name} ({task}): pooled UA {scores['unweighted_accuracy']:.4f} "
                 f"WA {scores['accuracy']:.4f} macro-F1 {scores['macro_f1']:.4f} over {len(per_fold)} folds"
             )
+    for corpus, subsets_scores in results.get("held_out_corpora", {}).items():
+        for subset, scores in subsets_scores.items():
+            figures = "  ".join(f"{name} UA {scores[name]['unweighted_accuracy']:.4f}" for name in names.values())
+            print(f"held-out {corpus}, {subset} labels ({', '.join(scores['labels'])}; {scores['clips']} clips): {figures}")
     return results
+
+
+def held_out_label_subsets(targets: np.ndarray, labels: list[str], held_out: np.ndarray) -> dict[str, list[int]]:
+    """The label ids a held-out corpus is scored on: those it shares with the training corpora (`"shared"`), and
+    of those the core emotions (`"core"`, `CORE_EMOTIONS`)."""
+    shared = sorted(set(targets[held_out].tolist()) & set(targets[~held_out].tolist()))
+    return {"shared": shared, "core": [i for i in shared if labels[i] in CORE_EMOTIONS]}
+
+
+def held_out_corpus_scores(metric, predictions: dict, targets: np.ndarray, labels: list[str], folds, names) -> dict:
+    """Per held-out corpus and label subset: its clips of those labels, scored on predictions made within them."""
+    scores = {}
+    for fold in folds:
+        (corpus,) = fold["groups"]
+        scores[corpus] = {}
+        for subset, label_ids in fold["label_subsets"].items():
+            rows = fold["mask"] & np.isin(targets, label_ids)
+            entry = {"labels": [labels[i] for i in label_ids], "clips": int(rows.sum())}
+            for steps, name in names.items():
+                computed = metric.compute(
+                    predictions=predictions[(steps, subset)][rows], references=targets[rows], num_labels=len(labels)
+                )
+                entry[name] = {key: value for key, value in computed.items() if key != "confusion_matrix"}
+            scores[corpus][subset] = entry
+    return scores
 
 
 if __name__ == "__main__":

@@ -78,9 +78,16 @@ def train_head(head: nn.Module, features: Dataset, training_args: TrainingArgume
 
 
 @torch.no_grad()
-def predict(head: nn.Module, features: Dataset, num_inference_steps: int | None, batch_size: int = 256) -> np.ndarray:
+def predict(
+    head: nn.Module,
+    features: Dataset,
+    num_inference_steps: int | None,
+    batch_size: int = 256,
+    label_ids: list[int] | None = None,
+) -> np.ndarray:
     """Predicted class indices of `head` (in eval mode) on cached features, `(num_clips,)`, or for a multi-task
-    Gen-SER `(num_clips, num_tasks)`; Gen-SER at `num_inference_steps`."""
+    Gen-SER `(num_clips, num_tasks)`; Gen-SER at `num_inference_steps`. With `label_ids` (one task), the prediction
+    is the most likely of those labels only (e.g. the labels a held-out corpus shares with the training ones)."""
     head.eval()
     device = next(head.parameters()).device
     kwargs = {} if num_inference_steps is None else {"num_inference_steps": num_inference_steps}
@@ -90,6 +97,13 @@ def predict(head: nn.Module, features: Dataset, num_inference_steps: int | None,
         batch = {key: value.to(device) for key, value in batch.items()}
         outputs = head(**batch, **kwargs)
         task_logits = getattr(outputs, "task_logits", None) or {"label": outputs.logits}
+        if label_ids is not None:
+            if len(task_logits) > 1:
+                raise ValueError("Predicting within a subset of the labels is for single-task heads.")
+            ids = torch.as_tensor(label_ids, device=device)
+            within = torch.full_like(outputs.logits, -torch.inf)
+            within[:, ids] = outputs.logits[:, ids]
+            task_logits = {"label": within}
         predictions.append(torch.stack([logits.argmax(-1) for logits in task_logits.values()], -1).squeeze(-1).cpu().numpy())
     return np.concatenate(predictions)
 
@@ -101,10 +115,12 @@ def train_and_predict(
     test_rows: np.ndarray,
     training_args: TrainingArguments,
     step_counts: list[int | None],
+    label_subsets: dict[str, list[int]] | None = None,
     num_threads: int | None = None,
 ) -> tuple[dict, float]:
     """A fresh head from `new_head()` (seeded with `training_args.seed`) trained on the `train_rows` of `features`
-    (a boolean mask), and its predictions on the `test_rows` per step count; also the training time in seconds."""
+    (a boolean mask), and its predictions on the `test_rows` per step count, and with `label_subsets` (name -> label
+    ids) per `(step count, name)` within each subset too; also the training time in seconds."""
     if num_threads:
         torch.set_num_threads(num_threads)
     set_seed(training_args.seed)
@@ -114,7 +130,11 @@ def train_and_predict(
         train_head(head, features.select(np.flatnonzero(train_rows)), head_training_arguments(training_args, fold_dir))
     seconds = time.perf_counter() - started
     test_features = features.select(np.flatnonzero(test_rows))
-    return {steps: predict(head, test_features, steps) for steps in step_counts}, seconds
+    predictions = {steps: predict(head, test_features, steps) for steps in step_counts}
+    for name, label_ids in (label_subsets or {}).items():
+        for steps in step_counts:
+            predictions[(steps, name)] = predict(head, test_features, steps, label_ids=label_ids)
+    return predictions, seconds
 
 
 def run_folds(tasks: list[tuple], parallel_folds: int = 1) -> list[tuple[dict, float]]:
@@ -141,23 +161,31 @@ def cross_validate_head(
     step_counts: list[int | None],
     num_folds: int = 0,
     parallel_folds: int = 1,
+    label_subsets: Callable[[np.ndarray], dict[str, list[int]]] | None = None,
 ) -> tuple[dict, list[dict]]:
     """Trains a head from `new_head()` per fold and predicts the held-out groups (`parallel_folds`: `run_folds`).
 
     Returns the pooled predictions, `{step count: (num_clips,) class indices}` (`None` for a classification head;
     `(num_clips, num_tasks)` for a multi-task head), and per fold its held-out groups, their row mask and its
-    training time.
+    training time. `label_subsets(held_out_mask)` names label subsets per fold (e.g. the labels a held-out corpus
+    shares with the training ones): predictions within each are keyed `(step count, name)`, and each fold records
+    its subsets under `"label_subsets"`.
     """
     masks = group_folds(groups, num_folds)
-    tasks = [(new_head, features, ~mask, mask, training_args, step_counts) for mask in masks]
+    subsets = [label_subsets(mask) if label_subsets else None for mask in masks]
+    tasks = [
+        (new_head, features, ~mask, mask, training_args, step_counts, subset) for mask, subset in zip(masks, subsets)
+    ]
     predictions = {}
     folds = []
     for k, (mask, (fold_predictions, seconds)) in enumerate(zip(masks, run_folds(tasks, parallel_folds))):
-        for steps in step_counts:
-            if steps not in predictions:
-                predictions[steps] = np.zeros((len(features), *fold_predictions[steps].shape[1:]), dtype=np.int64)
-            predictions[steps][mask] = fold_predictions[steps]
+        for key, fold_prediction in fold_predictions.items():
+            if key not in predictions:
+                predictions[key] = np.zeros((len(features), *fold_prediction.shape[1:]), dtype=np.int64)
+            predictions[key][mask] = fold_prediction
         held_out_groups = sorted(set(groups[mask]))
         logger.info("fold %d/%d (held out: %s) trained in %.1f s", k + 1, len(masks), ", ".join(held_out_groups), seconds)
-        folds.append({"fold": k, "groups": held_out_groups, "mask": mask, "train_seconds": seconds})
+        folds.append(
+            {"fold": k, "groups": held_out_groups, "mask": mask, "train_seconds": seconds, "label_subsets": subsets[k]}
+        )
     return predictions, folds
