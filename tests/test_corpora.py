@@ -7,11 +7,13 @@ from collections import Counter
 import numpy as np
 import pytest
 import torch
+from datasets import Array2D, Dataset, Features
 from transformers import TrainingArguments
 
 import training.sources as sources
 from training.cross_validate import main as cross_validate
 from training.data import BalancedTrainer, balanced_sample_weights, load_corpora
+from training.feature_cache import POOLED_FEATURES_COLUMN, standardise_by_group, with_group_standardised_features
 from training.folds import group_folds
 from training.sources import (
     CORPORA,
@@ -25,7 +27,9 @@ from training.sources import (
 from training.synthetic_corpus import generate_corpus
 
 # The synthetic corpus names its emotions as EmoDB does (anger, fear, happiness, neutral, sadness).
-SYNTHETIC_VOCABULARY = tuple((name, EMODB_VOCABULARY[name]) for name in ("anger", "fear", "happiness", "neutral", "sadness"))
+SYNTHETIC_VOCABULARY = tuple(
+    (name, EMODB_VOCABULARY[name]) for name in ("anger", "fear", "happiness", "neutral", "sadness")
+)
 
 
 def test_labels_map_onto_the_vocabulary_and_an_unmapped_label_is_an_error():
@@ -72,6 +76,23 @@ def test_corpora_load_as_one_with_a_corpus_column_namespaced_speakers_and_mapped
     assert set(dataset["speaker"]) == {"big/spk00", "big/spk01", "small/spk00", "small/spk01"}
     assert set(dataset["label"]) == {"angry", "fearful", "happy", "neutral", "sad"}
     assert dataset.column_names == ["audio", "label", "speaker", "corpus"]
+
+
+def test_standardising_by_group_uses_each_groups_own_statistics():
+    rng = np.random.default_rng(0)
+    pooled = rng.normal(size=(12, 2, 3)).astype(np.float32)
+    pooled[6:] = 5 + 3 * pooled[6:]  # another recording condition: shifted and scaled
+    groups = np.array(["a"] * 6 + ["b"] * 6)
+    standardised = standardise_by_group(pooled, groups)
+    for group in "ab":
+        rows = groups == group
+        np.testing.assert_allclose(standardised[rows].mean(0), 0, atol=1e-5)
+        np.testing.assert_allclose(standardised[rows].std(0), 1, atol=1e-5)
+    np.testing.assert_allclose(standardised[:6], standardise_by_group(pooled[:6], groups[:6]))  # b does not matter
+    schema = Features({POOLED_FEATURES_COLUMN: Array2D((2, 3), "float32")})
+    cached = Dataset.from_dict({POOLED_FEATURES_COLUMN: pooled}, schema)
+    replaced = with_group_standardised_features(cached, groups).with_format("numpy")[POOLED_FEATURES_COLUMN]
+    np.testing.assert_allclose(replaced, standardised, atol=1e-6)
 
 
 def test_balanced_weights_give_each_corpus_and_each_of_its_classes_an_equal_share():
@@ -121,6 +142,16 @@ def test_leave_one_corpus_out_never_trains_on_the_held_out_corpus(two_corpora, m
     assert held_out["small"]["shared"]["labels"] == four and held_out["small"]["core"]["clips"] == 8
     for scores in held_out.values():
         assert 0 <= scores["core"]["steps_4"]["unweighted_accuracy"] <= 1
+    # Each corpus standardised with its own statistics (the held-out one too: adaptation, no labels used).
+    adapted = cross_validate(
+        [
+            "--dataset_name", "big,small", "--group_column_name", "corpus", "--standardise_by", "corpus",
+            "--output_dir", str(tmp_path / "adapted"), "--feature_cache_dir", str(tmp_path / "cache"),
+            "--num_train_epochs", "1", "--per_device_train_batch_size", "8", "--report_to", "none",
+            "--config_overrides", "encoding_dim=32,head_hidden_size=32", "--inference_steps", "4", "--head", "linear",
+        ]
+    )  # fmt: skip
+    assert set(adapted["held_out_corpora"]) == {"big", "small"}
     assert json.loads((tmp_path / "loco" / "cross_validation.json").read_text())["labels"] == sorted(
         {"angry", "fearful", "happy", "neutral", "sad"}
     )

@@ -37,7 +37,7 @@ from training.data import (
     speaker_groups,
     task_label_sets,
 )
-from training.feature_cache import add_encoder_features
+from training.feature_cache import add_encoder_features, with_group_standardised_features
 from training.folds import cross_validate_head
 from training.heads import PooledFeatureClassifier
 from training.reports import save_confusion_matrix
@@ -63,6 +63,13 @@ class CrossValidationArguments:
     mlp_dropout: float = field(default=0.2)
     inference_steps: str = field(
         default="1", metadata={"help": "Comma-separated sampling step counts to evaluate Gen-SER with, e.g. '1,2,4'."}
+    )
+    standardise_by: str | None = field(
+        default=None,
+        metadata={
+            "help": "Standardise the pooled features with the statistics of each value of this column (corpus, "
+            "speaker): every clip, held-out ones included, by its own group's statistics (no labels used)."
+        },
     )
 
 
@@ -131,6 +138,8 @@ def main(argv: list[str] | None = None) -> dict:
     model_args, data_args, cv_args, training_args = parser.parse_args_into_dataclasses(args=argv)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     features, labels, groups, label_sets = cached_corpus(model_args, data_args, training_args.seed)
+    if cv_args.standardise_by:
+        features = with_group_standardised_features(features, speaker_groups(features, cv_args.standardise_by))
     tasks = label_sets or {data_args.label_column_name: labels}
     targets = np.array(features["labels"])
     step_counts = [int(s) for s in cv_args.inference_steps.split(",")] if cv_args.head == "genser" else [None]
@@ -185,7 +194,8 @@ def main(argv: list[str] | None = None) -> dict:
     for corpus, subsets_scores in results.get("held_out_corpora", {}).items():
         for subset, scores in subsets_scores.items():
             figures = "  ".join(f"{name} UA {scores[name]['unweighted_accuracy']:.4f}" for name in names.values())
-            print(f"held-out {corpus}, {subset} labels ({', '.join(scores['labels'])}; {scores['clips']} clips): {figures}")
+            described = f"{subset} labels ({', '.join(scores['labels'])}; {scores['clips']} clips)"
+            print(f"held-out {corpus}, {described}: {figures}")
     return results
 
 

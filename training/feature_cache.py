@@ -24,6 +24,7 @@ import os
 from pathlib import Path
 
 import datasets
+import numpy as np
 import torch
 from datasets import Array2D, Audio, Dataset, Features
 from torch.nn.utils.rnn import pad_sequence
@@ -146,3 +147,36 @@ def collate_cached_features(examples: list[dict]) -> dict:
         lengths = torch.tensor([len(clip) for clip in frames])
         batch["frame_mask"] = (torch.arange(batch[FRAMES_COLUMN].shape[1])[None] < lengths[:, None]).long()
     return batch
+
+
+def standardise_by_group(pooled: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """Pooled features standardised with the statistics of their own group (a corpus, a speaker): each group's
+    clips get mean 0 and standard deviation 1 per layer and feature. No label is used, so a held-out group's own
+    statistics are fair to use (adaptation to its recording conditions).
+
+    Args:
+        pooled (`np.ndarray` of shape `(num_clips, num_layers, width)`)
+        groups (`np.ndarray` of shape `(num_clips,)`)
+    """
+    standardised = np.empty_like(pooled)
+    for group in np.unique(groups):
+        rows = groups == group
+        mean, std = pooled[rows].mean(axis=0), pooled[rows].std(axis=0)
+        standardised[rows] = (pooled[rows] - mean) / np.maximum(std, 1e-6)
+    return standardised
+
+
+def with_group_standardised_features(features: Dataset, groups: np.ndarray) -> Dataset:
+    """`features` whose pooled column is `standardise_by_group` of it (frozen pooled features only)."""
+    if POOLED_FEATURES_COLUMN not in features.column_names:
+        raise ValueError("Standardising by group works on pooled features: it needs trainable_encoder_layers=0.")
+    pooled = standardise_by_group(np.asarray(features.with_format("numpy")[POOLED_FEATURES_COLUMN]), groups)
+    group_key = hashlib.sha256("\n".join(map(str, groups)).encode()).hexdigest()[:16]
+    return features.map(
+        lambda batch, rows: {POOLED_FEATURES_COLUMN: pooled[rows]},
+        with_indices=True,
+        batched=True,
+        features=features.features,
+        keep_in_memory=True,
+        new_fingerprint=f"{features._fingerprint}-standardised-{group_key}",
+    )
