@@ -78,34 +78,38 @@ def train_head(head: nn.Module, features: Dataset, training_args: TrainingArgume
 
 
 @torch.no_grad()
-def predict(
-    head: nn.Module,
-    features: Dataset,
-    num_inference_steps: int | None,
-    batch_size: int = 256,
-    label_ids: list[int] | None = None,
-) -> np.ndarray:
-    """Predicted class indices of `head` (in eval mode) on cached features, `(num_clips,)`, or for a multi-task
-    Gen-SER `(num_clips, num_tasks)`; Gen-SER at `num_inference_steps`. With `label_ids` (one task), the prediction
-    is the most likely of those labels only (e.g. the labels a held-out corpus shares with the training ones)."""
+def task_logits(head: nn.Module, features: Dataset, num_inference_steps: int | None, batch_size: int = 256) -> dict:
+    """Every task's logits of `head` (in eval mode) on cached features, `{task: (num_clips, num_task_labels)}` (one
+    task, `"label"`, for a single-task head); Gen-SER at `num_inference_steps`."""
     head.eval()
     device = next(head.parameters()).device
     kwargs = {} if num_inference_steps is None else {"num_inference_steps": num_inference_steps}
     batches = DataLoader(head_inputs(features, with_labels=False), batch_size, collate_fn=collate_cached_features)
-    predictions = []
+    logits = {}
     for batch in batches:
         batch = {key: value.to(device) for key, value in batch.items()}
         outputs = head(**batch, **kwargs)
-        task_logits = getattr(outputs, "task_logits", None) or {"label": outputs.logits}
-        if label_ids is not None:
-            if len(task_logits) > 1:
-                raise ValueError("Predicting within a subset of the labels is for single-task heads.")
-            ids = torch.as_tensor(label_ids, device=device)
-            within = torch.full_like(outputs.logits, -torch.inf)
-            within[:, ids] = outputs.logits[:, ids]
-            task_logits = {"label": within}
-        predictions.append(torch.stack([logits.argmax(-1) for logits in task_logits.values()], -1).squeeze(-1).cpu().numpy())
-    return np.concatenate(predictions)
+        for task, values in (getattr(outputs, "task_logits", None) or {"label": outputs.logits}).items():
+            logits.setdefault(task, []).append(values.float().cpu().numpy())
+    return {task: np.concatenate(values) for task, values in logits.items()}
+
+
+def classes_of(logits: dict) -> np.ndarray:
+    """Predicted class indices from `task_logits`: `(num_clips,)`, or `(num_clips, num_tasks)` for several tasks."""
+    classes = np.stack([values.argmax(-1) for values in logits.values()], -1)
+    return classes[:, 0] if len(logits) == 1 else classes
+
+
+def classes_within(logits: np.ndarray, label_ids: list[int]) -> np.ndarray:
+    """The most likely of `label_ids` for each `(num_clips, num_labels)` row of one task's logits (e.g. the labels a
+    held-out corpus shares with the training ones), as indices into all the labels."""
+    return np.asarray(label_ids)[logits[:, label_ids].argmax(-1)]
+
+
+def predict(head: nn.Module, features: Dataset, num_inference_steps: int | None, batch_size: int = 256) -> np.ndarray:
+    """Predicted class indices of `head` (in eval mode) on cached features, `(num_clips,)`, or for a multi-task
+    Gen-SER `(num_clips, num_tasks)`; Gen-SER at `num_inference_steps`."""
+    return classes_of(task_logits(head, features, num_inference_steps, batch_size))
 
 
 def train_and_predict(
@@ -130,10 +134,14 @@ def train_and_predict(
         train_head(head, features.select(np.flatnonzero(train_rows)), head_training_arguments(training_args, fold_dir))
     seconds = time.perf_counter() - started
     test_features = features.select(np.flatnonzero(test_rows))
-    predictions = {steps: predict(head, test_features, steps) for steps in step_counts}
-    for name, label_ids in (label_subsets or {}).items():
-        for steps in step_counts:
-            predictions[(steps, name)] = predict(head, test_features, steps, label_ids=label_ids)
+    predictions = {}
+    for steps in step_counts:  # one pass of the head per step count; the label subsets restrict its logits
+        logits = task_logits(head, test_features, steps)
+        predictions[steps] = classes_of(logits)
+        if label_subsets and len(logits) > 1:
+            raise ValueError("Predicting within a subset of the labels is for single-task heads.")
+        for name, label_ids in (label_subsets or {}).items():
+            predictions[(steps, name)] = classes_within(logits["label"], label_ids)
     return predictions, seconds
 
 
