@@ -2,6 +2,7 @@
 """Loading labelled audio for Gen-SER training: datasets, label sets, speaker-independent splits, batching."""
 
 import logging
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -165,10 +166,8 @@ def balanced_sample_weights(corpora: list[str], labels: list) -> np.ndarray:
     same share: `1 / (num_corpora * num_classes_of_the_corpus * count(corpus, class))`, summing to 1. Without them
     a large corpus (CREMA-D's 7,435 clips) would drown a small one (EmoDB's 535) and its majority classes."""
     pairs = list(zip(corpora, map(str, labels)))
-    counts = {pair: 0 for pair in pairs}
-    for pair in pairs:
-        counts[pair] += 1
-    classes = {corpus: sum(1 for other, _ in counts if other == corpus) for corpus, _ in counts}
+    counts = Counter(pairs)
+    classes = Counter(corpus for corpus, _ in counts)  # each corpus's number of classes
     return np.array([1.0 / (len(classes) * classes[corpus] * counts[(corpus, label)]) for corpus, label in pairs])
 
 
@@ -177,8 +176,7 @@ def corpus_balancing_weights(dataset: Dataset) -> np.ndarray | None:
     one corpus keeps the plain shuffle."""
     if CORPUS_COLUMN not in dataset.column_names or len(set(dataset[CORPUS_COLUMN])) < 2:
         return None
-    labels = dataset["labels"] if "labels" in dataset.column_names else dataset["label"]
-    return balanced_sample_weights(dataset[CORPUS_COLUMN], [str(label) for label in labels])
+    return balanced_sample_weights(dataset[CORPUS_COLUMN], dataset["labels"])
 
 
 class BalancedTrainer(Trainer):
