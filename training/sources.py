@@ -96,41 +96,48 @@ class CorpusSource:
 ACTED = "acted speech in a quiet room; not made for natural conversation, noisy or far-field recordings"
 RESEARCH_ONLY = "released by its authors for research; not redistributed by this project"
 EMODB = {"language": "German", "licence": RESEARCH_ONLY, "label_vocabulary": tuple(EMODB_VOCABULARY.items())}
+
+
+def shared_corpus(folder: str, description: str, limitations: str, **facts) -> CorpusSource:
+    """A corpus in `../shared/data/<folder>`: every one there is an audiofolder with `label` and `speaker` columns."""
+    return CorpusSource(str(SHARED / "data" / folder), "label", "speaker", description, limitations, **facts)
+
+
 CORPORA = {
     "emodb": (
-        CorpusSource(str(SHARED / "data" / "emodb"), "label", "speaker", EMODB_DESCRIPTION, EMODB_LIMITATIONS, **EMODB),
+        shared_corpus("emodb", EMODB_DESCRIPTION, EMODB_LIMITATIONS, **EMODB),
         # The Hub copy has no speaker column, but each of EmoDB's 10 speakers has a distinct (gender, age) pair.
         CorpusSource("renumics/emodb", "emotion", "gender+age", EMODB_DESCRIPTION, EMODB_LIMITATIONS, **EMODB),
     ),
     # The corpora below are in ../shared only (no Hub copy of them is named here): their labels already use the
     # vocabulary.
     "cremad": (
-        CorpusSource(
-            str(SHARED / "data" / "cremad"), "label", "speaker",
+        shared_corpus(
+            "cremad",
             "CREMA-D (Cao et al., 2014): acted US English, 91 actors, 12 sentences, 7,435 clips in 6 emotions (angry, "
             "disgust, fearful, happy, neutral, sad)",
             f"CREMA-D is {ACTED}", language="English", licence="Open Database License (ODbL)",
         ),
     ),
     "ravdess": (
-        CorpusSource(
-            str(SHARED / "data" / "ravdess"), "label", "speaker",
+        shared_corpus(
+            "ravdess",
             "RAVDESS speech (Livingstone & Russo, 2018): acted US English, 24 actors, 2 sentences, 1,440 clips in 8 "
             "emotions (angry, calm, disgust, fearful, happy, neutral, sad, surprised)",
             f"RAVDESS is {ACTED}", language="English", licence="CC BY-NC-SA 4.0",
         ),
     ),
     "casia": (
-        CorpusSource(
-            str(SHARED / "data" / "casia"), "label", "speaker",
+        shared_corpus(
+            "casia",
             "CASIA (public 1,200-clip part): acted Mandarin, 4 speakers, 6 emotions (angry, fearful, happy, neutral, "
             "sad, surprised)",
             f"CASIA is {ACTED}, of 4 speakers only", language="Mandarin", licence=RESEARCH_ONLY,
         ),
     ),
     "baved": (
-        CorpusSource(
-            str(SHARED / "data" / "baved"), "label", "speaker",
+        shared_corpus(
+            "baved",
             "BAVED (Basic Arabic Vocal Emotions): Arabic, 59 speakers, 7 words, 1,908 clips at 3 arousal levels "
             "(low, neutral, high)",
             "BAVED's labels are arousal levels of single spoken words, not emotion categories",
