@@ -375,7 +375,8 @@ def annotate(args: AnnotationArguments) -> dict:
     if isinstance(inputs, list) and not inputs:
         raise ValueError("The input holds no files to annotate; check --folder/--manifest (and --extensions).")
     check_run_options(output_dir, args, model_digest(classifier))
-    if isinstance(inputs, list):  # a stream's finished shards are checked as the stream reaches them
+    streamed = not isinstance(inputs, list)  # a stream's finished shards are checked as the stream reaches them
+    if not streamed:
         for shard, items in shards(inputs, args.shard_size):
             if is_finished(output_dir, shard):
                 check_finished_shard(output_dir, shard, items)
@@ -385,7 +386,7 @@ def annotate(args: AnnotationArguments) -> dict:
         return shard % state.num_processes == state.process_index
 
     own_items = None
-    if isinstance(inputs, list):  # a stream's length is unknown until it ends
+    if not streamed:  # a stream's length is unknown until it ends
         own_items = sum(is_own(item.index // args.shard_size) for item in inputs)
     progress = tqdm(total=own_items, unit="file", position=state.process_index, desc=f"process {state.process_index}")
     started, audio_seconds, new_shards, num_shards = time.perf_counter(), 0.0, 0, 0
@@ -394,7 +395,8 @@ def annotate(args: AnnotationArguments) -> dict:
         if not is_own(shard):
             continue
         if is_finished(output_dir, shard):
-            check_finished_shard(output_dir, shard, items)
+            if streamed:
+                check_finished_shard(output_dir, shard, items)
             progress.update(len(items))
             continue
         if args.max_shards is not None and new_shards >= args.max_shards:
