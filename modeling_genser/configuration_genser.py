@@ -38,6 +38,12 @@ class GenSERConfig(PreTrainedConfig):
         layers concatenated (layers x width).
     condition_dropout (`float`, *optional*, defaults to 0.0):
         Dropout on the standardised condition during training; a regulariser against speaker-specific features.
+    domain_normalization (`bool`, *optional*, defaults to `False`):
+        Standardise the pooled features with the statistics (per layer and feature mean and standard deviation) of
+        the domain the clip comes from, before the condition: recording conditions, language and speakers shift
+        pooled encoder features far more than emotions do. Training standardises each corpus with its own
+        statistics; at inference, statistics of the collection being classified are passed as
+        `domain_statistics`, and a lone clip uses the training pool's, stored in the model.
     encoding_dim (`int`, *optional*, defaults to 256):
         Dimension of the sinusoidal taxonomy encoding, i.e. of the generated vectors.
     taxonomy_index_scale (`float`, *optional*, defaults to 100.0):
@@ -126,6 +132,7 @@ class GenSERConfig(PreTrainedConfig):
     pooling: Literal["mean", "mean_std"] = "mean"
     layer_aggregation: Literal["weighted_sum", "concat"] = "weighted_sum"
     condition_dropout: float = 0.0
+    domain_normalization: bool = False
     encoding_dim: int = 256
     taxonomy_index_scale: float = 100.0
     taxonomy_base: float = 10000.0

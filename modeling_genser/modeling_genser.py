@@ -36,6 +36,10 @@ from .taxonomy_encoding import (
 )
 
 
+# Floor of a domain's per-feature standard deviation.
+DOMAIN_STD_FLOOR = 1e-6
+
+
 @dataclass
 class GenSEROutput(SequenceClassifierOutput):
     """
@@ -101,10 +105,46 @@ class GenSERConditionNorm(nn.BatchNorm1d):
         return super().forward(condition)
 
 
+def domain_moments(pooled: torch.Tensor) -> tuple[int, torch.Tensor, torch.Tensor]:
+    """What the statistics of a domain are computed from, for `(num_clips, num_layers, width)` pooled features: the
+    clip count and the float64 sum and sum of squares, `(num_layers, width)` each. Moments of several batches (or
+    annotation shards) add up, so a collection's statistics need one pass and no stored features."""
+    pooled = pooled.detach().double()
+    return pooled.shape[0], pooled.sum(0), pooled.square().sum(0)
+
+
+def domain_statistics_from_moments(count: int, total: torch.Tensor, squares: torch.Tensor) -> torch.Tensor:
+    """The mean and (population) standard deviation of a domain's pooled features, `(2, num_layers, width)` float32,
+    from its `domain_moments` (summed over batches)."""
+    if count < 2:
+        raise ValueError(
+            f"Domain statistics need at least 2 clips, got {count}: classify a lone clip without domain statistics "
+            "(the model then uses its training pool's), or gather more clips of its collection."
+        )
+    mean = total / count
+    std = (squares / count - mean.square()).clamp_min(0).sqrt()
+    return torch.stack([mean, std]).float()
+
+
+def domain_statistics(pooled: torch.Tensor) -> torch.Tensor:
+    """The `(2, num_layers, width)` mean and standard deviation of `(num_clips, num_layers, width)` pooled features."""
+    return domain_statistics_from_moments(*domain_moments(pooled))
+
+
+def standardise_by_domain(pooled: torch.Tensor, statistics: torch.Tensor) -> torch.Tensor:
+    """`(batch, num_layers, width)` pooled features standardised with their domain's `(2, num_layers, width)`
+    statistics, or each clip with its own, `(batch, 2, num_layers, width)`."""
+    mean, std = statistics.to(pooled.dtype).unbind(-3)
+    # A feature constant over a domain (e.g. one padded channel) keeps a finite value.
+    return (pooled - mean) / std.clamp_min(DOMAIN_STD_FLOOR)
+
+
 class GenSERConditioner(nn.Module):
     """Turns per-layer pooled encoder features into the condition of the generative head.
 
-    The layers are combined by a learnable softmax-weighted sum (`(batch, layers, hidden)` -> `(batch, hidden)`) or
+    With `config.domain_normalization` the pooled features are first standardised with their domain's statistics
+    (`standardise_by_domain`): those given with the clips, else the training pool's (the `domain_statistics` buffer,
+    saved with the model). The layers are combined by a learnable softmax-weighted sum (`(batch, layers, hidden)` -> `(batch, hidden)`) or
     concatenated (-> `(batch, layers * hidden)`), then standardised per feature (and dropped out in training).
     """
 
@@ -120,8 +160,29 @@ class GenSERConditioner(nn.Module):
             self.layer_weights = nn.Parameter(torch.zeros(num_layers))
         self.norm = GenSERConditionNorm(self.condition_dim)
         self.dropout = nn.Dropout(config.condition_dropout)
+        self.domain_normalization = config.domain_normalization
+        if self.domain_normalization:
+            identity = torch.stack([torch.zeros(num_layers, width), torch.ones(num_layers, width)])
+            self.register_buffer("domain_statistics", identity)
 
-    def forward(self, pooled_layer_features: torch.Tensor) -> torch.Tensor:
+    def set_domain_statistics(self, statistics: torch.Tensor) -> None:
+        """Stores the training pool's `(2, num_layers, width)` statistics, used for clips that come without their
+        domain's."""
+        if not self.domain_normalization:
+            raise ValueError("set_domain_statistics needs a model with config.domain_normalization=True.")
+        self.domain_statistics.copy_(statistics)
+
+    def forward(
+        self, pooled_layer_features: torch.Tensor, domain_statistics: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        if self.domain_normalization:
+            statistics = self.domain_statistics if domain_statistics is None else domain_statistics
+            pooled_layer_features = standardise_by_domain(pooled_layer_features, statistics)
+        elif domain_statistics is not None:
+            raise ValueError(
+                "domain_statistics were given, but this model was trained without domain normalisation "
+                "(config.domain_normalization=False): drop them."
+            )
         if self.aggregation == "concat":
             combined = pooled_layer_features.flatten(start_dim=1)
         else:
@@ -369,6 +430,11 @@ class GenSERForAudioClassification(GenSERPreTrainedModel):
             for module in self.trainable_encoder_modules():
                 module.requires_grad_(True)
         self.post_init()
+
+    # The domain normalisation's maths, reachable from the model for code that has no import of this module (the
+    # pipeline shipped with a saved model).
+    domain_moments = staticmethod(domain_moments)
+    domain_statistics_from_moments = staticmethod(domain_statistics_from_moments)
 
     @classmethod
     def from_encoder(cls, encoder_name_or_path: str, id2label: dict[int, str], **config_kwargs):
@@ -807,6 +873,7 @@ class GenSERForAudioClassification(GenSERPreTrainedModel):
         lower_layer_frames: torch.Tensor | None = None,
         frame_mask: torch.Tensor | None = None,
         lower_pooled_layer_features: torch.Tensor | None = None,
+        domain_statistics: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         num_inference_steps: int | None = None,
         generator: torch.Generator | None = None,
@@ -828,6 +895,10 @@ class GenSERForAudioClassification(GenSERPreTrainedModel):
             Cached output of the frozen lower layers ([`~GenSERForAudioClassification.lower_layer_features`],
             frames padded to `(batch_size, num_frames, hidden_size)` with their `(batch_size, num_frames)` mask); only
             the trainable top layers run (`trainable_encoder_layers` > 0).
+        domain_statistics (`torch.FloatTensor` of shape `(2, num_layers, width)` or `(batch_size, 2, num_layers, width)`, *optional*):
+            With `config.domain_normalization`: the mean and standard deviation of the pooled features of the
+            collection (domain) the clips come from, e.g. `domain_statistics(pooled)` over it, or each clip's own
+            domain's; the training pool's (stored in the model) when absent.
         labels (`torch.LongTensor` of shape `(batch_size,)`, *optional*):
             Class indices; when given, the target-matching loss is returned (in training mode, the loss only).
         num_inference_steps (`int`, *optional*):
@@ -853,7 +924,7 @@ class GenSERForAudioClassification(GenSERPreTrainedModel):
                     "cached `pooled_layer_features`."
                 )
             pooled_layer_features = self.pooled_layer_features(inputs, attention_mask)
-        condition = self.conditioner(pooled_layer_features)
+        condition = self.conditioner(pooled_layer_features, domain_statistics)
 
         loss = None if labels is None else self.target_matching_loss(condition, labels)
         if loss is not None and self.training:

@@ -52,7 +52,11 @@ class GenSERAudioClassificationPipeline(ChunkPipeline, AudioClassificationPipeli
     - multi-task Gen-SER models (`config.label_sets`) only: `return_tasks` (`bool`, default `False`): return every
       task's scores, `{"emotion": [...], "gender": [...]}` (and so in `"scores"` and in every segment with
       `return_segments`); `candidate_labels` and `"agreement"` apply to the first task. Without it the output is the
-      first task's, exactly as for a single-task model.
+      first task's, exactly as for a single-task model;
+    - Gen-SER models with domain normalisation (`config.domain_normalization`) only: `domain_statistics`
+      (`torch.Tensor` or array of shape `(2, num_layers, width)`): the statistics of the collection the clip comes
+      from (`collection_statistics`), for a clip of a corpus, recording setup, speaker or folder the model has not
+      heard. Without them the model uses its training pool's, as for a lone clip.
 
     Input can be a file path, file bytes, a waveform (numpy or torch; int PCM is scaled, up to 8 channels are
     averaged) with or without `{"array"/"raw", "sampling_rate"}` (any rate, resampled), or a `datasets` audio value;
@@ -74,6 +78,7 @@ class GenSERAudioClassificationPipeline(ChunkPipeline, AudioClassificationPipeli
         num_samples=None,
         return_trajectory=None,
         return_tasks=None,
+        domain_statistics=None,
         **kwargs,
     ):
         if top_k is not None:
@@ -99,6 +104,8 @@ class GenSERAudioClassificationPipeline(ChunkPipeline, AudioClassificationPipeli
             "return_trajectory": return_trajectory,
         }
         forward_params = {name: value for name, value in sampling.items() if value is not None}
+        if domain_statistics is not None:
+            forward_params["domain_statistics"] = self._checked_domain_statistics(domain_statistics)
         if return_trajectory is not None:
             postprocess_params["return_trajectory"] = return_trajectory
         genser = self.is_genser
@@ -132,6 +139,50 @@ class GenSERAudioClassificationPipeline(ChunkPipeline, AudioClassificationPipeli
         """Saves the model and feature extractor with this pipeline's code beside them (`ship_pipeline`)."""
         ship_pipeline(self.model.config, save_directory)
         super().save_pretrained(save_directory, **kwargs)
+
+    def _require_domain_normalization(self, what: str) -> None:
+        if not (self.is_genser and getattr(self.model.config, "domain_normalization", False)):
+            raise ValueError(
+                f"{what} needs a Gen-SER model trained with domain normalisation (config.domain_normalization=True); "
+                f"{self.model.name_or_path or type(self.model).__name__!r} was not."
+            )
+
+    def _checked_domain_statistics(self, statistics) -> torch.Tensor:
+        self._require_domain_normalization("domain_statistics")
+        statistics = torch.as_tensor(statistics, dtype=torch.float32)
+        expected = tuple(self.model.conditioner.domain_statistics.shape)
+        if tuple(statistics.shape) != expected or not torch.isfinite(statistics).all():
+            raise ValueError(
+                f"domain_statistics must be finite, of shape {expected} (mean and standard deviation per layer and "
+                f"feature), as `collection_statistics` returns; got shape {tuple(statistics.shape)}."
+            )
+        return statistics
+
+    @torch.inference_mode()
+    def collection_moments(self, clips, segment_length_s: float = 30.0, segment_hop_s: float | None = None) -> tuple:
+        """What `collection_statistics` is computed from: the number of windows, and the float64 sum and sum of
+        squares of their pooled encoder features, `(num_layers, width)` each. Moments of several parts of a
+        collection add up (the annotator sums them over its shards)."""
+        self._require_domain_normalization("Collection statistics")
+        if isinstance(clips, (str, bytes, dict)) or hasattr(clips, "shape"):
+            raise ValueError(
+                "Collection statistics are computed over several clips: pass a list of clips (or a dataset's audio "
+                "column), not one clip."
+            )
+        count, total, squares = 0, 0.0, 0.0
+        for clip in clips:
+            for window in self.preprocess(clip, segment_length_s, segment_hop_s):
+                inputs = self._ensure_tensor_on_device(window, self.device)
+                pooled = self.model.pooled_layer_features(inputs[self.model.main_input_name], inputs.get("attention_mask"))
+                window_count, window_total, window_squares = self.model.domain_moments(pooled)
+                count, total, squares = count + window_count, total + window_total.cpu(), squares + window_squares.cpu()
+        return count, total, squares
+
+    def collection_statistics(self, clips, segment_length_s: float = 30.0, segment_hop_s: float | None = None):
+        """The domain statistics of a collection of clips (any input the pipeline takes; e.g. `dataset["audio"]`),
+        `(2, num_layers, width)`: pass them as `domain_statistics=` when classifying its clips. Long clips count
+        window by window, as the pipeline classifies them (`segment_length_s`, `segment_hop_s`)."""
+        return self.model.domain_statistics_from_moments(*self.collection_moments(clips, segment_length_s, segment_hop_s))
 
     def _label_ids(self, candidate_labels) -> list[int]:
         if isinstance(candidate_labels, str):
@@ -177,11 +228,21 @@ class GenSERAudioClassificationPipeline(ChunkPipeline, AudioClassificationPipeli
                 return
             start += hop
 
-    def _forward(self, model_inputs, num_inference_steps=None, seed=None, num_samples=1, return_trajectory=False):
+    def _forward(
+        self,
+        model_inputs,
+        num_inference_steps=None,
+        seed=None,
+        num_samples=1,
+        return_trajectory=False,
+        domain_statistics=None,
+    ):
         segment = {key: model_inputs.pop(key) for key in ("is_last", "start", "end")}
         if self.is_genser:
             # A CPU generator, as the model's default: one seed, the same draws on every device.
             generator = None if seed is None else torch.Generator().manual_seed(seed)
+            if domain_statistics is not None:
+                model_inputs["domain_statistics"] = domain_statistics.to(self.device)
             outputs = self.model(
                 **model_inputs,
                 num_inference_steps=num_inference_steps,

@@ -11,9 +11,10 @@ from datasets import Array2D, Dataset, Features
 from transformers import TrainingArguments
 
 import training.sources as sources
+from modeling_genser.modeling_genser import standardise_by_domain
 from training.cross_validate import main as cross_validate
 from training.data import BalancedTrainer, balanced_sample_weights, load_corpora
-from training.feature_cache import POOLED_FEATURES_COLUMN, standardise_by_group, with_group_standardised_features
+from training.feature_cache import POOLED_FEATURES_COLUMN, collate_cached_features, with_domains
 from training.folds import group_folds
 from training.sources import (
     CORPORA,
@@ -78,21 +79,21 @@ def test_corpora_load_as_one_with_a_corpus_column_namespaced_speakers_and_mapped
     assert dataset.column_names == ["audio", "label", "speaker", "corpus"]
 
 
-def test_standardising_by_group_uses_each_groups_own_statistics():
+def test_with_domains_gives_each_clip_its_own_domains_statistics():
     rng = np.random.default_rng(0)
     pooled = rng.normal(size=(12, 2, 3)).astype(np.float32)
     pooled[6:] = 5 + 3 * pooled[6:]  # another recording condition: shifted and scaled
-    groups = np.array(["a"] * 6 + ["b"] * 6)
-    standardised = standardise_by_group(pooled, groups)
-    for group in "ab":
-        rows = groups == group
-        np.testing.assert_allclose(standardised[rows].mean(0), 0, atol=1e-5)
-        np.testing.assert_allclose(standardised[rows].std(0), 1, atol=1e-5)
-    np.testing.assert_allclose(standardised[:6], standardise_by_group(pooled[:6], groups[:6]))  # b does not matter
+    groups = np.array(["b"] * 6 + ["a"] * 6)
     schema = Features({POOLED_FEATURES_COLUMN: Array2D((2, 3), "float32")})
-    cached = Dataset.from_dict({POOLED_FEATURES_COLUMN: pooled}, schema)
-    replaced = with_group_standardised_features(cached, groups).with_format("numpy")[POOLED_FEATURES_COLUMN]
-    np.testing.assert_allclose(replaced, standardised, atol=1e-6)
+    cached, table = with_domains(Dataset.from_dict({POOLED_FEATURES_COLUMN: pooled}, schema), groups)
+    assert cached["domain"] == [1] * 6 + [0] * 6 and table.shape == (2, 2, 2, 3)  # domains in sorted order
+    batch = collate_cached_features(list(cached.with_format("numpy")), domain_statistics=table)
+    standardised = standardise_by_domain(batch[POOLED_FEATURES_COLUMN], batch["domain_statistics"])
+    for rows in (slice(0, 6), slice(6, 12)):
+        torch.testing.assert_close(standardised[rows].mean(0), torch.zeros(2, 3), atol=1e-5, rtol=0)
+        torch.testing.assert_close(standardised[rows].std(0, unbiased=False), torch.ones(2, 3), atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="table of domain statistics"):
+        collate_cached_features(list(cached.with_format("numpy")))
 
 
 def test_balanced_weights_give_each_corpus_and_each_of_its_classes_an_equal_share():
@@ -145,13 +146,15 @@ def test_leave_one_corpus_out_never_trains_on_the_held_out_corpus(two_corpora, m
     # Each corpus standardised with its own statistics (the held-out one too: adaptation, no labels used).
     adapted = cross_validate(
         [
-            "--dataset_name", "big,small", "--group_column_name", "corpus", "--standardise_by", "corpus",
+            "--dataset_name", "big,small", "--group_column_name", "corpus", "--domain_normalization", "true",
             "--output_dir", str(tmp_path / "adapted"), "--feature_cache_dir", str(tmp_path / "cache"),
             "--num_train_epochs", "1", "--per_device_train_batch_size", "8", "--report_to", "none",
             "--config_overrides", "encoding_dim=32,head_hidden_size=32", "--inference_steps", "4", "--head", "linear",
         ]
     )  # fmt: skip
     assert set(adapted["held_out_corpora"]) == {"big", "small"}
+    for scores in adapted["held_out_corpora"].values():  # with its own statistics, and with the training pool's
+        assert {"classifier", "classifier_unadapted"} <= set(scores["core"])
     assert json.loads((tmp_path / "loco" / "cross_validation.json").read_text())["labels"] == sorted(
         {"angry", "fearful", "happy", "neutral", "sad"}
     )

@@ -29,6 +29,7 @@ from transformers import HfArgumentParser, TrainingArguments, set_seed
 from training.data import (
     CORPUS_COLUMN,
     cast_audio,
+    domain_values,
     drop_unreadable_audio,
     encode_labels,
     label_names,
@@ -37,7 +38,7 @@ from training.data import (
     speaker_groups,
     task_label_sets,
 )
-from training.feature_cache import add_encoder_features, with_group_standardised_features
+from training.feature_cache import add_encoder_features, with_domains
 from training.folds import cross_validate_head
 from training.heads import PooledFeatureClassifier
 from training.reports import save_confusion_matrix
@@ -63,13 +64,6 @@ class CrossValidationArguments:
     mlp_dropout: float = field(default=0.2)
     inference_steps: str = field(
         default="1", metadata={"help": "Comma-separated sampling step counts to evaluate Gen-SER with, e.g. '1,2,4'."}
-    )
-    standardise_by: str | None = field(
-        default=None,
-        metadata={
-            "help": "Standardise the pooled features with the statistics of each value of this column (corpus, "
-            "speaker): every clip, held-out ones included, by its own group's statistics (no labels used)."
-        },
     )
 
 
@@ -138,8 +132,9 @@ def main(argv: list[str] | None = None) -> dict:
     model_args, data_args, cv_args, training_args = parser.parse_args_into_dataclasses(args=argv)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     features, labels, groups, label_sets = cached_corpus(model_args, data_args, training_args.seed)
-    if cv_args.standardise_by:
-        features = with_group_standardised_features(features, speaker_groups(features, cv_args.standardise_by))
+    domain_table = None
+    if model_args.domain_normalization:  # every clip, held-out ones included, by its own domain's statistics
+        features, domain_table = with_domains(features, domain_values(features, data_args.domain_column_name))
     tasks = label_sets or {data_args.label_column_name: labels}
     targets = np.array(features["labels"])
     step_counts = [int(s) for s in cv_args.inference_steps.split(",")] if cv_args.head == "genser" else [None]
@@ -148,7 +143,8 @@ def main(argv: list[str] | None = None) -> dict:
     leave_one_corpus_out = data_args.group_column_name == CORPUS_COLUMN
     subsets = partial(held_out_label_subsets, targets, labels) if leave_one_corpus_out else None
     predictions, folds = cross_validate_head(
-        new_head, features, groups, training_args, step_counts, cv_args.num_folds, data_args.parallel_folds, subsets
+        new_head, features, groups, training_args, step_counts, cv_args.num_folds, data_args.parallel_folds, subsets,
+        domain_table,
     )
     metric = evaluate.load(METRICS_PATH)
     output_dir = Path(training_args.output_dir)
@@ -193,7 +189,9 @@ def main(argv: list[str] | None = None) -> dict:
             )
     for corpus, subsets_scores in results.get("held_out_corpora", {}).items():
         for subset, scores in subsets_scores.items():
-            figures = "  ".join(f"{name} UA {scores[name]['unweighted_accuracy']:.4f}" for name in names.values())
+            figures = "  ".join(
+                f"{name} UA {value['unweighted_accuracy']:.4f}" for name, value in scores.items() if isinstance(value, dict)
+            )
             described = f"{subset} labels ({', '.join(scores['labels'])}; {scores['clips']} clips)"
             print(f"held-out {corpus}, {described}: {figures}")
     return results
@@ -216,10 +214,13 @@ def held_out_corpus_scores(metric, predictions: dict, targets: np.ndarray, label
             rows = fold["mask"] & np.isin(targets, label_ids)
             entry = {"labels": [labels[i] for i in label_ids], "clips": int(rows.sum())}
             for steps, name in names.items():
-                computed = metric.compute(
-                    predictions=predictions[(steps, subset)][rows], references=targets[rows], num_labels=len(labels)
-                )
-                entry[name] = {key: value for key, value in computed.items() if key != "confusion_matrix"}
+                # With domain normalisation, also as lone clips would be predicted: with the training pool's statistics.
+                for variant, key in ((name, (steps, subset)), (f"{name}_unadapted", ("unadapted", (steps, subset)))):
+                    if key in predictions:
+                        computed = metric.compute(
+                            predictions=predictions[key][rows], references=targets[rows], num_labels=len(labels)
+                        )
+                        entry[variant] = {name: value for name, value in computed.items() if name != "confusion_matrix"}
             scores[corpus][subset] = entry
     return scores
 

@@ -215,13 +215,24 @@ def group_train_test_split(
     return dataset.select(np.flatnonzero(~is_test)), dataset.select(np.flatnonzero(is_test))
 
 
-def speaker_groups(dataset: Dataset, group_column_name: str) -> np.ndarray:
-    """Each row's speaker, as strings: one column's values, or several columns' joined, for `"gender+age"`."""
+def speaker_groups(dataset: Dataset, group_column_name: str, argument: str = "group_column_name") -> np.ndarray:
+    """Each row's speaker (or other group), as strings: one column's values, or several columns' joined, for
+    `"gender+age"`; `argument` names the option that gave the columns, for the error when one is missing."""
     columns = group_column_name.split("+")
     for column in columns:
-        require_column(dataset, column, "group_column_name", "the dataset")
+        require_column(dataset, column, argument, "the dataset")
     values = [dataset[column] for column in columns]
     return np.array(["+".join(str(value) for value in row) for row in zip(*values)])
+
+
+def domain_values(dataset: Dataset, domain_column_name: str | None) -> np.ndarray:
+    """Each clip's domain for domain normalisation: the values of `domain_column_name` (columns joined by '+' as for
+    speakers); by default its corpus with several corpora, else one domain for the whole dataset."""
+    if domain_column_name:
+        return speaker_groups(dataset, domain_column_name, "domain_column_name")
+    if CORPUS_COLUMN in dataset.column_names:
+        return np.asarray(dataset[CORPUS_COLUMN])
+    return np.zeros(len(dataset), dtype=np.int64)
 
 
 def decode_audio(value, sampling_rate: int) -> np.ndarray:

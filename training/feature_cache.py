@@ -16,6 +16,9 @@ With the encoder's top N layers trainable (`trainable_encoder_layers`), the froz
 clip's frames entering the first trainable layer (`lower_layer_frames`, `(num_frames, hidden_size)`, variable
 length) and its pooled lower layers (`lower_pooled_layer_features`); every epoch then runs only the top layers.
 `collate_cached_features` batches either kind.
+
+With domain normalisation (`GenSERConfig.domain_normalization`), `with_domains` gives each clip its domain (a corpus,
+a speaker) and the table of the domains' statistics, which the collator hands the model with each batch.
 """
 
 import hashlib
@@ -29,12 +32,15 @@ import torch
 from datasets import Array2D, Audio, Dataset, Features
 from torch.nn.utils.rnn import pad_sequence
 
+from modeling_genser.modeling_genser import domain_statistics
+
 from .data import decode_audio, extract_features
 
 POOLED_FEATURES_COLUMN = "pooled_layer_features"
 FRAMES_COLUMN = "lower_layer_frames"
 LOWER_POOLED_COLUMN = "lower_pooled_layer_features"
-CACHED_COLUMNS = (POOLED_FEATURES_COLUMN, FRAMES_COLUMN, LOWER_POOLED_COLUMN)
+DOMAIN_COLUMN = "domain"
+CACHED_COLUMNS = (POOLED_FEATURES_COLUMN, FRAMES_COLUMN, LOWER_POOLED_COLUMN, DOMAIN_COLUMN)
 
 
 def encoder_key(model, feature_extractor) -> str:
@@ -133,50 +139,40 @@ def add_encoder_features(
     )
 
 
-def collate_cached_features(examples: list[dict]) -> dict:
+def collate_cached_features(examples: list[dict], domain_statistics: torch.Tensor | None = None) -> dict:
     """A batch of cached features as the model's keyword arguments: fixed-shape columns stacked, `lower_layer_frames`
-    padded to the longest clip with its `frame_mask`."""
+    padded to the longest clip with its `frame_mask`, and each clip's `domain_statistics` looked up by its `domain`
+    column in `domain_statistics` (`(num_domains, 2, num_layers, width)`, from `with_domains`)."""
     batch = {
         key: torch.stack([torch.as_tensor(example[key]) for example in examples])
         for key in examples[0]
-        if key != FRAMES_COLUMN
+        if key not in (FRAMES_COLUMN, DOMAIN_COLUMN)
     }
     if FRAMES_COLUMN in examples[0]:
         frames = [torch.as_tensor(example[FRAMES_COLUMN]) for example in examples]
         batch[FRAMES_COLUMN] = pad_sequence(frames, batch_first=True)
         lengths = torch.tensor([len(clip) for clip in frames])
         batch["frame_mask"] = (torch.arange(batch[FRAMES_COLUMN].shape[1])[None] < lengths[:, None]).long()
+    if DOMAIN_COLUMN in examples[0]:
+        if domain_statistics is None:
+            raise ValueError("Clips with a domain column need the table of domain statistics (`with_domains`).")
+        batch["domain_statistics"] = domain_statistics[torch.as_tensor([example[DOMAIN_COLUMN] for example in examples])]
     return batch
 
 
-def standardise_by_group(pooled: np.ndarray, groups: np.ndarray) -> np.ndarray:
-    """Pooled features standardised with the statistics of their own group (a corpus, a speaker): each group's
-    clips get mean 0 and standard deviation 1 per layer and feature. No label is used, so a held-out group's own
-    statistics are fair to use (adaptation to its recording conditions).
-
-    Args:
-        pooled (`np.ndarray` of shape `(num_clips, num_layers, width)`)
-        groups (`np.ndarray` of shape `(num_clips,)`)
-    """
-    standardised = np.empty_like(pooled)
-    for group in np.unique(groups):
-        rows = groups == group
-        mean, std = pooled[rows].mean(axis=0), pooled[rows].std(axis=0)
-        standardised[rows] = (pooled[rows] - mean) / np.maximum(std, 1e-6)
-    return standardised
-
-
-def with_group_standardised_features(features: Dataset, groups: np.ndarray) -> Dataset:
-    """`features` whose pooled column is `standardise_by_group` of it (frozen pooled features only)."""
+def pooled_features(features: Dataset, rows: np.ndarray | None = None) -> torch.Tensor:
+    """The cached pooled features of `rows` (every clip when None), `(num_clips, num_layers, width)`."""
     if POOLED_FEATURES_COLUMN not in features.column_names:
-        raise ValueError("Standardising by group works on pooled features: it needs trainable_encoder_layers=0.")
-    pooled = standardise_by_group(np.asarray(features.with_format("numpy")[POOLED_FEATURES_COLUMN]), groups)
-    group_key = hashlib.sha256("\n".join(map(str, groups)).encode()).hexdigest()[:16]
-    return features.map(
-        lambda batch, rows: {POOLED_FEATURES_COLUMN: pooled[rows]},
-        with_indices=True,
-        batched=True,
-        features=features.features,
-        keep_in_memory=True,
-        new_fingerprint=f"{features._fingerprint}-standardised-{group_key}",
-    )
+        raise ValueError("Domain normalisation works on pooled features: it needs trainable_encoder_layers=0.")
+    selected = features if rows is None else features.select(rows)
+    return torch.as_tensor(np.asarray(selected.with_format("numpy")[POOLED_FEATURES_COLUMN]))
+
+
+def with_domains(features: Dataset, domains: np.ndarray) -> tuple[Dataset, torch.Tensor]:
+    """`features` with a `domain` column (each clip's index into the returned table) and the table of every
+    domain's statistics, `(num_domains, 2, num_layers, width)`, each over its own clips (a corpus, a speaker). No
+    label is used, so a held-out domain's own statistics are fair to use: adaptation to its recording conditions."""
+    names, index = np.unique(domains, return_inverse=True)
+    pooled = pooled_features(features)
+    table = torch.stack([domain_statistics(pooled[torch.as_tensor(index == k)]) for k in range(len(names))])
+    return features.add_column(DOMAIN_COLUMN, index.tolist()), table

@@ -13,6 +13,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 
 import numpy as np
 import torch
@@ -22,8 +23,10 @@ from torch.utils.data import DataLoader
 from transformers import TrainingArguments, set_seed
 from transformers.trainer_utils import IntervalStrategy
 
+from modeling_genser.modeling_genser import domain_statistics
+
 from .data import BalancedTrainer, corpus_balancing_weights
-from .feature_cache import CACHED_COLUMNS, collate_cached_features
+from .feature_cache import CACHED_COLUMNS, DOMAIN_COLUMN, collate_cached_features, pooled_features
 
 logger = logging.getLogger(__name__)
 
@@ -65,26 +68,46 @@ def head_inputs(features: Dataset, with_labels: bool = True) -> Dataset:
     return features.select_columns(columns).with_format("torch")
 
 
-def train_head(head: nn.Module, features: Dataset, training_args: TrainingArguments) -> None:
+def store_pool_statistics(head: nn.Module, features: Dataset) -> None:
+    """With domain normalisation, stores in `head` the statistics of its training pool (`features`), which it uses
+    for clips that come without their domain's."""
+    if head.conditioner.domain_normalization:
+        head.conditioner.set_domain_statistics(domain_statistics(pooled_features(features)))
+
+
+def train_head(
+    head: nn.Module, features: Dataset, training_args: TrainingArguments, domain_table: torch.Tensor | None = None
+) -> None:
     """Trains `head` with the Trainer on cached features; several corpora are drawn balanced over corpus and class
-    (`corpus_balancing_weights`)."""
+    (`corpus_balancing_weights`). With domain normalisation each clip is standardised with its domain's statistics
+    (`domain_table`, indexed by the `domain` column of `feature_cache.with_domains`), and the head keeps the
+    training pool's."""
+    store_pool_statistics(head, features)
     BalancedTrainer(
         model=head,
         args=training_args,
         train_dataset=head_inputs(features),
-        data_collator=collate_cached_features,
+        data_collator=partial(collate_cached_features, domain_statistics=domain_table),
         sample_weights=corpus_balancing_weights(features),
     ).train()
 
 
 @torch.no_grad()
-def task_logits(head: nn.Module, features: Dataset, num_inference_steps: int | None, batch_size: int = 256) -> dict:
+def task_logits(
+    head: nn.Module,
+    features: Dataset,
+    num_inference_steps: int | None,
+    batch_size: int = 256,
+    domain_table: torch.Tensor | None = None,
+) -> dict:
     """Every task's logits of `head` (in eval mode) on cached features, `{task: (num_clips, num_task_labels)}` (one
-    task, `"label"`, for a single-task head); Gen-SER at `num_inference_steps`."""
+    task, `"label"`, for a single-task head); Gen-SER at `num_inference_steps`. Clips with a `domain` column are
+    standardised with their domain's statistics (`domain_table`), others with the head's training pool's."""
     head.eval()
     device = next(head.parameters()).device
     kwargs = {} if num_inference_steps is None else {"num_inference_steps": num_inference_steps}
-    batches = DataLoader(head_inputs(features, with_labels=False), batch_size, collate_fn=collate_cached_features)
+    collate = partial(collate_cached_features, domain_statistics=domain_table)
+    batches = DataLoader(head_inputs(features, with_labels=False), batch_size, collate_fn=collate)
     logits = {}
     for batch in batches:
         batch = {key: value.to(device) for key, value in batch.items()}
@@ -120,29 +143,51 @@ def train_and_predict(
     training_args: TrainingArguments,
     step_counts: list[int | None],
     label_subsets: dict[str, list[int]] | None = None,
+    domain_table: torch.Tensor | None = None,
     num_threads: int | None = None,
 ) -> tuple[dict, float]:
     """A fresh head from `new_head()` (seeded with `training_args.seed`) trained on the `train_rows` of `features`
     (a boolean mask), and its predictions on the `test_rows` per step count, and with `label_subsets` (name -> label
-    ids) per `(step count, name)` within each subset too; also the training time in seconds."""
+    ids) per `(step count, name)` within each subset too; also the training time in seconds.
+
+    With domain normalisation (`domain_table`, `feature_cache.with_domains`) the test clips are predicted with their
+    own domain's statistics (adapted), and again with the training pool's, as a lone clip would be: those
+    predictions are keyed `("unadapted", key)`."""
     if num_threads:
         torch.set_num_threads(num_threads)
     set_seed(training_args.seed)
     head = new_head()
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as fold_dir:
-        train_head(head, features.select(np.flatnonzero(train_rows)), head_training_arguments(training_args, fold_dir))
+        train_rows = np.flatnonzero(train_rows)
+        train_head(head, features.select(train_rows), head_training_arguments(training_args, fold_dir), domain_table)
     seconds = time.perf_counter() - started
     test_features = features.select(np.flatnonzero(test_rows))
+    predictions = predict_subsets(head, test_features, step_counts, label_subsets, domain_table)
+    if domain_table is not None:
+        unadapted = predict_subsets(head, test_features.remove_columns(DOMAIN_COLUMN), step_counts, label_subsets)
+        predictions.update({("unadapted", key): value for key, value in unadapted.items()})
+    return predictions, seconds
+
+
+def predict_subsets(
+    head: nn.Module,
+    features: Dataset,
+    step_counts: list[int | None],
+    label_subsets: dict[str, list[int]] | None = None,
+    domain_table: torch.Tensor | None = None,
+) -> dict:
+    """`head`'s predictions on `features` per step count, and per `(step count, name)` within each of
+    `label_subsets`: one pass of the head per step count, whose logits the subsets restrict."""
     predictions = {}
-    for steps in step_counts:  # one pass of the head per step count; the label subsets restrict its logits
-        logits = task_logits(head, test_features, steps)
+    for steps in step_counts:
+        logits = task_logits(head, features, steps, domain_table=domain_table)
         predictions[steps] = classes_of(logits)
         if label_subsets and len(logits) > 1:
             raise ValueError("Predicting within a subset of the labels is for single-task heads.")
         for name, label_ids in (label_subsets or {}).items():
             predictions[(steps, name)] = classes_within(logits["label"], label_ids)
-    return predictions, seconds
+    return predictions
 
 
 def run_folds(tasks: list[tuple], parallel_folds: int = 1) -> list[tuple[dict, float]]:
@@ -170,6 +215,7 @@ def cross_validate_head(
     num_folds: int = 0,
     parallel_folds: int = 1,
     label_subsets: Callable[[np.ndarray], dict[str, list[int]]] | None = None,
+    domain_table: torch.Tensor | None = None,
 ) -> tuple[dict, list[dict]]:
     """Trains a head from `new_head()` per fold and predicts the held-out groups (`parallel_folds`: `run_folds`).
 
@@ -177,12 +223,13 @@ def cross_validate_head(
     `(num_clips, num_tasks)` for a multi-task head), and per fold its held-out groups, their row mask and its
     training time. `label_subsets(held_out_mask)` names label subsets per fold (e.g. the labels a held-out corpus
     shares with the training ones): predictions within each are keyed `(step count, name)`, and each fold records
-    its subsets under `"label_subsets"`.
+    its subsets under `"label_subsets"`. `domain_table`: see `train_and_predict`.
     """
     masks = group_folds(groups, num_folds)
     subsets = [label_subsets(mask) if label_subsets else None for mask in masks]
     tasks = [
-        (new_head, features, ~mask, mask, training_args, step_counts, subset) for mask, subset in zip(masks, subsets)
+        (new_head, features, ~mask, mask, training_args, step_counts, subset, domain_table)
+        for mask, subset in zip(masks, subsets)
     ]
     predictions = {}
     folds = []

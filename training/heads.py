@@ -2,7 +2,7 @@
 """The classification-head baselines Gen-SER is measured against (`--head linear` / `--head mlp`).
 
 They read the same cached per-layer pooled features and build the same condition as Gen-SER (same layer
-aggregation, same per-feature standardisation), then apply a cross-entropy classifier instead of the generative head,
+aggregation, same domain normalisation and per-feature standardisation), then apply a cross-entropy classifier instead of the generative head,
 so a comparison changes one thing only. With `trainable_encoder_layers` > 0 they also train a copy of the encoder's
 top layers on the cached lower-layer frames, exactly as Gen-SER does.
 """
@@ -51,14 +51,15 @@ class PooledFeatureClassifier(nn.Module):
         lower_layer_frames: torch.Tensor | None = None,
         frame_mask: torch.Tensor | None = None,
         lower_pooled_layer_features: torch.Tensor | None = None,
+        domain_statistics: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
     ):
-        """`pooled_layer_features` `(batch, layers, hidden)`, or the cached lower-layer features as for
-        `GenSERForAudioClassification.forward` -> logits `(batch, num_labels)`."""
+        """`pooled_layer_features` `(batch, layers, hidden)`, or the cached lower-layer features, and the
+        `domain_statistics`, as for `GenSERForAudioClassification.forward` -> logits `(batch, num_labels)`."""
         if pooled_layer_features is None:
             pooled_layer_features = pooled_features_from_frames(
                 self.top_layers, self.final_norm, lower_layer_frames, frame_mask, lower_pooled_layer_features, self.pooling
             )
-        logits = self.classifier(self.conditioner(pooled_layer_features))
+        logits = self.classifier(self.conditioner(pooled_layer_features, domain_statistics))
         loss = None if labels is None else nn.functional.cross_entropy(logits, labels)
         return SequenceClassifierOutput(loss=loss, logits=logits)

@@ -8,6 +8,7 @@ import jinja2
 import numpy as np
 from huggingface_hub import EvalResult, ModelCard
 
+METRICS_PATH = str(Path(__file__).parent / "metrics" / "ser_metrics")  # a local `evaluate` module: no Hub needed
 MODEL_CARD_TEMPLATE = Path(__file__).resolve().parents[1] / "model_card.md"
 CARD_METRICS = {"unweighted_accuracy": "Unweighted accuracy (UA)", "accuracy": "Accuracy (WA)", "macro_f1": "Macro F1"}
 

@@ -65,12 +65,11 @@ from training.data import (
 )
 from training.feature_cache import add_encoder_features, collate_cached_features
 from training.folds import cross_validate_head, head_inputs, predict
-from training.reports import save_confusion_matrix, write_model_card
+from training.reports import METRICS_PATH, save_confusion_matrix, write_model_card
 from training.sources import CORPORA, ENCODERS, CorpusSource, describe_sources, resolve_corpus, resolve_encoder
 from training.synthetic_corpus import generate_corpus
 
 logger = logging.getLogger(__name__)
-METRICS_PATH = str(Path(__file__).parent / "metrics" / "ser_metrics")
 SYNTHETIC_DATASET_NAME = "gen-ser-synthetic"  # the model card's name for the embedded corpus
 
 
@@ -115,6 +114,14 @@ class ModelArguments:
         default=None,
         metadata={"help": "GenSERConfig fields to override, e.g. 'encoding_dim=128,taxonomy_index_scale=1000'."},
     )
+    domain_normalization: bool = field(
+        default=False,
+        metadata={
+            "help": "Standardise each clip's pooled features with its domain's statistics (--domain_column_name; "
+            "config.domain_normalization): the model stores the training pool's for lone clips, and the pipeline "
+            "takes a collection's (domain_statistics=)."
+        },
+    )
 
 
 @dataclass
@@ -153,6 +160,13 @@ class DataTrainingArguments:
         metadata={
             "help": "held_out_speakers: evaluate on held-out speakers and save that model. leave_one_speaker_out: "
             "cross-validate over speakers (frozen encoder), then train the saved model on every speaker."
+        },
+    )
+    domain_column_name: str | None = field(
+        default=None,
+        metadata={
+            "help": "With --domain_normalization: the column whose values are the domains (e.g. speaker). Default: "
+            "the corpus with several corpora, else the whole dataset is one domain."
         },
     )
     parallel_folds: int = field(
@@ -216,6 +230,7 @@ def build_model(model_args: ModelArguments, labels: list[str], label_sets: dict[
     overrides = parse_config_overrides(model_args.config_overrides)
     if label_sets:
         overrides["label_sets"] = label_sets
+    overrides["domain_normalization"] = model_args.domain_normalization
     overrides["freeze_encoder"] = model_args.freeze_encoder
     overrides["trainable_encoder_layers"] = model_args.trainable_encoder_layers
     if model_args.model_name_or_path:

@@ -10,10 +10,13 @@ same corpus is laid out differently in different places, and how its label names
 
 import logging
 import os
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from huggingface_hub import HfApi, snapshot_download
+from huggingface_hub.constants import HF_HOME
 
 logger = logging.getLogger(__name__)
 
@@ -146,8 +149,12 @@ CORPORA = {
     ),
 }  # fmt: skip
 # The last location of an encoder is its Hub id, which the model card names as base_model whichever copy was loaded.
+# Whisper base is not in ../shared itself but written on demand by its tool (about 15 s, from the package registry).
+WHISPER_BASE_DIR = Path(HF_HOME) / "gen-ser" / "whisper-base"
+ENCODER_TOOLS = {str(WHISPER_BASE_DIR): SHARED / "tools" / "get_whisper_base.py"}
 ENCODERS = {
     "whisper-tiny.en": (str(SHARED / "models" / "whisper-tiny.en"), "openai/whisper-tiny.en"),
+    "whisper-base": (str(WHISPER_BASE_DIR), "openai/whisper-base"),
 }
 
 
@@ -196,8 +203,16 @@ def resolve_corpora(names: list[str]) -> dict[str, CorpusSource]:
 
 
 def resolve_encoder(name: str) -> str | None:
-    """The first available location of the named encoder, or None when none is."""
-    return next((location for location in ENCODERS[name] if is_available(location, "model")), None)
+    """The first available location of the named encoder, or None when none is; a location that a tool of
+    `../shared` writes (`ENCODER_TOOLS`) is written first when it is missing and the tool is there."""
+    for location in ENCODERS[name]:
+        tool = ENCODER_TOOLS.get(location)
+        if tool is not None and not os.path.exists(location) and tool.exists():
+            logger.info("Writing %s with %s", location, tool)
+            subprocess.run([sys.executable, str(tool), location], check=True)
+        if is_available(location, "model"):
+            return location
+    return None
 
 
 def describe_sources(candidates) -> str:

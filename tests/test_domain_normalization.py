@@ -1,0 +1,140 @@
+"""Domain normalisation: each clip's pooled features standardised with its collection's statistics (the training
+pool's for a lone clip), in the model, the classification heads and the pipeline."""
+
+import numpy as np
+import pytest
+import torch
+from transformers import Wav2Vec2FeatureExtractor
+
+from conftest import genser_classifier, tiny_wav2vec2_config, tone
+from modeling_genser import GenSERConfig, GenSERForAudioClassification
+from modeling_genser.modeling_genser import (
+    domain_moments,
+    domain_statistics,
+    domain_statistics_from_moments,
+    standardise_by_domain,
+)
+from pipelines import GenSERAudioClassificationPipeline
+from training.heads import PooledFeatureClassifier
+
+LABELS = {0: "angry", 1: "happy", 2: "sad"}
+
+
+def domain_model(**overrides) -> GenSERForAudioClassification:
+    torch.manual_seed(0)
+    config = GenSERConfig(
+        encoder_config=tiny_wav2vec2_config(),
+        id2label=LABELS,
+        label2id={v: k for k, v in LABELS.items()},
+        domain_normalization=True,
+        encoding_dim=32,
+        head_hidden_size=32,
+        **overrides,
+    )
+    return GenSERForAudioClassification(config).eval()
+
+
+def test_domain_statistics_standardise_a_domain_and_their_moments_add_up_over_parts():
+    pooled = 4.0 + 3.0 * torch.randn(40, 3, 5, generator=torch.Generator().manual_seed(0))
+    statistics = domain_statistics(pooled)
+    standardised = standardise_by_domain(pooled, statistics)
+    torch.testing.assert_close(standardised.mean(0), torch.zeros(3, 5), atol=1e-5, rtol=0)
+    torch.testing.assert_close(standardised.std(0, unbiased=False), torch.ones(3, 5), atol=1e-5, rtol=0)
+    parts = [domain_moments(pooled[:13]), domain_moments(pooled[13:])]
+    summed = [sum(part[i] for part in parts) for i in range(3)]
+    torch.testing.assert_close(domain_statistics_from_moments(*summed), statistics)
+    # Per-clip statistics: each clip with its own domain's.
+    other = torch.stack([torch.zeros(3, 5), torch.full((3, 5), 2.0)])
+    per_clip = torch.stack([statistics, other])
+    expected = torch.stack([standardised[0], pooled[1] / 2])
+    torch.testing.assert_close(standardise_by_domain(pooled[:2], per_clip), expected)
+    with pytest.raises(ValueError, match="at least 2 clips"):
+        domain_statistics(pooled[:1])
+
+
+def test_model_uses_given_statistics_else_its_training_pools_and_saves_them(tmp_path):
+    model = domain_model()
+    pooled = 1.0 + 0.5 * torch.randn(6, 3, 32, generator=torch.Generator().manual_seed(1))
+    pool = domain_statistics(5.0 + torch.randn(20, 3, 32, generator=torch.Generator().manual_seed(2)))
+    model.conditioner.set_domain_statistics(pool)
+    own = domain_statistics(pooled)
+    with torch.no_grad():
+        lone = model(pooled_layer_features=pooled).logits
+        adapted = model(pooled_layer_features=pooled, domain_statistics=own).logits
+        # Standardising the features beforehand and handing the model the identity gives the same answer.
+        identity = torch.stack([torch.zeros(3, 32), torch.ones(3, 32)])
+        standardised = standardise_by_domain(pooled, own)
+        torch.testing.assert_close(model(pooled_layer_features=standardised, domain_statistics=identity).logits, adapted)
+        torch.testing.assert_close(model(pooled_layer_features=pooled, domain_statistics=pool).logits, lone)
+    assert not torch.allclose(lone, adapted)
+    model.save_pretrained(tmp_path)
+    reloaded = GenSERForAudioClassification.from_pretrained(tmp_path).eval()
+    torch.testing.assert_close(reloaded.conditioner.domain_statistics, pool)
+    with torch.no_grad():
+        torch.testing.assert_close(reloaded(pooled_layer_features=pooled).logits, lone)
+
+
+def test_heads_share_the_domain_normalisation_and_models_without_it_refuse_statistics():
+    model = domain_model()
+    head = PooledFeatureClassifier(model.config).eval()
+    pooled = torch.randn(4, 3, 32)
+    statistics = domain_statistics(torch.randn(10, 3, 32))
+    with torch.no_grad():
+        by_head = head(pooled_layer_features=pooled, domain_statistics=statistics).logits
+        identity = torch.stack([torch.zeros(3, 32), torch.ones(3, 32)])
+        standardised = standardise_by_domain(pooled, statistics)
+        torch.testing.assert_close(head(pooled_layer_features=standardised, domain_statistics=identity).logits, by_head)
+    plain = GenSERForAudioClassification(GenSERConfig(encoder_config=tiny_wav2vec2_config(), id2label=LABELS)).eval()
+    with pytest.raises(ValueError, match="without domain normalisation"):
+        plain(pooled_layer_features=pooled, domain_statistics=statistics)
+    with pytest.raises(ValueError, match="domain_normalization=True"):
+        plain.conditioner.set_domain_statistics(statistics)
+
+
+@pytest.fixture(scope="module")
+def classifier(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("domain-model")
+    model = domain_model()
+    model.conditioner.set_domain_statistics(domain_statistics(torch.randn(20, 3, 32) * 0.1))
+    extractor = Wav2Vec2FeatureExtractor(return_attention_mask=True)
+    GenSERAudioClassificationPipeline(model=model, feature_extractor=extractor).save_pretrained(directory)
+    return genser_classifier(str(directory))
+
+
+def test_pipeline_computes_a_collections_statistics_and_classifies_with_them(classifier):
+    clips = [tone(frequency, 1.0, seed) for seed, frequency in enumerate((150, 300, 600, 900))]
+    statistics = classifier.collection_statistics(clips)
+    model, extractor = classifier.model, classifier.feature_extractor
+    with torch.no_grad():
+        inputs = [extractor(clip, sampling_rate=16000, return_tensors="pt") for clip in clips]
+        pooled = torch.cat([model.pooled_layer_features(x["input_values"], x["attention_mask"]) for x in inputs])
+    torch.testing.assert_close(statistics, domain_statistics(pooled), atol=1e-5, rtol=1e-4)
+    adapted = classifier(clips[0], domain_statistics=statistics, top_k=3)
+    lone = classifier(clips[0], top_k=3)
+    with torch.no_grad():
+        inputs = extractor(clips[0], sampling_rate=16000, return_tensors="pt")
+        expected = model(**inputs, domain_statistics=statistics).logits.softmax(-1)[0]
+    assert {item["label"]: item["score"] for item in adapted} == pytest.approx(
+        {LABELS[i]: score for i, score in enumerate(expected.tolist())}, abs=1e-5
+    )
+    assert adapted != lone
+    # A numpy array of statistics is accepted as well; and the same statistics give the same answer.
+    assert classifier(clips[0], domain_statistics=statistics.numpy(), top_k=3) == adapted
+
+
+def test_pipeline_says_what_is_wrong_with_domain_options(classifier, tmp_path):
+    clip = tone(200)
+    with pytest.raises(ValueError, match=r"of shape \(2, 3, 32\)"):
+        classifier(clip, domain_statistics=torch.zeros(2, 3))
+    with pytest.raises(ValueError, match="finite"):
+        classifier(clip, domain_statistics=torch.full((2, 3, 32), float("nan")))
+    with pytest.raises(ValueError, match="several clips"):
+        classifier.collection_statistics(clip)
+    with pytest.raises(ValueError, match="at least 2 clips"):
+        classifier.collection_statistics([clip])
+    plain = GenSERForAudioClassification(GenSERConfig(encoder_config=tiny_wav2vec2_config(), id2label=LABELS))
+    GenSERAudioClassificationPipeline(
+        model=plain, feature_extractor=Wav2Vec2FeatureExtractor(return_attention_mask=True)
+    ).save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match="trained with domain normalisation"):
+        genser_classifier(str(tmp_path))(clip, domain_statistics=np.zeros((2, 3, 32)))
