@@ -31,6 +31,14 @@ one. It refuses, before writing anything, when a finished shard's items are no l
 content (config and weights, wherever it is loaded from) or an option that changes the rows differs from `run.json`.
 A run that failed before finishing any shard leaves nothing to protect: the next command simply replaces `run.json`.
 Streamed datasets are read as they come, so their finished shards are checked as the stream reaches them.
+
+Adaptation (`--adapt`, models trained with domain normalisation): a first pass over the input computes the
+collection's statistics (`GenSERAudioClassificationPipeline.collection_moments`; one set for the whole input, or
+one per folder with `--adapt_by folder`, e.g. a folder per speaker or recording setup), and every clip is then
+classified with its collection's (`domain_statistics=`). The first pass is resumable like the second: each shard's
+moments go to `adaptation/shard-NNNNN.safetensors` (with its items digest), and the statistics are summed from all
+of them once every shard is there. A folder with fewer than 2 windows gets the whole input's statistics, and
+`adaptation/statistics.json` says which did.
 """
 
 import csv
@@ -58,7 +66,10 @@ PROGRESS = "progress"  # a shard's marker, written after its tables: the shard i
 RUN_OPTIONS = (
     "dataset", "dataset_config", "split", "audio_column", "id_column", "path_column",
     "extensions", "segment_length_s", "segment_hop_s", "num_inference_steps", "seed", "num_samples", "shard_size",
+    "adapt", "adapt_by",
 )  # fmt: skip
+ADAPTATION = "adaptation"  # the first pass's per-shard moments and the statistics summed from them
+ADAPT_BY = ("collection", "folder")
 
 
 @dataclass
@@ -96,6 +107,17 @@ class AnnotationArguments:
     max_shards: int | None = field(
         default=None, metadata={"help": "Stop each process after this many new shards; run again to go on."}
     )
+    adapt: bool = field(
+        default=False,
+        metadata={
+            "help": "First compute the input's own statistics and classify every clip with them (models trained "
+            "with domain normalisation): adaptation to a corpus, recording setup or speaker the model has not heard."
+        },
+    )
+    adapt_by: str = field(
+        default="collection",
+        metadata={"help": "With --adapt: one set of statistics for the whole input (collection), or one per folder."},
+    )
 
     def __post_init__(self):
         given = [name for name in ("folder", "manifest", "dataset") if getattr(self, name)]
@@ -105,6 +127,8 @@ class AnnotationArguments:
             raise ValueError("--shard_size, --batch_size and --num_samples must be positive integers.")
         if self.max_shards is not None and self.max_shards < 1:
             raise ValueError(f"--max_shards must be a positive integer, got {self.max_shards}.")
+        if self.adapt_by not in ADAPT_BY:
+            raise ValueError(f"--adapt_by must be one of {ADAPT_BY}, got {self.adapt_by!r}.")
 
     def inputs(self) -> Iterable[AnnotationInput]:
         if self.folder:
@@ -154,15 +178,81 @@ def items_digest(items: list[AnnotationInput]) -> str:
     return digest.hexdigest()
 
 
-def check_finished_shard(output_dir: Path, shard: int, items: list[AnnotationInput]) -> None:
-    """Refuses to go on when finished `shard` was made from other items than the input now gives for it."""
-    recorded = json.loads(marker_path(output_dir, shard).read_text())["items"]
+def check_finished_shard(output_dir: Path, shard: int, items: list[AnnotationInput], recorded: str | None = None) -> None:
+    """Refuses to go on when finished `shard` was made from other items than the input now gives for it (its
+    marker's items digest, or `recorded`)."""
+    recorded = recorded or json.loads(marker_path(output_dir, shard).read_text())["items"]
     if recorded != items_digest(items):
         raise ValueError(
             f"{output_dir} holds shard {shard} annotated from other inputs than the input now gives for it (files "
             "added, removed or renamed since that run?): resuming would annotate some inputs twice and others never. "
             "Pass a new --output_dir, or restore the input as it was."
         )
+
+
+def adaptation_path(output_dir: Path, shard: int) -> Path:
+    return output_dir / ADAPTATION / f"shard-{shard:05d}.safetensors"
+
+
+def domain_of(item: AnnotationInput, adapt_by: str) -> str:
+    """The collection whose statistics `item` is classified with: the whole input (""), or its file's folder."""
+    if adapt_by == "collection":
+        return ""
+    return os.path.dirname(item.audio if isinstance(item.audio, str) else item.source)
+
+
+def write_moments(output_dir: Path, shard: int, items: list[AnnotationInput], moments: dict, shape: tuple) -> None:
+    """A shard's per-domain moments, with its items digest, written whole (through a temporary file)."""
+    from safetensors.torch import save_file
+
+    domains = sorted(moments)
+    tensors = {
+        "count": torch.tensor([moments[domain][0] for domain in domains], dtype=torch.int64),
+        "total": torch.stack([moments[domain][1] for domain in domains]) if domains else torch.zeros(0, *shape),
+        "squares": torch.stack([moments[domain][2] for domain in domains]) if domains else torch.zeros(0, *shape),
+    }
+    path = adaptation_path(output_dir, shard)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = temporary_path(path)
+    save_file(tensors, temporary, metadata={"items": items_digest(items), "domains": json.dumps(domains)})
+    os.replace(temporary, path)
+
+
+def read_moments(output_dir: Path, shard: int) -> tuple[str, dict]:
+    """A shard's items digest and its `{domain: (count, total, squares)}`."""
+    from safetensors import safe_open
+
+    with safe_open(adaptation_path(output_dir, shard), "pt") as handle:
+        metadata = handle.metadata()
+        count, total, squares = (handle.get_tensor(name) for name in ("count", "total", "squares"))
+    domains = json.loads(metadata["domains"])
+    return metadata["items"], {domain: (int(count[i]), total[i], squares[i]) for i, domain in enumerate(domains)}
+
+
+def adaptation_statistics(output_dir: Path, num_shards: int, model) -> dict[str, torch.Tensor]:
+    """Every domain's statistics from the moments of all `num_shards` shards; a domain with fewer than 2 windows
+    gets the whole input's (listed in `adaptation/statistics.json`, with each domain's window count)."""
+    summed = {}
+    for shard in range(num_shards):
+        for domain, moments in read_moments(output_dir, shard)[1].items():
+            previous = summed.get(domain, (0, 0.0, 0.0))
+            summed[domain] = tuple(old + new for old, new in zip(previous, moments))
+    whole = tuple(sum(moments[i] for moments in summed.values()) for i in range(3)) if summed else (0, 0.0, 0.0)
+    if whole[0] < 2:
+        raise ValueError(
+            f"--adapt found {whole[0]} readable window(s) in the whole input: statistics need at least 2. Annotate "
+            "without --adapt (the model then uses its training pool's statistics)."
+        )
+    collection = model.domain_statistics_from_moments(*whole)
+    too_small = sorted(domain for domain, moments in summed.items() if moments[0] < 2)
+    statistics = {
+        domain: collection if domain in too_small else model.domain_statistics_from_moments(*moments)
+        for domain, moments in summed.items()
+    }
+    record = {"windows": {domain: moments[0] for domain, moments in summed.items()}, "whole_input": whole[0]}
+    record["given_the_whole_inputs_statistics"] = too_small
+    write_whole(output_dir / ADAPTATION / "statistics.json", json.dumps(record, indent=2))
+    return statistics
 
 
 def without_private_keys(value):
@@ -220,8 +310,25 @@ class ShardAnnotator:
             prediction["agreement"] = top["agreement"]
         return prediction
 
-    def annotate(self, items: list[AnnotationInput]) -> dict[str, list[dict]]:
-        """The rows of every table for `items`, in input order."""
+    def moments(self, items: list[AnnotationInput]) -> dict[str, tuple]:
+        """The adaptation pass over a shard: each domain's moments over its readable items (the others become error
+        rows in the second pass)."""
+        clips = {}
+        for item in items:
+            if item.error is not None:
+                continue
+            try:
+                audio = decode(item.audio, self.sampling_rate)
+            except (OSError, ValueError, TypeError):
+                continue
+            clip = {"array": audio, "sampling_rate": self.sampling_rate}
+            clips.setdefault(domain_of(item, self.args.adapt_by), []).append(clip)
+        windows = {"segment_length_s": self.args.segment_length_s, "segment_hop_s": self.args.segment_hop_s}
+        return {domain: self.classifier.collection_moments(audio, **windows) for domain, audio in clips.items()}
+
+    def annotate(self, items: list[AnnotationInput], statistics: dict | None = None) -> dict[str, list[dict]]:
+        """The rows of every table for `items`, in input order; with `statistics` (`adaptation_statistics`) each clip
+        is classified with its domain's."""
         rows = {table: [] for table in TABLES}
         decoded, results = [], []
         for item in items:
@@ -233,13 +340,14 @@ class ShardAnnotator:
             except (OSError, ValueError, TypeError) as error:
                 rows["errors"].append({"source": item.source, "index": item.index, "error": str(error)})
         decoded.sort(key=lambda pair: pair[1].shape[0])
-        if decoded:
-            results = self.classifier(
-                [{"array": audio, "sampling_rate": self.sampling_rate} for _, audio in decoded],
-                batch_size=self.args.batch_size,
-                **self.call_options(),
-            )
-        for (item, audio), result in sorted(zip(decoded, results), key=lambda pair: pair[0][0].index):
+        domains = {}
+        for item, audio in decoded:  # one pipeline call per domain, each shortest first
+            domains.setdefault(domain_of(item, self.args.adapt_by) if statistics else None, []).append((item, audio))
+        for domain, pairs in domains.items():
+            options = self.call_options() | ({"domain_statistics": statistics[domain]} if statistics else {})
+            clips = [{"array": audio, "sampling_rate": self.sampling_rate} for _, audio in pairs]
+            results.extend(zip(pairs, self.classifier(clips, batch_size=self.args.batch_size, **options)))
+        for (item, audio), result in sorted(results, key=lambda pair: pair[0][0].index):
             key = {"source": item.source, "index": item.index}
             for segment in result["segments"]:
                 rows["windows"].append(
@@ -374,6 +482,11 @@ def annotate(args: AnnotationArguments) -> dict:
     inputs = args.inputs()
     if isinstance(inputs, list) and not inputs:
         raise ValueError("The input holds no files to annotate; check --folder/--manifest (and --extensions).")
+    if args.adapt and not getattr(classifier.model.config, "domain_normalization", False):
+        raise ValueError(
+            f"--adapt needs a Gen-SER model trained with domain normalisation; {args.model!r} was not (its config has "
+            "no domain_normalization=True). Annotate without --adapt."
+        )
     check_run_options(output_dir, args, model_digest(classifier))
     streamed = not isinstance(inputs, list)  # a stream's finished shards are checked as the stream reaches them
     if not streamed:
@@ -388,8 +501,35 @@ def annotate(args: AnnotationArguments) -> dict:
     own_items = None
     if not streamed:  # a stream's length is unknown until it ends
         own_items = sum(is_own(item.index // args.shard_size) for item in inputs)
-    progress = tqdm(total=own_items, unit="file", position=state.process_index, desc=f"process {state.process_index}")
     started, audio_seconds, new_shards, num_shards = time.perf_counter(), 0.0, 0, 0
+    statistics = None
+    if args.adapt:  # the first pass: every shard's moments, then the statistics summed from all of them
+        progress = tqdm(total=own_items, unit="file", position=state.process_index, desc="adaptation pass")
+        for shard, items in shards(inputs, args.shard_size):
+            num_shards = shard + 1
+            if not is_own(shard):
+                continue
+            if adaptation_path(output_dir, shard).exists():
+                check_finished_shard(output_dir, shard, items, read_moments(output_dir, shard)[0])
+            elif args.max_shards is None or new_shards < args.max_shards:
+                shape = tuple(classifier.model.conditioner.domain_statistics.shape[1:])
+                write_moments(output_dir, shard, items, annotator.moments(items), shape)
+                new_shards += 1
+            progress.update(len(items))
+        progress.close()
+        state.wait_for_everyone()
+        missing = [shard for shard in range(num_shards) if not adaptation_path(output_dir, shard).exists()]
+        if missing:
+            if state.is_main_process:
+                print(
+                    f"{output_dir}: adaptation pass, {num_shards - len(missing)}/{num_shards} shards; run again to go on.",
+                    file=sys.stderr,
+                )
+            state.wait_for_everyone()
+            state.destroy_process_group()
+            return {"adaptation_shards": num_shards - len(missing), "num_shards": num_shards, "finished_shards": 0}
+        statistics = adaptation_statistics(output_dir, num_shards, classifier.model)
+    progress = tqdm(total=own_items, unit="file", position=state.process_index, desc=f"process {state.process_index}")
     for shard, items in shards(inputs, args.shard_size):
         num_shards = shard + 1
         if not is_own(shard):
@@ -401,7 +541,7 @@ def annotate(args: AnnotationArguments) -> dict:
             continue
         if args.max_shards is not None and new_shards >= args.max_shards:
             continue
-        rows = annotator.annotate(items)
+        rows = annotator.annotate(items, statistics)
         annotator.write(output_dir, shard, items, rows)
         new_shards += 1
         audio_seconds += sum(row["duration"] for row in rows["files"])

@@ -39,10 +39,10 @@ from training.data import (
     task_label_sets,
 )
 from training.feature_cache import add_encoder_features, with_domains
-from training.folds import cross_validate_head
+from training.folds import cross_validate_head, held_out_label_subsets
 from training.heads import PooledFeatureClassifier
 from training.reports import save_confusion_matrix
-from training.sources import CORE_EMOTIONS, resolve_corpora
+from training.sources import resolve_corpora
 from training.run_genser import (
     METRICS_PATH,
     DataTrainingArguments,
@@ -195,13 +195,6 @@ def main(argv: list[str] | None = None) -> dict:
             described = f"{subset} labels ({', '.join(scores['labels'])}; {scores['clips']} clips)"
             print(f"held-out {corpus}, {described}: {figures}")
     return results
-
-
-def held_out_label_subsets(targets: np.ndarray, labels: list[str], held_out: np.ndarray) -> dict[str, list[int]]:
-    """The label ids a held-out corpus is scored on: those it shares with the training corpora (`"shared"`), and
-    of those the core emotions (`"core"`, `CORE_EMOTIONS`)."""
-    shared = sorted(set(targets[held_out].tolist()) & set(targets[~held_out].tolist()))
-    return {"shared": shared, "core": [i for i in shared if labels[i] in CORE_EMOTIONS]}
 
 
 def held_out_corpus_scores(metric, predictions: dict, targets: np.ndarray, labels: list[str], folds, names) -> dict:

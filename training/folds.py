@@ -27,6 +27,7 @@ from modeling_genser.modeling_genser import domain_statistics
 
 from .data import BalancedTrainer, corpus_balancing_weights
 from .feature_cache import CACHED_COLUMNS, DOMAIN_COLUMN, collate_cached_features, pooled_features
+from .sources import CORE_EMOTIONS
 
 logger = logging.getLogger(__name__)
 
@@ -244,3 +245,10 @@ def cross_validate_head(
             {"fold": k, "groups": held_out_groups, "mask": mask, "train_seconds": seconds, "label_subsets": subsets[k]}
         )
     return predictions, folds
+
+
+def held_out_label_subsets(targets: np.ndarray, labels: list[str], held_out: np.ndarray) -> dict[str, list[int]]:
+    """The label ids a held-out corpus is scored on: those it shares with the training corpora (`"shared"`), and
+    of those the core emotions (`"core"`, `CORE_EMOTIONS`)."""
+    shared = sorted(set(targets[held_out].tolist()) & set(targets[~held_out].tolist()))
+    return {"shared": shared, "core": [i for i in shared if labels[i] in CORE_EMOTIONS]}

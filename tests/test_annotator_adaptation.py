@@ -1,0 +1,111 @@
+"""`genser-annotate --adapt`: a first pass computes the input's statistics (per folder with --adapt_by folder), every
+clip is classified with them, exactly as the pipeline does with `collection_statistics`; resumable like the rest."""
+
+import json
+
+import pytest
+import torch
+from transformers import Wav2Vec2FeatureExtractor
+
+from conftest import genser_classifier
+from modeling_genser.modeling_genser import domain_statistics
+from pipelines import GenSERAudioClassificationPipeline
+from pipelines.annotation_inputs import decode
+from test_bulk_annotator import corpus, run, table  # noqa: F401  (the corpus fixture)
+from test_domain_normalization import domain_model
+
+
+@pytest.fixture(scope="module")
+def adaptive_model_dir(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("adaptive")
+    model = domain_model()
+    model.conditioner.set_domain_statistics(domain_statistics(torch.randn(20, 3, 32) * 0.1))
+    extractor = Wav2Vec2FeatureExtractor(return_attention_mask=True)
+    GenSERAudioClassificationPipeline(model=model, feature_extractor=extractor).save_pretrained(directory)
+    return directory
+
+
+def expected_scores(classifier, corpus, paths, statistics) -> dict:  # noqa: F811
+    """Each file's scores from the pipeline itself, with `statistics` (2 s windows, as `run` annotates)."""
+    rate = classifier.feature_extractor.sampling_rate
+    scores = {}
+    for path in paths:
+        clip = {"array": decode(str(corpus / path), rate), "sampling_rate": rate}
+        result = classifier(clip, top_k=3, segment_length_s=2.0, domain_statistics=statistics)
+        scores[path] = {item["label"]: item["score"] for item in result}
+    return scores
+
+
+def readable(corpus):  # noqa: F811
+    return sorted(p.relative_to(corpus).as_posix() for p in corpus.rglob("*.wav") if p.name != "broken.wav")
+
+
+def clips_of(corpus, paths, rate):  # noqa: F811
+    return [{"array": decode(str(corpus / path), rate), "sampling_rate": rate} for path in paths]
+
+
+def test_adapt_classifies_every_file_with_the_inputs_own_statistics(adaptive_model_dir, corpus, tmp_path):  # noqa: F811
+    summary = run(adaptive_model_dir, tmp_path / "adapted", folder=str(corpus), adapt=True)
+    assert summary["files"] == 11 and summary["errors"] == 1  # the broken file is an error row, not a failure
+    classifier = genser_classifier(str(adaptive_model_dir))
+    rate = classifier.feature_extractor.sampling_rate
+    paths = readable(corpus)
+    statistics = classifier.collection_statistics(clips_of(corpus, paths, rate), segment_length_s=2.0)
+    expected = expected_scores(classifier, corpus, paths, statistics)
+    files = {row["source"]: row["scores"] for row in table(tmp_path / "adapted", "files")}
+    assert set(files) == set(paths)
+    for path in paths:
+        assert files[path] == pytest.approx(expected[path], abs=1e-5)
+    record = json.loads((tmp_path / "adapted" / "adaptation" / "statistics.json").read_text())
+    assert record["whole_input"] == 10 + 3 and record["given_the_whole_inputs_statistics"] == []  # 10 clips + 3 windows
+    # Without --adapt the same files get other scores (the training pool's statistics).
+    run(adaptive_model_dir, tmp_path / "plain", folder=str(corpus))
+    plain = {row["source"]: row["scores"] for row in table(tmp_path / "plain", "files")}
+    assert any(plain[path] != pytest.approx(files[path], abs=1e-5) for path in paths)
+
+
+def test_adapt_by_folder_uses_each_folders_statistics_and_the_whole_inputs_for_a_lone_file(
+    adaptive_model_dir, corpus, tmp_path  # noqa: F811
+):
+    run(adaptive_model_dir, tmp_path / "by-folder", folder=str(corpus), adapt=True, adapt_by="folder")
+    classifier = genser_classifier(str(adaptive_model_dir))
+    rate = classifier.feature_extractor.sampling_rate
+    paths = readable(corpus)
+    files = {row["source"]: row["scores"] for row in table(tmp_path / "by-folder", "files")}
+    for folder in ("speaker0", "speaker1", "speaker2"):
+        members = [path for path in paths if path.startswith(folder + "/")]
+        statistics = classifier.collection_statistics(clips_of(corpus, members, rate), segment_length_s=2.0)
+        for path, scores in expected_scores(classifier, corpus, members, statistics).items():
+            assert files[path] == pytest.approx(scores, abs=1e-5)
+    record = json.loads((tmp_path / "by-folder" / "adaptation" / "statistics.json").read_text())
+    assert record["given_the_whole_inputs_statistics"] == []  # long/call.wav gives 3 windows
+    assert record["windows"] == {str(corpus / "speaker0"): 4, str(corpus / "speaker1"): 3, str(corpus / "speaker2"): 3,
+                                 str(corpus / "long"): 3}  # fmt: skip
+
+
+def test_an_adapted_run_stopped_in_either_pass_and_resumed_equals_an_uninterrupted_one(
+    adaptive_model_dir, corpus, tmp_path  # noqa: F811
+):
+    reference = tmp_path / "reference"
+    run(adaptive_model_dir, reference, folder=str(corpus), adapt=True)
+    resumed = tmp_path / "resumed"
+    stopped = run(adaptive_model_dir, resumed, folder=str(corpus), adapt=True, max_shards=2)  # half the first pass
+    assert stopped["adaptation_shards"] == 2 and not (resumed / "files").exists()
+    run(adaptive_model_dir, resumed, folder=str(corpus), adapt=True, max_shards=3)  # first pass done, one shard
+    run(adaptive_model_dir, resumed, folder=str(corpus), adapt=True)
+    for name in ("windows", "files", "errors"):
+        assert table(resumed, name) == table(reference, name)
+    # The first pass is part of the run: changing the adaptation is refused on resume.
+    with pytest.raises(ValueError, match="adapt_by"):
+        run(adaptive_model_dir, resumed, folder=str(corpus), adapt=True, adapt_by="folder")
+
+
+def test_adapt_needs_a_model_trained_with_domain_normalisation(corpus, tmp_path):  # noqa: F811
+    from test_pipeline import save_genser
+
+    plain = save_genser(tmp_path / "plain-model")
+    with pytest.raises(ValueError, match="--adapt needs a Gen-SER model trained with domain normalisation"):
+        run(plain, tmp_path / "out", folder=str(corpus), adapt=True)
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(ValueError, match="--adapt_by must be one of"):
+        run(plain, tmp_path / "out", folder=str(corpus), adapt=True, adapt_by="speaker")

@@ -1,0 +1,232 @@
+# Copyright 2026 The Gen-SER authors. Licensed under the Apache License, Version 2.0.
+"""Gen-SER across corpora, against linear and MLP heads on the same features, over seeds and encoders.
+
+    python -m training.evaluate_across_corpora --output_dir outputs/across-corpora
+
+Every corpus (`--dataset_name`, named in `training/sources.py`) is encoded once per encoder (`feature_cache.py`).
+Then, for each encoder, seed and head, on the same cached features and with the same optimiser budget:
+
+- **leave one corpus out** (zero-shot): a head trained on the other corpora (drawn balanced over corpus and class)
+  scores the held-out corpus on the labels it shares with them and on the core emotions among those, its
+  predictions made within those labels; with adaptation (the held-out corpus standardised with its own statistics,
+  no labels used) and without (with the training pool's, as a lone clip is);
+- **in corpus**: speaker-independent folds over every corpus's namespaced speakers (`--in_corpus_folds`, dealt
+  round-robin, so with 10 folds each of EmoDB's 10 speakers is held out once: EmoDB's leave-one-speaker-out); each
+  corpus is scored on its own held-out clips, by the multi-corpus head and, for Gen-SER, by a head trained on that
+  corpus alone with the same folds (`--in_corpus_encoders`).
+
+Prints the tables as markdown (mean ± sd over seeds of the UA, unweighted accuracy) and writes `results.json`.
+"""
+
+import json
+import logging
+import sys
+import time
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+
+import evaluate
+import numpy as np
+from transformers import AutoFeatureExtractor, HfArgumentParser, TrainingArguments
+
+from modeling_genser import GenSERForAudioClassification
+from training.data import CORPUS_COLUMN, cast_audio, drop_unreadable_audio, encode_labels, label_names, load_corpora
+from training.feature_cache import add_encoder_features, with_domains
+from training.folds import group_folds, held_out_label_subsets, run_folds
+from training.heads import PooledFeatureClassifier
+from training.reports import METRICS_PATH
+from training.sources import ENCODERS, resolve_corpora, resolve_encoder
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class EvaluationArguments:
+    output_dir: str = field(default="outputs/across-corpora")
+    dataset_name: str = field(default="emodb,cremad,ravdess,casia", metadata={"help": "Named emotion corpora."})
+    encoders: str = field(
+        default="whisper-tiny.en,whisper-base", metadata={"help": "Named encoders (training/sources.py) or paths."}
+    )
+    in_corpus_encoders: str = field(
+        default="whisper-tiny.en,whisper-base", metadata={"help": "Encoders of the in-corpus table ('' for none)."}
+    )
+    heads: str = field(default="genser,linear,mlp")
+    seeds: str = field(default="0,1,2")
+    in_corpus_folds: int = field(default=10)
+    layer_aggregation: str = field(default="concat", metadata={"help": "The release model's head options."})
+    condition_dropout: float = field(default=0.3)
+    head_dropout: float = field(default=0.3)
+    mlp_hidden_size: int = field(default=256)
+    mlp_dropout: float = field(default=0.2)
+    max_steps: int = field(default=1500, metadata={"help": "Optimiser steps per head, whatever its data's size."})
+    batch_size: int = field(default=32)
+    learning_rate: float = field(default=1e-3)
+    weight_decay: float = field(default=0.05)
+    parallel_folds: int = field(default=2)
+    max_length_seconds: float = field(default=20.0, metadata={"help": "Clips are encoded from their start up to this."})
+
+
+def new_head(kind: str, config, args: EvaluationArguments):
+    """A fresh head on the condition `config` describes: Gen-SER, or a linear / MLP classifier."""
+    if kind == "genser":
+        return GenSERForAudioClassification(config)
+    if kind in ("linear", "mlp"):
+        hidden = args.mlp_hidden_size if kind == "mlp" else None
+        return PooledFeatureClassifier(config, hidden, args.mlp_dropout)
+    raise ValueError(f"Unknown head {kind!r}: choose among genser, linear and mlp.")
+
+
+def encoded_corpora(encoder: str, args: EvaluationArguments):
+    """The corpora as one dataset of cached pooled features (label, speaker, corpus columns), with the head
+    configuration on this encoder (domain normalisation on)."""
+    location = resolve_encoder(encoder) if encoder in ENCODERS else encoder
+    if location is None:
+        raise OSError(f"Encoder {encoder!r} is not available here: {' nor '.join(ENCODERS[encoder])} was found.")
+    dataset = drop_unreadable_audio(load_corpora(resolve_corpora(args.dataset_name.split(","))), "audio")
+    labels = label_names(dataset, "label")
+    reference = GenSERForAudioClassification.from_encoder(
+        location,
+        dict(enumerate(labels)),
+        layer_aggregation=args.layer_aggregation,
+        condition_dropout=args.condition_dropout,
+        head_dropout=args.head_dropout,
+        domain_normalization=True,
+    )
+    extractor = AutoFeatureExtractor.from_pretrained(location)
+    extractor.return_attention_mask = True
+    dataset = encode_labels(cast_audio(dataset, "audio", extractor.sampling_rate), "label", reference.config.label2id)
+    features = add_encoder_features(dataset, reference, extractor, "audio", max_length_seconds=args.max_length_seconds)
+    return features, labels, reference.config
+
+
+def ua(metric, predictions, references, num_labels) -> float:
+    return metric.compute(predictions=predictions, references=references, num_labels=num_labels)["unweighted_accuracy"]
+
+
+def leave_one_corpus_out(features, labels, config, kind, training_args, args, metric) -> dict:
+    """`{corpus: {"shared"/"core": {"adapted"/"unadapted": UA}}}` for one head and seed."""
+    corpora = np.asarray(features[CORPUS_COLUMN])
+    targets = np.asarray(features["labels"])
+    features, table = with_domains(features, corpora)
+    steps = [config.num_inference_steps if kind == "genser" else None]
+    masks = group_folds(corpora, 0)
+    tasks = [
+        (partial(new_head, kind, config, args), features, ~mask, mask, training_args, steps,
+         held_out_label_subsets(targets, labels, mask), table)
+        for mask in masks
+    ]  # fmt: skip
+    scores = {}
+    for mask, (predictions, _) in zip(masks, run_folds(tasks, args.parallel_folds)):
+        (corpus,) = set(corpora[mask])
+        subsets = held_out_label_subsets(targets, labels, mask)
+        scores[corpus] = {}
+        for subset, label_ids in subsets.items():
+            rows = np.isin(targets[mask], label_ids)
+            scores[corpus][subset] = {
+                variant: ua(metric, predictions[key][rows], targets[mask][rows], len(labels))
+                for variant, key in (("adapted", (steps[0], subset)), ("unadapted", ("unadapted", (steps[0], subset))))
+            }
+    return scores
+
+
+def in_corpus(features, labels, config, kind, training_args, args, metric, single_corpus: bool) -> dict:
+    """`{corpus: {"multi-corpus": UA, "single-corpus": UA}}` over speaker-independent folds, for one head and seed;
+    each clip standardised with its corpus's statistics."""
+    corpora = np.asarray(features[CORPUS_COLUMN])
+    targets = np.asarray(features["labels"])
+    features, table = with_domains(features, corpora)
+    steps = [config.num_inference_steps if kind == "genser" else None]
+    head = partial(new_head, kind, config, args)
+    masks = group_folds(np.asarray(features["speaker"]), args.in_corpus_folds)
+    runs = {"multi-corpus": [(mask, ~mask) for mask in masks]}
+    if single_corpus:  # the same held-out clips, each corpus's head trained on that corpus alone
+        runs["single-corpus"] = [
+            (mask & (corpora == corpus), ~mask & (corpora == corpus))
+            for corpus in sorted(set(corpora))
+            for mask in masks
+            if (mask & (corpora == corpus)).any()
+        ]
+    scores = {}
+    for name, folds in runs.items():
+        tasks = [(head, features, train, test, training_args, steps, None, table) for test, train in folds]
+        predicted = np.full(len(targets), -1)
+        for (test, _), (predictions, _) in zip(folds, run_folds(tasks, args.parallel_folds)):
+            predicted[test] = predictions[steps[0]]
+        for corpus in sorted(set(corpora)):
+            rows = corpora == corpus
+            scores.setdefault(corpus, {})[name] = ua(metric, predicted[rows], targets[rows], len(labels))
+    return scores
+
+
+def mean_sd(values: list[float]) -> str:
+    return f"{np.mean(values):.3f} ± {np.std(values):.3f}"
+
+
+def loco_table(results: dict) -> str:
+    """Markdown: per encoder and head, each held-out corpus's UA (core / shared labels), with and without
+    adaptation, mean ± sd over seeds, and the mean over corpora."""
+    lines = ["| encoder | head | adaptation | labels | mean | " + " | ".join(next(iter(results.values()))["corpora"]) + " |"]
+    lines.append("|" + " --- |" * (5 + len(next(iter(results.values()))["corpora"])))
+    for encoder, entry in results.items():
+        for kind, per_seed in entry["leave_one_corpus_out"].items():
+            for variant in ("adapted", "unadapted"):
+                for subset in ("core", "shared"):
+                    cells = [[seed[c][subset][variant] for seed in per_seed] for c in entry["corpora"]]
+                    means = [float(np.mean([cell[i] for cell in cells])) for i in range(len(per_seed))]
+                    row = [encoder, kind, "yes" if variant == "adapted" else "no", subset, mean_sd(means)]
+                    lines.append("| " + " | ".join(row + [mean_sd(cell) for cell in cells]) + " |")
+    return "\n".join(lines)
+
+
+def in_corpus_table(results: dict) -> str:
+    lines = ["| encoder | head | model | mean | " + " | ".join(next(iter(results.values()))["corpora"]) + " |"]
+    lines.append("|" + " --- |" * (4 + len(next(iter(results.values()))["corpora"])))
+    for encoder, entry in results.items():
+        for kind, per_seed in entry.get("in_corpus", {}).items():
+            for model in per_seed[0][entry["corpora"][0]]:
+                cells = [[seed[c][model] for seed in per_seed] for c in entry["corpora"]]
+                means = [float(np.mean([cell[i] for cell in cells])) for i in range(len(per_seed))]
+                lines.append("| " + " | ".join([encoder, kind, model, mean_sd(means)] + [mean_sd(c) for c in cells]) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    started = time.perf_counter()
+    (args,) = HfArgumentParser(EvaluationArguments).parse_args_into_dataclasses(args=sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    metric = evaluate.load(METRICS_PATH)
+    output_dir = Path(args.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    heads = args.heads.split(",")
+    seeds = [int(seed) for seed in args.seeds.split(",")]
+    in_corpus_encoders = set(filter(None, args.in_corpus_encoders.split(",")))
+    results = {}
+    for encoder in args.encoders.split(","):
+        features, labels, config = encoded_corpora(encoder, args)
+        entry = results[encoder] = {"corpora": sorted(set(features[CORPUS_COLUMN])), "labels": labels}
+        for kind in heads:
+            for seed in seeds:
+                training_args = TrainingArguments(
+                    output_dir=str(output_dir / "scratch"), max_steps=args.max_steps,
+                    per_device_train_batch_size=args.batch_size, learning_rate=args.learning_rate,
+                    weight_decay=args.weight_decay, lr_scheduler_type="cosine", seed=seed, report_to="none",
+                    disable_tqdm=True, save_strategy="no", logging_strategy="no", dataloader_pin_memory=False,
+                )  # fmt: skip
+                loco = leave_one_corpus_out(features, labels, config, kind, training_args, args, metric)
+                entry.setdefault("leave_one_corpus_out", {}).setdefault(kind, []).append(loco)
+                logger.info("%s %s seed %d leave-one-corpus-out: %s", encoder, kind, seed, loco)
+                if encoder in in_corpus_encoders:
+                    scores = in_corpus(features, labels, config, kind, training_args, args, metric, kind == "genser")
+                    entry.setdefault("in_corpus", {}).setdefault(kind, []).append(scores)
+                    logger.info("%s %s seed %d in corpus: %s", encoder, kind, seed, scores)
+                (output_dir / "results.json").write_text(json.dumps(results, indent=2))
+    print("\nLeave-one-corpus-out UA (mean ± sd over seeds %s):\n" % seeds + loco_table(results))
+    if any("in_corpus" in entry for entry in results.values()):
+        print("\nIn-corpus UA, speaker-independent folds:\n" + in_corpus_table(results))
+    print(f"\nwall time {time.perf_counter() - started:.0f} s; results in {output_dir / 'results.json'}")
+    return results
+
+
+if __name__ == "__main__":
+    main()
