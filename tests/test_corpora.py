@@ -158,3 +158,41 @@ def test_leave_one_corpus_out_never_trains_on_the_held_out_corpus(two_corpora, m
     assert json.loads((tmp_path / "loco" / "cross_validation.json").read_text())["labels"] == sorted(
         {"angry", "fearful", "happy", "neutral", "sad"}
     )
+
+
+def test_run_genser_trains_one_model_on_several_corpora_with_each_corpus_in_its_card(
+    two_corpora, monkeypatch, tmp_path
+):
+    from huggingface_hub import ModelCard
+
+    from modeling_genser import GenSERForAudioClassification
+    from modeling_genser.modeling_genser import domain_statistics
+    from training.feature_cache import pooled_features
+    from training.run_genser import main as run_genser
+
+    monkeypatch.setattr(sources, "CORPORA", {name: (source,) for name, source in two_corpora.items()})
+    output_dir = tmp_path / "general"
+    run_genser(
+        [
+            "--dataset_name", "big,small", "--evaluation_protocol", "leave_one_speaker_out", "--num_folds", "2",
+            "--domain_normalization", "true", "--leave_one_corpus_out", "true", "--output_dir", str(output_dir),
+            "--feature_cache_dir", str(tmp_path / "cache"), "--max_steps", "4", "--per_device_train_batch_size", "8",
+            "--report_to", "none", "--eval_strategy", "no", "--save_strategy", "no", "--num_example_predictions", "1",
+            "--config_overrides", "encoding_dim=32,head_hidden_size=32",
+        ]
+    )  # fmt: skip
+    card = ModelCard.load(output_dir / "README.md")
+    assert card.data.datasets == ["big", "small"]
+    by_corpus = {(result.dataset_name, result.dataset_split) for result in card.data.eval_results}
+    assert ("big", "speaker-independent cross-validation, 2 folds") in by_corpus
+    assert ("small", "leave-one-corpus-out, core labels, training pool's statistics") in by_corpus
+    assert "| big | English | 30 | 2 |" in card.text and "| small | German | 8 | 2 |" in card.text
+    # The saved model keeps the statistics of its training pool (both corpora, raw features) for lone clips.
+    model = GenSERForAudioClassification.from_pretrained(output_dir)
+    assert model.config.domain_normalization
+    cached = [path for path in (tmp_path / "cache").glob("pooled-*.arrow")]
+    (path,) = cached
+    from datasets import Dataset
+
+    pool = domain_statistics(pooled_features(Dataset.from_file(str(path))))
+    torch.testing.assert_close(model.conditioner.domain_statistics, pool)

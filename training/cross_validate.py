@@ -39,7 +39,7 @@ from training.data import (
     task_label_sets,
 )
 from training.feature_cache import add_encoder_features, with_domains
-from training.folds import cross_validate_head, held_out_label_subsets
+from training.folds import cross_validate_head, held_out_corpus_scores, held_out_label_subsets
 from training.heads import PooledFeatureClassifier
 from training.reports import save_confusion_matrix
 from training.sources import resolve_corpora
@@ -195,27 +195,6 @@ def main(argv: list[str] | None = None) -> dict:
             described = f"{subset} labels ({', '.join(scores['labels'])}; {scores['clips']} clips)"
             print(f"held-out {corpus}, {described}: {figures}")
     return results
-
-
-def held_out_corpus_scores(metric, predictions: dict, targets: np.ndarray, labels: list[str], folds, names) -> dict:
-    """Per held-out corpus and label subset: its clips of those labels, scored on predictions made within them."""
-    scores = {}
-    for fold in folds:
-        (corpus,) = fold["groups"]
-        scores[corpus] = {}
-        for subset, label_ids in fold["label_subsets"].items():
-            rows = fold["mask"] & np.isin(targets, label_ids)
-            entry = {"labels": [labels[i] for i in label_ids], "clips": int(rows.sum())}
-            for steps, name in names.items():
-                # With domain normalisation, also as lone clips would be predicted: with the training pool's statistics.
-                for variant, key in ((name, (steps, subset)), (f"{name}_unadapted", ("unadapted", (steps, subset)))):
-                    if key in predictions:
-                        computed = metric.compute(
-                            predictions=predictions[key][rows], references=targets[rows], num_labels=len(labels)
-                        )
-                        entry[variant] = {name: value for name, value in computed.items() if name != "confusion_matrix"}
-            scores[corpus][subset] = entry
-    return scores
 
 
 if __name__ == "__main__":

@@ -252,3 +252,24 @@ def held_out_label_subsets(targets: np.ndarray, labels: list[str], held_out: np.
     of those the core emotions (`"core"`, `CORE_EMOTIONS`)."""
     shared = sorted(set(targets[held_out].tolist()) & set(targets[~held_out].tolist()))
     return {"shared": shared, "core": [i for i in shared if labels[i] in CORE_EMOTIONS]}
+
+
+def held_out_corpus_scores(metric, predictions: dict, targets: np.ndarray, labels: list[str], folds, names) -> dict:
+    """Per held-out corpus and label subset: its clips of those labels, scored on predictions made within them."""
+    scores = {}
+    for fold in folds:
+        (corpus,) = fold["groups"]
+        scores[corpus] = {}
+        for subset, label_ids in fold["label_subsets"].items():
+            rows = fold["mask"] & np.isin(targets, label_ids)
+            entry = {"labels": [labels[i] for i in label_ids], "clips": int(rows.sum())}
+            for steps, name in names.items():
+                # With domain normalisation, also as lone clips would be predicted: with the training pool's statistics.
+                for variant, key in ((name, (steps, subset)), (f"{name}_unadapted", ("unadapted", (steps, subset)))):
+                    if key in predictions:
+                        computed = metric.compute(
+                            predictions=predictions[key][rows], references=targets[rows], num_labels=len(labels)
+                        )
+                        entry[variant] = {name: value for name, value in computed.items() if name != "confusion_matrix"}
+            scores[corpus][subset] = entry
+    return scores

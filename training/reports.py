@@ -40,13 +40,15 @@ def write_model_card(
     output_dir: str | Path,
     config,
     metrics: dict[str, float],
-    dataset_name: str,
+    dataset_name: str | list[str],
     evaluation_description: str,
     training_data_description: str,
     evaluation_protocol: str,
     training_data_limitations: str | None = None,
     repo_id: str | None = None,
     task_metrics: dict[str, dict[str, float]] | None = None,
+    corpus_metrics: dict[str, dict[str, dict[str, float]]] | None = None,
+    extra_evaluation: str | None = None,
 ) -> ModelCard:
     """Fills `model_card.md` for a saved model and writes it as the Hub model card, `output_dir/README.md`.
 
@@ -55,6 +57,9 @@ def write_model_card(
     A multi-task model gives every task's figures as `task_metrics` (`{task: metrics}`, the first task's being
     `metrics`): each task's metrics go into `model-index` under names ending with the task, and get a table.
     `training_data_limitations` is a sentence (no final stop) on what the training data rules out, if known.
+    A model of several corpora (`dataset_name` a list) gives each corpus's figures as `corpus_metrics`
+    (`{corpus: {protocol: metrics}}`): `model-index` then holds those, one dataset per corpus; `extra_evaluation`
+    (markdown) follows the evaluation's tables.
     """
     output_dir = Path(output_dir)
     # The Hub id the model is pushed to (--hub_model_id); without one the Trainer pushes to the user's namespace.
@@ -62,7 +67,7 @@ def write_model_card(
     template = ModelCard.load(MODEL_CARD_TEMPLATE)
     data = template.data
     data.model_name = output_dir.name
-    data.datasets = [dataset_name]
+    data.datasets = [dataset_name] if isinstance(dataset_name, str) else list(dataset_name)
     data.metrics = ["accuracy", "f1"]
     data.base_model = config.encoder_name_or_path
     # The first task is emotion; further tasks (e.g. a speaker's sex) are named by their label column.
@@ -88,7 +93,22 @@ def write_model_card(
         for task, scores in task_metrics.items()
         for key, name in CARD_METRICS.items()
         if key in scores
-    ]
+    ] if corpus_metrics is None else [
+        EvalResult(
+            task_type="audio-classification",
+            task_name=index_task_name,
+            dataset_type=corpus,
+            dataset_name=corpus,
+            dataset_split=protocol,
+            metric_type=key,
+            metric_name=f"{name}, {protocol}",
+            metric_value=round(float(scores[key]), 4),
+        )
+        for corpus, protocols in corpus_metrics.items()
+        for protocol, scores in protocols.items()
+        for key, name in CARD_METRICS.items()
+        if key in scores
+    ]  # fmt: skip
     tables = []
     for task, scores in task_metrics.items():
         rows = "\n".join(f"| {name} | {scores[key]:.4f} |" for key, name in CARD_METRICS.items() if key in scores)
@@ -103,7 +123,7 @@ def write_model_card(
         repo_id=repo_id,
         training_data=training_data_description,
         training_data_limitations=training_data_limitations,
-        evaluation="\n\n".join([evaluation_description, *tables]),
+        evaluation="\n\n".join([evaluation_description, *tables, *([extra_evaluation] if extra_evaluation else [])]),
     )
     card = ModelCard(f"---\n{data.to_yaml()}\n---\n\n{body.lstrip()}")
     card.save(output_dir / "README.md")

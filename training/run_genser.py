@@ -51,22 +51,42 @@ from transformers.trainer_utils import IntervalStrategy
 from modeling_genser import GenSERConfig, GenSERForAudioClassification
 from pipelines import GenSERAudioClassificationPipeline, ship_pipeline
 from training.data import (
+    CORPUS_COLUMN,
     AudioClassificationCollator,
+    BalancedTrainer,
     audio_transform,
+    corpus_balancing_weights,
     cast_audio,
     decode_audio,
+    domain_values,
     drop_unreadable_audio,
     encode_labels,
     group_train_test_split,
     label_names,
     load_audio_dataset,
+    load_corpora,
     speaker_groups,
     task_label_sets,
 )
-from training.feature_cache import add_encoder_features, collate_cached_features
-from training.folds import cross_validate_head, head_inputs, predict
+from training.feature_cache import add_encoder_features, collate_cached_features, with_domains
+from training.folds import (
+    cross_validate_head,
+    head_inputs,
+    held_out_corpus_scores,
+    held_out_label_subsets,
+    predict,
+    store_pool_statistics,
+)
 from training.reports import METRICS_PATH, save_confusion_matrix, write_model_card
-from training.sources import CORPORA, ENCODERS, CorpusSource, describe_sources, resolve_corpus, resolve_encoder
+from training.sources import (
+    CORPORA,
+    ENCODERS,
+    CorpusSource,
+    describe_sources,
+    resolve_corpora,
+    resolve_corpus,
+    resolve_encoder,
+)
 from training.synthetic_corpus import generate_corpus
 
 logger = logging.getLogger(__name__)
@@ -167,6 +187,17 @@ class DataTrainingArguments:
         metadata={
             "help": "With --domain_normalization: the column whose values are the domains (e.g. speaker). Default: "
             "the corpus with several corpora, else the whole dataset is one domain."
+        },
+    )
+    num_folds: int = field(
+        default=0,
+        metadata={"help": "leave_one_speaker_out: 0 holds out one speaker per fold; N > 1 deals the speakers into N folds."},
+    )
+    leave_one_corpus_out: bool = field(
+        default=False,
+        metadata={
+            "help": "With several corpora: before training, score each corpus zero-shot with a head trained on the "
+            "others (with and without adaptation to it), for the log and the model card."
         },
     )
     parallel_folds: int = field(
@@ -273,9 +304,10 @@ def new_genser_head(model_args: ModelArguments, labels: list[str], label_sets: d
     return build_model(model_args, labels, label_sets)[0]
 
 
-class GenSERTrainer(Trainer):
-    """`Trainer` whose Hub uploads keep the Gen-SER model card (`training/reports.py`) instead of replacing it, and
-    whose saved models carry the Gen-SER pipeline (`ship_pipeline`)."""
+class GenSERTrainer(BalancedTrainer):
+    """`Trainer` whose Hub uploads keep the Gen-SER model card (`training/reports.py`) instead of replacing it, whose
+    saved models carry the Gen-SER pipeline (`ship_pipeline`), and which draws several corpora balanced over corpus
+    and class (`BalancedTrainer`)."""
 
     def create_model_card(self, *args, **kwargs):
         pass
@@ -285,14 +317,25 @@ class GenSERTrainer(Trainer):
         super()._save(output_dir, state_dict)
 
 
-def resolve_sources(model_args: ModelArguments, data_args: DataTrainingArguments) -> tuple[CorpusSource | None, str | None]:
+def resolve_sources(model_args: ModelArguments, data_args: DataTrainingArguments) -> tuple[CorpusSource | dict | None, str | None]:
     """Replaces a named corpus or encoder (`training/sources.py`) by its first available source, in place. Returns the
-    corpus source used (None for other data) and the Hub id of a named encoder (for the model card's `base_model`,
+    corpus source used (for several corpora, `--dataset_name emodb,cremad`, a dict of them; None for other data)
+    and the Hub id of a named encoder (for the model card's `base_model`,
     also when a local copy was loaded). When no source is available it stops with an error, or with
     `--offline_fallback` (the main job) falls back to the synthetic corpus or the embedded encoder, saying so loudly,
     so the job still runs offline."""
     corpus = None
-    if data_args.dataset_name in CORPORA:
+    if data_args.dataset_name and "," in data_args.dataset_name:  # several named corpora, read by load_training_data
+        names = data_args.dataset_name.split(",")
+        try:
+            corpus = resolve_corpora(names)
+            data_args.label_column_name, data_args.group_column_name = "label", "speaker"  # load_corpora's columns
+        except OSError as error:
+            logger.warning("%s", error)
+            candidates = [source for name in names if name in CORPORA for source in CORPORA[name]]
+            unavailable(data_args, f"One of the corpora {names}", candidates, "the synthetic corpus, which is not speech")
+            data_args.dataset_name, data_args.label_column_name, data_args.group_column_name = None, "label", "speaker"
+    elif data_args.dataset_name in CORPORA:
         name, corpus = data_args.dataset_name, resolve_corpus(data_args.dataset_name)
         if corpus is None:
             unavailable(data_args, f"Corpus {name!r}", CORPORA[name], "the synthetic corpus, which is not speech")
@@ -333,10 +376,27 @@ def card_dataset_name(dataset_name: str | None) -> str:
     return Path(dataset_name).stem if os.path.exists(dataset_name) else dataset_name
 
 
+def describe_corpora(train, corpora: dict) -> str:
+    """The model card's "Training data" for several corpora: each one's language, clips, speakers and labels."""
+    rows = []
+    for name, source in corpora.items():
+        part = train.filter(lambda corpus: corpus == name, input_columns=CORPUS_COLUMN)
+        labels = ", ".join(sorted(set(part["label"])))
+        rows.append(f"| {name} | {source.language} | {len(part)} | {len(set(part['speaker']))} | {labels} | {source.licence} |")
+    descriptions = "\n".join(f"- {name}: {source.description}." for name, source in corpora.items())
+    return (
+        f"{len(train)} clips of {len(corpora)} corpora, each corpus's labels mapped onto one vocabulary, drawn balanced "
+        "over corpus and class in training:\n\n| corpus | language | clips | speakers | labels | licence |\n"
+        f"| --- | --- | --- | --- | --- | --- |\n" + "\n".join(rows) + f"\n\n{descriptions}"
+    )
+
+
 def describe_training_data(
-    data_args: DataTrainingArguments, train, labels: list[str], seed: int, corpus: CorpusSource | None
+    data_args: DataTrainingArguments, train, labels: list[str], seed: int, corpus: CorpusSource | dict | None
 ) -> str:
     """The model card's "Training data" paragraph."""
+    if isinstance(corpus, dict):
+        return describe_corpora(train, corpus)
     group = data_args.group_column_name
     has_groups = group and set(group.split("+")) <= set(train.column_names)  # e.g. an eval split without speakers
     speakers = f" from {len(set(speaker_groups(train, group)))} speakers" if has_groups else ""
@@ -351,16 +411,26 @@ def describe_training_data(
     )
 
 
-def training_data_limitations(data_args: DataTrainingArguments, corpus: CorpusSource | None) -> str | None:
+def training_data_limitations(data_args: DataTrainingArguments, corpus: CorpusSource | dict | None) -> str | None:
     """What the training data rules out, for the model card's Limitations (None when nothing is known of it)."""
     if data_args.dataset_name is None:
         return "Trained on the project's synthetic corpus, the model has never heard speech: it is a pipeline demonstration only"
+    if isinstance(corpus, dict):
+        return (
+            f"Trained on {len(corpus)} acted corpora ({', '.join(corpus)}; languages: "
+            f"{', '.join(sorted({source.language for source in corpus.values()}))}): read or scripted speech of actors. "
+            "Natural conversation, other languages, children's voices and noisy recordings are further from it; "
+            "classify a collection with its own statistics (adaptation) where you can"
+        )
     return corpus.limitations if corpus else None
 
 
-def load_training_data(data_args: DataTrainingArguments, training_args: TrainingArguments):
+def load_training_data(data_args: DataTrainingArguments, training_args: TrainingArguments, corpora: dict | None = None):
     """The training split and the evaluation split (None when speakers are held out of the training split), with
-    unreadable clips handled as `--unreadable_audio` says."""
+    unreadable clips handled as `--unreadable_audio` says; several `corpora` are read as one (`load_corpora`)."""
+    if corpora:
+        dataset = load_corpora(corpora, data_args.audio_column_name, data_args.train_split_name)
+        return drop_unreadable_audio(dataset, data_args.audio_column_name, data_args.unreadable_audio), None
     dataset_name = data_args.dataset_name
     if dataset_name is None:
         dataset_name = str(Path(training_args.output_dir) / "synthetic_corpus")
@@ -385,6 +455,11 @@ def check_protocol(model_args: ModelArguments, data_args: DataTrainingArguments,
             "--use_feature_cache true."
         )
     if data_args.evaluation_protocol != "leave_one_speaker_out":
+        if model_args.domain_normalization or data_args.leave_one_corpus_out:
+            raise ValueError(
+                "--domain_normalization and --leave_one_corpus_out train on cached features by speaker folds: use "
+                "--evaluation_protocol leave_one_speaker_out."
+            )
         return
     if not (model_args.freeze_encoder and data_args.use_feature_cache):
         raise ValueError(
@@ -395,6 +470,8 @@ def check_protocol(model_args: ModelArguments, data_args: DataTrainingArguments,
         raise ValueError(
             "leave_one_speaker_out folds the training split by speaker: give --group_column_name and no --eval_split_name."
         )
+    if data_args.leave_one_corpus_out and "," not in (data_args.dataset_name or ""):
+        raise ValueError("--leave_one_corpus_out needs several corpora: --dataset_name emodb,cremad,...")
     if training_args.eval_strategy != IntervalStrategy.NO:
         raise ValueError(
             "leave_one_speaker_out evaluates by cross-validation after training, not during it: set --eval_strategy no."
@@ -411,15 +488,73 @@ def cross_validated_predictions(
     labels,
     steps,
     label_sets=None,
+    domain_table=None,
 ) -> tuple[np.ndarray, int]:
     """Every clip's prediction by a fresh Gen-SER head trained on the other speakers' cached features, at `steps`
     sampling steps (one class index per task with `label_sets`); and the number of folds."""
     groups = speaker_groups(features, data_args.group_column_name)
     predictions, folds = cross_validate_head(
         partial(new_genser_head, model_args, labels, label_sets), features, groups, training_args, [steps],
-        parallel_folds=data_args.parallel_folds,
+        data_args.num_folds, data_args.parallel_folds, domain_table=domain_table,
     )
     return predictions[steps], len(folds)
+
+
+def leave_one_corpus_out(
+    model_args: ModelArguments, data_args: DataTrainingArguments, training_args, features, labels, steps, domain_table, metric
+) -> dict:
+    """Each corpus scored zero-shot by a Gen-SER head trained on the others, on the labels it shares with them and
+    on the core emotions among those (`folds.held_out_corpus_scores`; with domain normalisation, with its own
+    statistics and, as `genser_unadapted`, with the training pool's)."""
+    corpora, targets = np.asarray(features[CORPUS_COLUMN]), np.asarray(features["labels"])
+    predictions, folds = cross_validate_head(
+        partial(new_genser_head, model_args, labels), features, corpora, training_args, [steps],
+        parallel_folds=data_args.parallel_folds, label_subsets=partial(held_out_label_subsets, targets, labels),
+        domain_table=domain_table,
+    )
+    return held_out_corpus_scores(metric, predictions, targets, labels, folds, {steps: "genser"})
+
+
+def corpus_figures(
+    model_args, data_args, training_args, features, labels, held_out_predictions, protocol, steps, domain_table, metric
+) -> tuple[dict, str]:
+    """Each corpus's figures for the model card of a model of several corpora: its own clips' cross-validated
+    predictions and, with `--leave_one_corpus_out`, its zero-shot scores. Returns `{corpus: {protocol: metrics}}`
+    and their markdown tables."""
+    corpora, targets = np.asarray(features[CORPUS_COLUMN]), np.asarray(features["labels"])
+    in_corpus = {}
+    for corpus in sorted(set(features[CORPUS_COLUMN])):  # Python strings, for the card's YAML
+        rows = corpora == corpus
+        computed = metric.compute(predictions=held_out_predictions[rows], references=targets[rows], num_labels=len(labels))
+        in_corpus[corpus] = {key: value for key, value in computed.items() if key != "confusion_matrix"}
+        in_corpus[corpus]["clips"] = int(rows.sum())
+    held_out = None
+    if data_args.leave_one_corpus_out:
+        held_out = leave_one_corpus_out(model_args, data_args, training_args, features, labels, steps, domain_table, metric)
+    corpus_metrics = {corpus: {protocol: scores} for corpus, scores in in_corpus.items()}
+    for corpus, subsets in (held_out or {}).items():
+        corpus = str(corpus)
+        for subset, entry in subsets.items():
+            for variant, statistics in (("genser", "own statistics"), ("genser_unadapted", "training pool's statistics")):
+                if variant in entry:
+                    corpus_metrics[corpus][f"leave-one-corpus-out, {subset} labels, {statistics}"] = entry[variant]
+    return corpus_metrics, corpus_tables(in_corpus, held_out)
+
+
+def corpus_tables(in_corpus: dict, held_out: dict | None) -> str:
+    """Markdown tables of each corpus's in-corpus figures and, when measured, its zero-shot (held-out) ones."""
+    lines = ["| corpus | clips | in-corpus UA | in-corpus WA |", "| --- | --- | --- | --- |"]
+    lines += [f"| {c} | {m['clips']} | {m['unweighted_accuracy']:.4f} | {m['accuracy']:.4f} |" for c, m in in_corpus.items()]
+    if held_out:
+        lines += ["", "| held-out corpus | labels | clips | UA, own statistics | UA, training pool's |", "| --- | --- | --- | --- | --- |"]
+        for corpus, subsets in held_out.items():
+            for subset, entry in subsets.items():
+                unadapted = entry.get("genser_unadapted", {}).get("unweighted_accuracy")
+                lines.append(
+                    f"| {corpus} | {subset}: {', '.join(entry['labels'])} | {entry['clips']} | "
+                    f"{entry['genser']['unweighted_accuracy']:.4f} | {'-' if unadapted is None else f'{unadapted:.4f}'} |"
+                )
+    return "\n".join(lines)
 
 
 def print_example_predictions(
@@ -459,7 +594,8 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
     corpus, encoder_hub_id = resolve_sources(model_args, data_args)
     leave_one_speaker_out = data_args.evaluation_protocol == "leave_one_speaker_out"
 
-    train, evaluation = load_training_data(data_args, training_args)
+    corpora = corpus if isinstance(corpus, dict) else None
+    train, evaluation = load_training_data(data_args, training_args, corpora)
     if evaluation is None and not leave_one_speaker_out:
         train, evaluation = group_train_test_split(
             train, data_args.group_column_name or None, data_args.eval_fraction, training_args.seed
@@ -483,6 +619,7 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
     logger.info("%d training and %d evaluation clips, labels %s", len(train), len(evaluation or []), labels)
 
     use_feature_cache = model_args.freeze_encoder and data_args.use_feature_cache
+    domain_table = None
     if use_feature_cache:
         encoding_started = time.perf_counter()
         # Every epoch then trains the head alone; other processes wait for the main one and read its cache.
@@ -495,7 +632,11 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
                 for split in (train, evaluation)
             )
         encoding_seconds = time.perf_counter() - encoding_started
-        collator = collate_cached_features  # not the feature extractor's padding: the cache holds encoder outputs
+        if model_args.domain_normalization:  # each clip with its domain's statistics; the model keeps the pool's
+            train_data, domain_table = with_domains(train_data, domain_values(train_data, data_args.domain_column_name))
+            store_pool_statistics(model, train_data)
+        # Not the feature extractor's padding: the cache holds encoder outputs.
+        collator = partial(collate_cached_features, domain_statistics=domain_table)
         train_dataset, eval_dataset = (None if split is None else head_inputs(split) for split in (train_data, evaluation_data))
     else:
         collator = AudioClassificationCollator(feature_extractor)
@@ -521,12 +662,13 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
         compute_metrics=compute_metrics,
         processing_class=feature_extractor,
         callbacks=callbacks,
+        sample_weights=corpus_balancing_weights(train),
     )
-    held_out_predictions = None
+    held_out_predictions, corpus_metrics, extra_evaluation = None, None, None
     if leave_one_speaker_out:
         steps = model.config.num_inference_steps
         held_out_predictions, num_folds = cross_validated_predictions(
-            model_args, data_args, training_args, train_data, labels, steps, label_sets
+            model_args, data_args, training_args, train_data, labels, steps, label_sets, domain_table
         )
         all_scores = task_scores(metric, held_out_predictions, train["labels"], tasks)
         scores = next(iter(all_scores.values()))
@@ -538,15 +680,26 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
             if key != "confusion_matrix"
         }
         trainer.save_metrics("loso", metrics)
-        protocol = f"leave-one-speaker-out cross-validation, {num_folds} folds"
+        if data_args.num_folds:
+            protocol = f"speaker-independent cross-validation, {num_folds} folds"
+            folds_described = f"{num_folds} folds of whole speakers, dealt round-robin in sorted order"
+        else:
+            protocol = f"leave-one-speaker-out cross-validation, {num_folds} folds"
+            folds_described = f"{num_folds} folds, one per speaker"
         evaluation_description = (
-            f"Leave-one-speaker-out cross-validation by `training/run_genser.py`: {num_folds} folds, one per speaker "
+            f"Speaker-independent cross-validation by `training/run_genser.py`: {folds_described} "
             f"(column {data_args.group_column_name!r}). Each fold trains a fresh head with this model's configuration "
             f"on the other speakers' clips and predicts the held-out speaker's, at {steps} sampling step(s); the "
             f"figures pool the predictions of all folds ({len(train)} clips). The released model was then trained on "
             "every speaker: no figure here was measured on clips the scoring head was trained on."
         )
-        logger.info("Training the release model on all %d clips of %d speakers", len(train), num_folds)
+        if corpora:
+            corpus_metrics, extra_evaluation = corpus_figures(
+                model_args, data_args, training_args, train_data, labels, held_out_predictions, protocol, steps,
+                domain_table, metric,
+            )
+            print(f"\nEach corpus's figures:\n{extra_evaluation}")
+        logger.info("Training the release model on all %d clips of %d folds", len(train), num_folds)
         trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
         example_clips, example_note = train, "clips the released model was trained on; each also has a held-out prediction"
     else:
@@ -575,13 +728,15 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
             training_args.output_dir,
             model.config,
             scores,
-            dataset_name=card_dataset_name(data_args.dataset_name),
+            dataset_name=list(corpora) if corpora else card_dataset_name(data_args.dataset_name),
             training_data_description=describe_training_data(data_args, train, labels, training_args.seed, corpus),
             training_data_limitations=training_data_limitations(data_args, corpus),
             evaluation_description=evaluation_description,
             evaluation_protocol=protocol,
             repo_id=training_args.hub_model_id,
             task_metrics=all_scores if label_sets else None,
+            corpus_metrics=corpus_metrics,
+            extra_evaluation=extra_evaluation,
         )
     # Saved last, so that with --push_to_hub the upload carries the metrics and the card.
     trainer.save_model()
