@@ -4,25 +4,16 @@ clip is classified with them, exactly as the pipeline does with `collection_stat
 import json
 
 import pytest
-import torch
-from transformers import Wav2Vec2FeatureExtractor
 
 from conftest import genser_classifier
-from modeling_genser.modeling_genser import domain_statistics
-from pipelines import GenSERAudioClassificationPipeline
 from pipelines.annotation_inputs import decode
 from test_bulk_annotator import corpus, run, table  # noqa: F401  (the corpus fixture)
-from test_domain_normalization import domain_model
+from test_domain_normalization import save_domain_model
 
 
 @pytest.fixture(scope="module")
 def adaptive_model_dir(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("adaptive")
-    model = domain_model()
-    model.conditioner.set_domain_statistics(domain_statistics(torch.randn(20, 3, 32) * 0.1))
-    extractor = Wav2Vec2FeatureExtractor(return_attention_mask=True)
-    GenSERAudioClassificationPipeline(model=model, feature_extractor=extractor).save_pretrained(directory)
-    return directory
+    return save_domain_model(tmp_path_factory.mktemp("adaptive"))
 
 
 def expected_scores(classifier, corpus, paths, statistics) -> dict:  # noqa: F811

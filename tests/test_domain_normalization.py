@@ -91,14 +91,18 @@ def test_heads_share_the_domain_normalisation_and_models_without_it_refuse_stati
         plain.conditioner.set_domain_statistics(statistics)
 
 
-@pytest.fixture(scope="module")
-def classifier(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("domain-model")
+def save_domain_model(directory):
+    """A saved model with domain normalisation, whose training pool's statistics are those of random features."""
     model = domain_model()
     model.conditioner.set_domain_statistics(domain_statistics(torch.randn(20, 3, 32) * 0.1))
     extractor = Wav2Vec2FeatureExtractor(return_attention_mask=True)
     GenSERAudioClassificationPipeline(model=model, feature_extractor=extractor).save_pretrained(directory)
-    return genser_classifier(str(directory))
+    return directory
+
+
+@pytest.fixture(scope="module")
+def classifier(tmp_path_factory):
+    return genser_classifier(str(save_domain_model(tmp_path_factory.mktemp("domain-model"))))
 
 
 def test_pipeline_computes_a_collections_statistics_and_classifies_with_them(classifier):

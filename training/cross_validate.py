@@ -42,7 +42,6 @@ from training.feature_cache import add_encoder_features, with_domains
 from training.folds import cross_validate_head, held_out_corpus_scores, held_out_label_subsets
 from training.heads import PooledFeatureClassifier
 from training.reports import save_confusion_matrix
-from training.sources import resolve_corpora
 from training.run_genser import (
     METRICS_PATH,
     DataTrainingArguments,
@@ -59,7 +58,6 @@ logger = logging.getLogger(__name__)
 @dataclass
 class CrossValidationArguments:
     head: str = field(default="genser", metadata={"help": "genser, linear or mlp (classification-head baselines)."})
-    num_folds: int = field(default=0, metadata={"help": "Group k-fold; 0 = leave one group (speaker) out."})
     mlp_hidden_size: int = field(default=256)
     mlp_dropout: float = field(default=0.2)
     inference_steps: str = field(
@@ -92,13 +90,12 @@ def cached_corpus(model_args: ModelArguments, data_args: DataTrainingArguments, 
     task)."""
     if not model_args.freeze_encoder:
         raise ValueError("Cross-validation trains heads on cached features, which needs --freeze_encoder true.")
-    resolve_sources(model_args, data_args)
+    corpus, _ = resolve_sources(model_args, data_args)
     if data_args.dataset_name is None or data_args.group_column_name is None:
         raise ValueError("Cross-validation needs --dataset_name and a --group_column_name (speaker) to fold by.")
 
-    if "," in data_args.dataset_name:  # several corpora: `label`, `speaker` (namespaced) and `corpus` columns
-        corpora = resolve_corpora(data_args.dataset_name.split(","))
-        dataset = load_corpora(corpora, data_args.audio_column_name, data_args.train_split_name)
+    if isinstance(corpus, dict):  # several corpora: `label`, `speaker` (namespaced) and `corpus` columns
+        dataset = load_corpora(corpus, data_args.audio_column_name, data_args.train_split_name)
     else:
         dataset = load_audio_dataset(data_args.dataset_name, data_args.dataset_config_name, data_args.audio_column_name)
         dataset = dataset[data_args.train_split_name]
@@ -143,7 +140,7 @@ def main(argv: list[str] | None = None) -> dict:
     leave_one_corpus_out = data_args.group_column_name == CORPUS_COLUMN
     subsets = partial(held_out_label_subsets, targets, labels) if leave_one_corpus_out else None
     predictions, folds = cross_validate_head(
-        new_head, features, groups, training_args, step_counts, cv_args.num_folds, data_args.parallel_folds, subsets,
+        new_head, features, groups, training_args, step_counts, data_args.num_folds, data_args.parallel_folds, subsets,
         domain_table,
     )
     metric = evaluate.load(METRICS_PATH)

@@ -9,7 +9,8 @@ Then, for each encoder, seed and head, on the same cached features and with the 
 - **leave one corpus out** (zero-shot): a head trained on the other corpora (drawn balanced over corpus and class)
   scores the held-out corpus on the labels it shares with them and on the core emotions among those, its
   predictions made within those labels; with adaptation (the held-out corpus standardised with its own statistics,
-  no labels used) and without (with the training pool's, as a lone clip is);
+  or with `--domain_column speaker` each of its speakers with their own; no labels used) and without (with the
+  training pool's, as a lone clip is);
 - **in corpus**: speaker-independent folds over every corpus's namespaced speakers (`--in_corpus_folds`, dealt
   round-robin, so with 10 folds each of EmoDB's 10 speakers is held out once: EmoDB's leave-one-speaker-out); each
   corpus is scored on its own held-out clips, by the multi-corpus head and, for Gen-SER, by a head trained on that
@@ -65,6 +66,10 @@ class EvaluationArguments:
     weight_decay: float = field(default=0.05)
     parallel_folds: int = field(default=2)
     max_length_seconds: float = field(default=20.0, metadata={"help": "Clips are encoded from their start up to this."})
+    domain_column: str = field(
+        default="corpus",
+        metadata={"help": "What a domain is, in training and adaptation: each corpus, or each (namespaced) speaker."},
+    )
 
 
 def new_head(kind: str, config, args: EvaluationArguments):
@@ -108,7 +113,7 @@ def leave_one_corpus_out(features, labels, config, kind, training_args, args, me
     """`{corpus: {"shared"/"core": {"adapted"/"unadapted": UA}}}` for one head and seed."""
     corpora = np.asarray(features[CORPUS_COLUMN])
     targets = np.asarray(features["labels"])
-    features, table = with_domains(features, corpora)
+    features, table = with_domains(features, np.asarray(features[args.domain_column]))
     steps = [config.num_inference_steps if kind == "genser" else None]
     masks = group_folds(corpora, 0)
     tasks = [
@@ -132,10 +137,10 @@ def leave_one_corpus_out(features, labels, config, kind, training_args, args, me
 
 def in_corpus(features, labels, config, kind, training_args, args, metric, single_corpus: bool) -> dict:
     """`{corpus: {"multi-corpus": UA, "single-corpus": UA}}` over speaker-independent folds, for one head and seed;
-    each clip standardised with its corpus's statistics."""
+    each clip standardised with its domain's statistics."""
     corpora = np.asarray(features[CORPUS_COLUMN])
     targets = np.asarray(features["labels"])
-    features, table = with_domains(features, corpora)
+    features, table = with_domains(features, np.asarray(features[args.domain_column]))
     steps = [config.num_inference_steps if kind == "genser" else None]
     head = partial(new_head, kind, config, args)
     masks = group_folds(np.asarray(features["speaker"]), args.in_corpus_folds)

@@ -79,36 +79,27 @@ def write_model_card(
     # The Hub groups model-index results by task type and dataset, so all tasks share one entry, named after all of
     # them; each metric's name says its task.
     index_task_name = ", ".join(task_names.values())
+    # One entry per (dataset, split, metric): the model's own data under its protocol, or each corpus's figures.
+    if corpus_metrics is None:
+        suffixes = {task: f", {task}" if len(task_metrics) > 1 else "" for task in task_metrics}
+        entries = [(dataset_name, evaluation_protocol, suffixes[task], scores) for task, scores in task_metrics.items()]
+    else:
+        entries = [(corpus, split, "", scores) for corpus, splits in corpus_metrics.items() for split, scores in splits.items()]
     data.eval_results = [
         EvalResult(
             task_type="audio-classification",
             task_name=index_task_name,
-            dataset_type=dataset_name,
-            dataset_name=dataset_name,
-            dataset_split=evaluation_protocol,
+            dataset_type=dataset,
+            dataset_name=dataset,
+            dataset_split=split,
             metric_type=key,
-            metric_name=f"{name}, {evaluation_protocol}" + (f", {task}" if len(task_metrics) > 1 else ""),
+            metric_name=f"{name}, {split}{suffix}",
             metric_value=round(float(scores[key]), 4),
         )
-        for task, scores in task_metrics.items()
+        for dataset, split, suffix, scores in entries
         for key, name in CARD_METRICS.items()
         if key in scores
-    ] if corpus_metrics is None else [
-        EvalResult(
-            task_type="audio-classification",
-            task_name=index_task_name,
-            dataset_type=corpus,
-            dataset_name=corpus,
-            dataset_split=protocol,
-            metric_type=key,
-            metric_name=f"{name}, {protocol}",
-            metric_value=round(float(scores[key]), 4),
-        )
-        for corpus, protocols in corpus_metrics.items()
-        for protocol, scores in protocols.items()
-        for key, name in CARD_METRICS.items()
-        if key in scores
-    ]  # fmt: skip
+    ]
     tables = []
     for task, scores in task_metrics.items():
         rows = "\n".join(f"| {name} | {scores[key]:.4f} |" for key, name in CARD_METRICS.items() if key in scores)

@@ -191,7 +191,7 @@ class DataTrainingArguments:
     )
     num_folds: int = field(
         default=0,
-        metadata={"help": "leave_one_speaker_out: 0 holds out one speaker per fold; N > 1 deals the speakers into N folds."},
+        metadata={"help": "Speaker-independent folds: 0 holds out one speaker (group) per fold; N > 1 deals them into N folds."},
     )
     leave_one_corpus_out: bool = field(
         default=False,
@@ -329,7 +329,7 @@ def resolve_sources(model_args: ModelArguments, data_args: DataTrainingArguments
         names = data_args.dataset_name.split(",")
         try:
             corpus = resolve_corpora(names)
-            data_args.label_column_name, data_args.group_column_name = "label", "speaker"  # load_corpora's columns
+            data_args.label_column_name = "label"  # load_corpora's; it also gives `speaker` and `corpus` to fold by
         except OSError as error:
             logger.warning("%s", error)
             candidates = [source for name in names if name in CORPORA for source in CORPORA[name]]
