@@ -196,3 +196,20 @@ def test_run_genser_trains_one_model_on_several_corpora_with_each_corpus_in_its_
 
     pool = domain_statistics(pooled_features(Dataset.from_file(str(path))))
     torch.testing.assert_close(model.conditioner.domain_statistics, pool)
+
+
+def test_label_mapping_renames_a_datasets_labels_and_refuses_an_unnamed_one(two_corpora, tmp_path):
+    from modeling_genser import GenSERForAudioClassification
+    from training.run_genser import main as run_genser
+
+    arguments = [
+        "--dataset_name", two_corpora["big"].dataset_name, "--output_dir", str(tmp_path / "mapped"),
+        "--max_steps", "2", "--per_device_train_batch_size", "8", "--report_to", "none", "--save_strategy", "no",
+        "--eval_strategy", "no", "--num_example_predictions", "0", "--config_overrides", "encoding_dim=32,head_hidden_size=32",
+    ]  # fmt: skip
+    mapping = ",".join(f"{name}={target}" for name, target in SYNTHETIC_VOCABULARY)
+    run_genser([*arguments, "--label_mapping", mapping])
+    model = GenSERForAudioClassification.from_pretrained(tmp_path / "mapped")
+    assert list(model.config.id2label.values()) == ["angry", "fearful", "happy", "neutral", "sad"]
+    with pytest.raises(ValueError, match=r"\['sadness'\] have no entry"):
+        run_genser([*arguments, "--label_mapping", mapping.replace("sadness=sad", "")])

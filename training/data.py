@@ -99,6 +99,15 @@ def label_values(dataset: Dataset, label_column_name: str) -> list[str]:
     return [names[v] if names else str(v) for v in dataset[label_column_name]]
 
 
+def with_mapped_labels(dataset: Dataset, label_column_name: str, mapping: dict[str, str]) -> Dataset:
+    """`dataset` whose label column holds each label's name under `mapping` (e.g. a corpus's names onto the
+    project's vocabulary, `--label_mapping`); a label the mapping does not name is an error."""
+    from .sources import map_labels
+
+    mapped = map_labels(label_values(dataset, label_column_name), mapping)
+    return dataset.remove_columns(label_column_name).add_column(label_column_name, mapped)
+
+
 def label_indices(dataset: Dataset, label_column_name: str, label2id: dict[str, int]) -> list[int]:
     """Each row's class index in `label2id`; a label outside that label set is an error."""
     values = label_values(dataset, label_column_name)

@@ -66,6 +66,7 @@ from training.data import (
     load_audio_dataset,
     load_corpora,
     speaker_groups,
+    with_mapped_labels,
     task_label_sets,
 )
 from training.feature_cache import add_encoder_features, collate_cached_features, with_domains
@@ -83,6 +84,7 @@ from training.sources import (
     ENCODERS,
     CorpusSource,
     describe_sources,
+    parse_label_mapping,
     resolve_corpora,
     resolve_corpus,
     resolve_encoder,
@@ -221,6 +223,13 @@ class DataTrainingArguments:
     )
     unreadable_audio: str = field(
         default="raise", metadata={"help": "raise: stop on an unreadable clip; skip: leave it out with a warning."}
+    )
+    label_mapping: str | None = field(
+        default=None,
+        metadata={
+            "help": "Rename the dataset's labels, e.g. 'joy=happy,rage=angry' (every label must be named), such as onto "
+            "the vocabulary of training/sources.py; named corpora bring their own mapping."
+        },
     )
     offline_fallback: bool = field(
         default=False,
@@ -416,11 +425,11 @@ def training_data_limitations(data_args: DataTrainingArguments, corpus: CorpusSo
     if data_args.dataset_name is None:
         return "Trained on the project's synthetic corpus, the model has never heard speech: it is a pipeline demonstration only"
     if isinstance(corpus, dict):
+        languages = ", ".join(sorted({source.language for source in corpus.values()}))
         return (
-            f"Trained on {len(corpus)} acted corpora ({', '.join(corpus)}; languages: "
-            f"{', '.join(sorted({source.language for source in corpus.values()}))}): read or scripted speech of actors. "
-            "Natural conversation, other languages, children's voices and noisy recordings are further from it; "
-            "classify a collection with its own statistics (adaptation) where you can"
+            f"Trained on {', '.join(corpus)} only ({languages}): speech unlike theirs (other languages, recording "
+            "conditions, natural conversation, children's voices) is classified less well; classify a collection with "
+            "its own statistics (adaptation) where you can"
         )
     return corpus.limitations if corpus else None
 
@@ -602,6 +611,14 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
         )
     if len(train) == 0 or (evaluation is not None and len(evaluation) == 0):
         raise ValueError(f"Empty split: {len(train)} training and {len(evaluation or [])} evaluation examples.")
+    if data_args.label_mapping:
+        if corpora:
+            raise ValueError("--label_mapping renames one dataset's labels; named corpora bring their own mapping.")
+        mapping = parse_label_mapping(data_args.label_mapping)
+        train, evaluation = (
+            None if split is None else with_mapped_labels(split, data_args.label_column_name, mapping)
+            for split in (train, evaluation)
+        )
     labels = label_names(train, data_args.label_column_name)
     label_sets = task_label_sets(train, data_args.label_column_name, data_args.task_columns)
     tasks = label_sets or {data_args.label_column_name: labels}
