@@ -112,6 +112,7 @@ def write_model_card(
         if config.label_sets
         else ", ".join(config.id2label[i] for i in range(config.num_labels)),
         repo_id=repo_id,
+        domain_normalization=config.domain_normalization,
         training_data=training_data_description,
         training_data_limitations=training_data_limitations,
         evaluation="\n\n".join([evaluation_description, *tables, *([extra_evaluation] if extra_evaluation else [])]),
