@@ -4,8 +4,8 @@
     python spaces_demo/app.py                                   # the model `make main` trains (offline)
     GENSER_MODEL=org/gen-ser python spaces_demo/app.py          # any Gen-SER model: Hub id or local directory
 
-The model comes from the `GENSER_MODEL` environment variable; without it, from `outputs/gen-ser`, the release model
-that `make main` trains on EmoDB speech with whisper-tiny.en (offline, from `../shared`).
+The model comes from the `GENSER_MODEL` environment variable; without it, from `outputs/gen-ser`, the general model
+that `make main` trains on four emotion corpora with Whisper base (offline, from `../shared`).
 """
 
 import os
