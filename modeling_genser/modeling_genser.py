@@ -144,8 +144,9 @@ class GenSERConditioner(nn.Module):
 
     With `config.domain_normalization` the pooled features are first standardised with their domain's statistics
     (`standardise_by_domain`): those given with the clips, else the training pool's (the `domain_statistics` buffer,
-    saved with the model). The layers are combined by a learnable softmax-weighted sum (`(batch, layers, hidden)` -> `(batch, hidden)`) or
-    concatenated (-> `(batch, layers * hidden)`), then standardised per feature (and dropped out in training).
+    saved with the model). The layers are combined by a learnable softmax-weighted sum (`(batch, layers, hidden)` ->
+    `(batch, hidden)`) or concatenated (-> `(batch, layers * hidden)`), then standardised per feature (and dropped
+    out in training).
     """
 
     def __init__(self, config: GenSERConfig):
