@@ -160,12 +160,11 @@ def collate_cached_features(examples: list[dict], domain_statistics: torch.Tenso
     return batch
 
 
-def pooled_features(features: Dataset, rows: np.ndarray | None = None) -> torch.Tensor:
-    """The cached pooled features of `rows` (every clip when None), `(num_clips, num_layers, width)`."""
+def pooled_features(features: Dataset) -> torch.Tensor:
+    """Every clip's cached pooled features, `(num_clips, num_layers, width)`."""
     if POOLED_FEATURES_COLUMN not in features.column_names:
         raise ValueError("Domain normalisation works on pooled features: it needs trainable_encoder_layers=0.")
-    selected = features if rows is None else features.select(rows)
-    return torch.as_tensor(np.asarray(selected.with_format("numpy")[POOLED_FEATURES_COLUMN]))
+    return torch.as_tensor(np.asarray(features.with_format("numpy")[POOLED_FEATURES_COLUMN]))
 
 
 def with_domains(features: Dataset, domains: np.ndarray) -> tuple[Dataset, torch.Tensor]:
