@@ -15,7 +15,7 @@ from modeling_genser.modeling_genser import standardise_by_domain
 from training.cross_validate import main as cross_validate
 from training.data import BalancedTrainer, balanced_sample_weights, load_corpora
 from training.feature_cache import POOLED_FEATURES_COLUMN, collate_cached_features, with_domains
-from training.folds import group_folds
+from training.folds import classes_within, corpus_label_subsets, group_folds
 from training.sources import (
     CORPORA,
     EMOTION_VOCABULARY,
@@ -160,6 +160,21 @@ def test_leave_one_corpus_out_never_trains_on_the_held_out_corpus(two_corpora, m
     )
 
 
+def test_each_corpus_is_predicted_in_corpus_within_its_own_labels(two_corpora):
+    dataset = load_corpora(two_corpora)
+    labels = sorted(set(dataset["label"]))
+    targets = np.array([labels.index(label) for label in dataset["label"]])
+    subsets = corpus_label_subsets(np.array(dataset["corpus"]), targets)
+    assert {name: [labels[i] for i in ids] for name, ids in subsets.items()} == {
+        "big": ["angry", "fearful", "happy", "neutral", "sad"],
+        "small": ["angry", "happy", "neutral", "sad"],  # no fear: a small clip is never predicted fearful
+    }
+    logits = np.zeros((1, len(labels)))
+    logits[0, labels.index("fearful")], logits[0, labels.index("sad")] = 2.0, 1.0
+    assert labels[classes_within(logits, subsets["small"])[0]] == "sad"
+    assert labels[classes_within(logits, subsets["big"])[0]] == "fearful"
+
+
 def test_run_genser_trains_one_model_on_several_corpora_with_each_corpus_in_its_card(
     two_corpora, monkeypatch, tmp_path
 ):
@@ -184,7 +199,9 @@ def test_run_genser_trains_one_model_on_several_corpora_with_each_corpus_in_its_
     card = ModelCard.load(output_dir / "README.md")
     assert card.data.datasets == ["big", "small"]
     by_corpus = {(result.dataset_name, result.dataset_split) for result in card.data.eval_results}
-    assert ("big", "speaker-independent cross-validation, 2 folds") in by_corpus
+    # In corpus, each corpus predicted within its own labels (as with candidate_labels) and among all of them.
+    assert ("big", "speaker-independent cross-validation, 2 folds, its labels") in by_corpus
+    assert ("small", "speaker-independent cross-validation, 2 folds, all labels") in by_corpus
     assert ("small", "leave-one-corpus-out, core labels, training pool's statistics") in by_corpus
     assert "| big | English | 30 | 2 |" in card.text and "| small | German | 8 | 2 |" in card.text
     # The saved model keeps the statistics of its training pool (both corpora, raw features) for lone clips.

@@ -13,8 +13,11 @@ Then, for each encoder, seed and head, on the same cached features and with the 
   training pool's, as a lone clip is);
 - **in corpus**: speaker-independent folds over every corpus's namespaced speakers (`--in_corpus_folds`, dealt
   round-robin, so with 10 folds each of EmoDB's 10 speakers is held out once: EmoDB's leave-one-speaker-out); each
-  corpus is scored on its own held-out clips, by the multi-corpus head and, for Gen-SER, by a head trained on that
-  corpus alone with the same folds (`--in_corpus_encoders`).
+  corpus is scored on its own held-out clips, predicted within its own labels (as its users would, with the
+  pipeline's `candidate_labels`), by the multi-corpus head and, for Gen-SER, by a head trained on that corpus alone
+  with the same folds (`--in_corpus_encoders`); the multi-corpus head also among all the labels.
+
+`--protocols` picks the tables (both by default).
 
 Prints the tables as markdown (mean ± sd over seeds of the UA, unweighted accuracy) and writes `results.json`.
 """
@@ -34,7 +37,7 @@ from transformers import AutoFeatureExtractor, HfArgumentParser, TrainingArgumen
 from modeling_genser import GenSERForAudioClassification
 from training.data import CORPUS_COLUMN, cast_audio, drop_unreadable_audio, encode_labels, label_names, load_corpora
 from training.feature_cache import add_encoder_features, with_domains
-from training.folds import group_folds, held_out_label_subsets, run_folds
+from training.folds import corpus_label_subsets, group_folds, held_out_label_subsets, run_folds
 from training.heads import PooledFeatureClassifier
 from training.reports import METRICS_PATH
 from training.sources import ENCODERS, resolve_corpora, resolve_encoder
@@ -54,6 +57,7 @@ class EvaluationArguments:
     )
     heads: str = field(default="genser,linear,mlp")
     seeds: str = field(default="0,1,2")
+    protocols: str = field(default="leave-one-corpus-out,in-corpus")
     in_corpus_folds: int = field(default=10)
     layer_aggregation: str = field(default="concat", metadata={"help": "The release model's head options."})
     condition_dropout: float = field(default=0.3)
@@ -109,11 +113,11 @@ def ua(metric, predictions, references, num_labels) -> float:
     return metric.compute(predictions=predictions, references=references, num_labels=num_labels)["unweighted_accuracy"]
 
 
-def leave_one_corpus_out(features, labels, config, kind, training_args, args, metric) -> dict:
-    """`{corpus: {"shared"/"core": {"adapted"/"unadapted": UA}}}` for one head and seed."""
+def leave_one_corpus_out(features, table, labels, config, kind, training_args, args, metric) -> dict:
+    """`{corpus: {"shared"/"core": {"adapted"/"unadapted": UA}}}` for one head and seed; `features` and their
+    domains' statistics `table` from `feature_cache.with_domains`."""
     corpora = np.asarray(features[CORPUS_COLUMN])
     targets = np.asarray(features["labels"])
-    features, table = with_domains(features, np.asarray(features[args.domain_column]))
     steps = [config.num_inference_steps if kind == "genser" else None]
     masks = group_folds(corpora, 0)
     tasks = [
@@ -135,12 +139,12 @@ def leave_one_corpus_out(features, labels, config, kind, training_args, args, me
     return scores
 
 
-def in_corpus(features, labels, config, kind, training_args, args, metric, single_corpus: bool) -> dict:
-    """`{corpus: {"multi-corpus": UA, "single-corpus": UA}}` over speaker-independent folds, for one head and seed;
-    each clip standardised with its domain's statistics."""
+def in_corpus(features, table, labels, config, kind, training_args, args, metric, single_corpus: bool) -> dict:
+    """`{corpus: {"multi-corpus": UA, "multi-corpus, all labels": UA, "single-corpus": UA}}` over
+    speaker-independent folds, for one head and seed; each clip standardised with its domain's statistics."""
     corpora = np.asarray(features[CORPUS_COLUMN])
     targets = np.asarray(features["labels"])
-    features, table = with_domains(features, np.asarray(features[args.domain_column]))
+    subsets = corpus_label_subsets(corpora, targets)
     steps = [config.num_inference_steps if kind == "genser" else None]
     head = partial(new_head, kind, config, args)
     masks = group_folds(np.asarray(features["speaker"]), args.in_corpus_folds)
@@ -154,13 +158,16 @@ def in_corpus(features, labels, config, kind, training_args, args, metric, singl
         ]
     scores = {}
     for name, folds in runs.items():
-        tasks = [(head, features, train, test, training_args, steps, None, table) for test, train in folds]
-        predicted = np.full(len(targets), -1)
+        tasks = [(head, features, train, test, training_args, steps, subsets, table) for test, train in folds]
+        predicted = {key: np.full(len(targets), -1) for key in [steps[0], *((steps[0], c) for c in subsets)]}
         for (test, _), (predictions, _) in zip(folds, run_folds(tasks, args.parallel_folds)):
-            predicted[test] = predictions[steps[0]]
-        for corpus in sorted(set(corpora)):
+            for key, values in predicted.items():
+                values[test] = predictions[key]
+        for corpus in subsets:
             rows = corpora == corpus
-            scores.setdefault(corpus, {})[name] = ua(metric, predicted[rows], targets[rows], len(labels))
+            scores.setdefault(corpus, {})[name] = ua(metric, predicted[(steps[0], corpus)][rows], targets[rows], len(labels))
+            if name == "multi-corpus":
+                scores[corpus]["multi-corpus, all labels"] = ua(metric, predicted[steps[0]][rows], targets[rows], len(labels))
     return scores
 
 
@@ -206,9 +213,15 @@ def main(argv: list[str] | None = None) -> dict:
     heads = args.heads.split(",")
     seeds = [int(seed) for seed in args.seeds.split(",")]
     in_corpus_encoders = set(filter(None, args.in_corpus_encoders.split(",")))
+    protocols = set(args.protocols.split(","))
+    if unknown := protocols - {"leave-one-corpus-out", "in-corpus"}:
+        raise ValueError(f"Unknown protocols {sorted(unknown)}: choose among leave-one-corpus-out and in-corpus.")
+    if "in-corpus" not in protocols:
+        in_corpus_encoders = set()
     results = {}
     for encoder in args.encoders.split(","):
         features, labels, config = encoded_corpora(encoder, args)
+        features, table = with_domains(features, np.asarray(features[args.domain_column]))
         entry = results[encoder] = {"corpora": sorted(set(features[CORPUS_COLUMN])), "labels": labels}
         for kind in heads:
             for seed in seeds:
@@ -218,15 +231,19 @@ def main(argv: list[str] | None = None) -> dict:
                     weight_decay=args.weight_decay, lr_scheduler_type="cosine", seed=seed, report_to="none",
                     disable_tqdm=True, save_strategy="no", logging_strategy="no", dataloader_pin_memory=False,
                 )  # fmt: skip
-                loco = leave_one_corpus_out(features, labels, config, kind, training_args, args, metric)
-                entry.setdefault("leave_one_corpus_out", {}).setdefault(kind, []).append(loco)
-                logger.info("%s %s seed %d leave-one-corpus-out: %s", encoder, kind, seed, loco)
+                if "leave-one-corpus-out" in protocols:
+                    loco = leave_one_corpus_out(features, table, labels, config, kind, training_args, args, metric)
+                    entry.setdefault("leave_one_corpus_out", {}).setdefault(kind, []).append(loco)
+                    logger.info("%s %s seed %d leave-one-corpus-out: %s", encoder, kind, seed, loco)
                 if encoder in in_corpus_encoders:
-                    scores = in_corpus(features, labels, config, kind, training_args, args, metric, kind == "genser")
+                    scores = in_corpus(
+                        features, table, labels, config, kind, training_args, args, metric, kind == "genser"
+                    )
                     entry.setdefault("in_corpus", {}).setdefault(kind, []).append(scores)
                     logger.info("%s %s seed %d in corpus: %s", encoder, kind, seed, scores)
                 (output_dir / "results.json").write_text(json.dumps(results, indent=2))
-    print("\nLeave-one-corpus-out UA (mean ± sd over seeds %s):\n" % seeds + loco_table(results))
+    if "leave-one-corpus-out" in protocols:
+        print("\nLeave-one-corpus-out UA (mean ± sd over seeds %s):\n" % seeds + loco_table(results))
     if any("in_corpus" in entry for entry in results.values()):
         print("\nIn-corpus UA, speaker-independent folds:\n" + in_corpus_table(results))
     print(f"\nwall time {time.perf_counter() - started:.0f} s; results in {output_dir / 'results.json'}")

@@ -254,6 +254,12 @@ def held_out_label_subsets(targets: np.ndarray, labels: list[str], held_out: np.
     return {"shared": shared, "core": [i for i in shared if labels[i] in CORE_EMOTIONS]}
 
 
+def corpus_label_subsets(corpora: np.ndarray, targets: np.ndarray) -> dict[str, list[int]]:
+    """Each corpus's own label ids, `{corpus: ids}`: a corpus's clips are scored in corpus on predictions made within
+    its labels, as a user who knows them classifies with the pipeline's `candidate_labels`."""
+    return {str(corpus): sorted(set(targets[corpora == corpus].tolist())) for corpus in sorted(set(corpora.tolist()))}
+
+
 def held_out_corpus_scores(metric, predictions: dict, targets: np.ndarray, labels: list[str], folds, names) -> dict:
     """Per held-out corpus and label subset: its clips of those labels, scored on predictions made within them."""
     scores = {}

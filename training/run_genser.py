@@ -71,6 +71,7 @@ from training.data import (
 )
 from training.feature_cache import add_encoder_features, collate_cached_features, with_domains
 from training.folds import (
+    corpus_label_subsets,
     cross_validate_head,
     head_inputs,
     held_out_corpus_scores,
@@ -498,15 +499,18 @@ def cross_validated_predictions(
     steps,
     label_sets=None,
     domain_table=None,
-) -> tuple[np.ndarray, int]:
+    label_subsets=None,
+) -> tuple[dict, int]:
     """Every clip's prediction by a fresh Gen-SER head trained on the other speakers' cached features, at `steps`
-    sampling steps (one class index per task with `label_sets`); and the number of folds."""
+    sampling steps, keyed `steps` (one class index per task with `label_sets`) and, within each of `label_subsets`
+    (name -> label ids), `(steps, name)`; and the number of folds."""
     groups = speaker_groups(features, data_args.group_column_name)
     predictions, folds = cross_validate_head(
         partial(new_genser_head, model_args, labels, label_sets), features, groups, training_args, [steps],
         data_args.num_folds, data_args.parallel_folds, domain_table=domain_table,
+        label_subsets=None if label_subsets is None else lambda held_out: label_subsets,
     )
-    return predictions[steps], len(folds)
+    return predictions, len(folds)
 
 
 def leave_one_corpus_out(
@@ -525,22 +529,25 @@ def leave_one_corpus_out(
 
 
 def corpus_figures(
-    model_args, data_args, training_args, features, labels, held_out_predictions, protocol, steps, domain_table, metric
+    model_args, data_args, training_args, features, labels, predictions, protocol, steps, domain_table, metric
 ) -> tuple[dict, str]:
     """Each corpus's figures for the model card of a model of several corpora: its own clips' cross-validated
-    predictions and, with `--leave_one_corpus_out`, its zero-shot scores. Returns `{corpus: {protocol: metrics}}`
+    predictions (`cross_validated_predictions` with `folds.corpus_label_subsets`), made within its labels and among
+    all of them, and, with `--leave_one_corpus_out`, its zero-shot scores. Returns `{corpus: {protocol: metrics}}`
     and their markdown tables."""
     corpora, targets = np.asarray(features[CORPUS_COLUMN]), np.asarray(features["labels"])
-    in_corpus = {}
+    in_corpus, corpus_metrics = {}, {}
     for corpus in sorted(set(features[CORPUS_COLUMN])):  # Python strings, for the card's YAML
         rows = corpora == corpus
-        computed = metric.compute(predictions=held_out_predictions[rows], references=targets[rows], num_labels=len(labels))
-        in_corpus[corpus] = {key: value for key, value in computed.items() if key != "confusion_matrix"}
-        in_corpus[corpus]["clips"] = int(rows.sum())
+        figures = {}
+        for name, key in (("its labels", (steps, corpus)), ("all labels", steps)):
+            computed = metric.compute(predictions=predictions[key][rows], references=targets[rows], num_labels=len(labels))
+            figures[name] = {key: value for key, value in computed.items() if key != "confusion_matrix"}
+        in_corpus[corpus] = {"clips": int(rows.sum()), **figures}
+        corpus_metrics[corpus] = {f"{protocol}, {name}": scores for name, scores in figures.items()}
     held_out = None
     if data_args.leave_one_corpus_out:
         held_out = leave_one_corpus_out(model_args, data_args, training_args, features, labels, steps, domain_table, metric)
-    corpus_metrics = {corpus: {protocol: scores} for corpus, scores in in_corpus.items()}
     for corpus, subsets in (held_out or {}).items():
         corpus = str(corpus)
         for subset, entry in subsets.items():
@@ -552,8 +559,15 @@ def corpus_figures(
 
 def corpus_tables(in_corpus: dict, held_out: dict | None) -> str:
     """Markdown tables of each corpus's in-corpus figures and, when measured, its zero-shot (held-out) ones."""
-    lines = ["| corpus | clips | in-corpus UA | in-corpus WA |", "| --- | --- | --- | --- |"]
-    lines += [f"| {c} | {m['clips']} | {m['unweighted_accuracy']:.4f} | {m['accuracy']:.4f} |" for c, m in in_corpus.items()]
+    lines = [
+        "| corpus | clips | in-corpus UA, its labels | WA, its labels | UA, all labels |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    lines += [
+        f"| {c} | {m['clips']} | {m['its labels']['unweighted_accuracy']:.4f} | {m['its labels']['accuracy']:.4f} | "
+        f"{m['all labels']['unweighted_accuracy']:.4f} |"
+        for c, m in in_corpus.items()
+    ]
     if held_out:
         lines += ["", "| held-out corpus | labels | clips | UA, own statistics | UA, training pool's |", "| --- | --- | --- | --- | --- |"]
         for corpus, subsets in held_out.items():
@@ -684,9 +698,16 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
     held_out_predictions, corpus_metrics, extra_evaluation = None, None, None
     if leave_one_speaker_out:
         steps = model.config.num_inference_steps
-        held_out_predictions, num_folds = cross_validated_predictions(
-            model_args, data_args, training_args, train_data, labels, steps, label_sets, domain_table
+        # Each corpus is also predicted within its own labels, as its users would with `candidate_labels`.
+        corpus_subsets = (
+            corpus_label_subsets(np.asarray(train_data[CORPUS_COLUMN]), np.asarray(train_data["labels"]))
+            if corpora and not label_sets
+            else None
         )
+        fold_predictions, num_folds = cross_validated_predictions(
+            model_args, data_args, training_args, train_data, labels, steps, label_sets, domain_table, corpus_subsets
+        )
+        held_out_predictions = fold_predictions[steps]
         all_scores = task_scores(metric, held_out_predictions, train["labels"], tasks)
         scores = next(iter(all_scores.values()))
         held_out_predictions = held_out_predictions.reshape(len(train), -1)[:, 0]
@@ -712,7 +733,7 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
         )
         if corpora:
             corpus_metrics, extra_evaluation = corpus_figures(
-                model_args, data_args, training_args, train_data, labels, held_out_predictions, protocol, steps,
+                model_args, data_args, training_args, train_data, labels, fold_predictions, protocol, steps,
                 domain_table, metric,
             )
             print(f"\nEach corpus's figures:\n{extra_evaluation}")
