@@ -96,7 +96,7 @@ def test_nested_selection_chooses_inside_each_outer_fold_and_reports_the_default
 def test_nested_grid_candidates_set_the_head_and_the_epochs_and_a_wrong_default_is_a_clear_error(tmp_path):
     from transformers import TrainingArguments
 
-    from training.run_genser import ModelArguments
+    from training.arguments import ModelArguments
 
     training_args = TrainingArguments(output_dir=str(tmp_path), num_train_epochs=10)
     new_head, args = candidate_task(ModelArguments(), training_args, GRIDS["prior-dim-epochs"]["prior-cosine-d64-e0.5"], ["a", "b"])

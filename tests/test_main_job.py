@@ -12,6 +12,7 @@ from datasets import Audio, ClassLabel, Dataset, Features, Value
 from huggingface_hub import ModelCard
 from transformers import WhisperFeatureExtractor, WhisperModel
 
+import training.arguments as arguments
 import training.run_genser as run_genser
 from conftest import classify_from_offline_hub_cache, genser_classifier, tiny_whisper_config, tone
 from modeling_genser import GenSERForAudioClassification
@@ -83,16 +84,16 @@ def test_unavailable_sources_are_skipped_and_the_job_falls_back_to_the_synthetic
     assert is_available(str(tmp_path), "dataset")
     missing_local = dataclasses.replace(CORPORA["emodb"][0], dataset_name=str(tmp_path / "missing"))
     named_sources(monkeypatch, [missing_local, CORPORA["emodb"][1]], [str(tmp_path / "missing"), "openai/whisper-tiny.en"])
-    model_args = run_genser.ModelArguments(encoder_name_or_path="whisper-tiny.en")
-    data_args = run_genser.DataTrainingArguments(dataset_name="emodb", label_column_name="x", group_column_name="y")
+    model_args = arguments.ModelArguments(encoder_name_or_path="whisper-tiny.en")
+    data_args = arguments.DataTrainingArguments(dataset_name="emodb", label_column_name="x", group_column_name="y")
     with pytest.raises(OSError, match="Corpus 'emodb' is not available here.*--offline_fallback"):
-        run_genser.resolve_sources(model_args, data_args)  # no silent fallback outside the main job's offline mode
+        arguments.resolve_sources(model_args, data_args)  # no silent fallback outside the main job's offline mode
     data_args.dataset_name = None
     with pytest.raises(OSError, match="Encoder 'whisper-tiny.en' is not available here"):
-        run_genser.resolve_sources(model_args, data_args)
+        arguments.resolve_sources(model_args, data_args)
     data_args.dataset_name, data_args.offline_fallback = "emodb", True
     with caplog.at_level(logging.WARNING):
-        corpus, encoder_hub_id = run_genser.resolve_sources(model_args, data_args)
+        corpus, encoder_hub_id = arguments.resolve_sources(model_args, data_args)
     assert corpus is None and encoder_hub_id is None
     assert (data_args.dataset_name, data_args.label_column_name, data_args.group_column_name) == (None, "label", "speaker")
     assert model_args.encoder_name_or_path is None  # the embedded encoder
@@ -105,9 +106,9 @@ def test_the_first_available_source_is_used_with_its_own_columns(
     hub_copy = dataclasses.replace(CORPORA["emodb"][1], dataset_name=str(hub_schema_corpus))
     missing_local = dataclasses.replace(CORPORA["emodb"][0], dataset_name=str(tmp_path / "no_shared"))
     named_sources(monkeypatch, [missing_local, hub_copy], [str(tiny_whisper), "openai/whisper-tiny.en"])
-    data_args = run_genser.DataTrainingArguments(dataset_name="emodb")
-    model_args = run_genser.ModelArguments(encoder_name_or_path="whisper-tiny.en")
-    corpus, encoder_hub_id = run_genser.resolve_sources(model_args, data_args)
+    data_args = arguments.DataTrainingArguments(dataset_name="emodb")
+    model_args = arguments.ModelArguments(encoder_name_or_path="whisper-tiny.en")
+    corpus, encoder_hub_id = arguments.resolve_sources(model_args, data_args)
     assert corpus == hub_copy and encoder_hub_id == "openai/whisper-tiny.en"
     assert (data_args.label_column_name, data_args.group_column_name) == ("emotion", "gender+age")
     assert model_args.encoder_name_or_path == str(tiny_whisper)

@@ -1,7 +1,7 @@
 import evaluate
 import pytest
 
-from training.run_genser import METRICS_PATH
+from training.reports import METRICS_PATH
 
 
 @pytest.fixture(scope="module")

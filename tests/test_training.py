@@ -9,7 +9,8 @@ from huggingface_hub import ModelCard
 
 from training.data import encode_labels, group_train_test_split, label_names
 from training.evaluate_genser import main as evaluate_main
-from training.run_genser import main, parse_config_overrides
+from training.model_construction import parse_config_overrides
+from training.run_genser import main
 from training.synthetic_corpus import EMOTIONS, generate_corpus
 
 

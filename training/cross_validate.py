@@ -24,33 +24,16 @@ from pathlib import Path
 
 import evaluate
 import numpy as np
-from transformers import HfArgumentParser, TrainingArguments, set_seed
+from transformers import HfArgumentParser, TrainingArguments
 
-from training.data import (
-    CORPUS_COLUMN,
-    cast_audio,
-    domain_values,
-    drop_unreadable_audio,
-    encode_labels,
-    label_names,
-    load_audio_dataset,
-    load_corpora,
-    speaker_groups,
-    task_label_sets,
-)
-from training.feature_cache import add_encoder_features, with_domains
+from training.arguments import DataTrainingArguments, ModelArguments
+from training.data import CORPUS_COLUMN, domain_values
+from training.feature_cache import with_domains
 from training.folds import cross_validate_head, held_out_corpus_scores, held_out_label_subsets
 from training.heads import PooledFeatureClassifier
-from training.reports import save_confusion_matrix
-from training.run_genser import (
-    METRICS_PATH,
-    DataTrainingArguments,
-    ModelArguments,
-    build_model,
-    new_genser_head,
-    resolve_sources,
-    task_scores,
-)
+from training.model_construction import new_genser_head
+from training.reports import METRICS_PATH, save_confusion_matrix, task_scores
+from training.training_data import cached_corpus
 
 logger = logging.getLogger(__name__)
 
@@ -82,44 +65,6 @@ def make_head(
             genser_model.config, args.mlp_hidden_size, args.mlp_dropout, genser_model.encoder
         )
     raise ValueError(f"Unknown head {head!r}: choose genser, linear or mlp.")
-
-
-def cached_corpus(model_args: ModelArguments, data_args: DataTrainingArguments, seed: int):
-    """The corpus encoded once by the frozen encoder (`feature_cache.py`): its cached features (with `labels`, one
-    per task with `--task_columns`), the label names, every clip's speaker, and every task's labels (None for one
-    task)."""
-    if not model_args.freeze_encoder:
-        raise ValueError("Cross-validation trains heads on cached features, which needs --freeze_encoder true.")
-    corpus, _ = resolve_sources(model_args, data_args)
-    if data_args.dataset_name is None or data_args.group_column_name is None:
-        raise ValueError("Cross-validation needs --dataset_name and a --group_column_name (speaker) to fold by.")
-
-    if isinstance(corpus, dict):  # several corpora: `label`, `speaker` (namespaced) and `corpus` columns
-        dataset = load_corpora(corpus, data_args.audio_column_name, data_args.train_split_name)
-    else:
-        dataset = load_audio_dataset(data_args.dataset_name, data_args.dataset_config_name, data_args.audio_column_name)
-        dataset = dataset[data_args.train_split_name]
-    dataset = drop_unreadable_audio(dataset, data_args.audio_column_name, data_args.unreadable_audio)
-    labels = label_names(dataset, data_args.label_column_name)
-    label_sets = task_label_sets(dataset, data_args.label_column_name, data_args.task_columns)
-    set_seed(seed)
-    reference_model, feature_extractor = build_model(model_args, labels, label_sets)
-    dataset = encode_labels(
-        cast_audio(dataset, data_args.audio_column_name, feature_extractor.sampling_rate),
-        data_args.label_column_name,
-        reference_model.config.label2id,
-        label_sets,
-    )
-    features = add_encoder_features(
-        dataset,
-        reference_model,
-        feature_extractor,
-        data_args.audio_column_name,
-        data_args.feature_cache_dir,
-        data_args.max_length_seconds,
-    )
-    groups = speaker_groups(features, data_args.group_column_name)
-    return features, labels, groups, label_sets
 
 
 def main(argv: list[str] | None = None) -> dict:

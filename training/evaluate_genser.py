@@ -23,8 +23,7 @@ from training.data import (
     encode_labels,
     load_audio_dataset,
 )
-from training.reports import save_confusion_matrix
-from training.run_genser import METRICS_PATH
+from training.reports import METRICS_PATH, save_confusion_matrix
 
 logger = logging.getLogger(__name__)
 

@@ -29,9 +29,11 @@ import evaluate
 import numpy as np
 from transformers import HfArgumentParser, TrainingArguments
 
-from training.cross_validate import cached_corpus
+from training.arguments import DataTrainingArguments, ModelArguments
 from training.folds import group_folds, run_folds
-from training.run_genser import METRICS_PATH, DataTrainingArguments, ModelArguments, new_genser_head
+from training.model_construction import new_genser_head
+from training.reports import METRICS_PATH
+from training.training_data import cached_corpus
 
 logger = logging.getLogger(__name__)
 

@@ -1,15 +1,22 @@
 # Copyright 2026 The Gen-SER authors. Licensed under the Apache License, Version 2.0.
-"""What a training or evaluation run leaves behind for people: confusion matrices and the Hub model card."""
+"""What a training or evaluation run leaves behind for people: every task's scores, confusion matrices and the Hub
+model card (with its description of the training data)."""
 
 import json
+import os
 from pathlib import Path
 
 import jinja2
 import numpy as np
 from huggingface_hub import EvalResult, ModelCard
 
+from training.arguments import DataTrainingArguments
+from training.data import CORPUS_COLUMN, speaker_groups
+from training.sources import CorpusSource
+
 METRICS_PATH = str(Path(__file__).parent / "metrics" / "ser_metrics")  # a local `evaluate` module: no Hub needed
 MODEL_CARD_TEMPLATE = Path(__file__).resolve().parents[1] / "model_card.md"
+SYNTHETIC_DATASET_NAME = "gen-ser-synthetic"  # the model card's name for the embedded corpus
 CARD_METRICS = {"unweighted_accuracy": "Unweighted accuracy (UA)", "accuracy": "Accuracy (WA)", "macro_f1": "Macro F1"}
 
 
@@ -120,3 +127,70 @@ def write_model_card(
     card = ModelCard(f"---\n{data.to_yaml()}\n---\n\n{body.lstrip()}")
     card.save(output_dir / "README.md")
     return card
+
+
+def task_scores(metric, predictions, references, tasks: dict[str, list[str]]) -> dict[str, dict]:
+    """Every task's metrics (`tasks`: name -> labels, in order) from class indices of shape `(num_clips,)` or
+    `(num_clips, num_tasks)`."""
+    predictions = np.asarray(predictions).reshape(len(predictions), len(tasks))
+    references = np.asarray(references).reshape(len(references), len(tasks))
+    return {
+        task: metric.compute(predictions=predictions[:, t], references=references[:, t], num_labels=len(labels))
+        for t, (task, labels) in enumerate(tasks.items())
+    }
+
+
+def card_dataset_name(dataset_name: str | None) -> str:
+    """The `datasets` entry of the model card: a Hub id as given, a local folder or manifest by its name."""
+    if dataset_name is None:
+        return SYNTHETIC_DATASET_NAME
+    return Path(dataset_name).stem if os.path.exists(dataset_name) else dataset_name
+
+
+def describe_corpora(train, corpora: dict) -> str:
+    """The model card's "Training data" for several corpora: each one's language, clips, speakers and labels."""
+    rows = []
+    for name, source in corpora.items():
+        part = train.filter(lambda corpus: corpus == name, input_columns=CORPUS_COLUMN)
+        labels = ", ".join(sorted(set(part["label"])))
+        rows.append(f"| {name} | {source.language} | {len(part)} | {len(set(part['speaker']))} | {labels} | {source.licence} |")
+    descriptions = "\n".join(f"- {name}: {source.description}." for name, source in corpora.items())
+    return (
+        f"{len(train)} clips of {len(corpora)} corpora, each corpus's labels mapped onto one vocabulary, drawn balanced "
+        "over corpus and class in training:\n\n| corpus | language | clips | speakers | labels | licence |\n"
+        f"| --- | --- | --- | --- | --- | --- |\n" + "\n".join(rows) + f"\n\n{descriptions}"
+    )
+
+
+def describe_training_data(
+    data_args: DataTrainingArguments, train, labels: list[str], seed: int, corpus: CorpusSource | dict | None
+) -> str:
+    """The model card's "Training data" paragraph."""
+    if isinstance(corpus, dict):
+        return describe_corpora(train, corpus)
+    group = data_args.group_column_name
+    has_groups = group and set(group.split("+")) <= set(train.column_names)  # e.g. an eval split without speakers
+    speakers = f" from {len(set(speaker_groups(train, group)))} speakers" if has_groups else ""
+    clips = f"{len(train)} clips{speakers}, labels {', '.join(labels)}"
+    if data_args.dataset_name:
+        source = f"{clips}, from `{card_dataset_name(data_args.dataset_name)}` (split {data_args.train_split_name!r})"
+        return f"{source}: {corpus.description}." if corpus else f"{source}."
+    return (
+        f"{clips}, from the project's synthetic corpus (`training/synthetic_corpus.py`, seed {seed}). It is not "
+        "speech: source-filter vowel strings with no words and no language, whose prosody (pitch level and range, "
+        "tempo, loudness, voice quality) changes with the emotion the way acted speech tends to."
+    )
+
+
+def training_data_limitations(data_args: DataTrainingArguments, corpus: CorpusSource | dict | None) -> str | None:
+    """What the training data rules out, for the model card's Limitations (None when nothing is known of it)."""
+    if data_args.dataset_name is None:
+        return "Trained on the project's synthetic corpus, the model has never heard speech: it is a pipeline demonstration only"
+    if isinstance(corpus, dict):
+        languages = ", ".join(sorted({source.language for source in corpus.values()}))
+        return (
+            f"Trained on {', '.join(corpus)} only ({languages}): speech unlike theirs (other languages, recording "
+            "conditions, natural conversation, children's voices) is classified less well; classify a collection with "
+            "its own statistics (adaptation) where you can"
+        )
+    return corpus.limitations if corpus else None

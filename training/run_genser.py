@@ -20,14 +20,10 @@ epoch trains the head alone. Two evaluation protocols:
         --output_dir outputs/my-genser --learning_rate 1e-3 --num_train_epochs 30 --eval_strategy epoch
 """
 
-import dataclasses
-import json
 import logging
 import os
-import re
 import sys
 import time
-from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
@@ -35,39 +31,25 @@ import evaluate
 import numpy as np
 import transformers
 from datasets import Audio
-from transformers import (
-    AutoFeatureExtractor,
-    HfArgumentParser,
-    Trainer,
-    TrainerCallback,
-    TrainingArguments,
-    Wav2Vec2Config,
-    Wav2Vec2FeatureExtractor,
-    pipeline,
-    set_seed,
-)
-from transformers.trainer_utils import IntervalStrategy
+from transformers import HfArgumentParser, TrainerCallback, TrainingArguments, pipeline, set_seed
 
-from modeling_genser import GenSERConfig, GenSERForAudioClassification
 from pipelines import GenSERAudioClassificationPipeline, ship_pipeline
+from training.arguments import DataTrainingArguments, ModelArguments, check_protocol, resolve_sources
 from training.data import (
     CORPUS_COLUMN,
     AudioClassificationCollator,
     BalancedTrainer,
     audio_transform,
-    corpus_balancing_weights,
     cast_audio,
+    corpus_balancing_weights,
     decode_audio,
     domain_values,
-    drop_unreadable_audio,
     encode_labels,
     group_train_test_split,
     label_names,
-    load_audio_dataset,
-    load_corpora,
     speaker_groups,
-    with_mapped_labels,
     task_label_sets,
+    with_mapped_labels,
 )
 from training.feature_cache import add_encoder_features, collate_cached_features, with_domains
 from training.folds import (
@@ -79,239 +61,20 @@ from training.folds import (
     predict,
     store_pool_statistics,
 )
-from training.reports import METRICS_PATH, save_confusion_matrix, write_model_card
-from training.sources import (
-    CORPORA,
-    ENCODERS,
-    CorpusSource,
-    describe_sources,
-    parse_label_mapping,
-    resolve_corpora,
-    resolve_corpus,
-    resolve_encoder,
+from training.model_construction import build_model, new_genser_head
+from training.reports import (
+    METRICS_PATH,
+    card_dataset_name,
+    describe_training_data,
+    save_confusion_matrix,
+    task_scores,
+    training_data_limitations,
+    write_model_card,
 )
-from training.synthetic_corpus import generate_corpus
+from training.sources import parse_label_mapping
+from training.training_data import load_training_data
 
 logger = logging.getLogger(__name__)
-SYNTHETIC_DATASET_NAME = "gen-ser-synthetic"  # the model card's name for the embedded corpus
-
-
-def embedded_encoder_config() -> Wav2Vec2Config:
-    """A small wav2vec2 encoder (about 0.4 M parameters) trained from scratch when no pretrained encoder is given."""
-    return Wav2Vec2Config(
-        hidden_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=128,
-        conv_dim=(64, 64, 64, 64, 64),
-        conv_stride=(5, 4, 2, 2, 2),
-        conv_kernel=(10, 8, 4, 4, 4),
-        num_conv_pos_embeddings=16,
-        num_conv_pos_embedding_groups=4,
-        feat_extract_norm="layer",
-        do_stable_layer_norm=True,
-        apply_spec_augment=False,
-        layerdrop=0.0,
-        vocab_size=None,
-    )
-
-
-@dataclass
-class ModelArguments:
-    model_name_or_path: str | None = field(
-        default=None, metadata={"help": "A saved Gen-SER model (directory or Hub id) to continue from."}
-    )
-    encoder_name_or_path: str | None = field(
-        default=None,
-        metadata={"help": "Pretrained speech encoder (Hub id or directory). Default: the embedded small encoder."},
-    )
-    freeze_encoder: bool = field(default=True, metadata={"help": "Train the generative head only."})
-    trainable_encoder_layers: int = field(
-        default=0,
-        metadata={
-            "help": "With --freeze_encoder true, the encoder's top N layers train with the head (fine-tuning); the "
-            "frozen lower layers' frames are cached once (--use_feature_cache)."
-        },
-    )
-    config_overrides: str | None = field(
-        default=None,
-        metadata={"help": "GenSERConfig fields to override, e.g. 'encoding_dim=128,taxonomy_index_scale=1000'."},
-    )
-    domain_normalization: bool = field(
-        default=False,
-        metadata={
-            "help": "Standardise each clip's pooled features with its domain's statistics (--domain_column_name; "
-            "config.domain_normalization): the model stores the training pool's for lone clips, and the pipeline "
-            "takes a collection's (domain_statistics=)."
-        },
-    )
-
-
-@dataclass
-class DataTrainingArguments:
-    dataset_name: str | None = field(
-        default=None,
-        metadata={
-            "help": "Hub dataset id, local audiofolder directory, CSV/JSON manifest, or a named corpus of "
-            "training/sources.py (e.g. emodb). Default: generate the synthetic corpus."
-        },
-    )
-    dataset_config_name: str | None = field(default=None, metadata={"help": "Configuration of the Hub dataset."})
-    train_split_name: str = field(default="train")
-    eval_split_name: str | None = field(
-        default=None, metadata={"help": "Evaluation split; if absent, speakers are held out of the training split."}
-    )
-    audio_column_name: str = field(default="audio")
-    label_column_name: str = field(default="label")
-    task_columns: str | None = field(
-        default=None,
-        metadata={
-            "help": "Comma-separated further label columns (e.g. 'sex'), each a task that one multi-task Gen-SER head "
-            "predicts with --label_column_name (config.label_sets; choose the codes with "
-            "--config_overrides multi_task_codes=concat|tuple)."
-        },
-    )
-    group_column_name: str | None = field(
-        default="speaker",
-        metadata={
-            "help": "Speaker column for speaker-independent evaluation (empty: random split); columns joined by '+' "
-            "(e.g. 'gender+age') when their values together identify a speaker."
-        },
-    )
-    evaluation_protocol: str = field(
-        default="held_out_speakers",
-        metadata={
-            "help": "held_out_speakers: evaluate on held-out speakers and save that model. leave_one_speaker_out: "
-            "cross-validate over speakers (frozen encoder), then train the saved model on every speaker."
-        },
-    )
-    domain_column_name: str | None = field(
-        default=None,
-        metadata={
-            "help": "With --domain_normalization: the column whose values are the domains (e.g. speaker). Default: "
-            "the corpus with several corpora, else the whole dataset is one domain."
-        },
-    )
-    num_folds: int = field(
-        default=0,
-        metadata={"help": "Speaker-independent folds: 0 holds out one speaker (group) per fold; N > 1 deals them into N folds."},
-    )
-    leave_one_corpus_out: bool = field(
-        default=False,
-        metadata={
-            "help": "With several corpora: before training, score each corpus zero-shot with a head trained on the "
-            "others (with and without adaptation to it), for the log and the model card."
-        },
-    )
-    parallel_folds: int = field(
-        default=1,
-        metadata={"help": "Cross-validation folds trained at once, each in its own process with a share of the CPU threads."},
-    )
-    eval_fraction: float = field(default=0.2, metadata={"help": "Fraction of speakers held out for evaluation."})
-    max_length_seconds: float = field(
-        default=20.0,
-        metadata={"help": "Clips are cut to this: a random window in training without the feature cache, else the start."},
-    )
-    use_feature_cache: bool = field(
-        default=True, metadata={"help": "With a frozen encoder, encode every clip once and train the head on the cache."}
-    )
-    feature_cache_dir: str | None = field(
-        default=None,
-        metadata={"help": "Where encoded clips are cached. Default: the datasets cache (HF_DATASETS_CACHE)."},
-    )
-    num_example_predictions: int = field(
-        default=3, metadata={"help": "Clips (one per label) classified at the end through the saved pipeline."}
-    )
-    unreadable_audio: str = field(
-        default="raise", metadata={"help": "raise: stop on an unreadable clip; skip: leave it out with a warning."}
-    )
-    label_mapping: str | None = field(
-        default=None,
-        metadata={
-            "help": "Rename the dataset's labels, e.g. 'joy=happy,rage=angry' (every label must be named), such as onto "
-            "the vocabulary of training/sources.py; named corpora bring their own mapping."
-        },
-    )
-    offline_fallback: bool = field(
-        default=False,
-        metadata={
-            "help": "When a named corpus or encoder (training/sources.py) is nowhere to be found, train on the "
-            "synthetic corpus and the embedded randomly initialised encoder instead of stopping: the main job's "
-            "offline mode, which says so in the log. The model then knows nothing about real speech."
-        },
-    )
-
-
-PROTOCOLS = ("held_out_speakers", "leave_one_speaker_out")
-
-
-def parse_config_overrides(overrides: str | None) -> dict:
-    """'a=1,b=x,c={"d":1,"e":2}' -> {'a': 1, 'b': 'x', 'c': {'d': 1, 'e': 2}}; values are read as JSON when they
-    parse, else kept as strings."""
-    result = {}
-    # Split only at commas that start a new `key=`, so JSON values may contain commas.
-    for item in filter(None, re.split(r",(?=\s*[A-Za-z_]\w*=)", overrides or "")):
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ValueError(f"config_overrides entries must look like key=value, got {item!r}.")
-        try:
-            result[key.strip()] = json.loads(value)
-        except json.JSONDecodeError:
-            result[key.strip()] = value.strip()
-    unknown = set(result) - {field.name for field in dataclasses.fields(GenSERConfig)}
-    if unknown:
-        raise ValueError(f"Unknown GenSERConfig fields in config_overrides: {sorted(unknown)}.")
-    return result
-
-
-def build_model(model_args: ModelArguments, labels: list[str], label_sets: dict[str, list[str]] | None = None):
-    """The Gen-SER model and its feature extractor, with the label set of the data (and with `label_sets`, every
-    task's, `labels` being the first's)."""
-    id2label = dict(enumerate(labels))
-    overrides = parse_config_overrides(model_args.config_overrides)
-    if label_sets:
-        overrides["label_sets"] = label_sets
-    overrides["domain_normalization"] = model_args.domain_normalization
-    overrides["freeze_encoder"] = model_args.freeze_encoder
-    overrides["trainable_encoder_layers"] = model_args.trainable_encoder_layers
-    if model_args.model_name_or_path:
-        model = GenSERForAudioClassification.from_pretrained(model_args.model_name_or_path, **overrides)
-        if model.config.id2label != id2label:
-            raise ValueError(
-                f"The data's labels {labels} differ from the model's {list(model.config.id2label.values())}."
-            )
-        feature_extractor = AutoFeatureExtractor.from_pretrained(model_args.model_name_or_path)
-    elif model_args.encoder_name_or_path:
-        model = GenSERForAudioClassification.from_encoder(model_args.encoder_name_or_path, id2label, **overrides)
-        feature_extractor = AutoFeatureExtractor.from_pretrained(model_args.encoder_name_or_path)
-    else:
-        config = GenSERConfig(
-            encoder_config=embedded_encoder_config(),
-            id2label=id2label,
-            label2id={label: index for index, label in id2label.items()},
-            **overrides,
-        )
-        model = GenSERForAudioClassification(config)
-        feature_extractor = Wav2Vec2FeatureExtractor(do_normalize=True)
-    # Gen-SER pools over real frames only, so the pipeline must pass the padding mask on.
-    feature_extractor.return_attention_mask = True
-    return model, feature_extractor
-
-
-def task_scores(metric, predictions, references, tasks: dict[str, list[str]]) -> dict[str, dict]:
-    """Every task's metrics (`tasks`: name -> labels, in order) from class indices of shape `(num_clips,)` or
-    `(num_clips, num_tasks)`."""
-    predictions = np.asarray(predictions).reshape(len(predictions), len(tasks))
-    references = np.asarray(references).reshape(len(references), len(tasks))
-    return {
-        task: metric.compute(predictions=predictions[:, t], references=references[:, t], num_labels=len(labels))
-        for t, (task, labels) in enumerate(tasks.items())
-    }
-
-
-def new_genser_head(model_args: ModelArguments, labels: list[str], label_sets: dict[str, list[str]] | None = None):
-    """A freshly initialised Gen-SER model, for one cross-validation fold."""
-    return build_model(model_args, labels, label_sets)[0]
 
 
 class GenSERTrainer(BalancedTrainer):
@@ -325,169 +88,6 @@ class GenSERTrainer(BalancedTrainer):
     def _save(self, output_dir: str | None = None, state_dict=None):
         ship_pipeline(self.model.config, output_dir or self.args.output_dir)
         super()._save(output_dir, state_dict)
-
-
-def resolve_sources(model_args: ModelArguments, data_args: DataTrainingArguments) -> tuple[CorpusSource | dict | None, str | None]:
-    """Replaces a named corpus or encoder (`training/sources.py`) by its first available source, in place. Returns the
-    corpus source used (for several corpora, `--dataset_name emodb,cremad`, a dict of them; None for other data)
-    and the Hub id of a named encoder (for the model card's `base_model`,
-    also when a local copy was loaded). When no source is available it stops with an error, or with
-    `--offline_fallback` (the main job) falls back to the synthetic corpus or the embedded encoder, saying so loudly,
-    so the job still runs offline."""
-    corpus = None
-    if data_args.dataset_name and "," in data_args.dataset_name:  # several named corpora, read by load_training_data
-        names = data_args.dataset_name.split(",")
-        try:
-            corpus = resolve_corpora(names)
-            data_args.label_column_name = "label"  # load_corpora's; it also gives `speaker` and `corpus` to fold by
-        except OSError as error:
-            logger.warning("%s", error)
-            candidates = [source for name in names if name in CORPORA for source in CORPORA[name]]
-            unavailable(data_args, f"One of the corpora {names}", candidates, "the synthetic corpus, which is not speech")
-            data_args.dataset_name, data_args.label_column_name, data_args.group_column_name = None, "label", "speaker"
-    elif data_args.dataset_name in CORPORA:
-        name, corpus = data_args.dataset_name, resolve_corpus(data_args.dataset_name)
-        if corpus is None:
-            unavailable(data_args, f"Corpus {name!r}", CORPORA[name], "the synthetic corpus, which is not speech")
-            data_args.dataset_name, data_args.label_column_name, data_args.group_column_name = None, "label", "speaker"
-        else:
-            logger.info("Corpus %r: loading %s", name, corpus.dataset_name)
-            data_args.dataset_name = corpus.dataset_name
-            data_args.label_column_name, data_args.group_column_name = corpus.label_column_name, corpus.group_column_name
-    encoder_hub_id = None
-    if model_args.encoder_name_or_path in ENCODERS:
-        name, location = model_args.encoder_name_or_path, resolve_encoder(model_args.encoder_name_or_path)
-        if location is None:
-            unavailable(data_args, f"Encoder {name!r}", ENCODERS[name], "the embedded, randomly initialised encoder")
-        else:
-            logger.info("Encoder %r: loading %s", name, location)
-            encoder_hub_id = ENCODERS[name][-1]
-        model_args.encoder_name_or_path = location
-    return corpus, encoder_hub_id
-
-
-def unavailable(data_args: DataTrainingArguments, what: str, sources, fallback: str) -> None:
-    """Stops because a named corpus or encoder is nowhere to be found, or with `--offline_fallback` says loudly that
-    `fallback` replaces it."""
-    problem = f"{what} is not available here: neither {describe_sources(sources)} could be reached"
-    if not data_args.offline_fallback:
-        raise OSError(
-            f"{problem}. Pass a local path or a reachable Hub id instead (or, for an offline demo of the whole job, "
-            "--offline_fallback true)."
-        )
-    logger.warning("%s\nOFFLINE FALLBACK: %s. Falling back to %s: the model will say nothing about real emotional "
-                   "speech.\n%s", "=" * 100, problem, fallback, "=" * 100)
-
-
-def card_dataset_name(dataset_name: str | None) -> str:
-    """The `datasets` entry of the model card: a Hub id as given, a local folder or manifest by its name."""
-    if dataset_name is None:
-        return SYNTHETIC_DATASET_NAME
-    return Path(dataset_name).stem if os.path.exists(dataset_name) else dataset_name
-
-
-def describe_corpora(train, corpora: dict) -> str:
-    """The model card's "Training data" for several corpora: each one's language, clips, speakers and labels."""
-    rows = []
-    for name, source in corpora.items():
-        part = train.filter(lambda corpus: corpus == name, input_columns=CORPUS_COLUMN)
-        labels = ", ".join(sorted(set(part["label"])))
-        rows.append(f"| {name} | {source.language} | {len(part)} | {len(set(part['speaker']))} | {labels} | {source.licence} |")
-    descriptions = "\n".join(f"- {name}: {source.description}." for name, source in corpora.items())
-    return (
-        f"{len(train)} clips of {len(corpora)} corpora, each corpus's labels mapped onto one vocabulary, drawn balanced "
-        "over corpus and class in training:\n\n| corpus | language | clips | speakers | labels | licence |\n"
-        f"| --- | --- | --- | --- | --- | --- |\n" + "\n".join(rows) + f"\n\n{descriptions}"
-    )
-
-
-def describe_training_data(
-    data_args: DataTrainingArguments, train, labels: list[str], seed: int, corpus: CorpusSource | dict | None
-) -> str:
-    """The model card's "Training data" paragraph."""
-    if isinstance(corpus, dict):
-        return describe_corpora(train, corpus)
-    group = data_args.group_column_name
-    has_groups = group and set(group.split("+")) <= set(train.column_names)  # e.g. an eval split without speakers
-    speakers = f" from {len(set(speaker_groups(train, group)))} speakers" if has_groups else ""
-    clips = f"{len(train)} clips{speakers}, labels {', '.join(labels)}"
-    if data_args.dataset_name:
-        source = f"{clips}, from `{card_dataset_name(data_args.dataset_name)}` (split {data_args.train_split_name!r})"
-        return f"{source}: {corpus.description}." if corpus else f"{source}."
-    return (
-        f"{clips}, from the project's synthetic corpus (`training/synthetic_corpus.py`, seed {seed}). It is not "
-        "speech: source-filter vowel strings with no words and no language, whose prosody (pitch level and range, "
-        "tempo, loudness, voice quality) changes with the emotion the way acted speech tends to."
-    )
-
-
-def training_data_limitations(data_args: DataTrainingArguments, corpus: CorpusSource | dict | None) -> str | None:
-    """What the training data rules out, for the model card's Limitations (None when nothing is known of it)."""
-    if data_args.dataset_name is None:
-        return "Trained on the project's synthetic corpus, the model has never heard speech: it is a pipeline demonstration only"
-    if isinstance(corpus, dict):
-        languages = ", ".join(sorted({source.language for source in corpus.values()}))
-        return (
-            f"Trained on {', '.join(corpus)} only ({languages}): speech unlike theirs (other languages, recording "
-            "conditions, natural conversation, children's voices) is classified less well; classify a collection with "
-            "its own statistics (adaptation) where you can"
-        )
-    return corpus.limitations if corpus else None
-
-
-def load_training_data(data_args: DataTrainingArguments, training_args: TrainingArguments, corpora: dict | None = None):
-    """The training split and the evaluation split (None when speakers are held out of the training split), with
-    unreadable clips handled as `--unreadable_audio` says; several `corpora` are read as one (`load_corpora`)."""
-    if corpora:
-        dataset = load_corpora(corpora, data_args.audio_column_name, data_args.train_split_name)
-        return drop_unreadable_audio(dataset, data_args.audio_column_name, data_args.unreadable_audio), None
-    dataset_name = data_args.dataset_name
-    if dataset_name is None:
-        dataset_name = str(Path(training_args.output_dir) / "synthetic_corpus")
-        if not (Path(dataset_name) / "metadata.csv").exists():
-            logger.info("No dataset given: generating the synthetic corpus in %s", dataset_name)
-            generate_corpus(dataset_name, seed=training_args.seed)
-    dataset = load_audio_dataset(dataset_name, data_args.dataset_config_name, data_args.audio_column_name)
-    splits = [data_args.train_split_name] + ([data_args.eval_split_name] if data_args.eval_split_name else [])
-    for split in splits:
-        if split not in dataset:
-            raise ValueError(f"Split {split!r} not found; available: {list(dataset)}.")
-    readable = [drop_unreadable_audio(dataset[split], data_args.audio_column_name, data_args.unreadable_audio) for split in splits]
-    return readable[0], readable[1] if len(readable) > 1 else None
-
-
-def check_protocol(model_args: ModelArguments, data_args: DataTrainingArguments, training_args: TrainingArguments):
-    if data_args.evaluation_protocol not in PROTOCOLS:
-        raise ValueError(f"evaluation_protocol must be one of {PROTOCOLS}, got {data_args.evaluation_protocol!r}.")
-    if data_args.task_columns and not (model_args.freeze_encoder and data_args.use_feature_cache):
-        raise ValueError(
-            "--task_columns (a multi-task head) is evaluated on cached features: set --freeze_encoder true and "
-            "--use_feature_cache true."
-        )
-    if data_args.evaluation_protocol != "leave_one_speaker_out":
-        if model_args.domain_normalization or data_args.leave_one_corpus_out:
-            raise ValueError(
-                "--domain_normalization and --leave_one_corpus_out train on cached features by speaker folds: use "
-                "--evaluation_protocol leave_one_speaker_out."
-            )
-        return
-    if not (model_args.freeze_encoder and data_args.use_feature_cache):
-        raise ValueError(
-            "leave_one_speaker_out trains one head per speaker on cached features: it needs --freeze_encoder true and "
-            "--use_feature_cache true. Use --evaluation_protocol held_out_speakers to fine-tune the encoder."
-        )
-    if data_args.eval_split_name or not data_args.group_column_name:
-        raise ValueError(
-            "leave_one_speaker_out folds the training split by speaker: give --group_column_name and no --eval_split_name."
-        )
-    if data_args.leave_one_corpus_out and "," not in (data_args.dataset_name or ""):
-        raise ValueError("--leave_one_corpus_out needs several corpora: --dataset_name emodb,cremad,...")
-    if training_args.eval_strategy != IntervalStrategy.NO:
-        raise ValueError(
-            "leave_one_speaker_out evaluates by cross-validation after training, not during it: set --eval_strategy no."
-        )
-    if data_args.parallel_folds > 1 and training_args.world_size > 1:
-        raise ValueError("--parallel_folds > 1 starts its own fold processes: launch one process, not several.")
 
 
 def cross_validated_predictions(

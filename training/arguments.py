@@ -1,0 +1,237 @@
+# Copyright 2026 The Gen-SER authors. Licensed under the Apache License, Version 2.0.
+"""The training scripts' shared arguments (`ModelArguments`, `DataTrainingArguments`, read by `HfArgumentParser`
+beside transformers' `TrainingArguments`), their checks, and the resolution of named corpora and encoders
+(`sources.py`) to the first available source."""
+
+import logging
+from dataclasses import dataclass, field
+
+from transformers import TrainingArguments
+from transformers.trainer_utils import IntervalStrategy
+
+from training.sources import (
+    CORPORA,
+    ENCODERS,
+    CorpusSource,
+    describe_sources,
+    resolve_corpora,
+    resolve_corpus,
+    resolve_encoder,
+)
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ModelArguments:
+    model_name_or_path: str | None = field(
+        default=None, metadata={"help": "A saved Gen-SER model (directory or Hub id) to continue from."}
+    )
+    encoder_name_or_path: str | None = field(
+        default=None,
+        metadata={"help": "Pretrained speech encoder (Hub id or directory). Default: the embedded small encoder."},
+    )
+    freeze_encoder: bool = field(default=True, metadata={"help": "Train the generative head only."})
+    trainable_encoder_layers: int = field(
+        default=0,
+        metadata={
+            "help": "With --freeze_encoder true, the encoder's top N layers train with the head (fine-tuning); the "
+            "frozen lower layers' frames are cached once (--use_feature_cache)."
+        },
+    )
+    config_overrides: str | None = field(
+        default=None,
+        metadata={"help": "GenSERConfig fields to override, e.g. 'encoding_dim=128,taxonomy_index_scale=1000'."},
+    )
+    domain_normalization: bool = field(
+        default=False,
+        metadata={
+            "help": "Standardise each clip's pooled features with its domain's statistics (--domain_column_name; "
+            "config.domain_normalization): the model stores the training pool's for lone clips, and the pipeline "
+            "takes a collection's (domain_statistics=)."
+        },
+    )
+
+
+@dataclass
+class DataTrainingArguments:
+    dataset_name: str | None = field(
+        default=None,
+        metadata={
+            "help": "Hub dataset id, local audiofolder directory, CSV/JSON manifest, or a named corpus of "
+            "training/sources.py (e.g. emodb). Default: generate the synthetic corpus."
+        },
+    )
+    dataset_config_name: str | None = field(default=None, metadata={"help": "Configuration of the Hub dataset."})
+    train_split_name: str = field(default="train")
+    eval_split_name: str | None = field(
+        default=None, metadata={"help": "Evaluation split; if absent, speakers are held out of the training split."}
+    )
+    audio_column_name: str = field(default="audio")
+    label_column_name: str = field(default="label")
+    task_columns: str | None = field(
+        default=None,
+        metadata={
+            "help": "Comma-separated further label columns (e.g. 'sex'), each a task that one multi-task Gen-SER head "
+            "predicts with --label_column_name (config.label_sets; choose the codes with "
+            "--config_overrides multi_task_codes=concat|tuple)."
+        },
+    )
+    group_column_name: str | None = field(
+        default="speaker",
+        metadata={
+            "help": "Speaker column for speaker-independent evaluation (empty: random split); columns joined by '+' "
+            "(e.g. 'gender+age') when their values together identify a speaker."
+        },
+    )
+    evaluation_protocol: str = field(
+        default="held_out_speakers",
+        metadata={
+            "help": "held_out_speakers: evaluate on held-out speakers and save that model. leave_one_speaker_out: "
+            "cross-validate over speakers (frozen encoder), then train the saved model on every speaker."
+        },
+    )
+    domain_column_name: str | None = field(
+        default=None,
+        metadata={
+            "help": "With --domain_normalization: the column whose values are the domains (e.g. speaker). Default: "
+            "the corpus with several corpora, else the whole dataset is one domain."
+        },
+    )
+    num_folds: int = field(
+        default=0,
+        metadata={"help": "Speaker-independent folds: 0 holds out one speaker (group) per fold; N > 1 deals them into N folds."},
+    )
+    leave_one_corpus_out: bool = field(
+        default=False,
+        metadata={
+            "help": "With several corpora: before training, score each corpus zero-shot with a head trained on the "
+            "others (with and without adaptation to it), for the log and the model card."
+        },
+    )
+    parallel_folds: int = field(
+        default=1,
+        metadata={"help": "Cross-validation folds trained at once, each in its own process with a share of the CPU threads."},
+    )
+    eval_fraction: float = field(default=0.2, metadata={"help": "Fraction of speakers held out for evaluation."})
+    max_length_seconds: float = field(
+        default=20.0,
+        metadata={"help": "Clips are cut to this: a random window in training without the feature cache, else the start."},
+    )
+    use_feature_cache: bool = field(
+        default=True, metadata={"help": "With a frozen encoder, encode every clip once and train the head on the cache."}
+    )
+    feature_cache_dir: str | None = field(
+        default=None,
+        metadata={"help": "Where encoded clips are cached. Default: the datasets cache (HF_DATASETS_CACHE)."},
+    )
+    num_example_predictions: int = field(
+        default=3, metadata={"help": "Clips (one per label) classified at the end through the saved pipeline."}
+    )
+    unreadable_audio: str = field(
+        default="raise", metadata={"help": "raise: stop on an unreadable clip; skip: leave it out with a warning."}
+    )
+    label_mapping: str | None = field(
+        default=None,
+        metadata={
+            "help": "Rename the dataset's labels, e.g. 'joy=happy,rage=angry' (every label must be named), such as onto "
+            "the vocabulary of training/sources.py; named corpora bring their own mapping."
+        },
+    )
+    offline_fallback: bool = field(
+        default=False,
+        metadata={
+            "help": "When a named corpus or encoder (training/sources.py) is nowhere to be found, train on the "
+            "synthetic corpus and the embedded randomly initialised encoder instead of stopping: the main job's "
+            "offline mode, which says so in the log. The model then knows nothing about real speech."
+        },
+    )
+
+
+PROTOCOLS = ("held_out_speakers", "leave_one_speaker_out")
+
+
+def check_protocol(model_args: ModelArguments, data_args: DataTrainingArguments, training_args: TrainingArguments):
+    if data_args.evaluation_protocol not in PROTOCOLS:
+        raise ValueError(f"evaluation_protocol must be one of {PROTOCOLS}, got {data_args.evaluation_protocol!r}.")
+    if data_args.task_columns and not (model_args.freeze_encoder and data_args.use_feature_cache):
+        raise ValueError(
+            "--task_columns (a multi-task head) is evaluated on cached features: set --freeze_encoder true and "
+            "--use_feature_cache true."
+        )
+    if data_args.evaluation_protocol != "leave_one_speaker_out":
+        if model_args.domain_normalization or data_args.leave_one_corpus_out:
+            raise ValueError(
+                "--domain_normalization and --leave_one_corpus_out train on cached features by speaker folds: use "
+                "--evaluation_protocol leave_one_speaker_out."
+            )
+        return
+    if not (model_args.freeze_encoder and data_args.use_feature_cache):
+        raise ValueError(
+            "leave_one_speaker_out trains one head per speaker on cached features: it needs --freeze_encoder true and "
+            "--use_feature_cache true. Use --evaluation_protocol held_out_speakers to fine-tune the encoder."
+        )
+    if data_args.eval_split_name or not data_args.group_column_name:
+        raise ValueError(
+            "leave_one_speaker_out folds the training split by speaker: give --group_column_name and no --eval_split_name."
+        )
+    if data_args.leave_one_corpus_out and "," not in (data_args.dataset_name or ""):
+        raise ValueError("--leave_one_corpus_out needs several corpora: --dataset_name emodb,cremad,...")
+    if training_args.eval_strategy != IntervalStrategy.NO:
+        raise ValueError(
+            "leave_one_speaker_out evaluates by cross-validation after training, not during it: set --eval_strategy no."
+        )
+    if data_args.parallel_folds > 1 and training_args.world_size > 1:
+        raise ValueError("--parallel_folds > 1 starts its own fold processes: launch one process, not several.")
+
+
+def resolve_sources(model_args: ModelArguments, data_args: DataTrainingArguments) -> tuple[CorpusSource | dict | None, str | None]:
+    """Replaces a named corpus or encoder (`training/sources.py`) by its first available source, in place. Returns the
+    corpus source used (for several corpora, `--dataset_name emodb,cremad`, a dict of them; None for other data)
+    and the Hub id of a named encoder (for the model card's `base_model`,
+    also when a local copy was loaded). When no source is available it stops with an error, or with
+    `--offline_fallback` (the main job) falls back to the synthetic corpus or the embedded encoder, saying so loudly,
+    so the job still runs offline."""
+    corpus = None
+    if data_args.dataset_name and "," in data_args.dataset_name:  # several named corpora, read by load_training_data
+        names = data_args.dataset_name.split(",")
+        try:
+            corpus = resolve_corpora(names)
+            data_args.label_column_name = "label"  # load_corpora's; it also gives `speaker` and `corpus` to fold by
+        except OSError as error:
+            logger.warning("%s", error)
+            candidates = [source for name in names if name in CORPORA for source in CORPORA[name]]
+            unavailable(data_args, f"One of the corpora {names}", candidates, "the synthetic corpus, which is not speech")
+            data_args.dataset_name, data_args.label_column_name, data_args.group_column_name = None, "label", "speaker"
+    elif data_args.dataset_name in CORPORA:
+        name, corpus = data_args.dataset_name, resolve_corpus(data_args.dataset_name)
+        if corpus is None:
+            unavailable(data_args, f"Corpus {name!r}", CORPORA[name], "the synthetic corpus, which is not speech")
+            data_args.dataset_name, data_args.label_column_name, data_args.group_column_name = None, "label", "speaker"
+        else:
+            logger.info("Corpus %r: loading %s", name, corpus.dataset_name)
+            data_args.dataset_name = corpus.dataset_name
+            data_args.label_column_name, data_args.group_column_name = corpus.label_column_name, corpus.group_column_name
+    encoder_hub_id = None
+    if model_args.encoder_name_or_path in ENCODERS:
+        name, location = model_args.encoder_name_or_path, resolve_encoder(model_args.encoder_name_or_path)
+        if location is None:
+            unavailable(data_args, f"Encoder {name!r}", ENCODERS[name], "the embedded, randomly initialised encoder")
+        else:
+            logger.info("Encoder %r: loading %s", name, location)
+            encoder_hub_id = ENCODERS[name][-1]
+        model_args.encoder_name_or_path = location
+    return corpus, encoder_hub_id
+
+
+def unavailable(data_args: DataTrainingArguments, what: str, sources, fallback: str) -> None:
+    """Stops because a named corpus or encoder is nowhere to be found, or with `--offline_fallback` says loudly that
+    `fallback` replaces it."""
+    problem = f"{what} is not available here: neither {describe_sources(sources)} could be reached"
+    if not data_args.offline_fallback:
+        raise OSError(
+            f"{problem}. Pass a local path or a reachable Hub id instead (or, for an offline demo of the whole job, "
+            "--offline_fallback true)."
+        )
+    logger.warning("%s\nOFFLINE FALLBACK: %s. Falling back to %s: the model will say nothing about real emotional "
+                   "speech.\n%s", "=" * 100, problem, fallback, "=" * 100)

@@ -1,0 +1,85 @@
+# Copyright 2026 The Gen-SER authors. Licensed under the Apache License, Version 2.0.
+"""The data a training run names (`arguments.DataTrainingArguments`): its splits, read with unreadable clips handled
+(`load_training_data`), and for cross-validation the whole corpus encoded once into the feature cache
+(`cached_corpus`)."""
+
+import logging
+from pathlib import Path
+
+from transformers import TrainingArguments, set_seed
+
+from training.arguments import DataTrainingArguments, ModelArguments, resolve_sources
+from training.data import (
+    cast_audio,
+    drop_unreadable_audio,
+    encode_labels,
+    label_names,
+    load_audio_dataset,
+    load_corpora,
+    speaker_groups,
+    task_label_sets,
+)
+from training.feature_cache import add_encoder_features
+from training.model_construction import build_model
+from training.synthetic_corpus import generate_corpus
+
+logger = logging.getLogger(__name__)
+
+
+def load_training_data(data_args: DataTrainingArguments, training_args: TrainingArguments, corpora: dict | None = None):
+    """The training split and the evaluation split (None when speakers are held out of the training split), with
+    unreadable clips handled as `--unreadable_audio` says; several `corpora` are read as one (`load_corpora`)."""
+    if corpora:
+        dataset = load_corpora(corpora, data_args.audio_column_name, data_args.train_split_name)
+        return drop_unreadable_audio(dataset, data_args.audio_column_name, data_args.unreadable_audio), None
+    dataset_name = data_args.dataset_name
+    if dataset_name is None:
+        dataset_name = str(Path(training_args.output_dir) / "synthetic_corpus")
+        if not (Path(dataset_name) / "metadata.csv").exists():
+            logger.info("No dataset given: generating the synthetic corpus in %s", dataset_name)
+            generate_corpus(dataset_name, seed=training_args.seed)
+    dataset = load_audio_dataset(dataset_name, data_args.dataset_config_name, data_args.audio_column_name)
+    splits = [data_args.train_split_name] + ([data_args.eval_split_name] if data_args.eval_split_name else [])
+    for split in splits:
+        if split not in dataset:
+            raise ValueError(f"Split {split!r} not found; available: {list(dataset)}.")
+    readable = [drop_unreadable_audio(dataset[split], data_args.audio_column_name, data_args.unreadable_audio) for split in splits]
+    return readable[0], readable[1] if len(readable) > 1 else None
+
+
+def cached_corpus(model_args: ModelArguments, data_args: DataTrainingArguments, seed: int):
+    """The corpus encoded once by the frozen encoder (`feature_cache.py`): its cached features (with `labels`, one
+    per task with `--task_columns`), the label names, every clip's speaker, and every task's labels (None for one
+    task)."""
+    if not model_args.freeze_encoder:
+        raise ValueError("Cross-validation trains heads on cached features, which needs --freeze_encoder true.")
+    corpus, _ = resolve_sources(model_args, data_args)
+    if data_args.dataset_name is None or data_args.group_column_name is None:
+        raise ValueError("Cross-validation needs --dataset_name and a --group_column_name (speaker) to fold by.")
+
+    if isinstance(corpus, dict):  # several corpora: `label`, `speaker` (namespaced) and `corpus` columns
+        dataset = load_corpora(corpus, data_args.audio_column_name, data_args.train_split_name)
+    else:
+        dataset = load_audio_dataset(data_args.dataset_name, data_args.dataset_config_name, data_args.audio_column_name)
+        dataset = dataset[data_args.train_split_name]
+    dataset = drop_unreadable_audio(dataset, data_args.audio_column_name, data_args.unreadable_audio)
+    labels = label_names(dataset, data_args.label_column_name)
+    label_sets = task_label_sets(dataset, data_args.label_column_name, data_args.task_columns)
+    set_seed(seed)
+    reference_model, feature_extractor = build_model(model_args, labels, label_sets)
+    dataset = encode_labels(
+        cast_audio(dataset, data_args.audio_column_name, feature_extractor.sampling_rate),
+        data_args.label_column_name,
+        reference_model.config.label2id,
+        label_sets,
+    )
+    features = add_encoder_features(
+        dataset,
+        reference_model,
+        feature_extractor,
+        data_args.audio_column_name,
+        data_args.feature_cache_dir,
+        data_args.max_length_seconds,
+    )
+    groups = speaker_groups(features, data_args.group_column_name)
+    return features, labels, groups, label_sets
