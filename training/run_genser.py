@@ -3,7 +3,8 @@
 
 Modelled on transformers' examples/pytorch/audio-classification/run_audio_classification.py. Data comes from a Hub
 dataset id, a local audiofolder directory or manifest, or named corpora (`training/sources.py`, read from `../shared`
-when present, else from the Hub; several, `--dataset_name emodb,cremad`, as one); without one, the embedded synthetic corpus is generated (offline).
+when present, else from the Hub; several, `--dataset_name emodb,cremad`, as one); without one, the embedded
+synthetic corpus is generated (offline).
 Without an encoder, a small randomly initialised wav2vec2 encoder is used, so the whole job runs with no network.
 
 With a frozen encoder (the default) every clip is encoded once into a feature cache (`feature_cache.py`) and each
@@ -14,7 +15,7 @@ epoch trains the head alone. Two evaluation protocols:
 - `leave_one_speaker_out`: one fold per speaker, a fresh head per fold, predictions pooled over folds; then the
   release model is trained on every speaker and saved. Its model card reports the cross-validated figures.
 
-    python -m training.run_genser training/configs/main_job.json        # the main job: the general model (4 corpora, Whisper base)
+    python -m training.run_genser training/configs/main_job.json        # the main job: the general model
     python -m training.run_genser training/configs/synthetic_demo.json  # offline demo on the synthetic corpus
     python -m training.run_genser --dataset_name path/to/audiofolder --encoder_name_or_path openai/whisper-tiny.en \
         --output_dir outputs/my-genser --learning_rate 1e-3 --num_train_epochs 30 --eval_strategy epoch
