@@ -9,6 +9,12 @@ Data flows one way:
 
 Training is *target matching*: the denoiser sees a bridge sample ``x_t`` between an initial sample and the class
 code, and regresses the class code itself, with a mean squared error or ``1 - cos`` (`target_loss`).
+
+The speech encoder's input handling lives in `speech_encoder.py`, the domain normalisation's maths in
+`domain_normalization.py`, the codes in `taxonomy_encoding.py` and the bridge in `scheduling_genser.py`. This file
+keeps one model, as a transformers model file does; it runs past 500 lines because that model's head has several
+documented modes (initial distributions, multi-task codes, dimensional targets, sampled uncertainty), each a few
+methods that read the same conditioner and denoiser.
 """
 
 import math
@@ -20,13 +26,25 @@ import torch
 from diffusers.models.embeddings import TimestepEmbedding, Timesteps
 from diffusers.utils.torch_utils import randn_tensor
 from torch import nn
-from transformers import AutoConfig, AutoModel, PreTrainedConfig, PreTrainedModel
+from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.modeling_outputs import SequenceClassifierOutput
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
 from .configuration_genser import GenSERConfig
+from .domain_normalization import domain_moments, domain_statistics_from_moments, standardise_by_domain
 from .scheduling_genser import GenSERScheduler
+from .speech_encoder import (
+    build_speech_encoder,
+    encoder_hidden_states,
+    input_mask,
+    load_speech_encoder,
+    pool_frames,
+    pooled_features_from_frames,
+    real_frame_mask,
+    top_encoder_layers,
+    trimmed_lengths,
+)
 from .taxonomy_encoding import (
     code_similarity,
     continuous_encoding,
@@ -34,10 +52,6 @@ from .taxonomy_encoding import (
     nearest_grid_values,
     sinusoidal_taxonomy_encoding,
 )
-
-
-# Floor of a domain's per-feature standard deviation.
-DOMAIN_STD_FLOOR = 1e-6
 
 
 @dataclass
@@ -103,40 +117,6 @@ class GenSERConditionNorm(nn.BatchNorm1d):
                 condition, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps
             )
         return super().forward(condition)
-
-
-def domain_moments(pooled: torch.Tensor) -> tuple[int, torch.Tensor, torch.Tensor]:
-    """What the statistics of a domain are computed from, for `(num_clips, num_layers, width)` pooled features: the
-    clip count and the float64 sum and sum of squares, `(num_layers, width)` each. Moments of several batches (or
-    annotation shards) add up, so a collection's statistics need one pass and no stored features."""
-    pooled = pooled.detach().double()
-    return pooled.shape[0], pooled.sum(0), pooled.square().sum(0)
-
-
-def domain_statistics_from_moments(count: int, total: torch.Tensor, squares: torch.Tensor) -> torch.Tensor:
-    """The mean and (population) standard deviation of a domain's pooled features, `(2, num_layers, width)` float32,
-    from its `domain_moments` (summed over batches)."""
-    if count < 2:
-        raise ValueError(
-            f"Domain statistics need at least 2 clips, got {count}: classify a lone clip without domain statistics "
-            "(the model then uses its training pool's), or gather more clips of its collection."
-        )
-    mean = total / count
-    std = (squares / count - mean.square()).clamp_min(0).sqrt()
-    return torch.stack([mean, std]).float()
-
-
-def domain_statistics(pooled: torch.Tensor) -> torch.Tensor:
-    """The `(2, num_layers, width)` mean and standard deviation of `(num_clips, num_layers, width)` pooled features."""
-    return domain_statistics_from_moments(*domain_moments(pooled))
-
-
-def standardise_by_domain(pooled: torch.Tensor, statistics: torch.Tensor) -> torch.Tensor:
-    """`(batch, num_layers, width)` pooled features standardised with their domain's `(2, num_layers, width)`
-    statistics, or each clip with its own, `(batch, 2, num_layers, width)`."""
-    mean, std = statistics.to(pooled.dtype).unbind(-3)
-    # A feature constant over a domain (e.g. one padded channel) keeps a finite value.
-    return (pooled - mean) / std.clamp_min(DOMAIN_STD_FLOOR)
 
 
 class GenSERConditioner(nn.Module):
@@ -247,159 +227,6 @@ class GenSERPreTrainedModel(PreTrainedModel):
             init.copy_(module.class_codes, module.terminal_codes())
             if module.is_dimensional:
                 init.copy_(module.value_grid, module.grid_values())
-
-
-def whisper_input_stride(encoder: WhisperEncoder) -> int:
-    """Mel frames per encoder frame (2 for every Whisper size)."""
-    return encoder.conv1.stride[0] * encoder.conv2.stride[0]
-
-
-def whisper_hidden_states(encoder: WhisperEncoder, input_features: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """`WhisperEncoder`'s hidden states for `(batch_size, num_mel_bins, num_frames)` features of any length up to its
-    3000 frames (30 s): the embedding output, then every layer's output, the last through the final layer norm.
-
-    Whisper's attention has no padding mask, so the only way to keep padding out of the real frames' context is to
-    drop it, but `WhisperEncoder.forward` refuses anything but 3000 frames. This runs the encoder's own modules, as
-    its `forward` does, with the first `num_frames // 2` position embeddings: nothing of the encoder is changed for
-    the call, so other threads can use it at the same time.
-    """
-    num_positions = input_features.shape[-1] // whisper_input_stride(encoder)
-    if num_positions > encoder.embed_positions.num_embeddings:
-        raise ValueError(
-            f"Whisper input of {input_features.shape[-1]} mel frames is longer than the encoder's "
-            f"{encoder.embed_positions.num_embeddings * whisper_input_stride(encoder)}; classify longer audio in windows."
-        )
-    embeddings = nn.functional.gelu(encoder.conv2(nn.functional.gelu(encoder.conv1(input_features)))).permute(0, 2, 1)
-    hidden = embeddings + encoder.embed_positions.weight[:num_positions]
-    hidden = nn.functional.dropout(hidden, p=encoder.dropout, training=encoder.training)
-    hidden_states = [hidden]
-    for layer in encoder.layers:
-        # Layer drop, as in the encoder's forward; a dropped layer passes its input on, so every layer has a state.
-        if not (encoder.training and encoder.layerdrop > 0 and torch.rand([]) < encoder.layerdrop):
-            hidden = layer(hidden, None)
-        hidden_states.append(hidden)
-    hidden_states[-1] = encoder.layer_norm(hidden_states[-1])
-    return tuple(hidden_states)
-
-
-def strided_frame_mask(attention_mask: torch.Tensor, num_frames: int) -> torch.Tensor:
-    """`(batch_size, num_frames)` booleans marking the frames of real input, for frames evenly strided over the
-    `(batch_size, input_length)` `attention_mask` (1 for real input)."""
-    frame_lengths = torch.ceil(attention_mask.sum(-1) * num_frames / attention_mask.shape[-1])
-    return torch.arange(num_frames, device=attention_mask.device)[None] < frame_lengths[:, None]
-
-
-def pool_frames(hidden_states: tuple | list, frame_mask: torch.Tensor | None, pooling: str) -> torch.Tensor:
-    """Each layer's frames pooled over the real ones (`frame_mask`, `(batch_size, num_frames)`; None: all frames).
-
-    Args:
-        hidden_states: one `(batch_size, num_frames, hidden_size)` tensor per layer.
-        pooling: `"mean"`, or `"mean_std"` (mean and standard deviation concatenated).
-    Returns:
-        `torch.Tensor` of shape `(batch_size, num_layers, hidden_size)` (twice `hidden_size` for `"mean_std"`).
-    """
-    if frame_mask is None:
-        # Every frame is real: a plain mean, without building weights (a fixed cost on every single-clip call).
-        def average(frames):
-            return frames.mean(dim=1)
-
-    else:
-        # Pooling weights, (batch, 1, frames): a matmul per layer pools without copying the hidden states.
-        weights = frame_mask[:, None, :].to(hidden_states[0].dtype)
-        weights = weights / weights.sum(-1, keepdim=True).clamp(min=1)
-
-        def average(frames):
-            return (weights @ frames).squeeze(1)
-
-    means = [average(layer) for layer in hidden_states]
-    pooled = torch.stack(means, dim=1)
-    if pooling == "mean":
-        return pooled
-    variances = [average((layer - mean[:, None]) ** 2) for layer, mean in zip(hidden_states, means)]
-    return torch.cat([pooled, torch.stack(variances, dim=1).clamp(min=1e-8).sqrt()], dim=-1)
-
-
-def encoder_layers(encoder: PreTrainedModel) -> tuple[nn.ModuleList, nn.Module | None]:
-    """A speech encoder's transformer layers, and the norm that its last hidden state passes through after them
-    (Whisper's `layer_norm`; wav2vec2-style encoders report the last layer's raw output as that hidden state)."""
-    if isinstance(encoder, WhisperEncoder):
-        return encoder.layers, encoder.layer_norm
-    layers = getattr(getattr(encoder, "encoder", None), "layers", None)
-    if not isinstance(layers, nn.ModuleList):
-        raise ValueError(
-            f"trainable_encoder_layers needs the encoder's transformer layers, which {type(encoder).__name__} does not "
-            "keep where Whisper and wav2vec2-style encoders do (`layers` or `encoder.layers`); use freeze_encoder "
-            "alone with this encoder."
-        )
-    return layers, None
-
-
-def top_encoder_layers(encoder: PreTrainedModel, count: int) -> tuple[nn.ModuleList, nn.Module | None]:
-    """The top `count` transformer layers of a speech encoder, and the norm after them (see `encoder_layers`)."""
-    layers, final_norm = encoder_layers(encoder)
-    if count > len(layers):
-        raise ValueError(f"trainable_encoder_layers is {count}, but the encoder has only {len(layers)} layers.")
-    return layers[len(layers) - count :], final_norm
-
-
-def pooled_features_from_frames(
-    layers,
-    final_norm: nn.Module | None,
-    frames: torch.Tensor,
-    frame_mask: torch.Tensor,
-    lower_pooled_layer_features: torch.Tensor,
-    pooling: str,
-) -> torch.Tensor:
-    """Runs the top encoder `layers` on cached lower-layer frames and completes the pooled layers below them:
-    `(batch_size, num_layers, width)`, as `pooled_layer_features` gives on the audio.
-
-    One clip at a time over its real frames only, as the encoder ran the clip (Whisper's layers take no padding
-    mask); on CPU a clip's layer is far heavier than a call, so the loop costs little.
-
-    Args:
-        frames (`torch.Tensor` of shape `(batch_size, num_frames, hidden_size)`): each clip's frames first, then padding.
-        frame_mask (`torch.Tensor` of shape `(batch_size, num_frames)`): 1 for real frames.
-        lower_pooled_layer_features (`torch.Tensor` of shape `(batch_size, num_layers - len(layers), width)`)
-    """
-    pooled = []
-    for clip, length in zip(frames, frame_mask.sum(-1).tolist()):
-        hidden, outputs = clip[None, : int(length)], []
-        for layer in layers:
-            hidden = layer(hidden, None)
-            if isinstance(hidden, tuple):
-                raise ValueError(
-                    f"{type(layer).__name__} returns more than hidden states (WavLM's layers share a position bias "
-                    "from the first layer), so its top layers cannot run on cached frames: train with "
-                    "--use_feature_cache false instead."
-                )
-            outputs.append(hidden)
-        if final_norm is not None:
-            outputs[-1] = final_norm(outputs[-1])
-        pooled.append(pool_frames(outputs, None, pooling))
-    return torch.cat([lower_pooled_layer_features, torch.cat(pooled)], dim=1)
-
-
-def build_speech_encoder(encoder_config) -> PreTrainedModel:
-    """The encoder part of any transformers speech model, randomly initialised from its config."""
-    model = AutoModel.from_config(encoder_config)
-    return model.get_encoder() if encoder_config.is_encoder_decoder else model
-
-
-def load_speech_encoder(name_or_path: str) -> tuple[PreTrainedModel, PreTrainedConfig]:
-    """The encoder part of a pretrained transformers speech model (Hub id or local directory), and the model's
-    config with the local directory it was read from left out (a saved Gen-SER config names no path of this machine).
-    """
-    try:
-        config = AutoConfig.from_pretrained(name_or_path)
-        model = AutoModel.from_pretrained(name_or_path)
-    except (OSError, ValueError) as error:
-        raise OSError(
-            f"Could not load the speech encoder {str(name_or_path)!r}: it is neither a local directory holding a "
-            "transformers model (config.json and weights) nor a Hub model id that can be reached (e.g. "
-            f"'openai/whisper-tiny.en'). Check the path or id, or run online once to fill the Hub cache. ({error})"
-        ) from None
-    config._name_or_path = ""
-    return (model.get_encoder() if config.is_encoder_decoder else model), config
 
 
 class GenSERForAudioClassification(GenSERPreTrainedModel):
@@ -534,28 +361,6 @@ class GenSERForAudioClassification(GenSERPreTrainedModel):
                 module.train(mode)
         return self
 
-    def _frame_mask(self, attention_mask: torch.Tensor | None, num_frames: int) -> torch.Tensor | None:
-        """Which encoder frames come from real audio rather than padding: `(batch_size, num_frames)` booleans."""
-        if attention_mask is None:
-            return None
-        if hasattr(self.encoder, "_get_feature_vector_attention_mask"):  # wav2vec2-style convolutional front ends
-            return self.encoder._get_feature_vector_attention_mask(num_frames, attention_mask).bool()
-        return strided_frame_mask(attention_mask, num_frames)  # e.g. Whisper
-
-    @staticmethod
-    def _input_mask(inputs: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor | None:
-        """`attention_mask` over the input's last axis: Whisper's feature extractor masks samples, not mel frames,
-        unless `return_attention_mask=True` is passed at call time (setting it on the extractor is not enough)."""
-        if attention_mask is None or attention_mask.shape[-1] == inputs.shape[-1]:
-            return attention_mask
-        return strided_frame_mask(attention_mask, inputs.shape[-1]).to(attention_mask.dtype)
-
-    def _trimmed_lengths(self, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Each clip's real input length, rounded up to the encoder's input stride: `(batch_size,)`."""
-        stride = whisper_input_stride(self.encoder) if isinstance(self.encoder, WhisperEncoder) else 1
-        lengths = (attention_mask.sum(-1) + stride - 1) // stride * stride
-        return lengths.clamp(min=stride, max=attention_mask.shape[-1])
-
     def pooled_layer_features(
         self, inputs: torch.Tensor, attention_mask: torch.Tensor | None = None
     ) -> torch.Tensor:
@@ -574,10 +379,10 @@ class GenSERForAudioClassification(GenSERPreTrainedModel):
             Pooling and the weighted layer sum commute, so these features can be cached and fed back as
             `pooled_layer_features`.
         """
-        attention_mask = self._input_mask(inputs, attention_mask)
+        attention_mask = input_mask(inputs, attention_mask)
         if not self.config.trim_padding or attention_mask is None:
             return self._encode_and_pool(inputs, attention_mask)
-        lengths = self._trimmed_lengths(attention_mask)
+        lengths = trimmed_lengths(self.encoder, attention_mask)
         distinct_lengths = lengths.unique().tolist()
         # Clips of one length, cut to it, are all real input: they need no mask (nor the cost of building one).
         if len(distinct_lengths) == 1:
@@ -603,11 +408,8 @@ class GenSERForAudioClassification(GenSERPreTrainedModel):
         """The encoder's hidden states of every layer, `(batch_size, num_frames, hidden_size)` each, and the
         `(batch_size, num_frames)` mask of real frames (None without `attention_mask`)."""
         with torch.set_grad_enabled(torch.is_grad_enabled() and self.encoder_trains):
-            if isinstance(self.encoder, WhisperEncoder):
-                hidden_states = whisper_hidden_states(self.encoder, inputs)
-            else:
-                hidden_states = self.encoder(inputs, attention_mask=attention_mask, output_hidden_states=True).hidden_states
-        return hidden_states, self._frame_mask(attention_mask, hidden_states[0].shape[1])
+            hidden_states = encoder_hidden_states(self.encoder, inputs, attention_mask)
+        return hidden_states, real_frame_mask(self.encoder, attention_mask, hidden_states[0].shape[1])
 
     def _encode_and_pool(self, inputs: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
         """The encoder's hidden states of every layer, pooled over the real frames: `(batch_size, num_layers, hidden)`."""
@@ -642,8 +444,8 @@ class GenSERForAudioClassification(GenSERPreTrainedModel):
                 "Cached frames hold each clip's real frames only, while Whisper without trim_padding attends to its "
                 "30 s of padding too: set trim_padding=True to train Whisper's top layers on cached frames."
             )
-        attention_mask = self._input_mask(inputs, attention_mask)
-        lengths = [inputs.shape[-1]] * inputs.shape[0] if attention_mask is None else self._trimmed_lengths(attention_mask).tolist()
+        attention_mask = input_mask(inputs, attention_mask)
+        lengths = [inputs.shape[-1]] * inputs.shape[0] if attention_mask is None else trimmed_lengths(self.encoder, attention_mask).tolist()
         frames, lower = [], []
         for row, length in enumerate(lengths):
             mask = None if attention_mask is None else attention_mask[row : row + 1, :length]

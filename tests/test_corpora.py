@@ -11,7 +11,7 @@ from datasets import Array2D, Dataset, Features
 from transformers import TrainingArguments
 
 import training.sources as sources
-from modeling_genser.modeling_genser import standardise_by_domain
+from modeling_genser.domain_normalization import standardise_by_domain
 from training.cross_validate import main as cross_validate
 from training.data import BalancedTrainer, balanced_sample_weights, load_corpora
 from training.feature_cache import POOLED_FEATURES_COLUMN, collate_cached_features, with_domains
@@ -181,7 +181,7 @@ def test_run_genser_trains_one_model_on_several_corpora_with_each_corpus_in_its_
     from huggingface_hub import ModelCard
 
     from modeling_genser import GenSERForAudioClassification
-    from modeling_genser.modeling_genser import domain_statistics
+    from modeling_genser.domain_normalization import domain_statistics
     from training.feature_cache import pooled_features
     from training.run_genser import main as run_genser
 

@@ -8,7 +8,7 @@ from transformers import Wav2Vec2FeatureExtractor
 
 from conftest import genser_classifier, tiny_wav2vec2_config, tone
 from modeling_genser import GenSERConfig, GenSERForAudioClassification
-from modeling_genser.modeling_genser import (
+from modeling_genser.domain_normalization import (
     domain_moments,
     domain_statistics,
     domain_statistics_from_moments,

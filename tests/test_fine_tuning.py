@@ -7,7 +7,7 @@ from transformers import TrainerCallback
 
 from conftest import genser_classifier, tone
 from modeling_genser import GenSERConfig, GenSERForAudioClassification
-from modeling_genser.modeling_genser import encoder_layers
+from modeling_genser.speech_encoder import encoder_layers
 from training.cross_validate import main as cross_validate
 from training.data import extract_features
 from training.feature_cache import FRAMES_COLUMN, LOWER_POOLED_COLUMN, add_encoder_features, collate_cached_features

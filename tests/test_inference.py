@@ -7,7 +7,7 @@ from transformers import WhisperFeatureExtractor
 
 from conftest import SAMPLING_RATE, genser_classifier, tiny_whisper_config, tone
 from modeling_genser import GenSERConfig, GenSERForAudioClassification
-from modeling_genser.modeling_genser import whisper_hidden_states
+from modeling_genser.speech_encoder import whisper_hidden_states
 from test_pipeline import LABELS, assert_valid_scores, save_genser
 from training.synthetic_corpus import write_wav
 

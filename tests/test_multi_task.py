@@ -165,7 +165,6 @@ def test_return_tasks_is_refused_for_a_single_task_model(tmp_path):
 @pytest.mark.parametrize("protocol", ["leave_one_speaker_out", "held_out_speakers"])
 def test_training_reads_several_label_columns_and_the_card_lists_every_task(protocol, tmp_path):
     from huggingface_hub import ModelCard
-    from transformers import pipeline
 
     from training import run_genser
     from training.synthetic_corpus import generate_corpus

@@ -32,7 +32,7 @@ import torch
 from datasets import Array2D, Audio, Dataset, Features
 from torch.nn.utils.rnn import pad_sequence
 
-from modeling_genser.modeling_genser import domain_statistics
+from modeling_genser.domain_normalization import domain_statistics
 
 from .data import decode_audio, extract_features
 

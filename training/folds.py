@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader
 from transformers import TrainingArguments, set_seed
 from transformers.trainer_utils import IntervalStrategy
 
-from modeling_genser.modeling_genser import domain_statistics
+from modeling_genser.domain_normalization import domain_statistics
 
 from .data import BalancedTrainer, corpus_balancing_weights
 from .feature_cache import CACHED_COLUMNS, DOMAIN_COLUMN, collate_cached_features, pooled_features

@@ -14,7 +14,8 @@ from torch import nn
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 from modeling_genser import GenSERConfig
-from modeling_genser.modeling_genser import GenSERConditioner, pooled_features_from_frames, top_encoder_layers
+from modeling_genser.modeling_genser import GenSERConditioner
+from modeling_genser.speech_encoder import pooled_features_from_frames, top_encoder_layers
 
 
 class PooledFeatureClassifier(nn.Module):
