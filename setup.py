@@ -7,13 +7,15 @@ REQUIREMENTS = [
     "diffusers>=0.42,<0.43",
     "huggingface-hub>=1.0",
     "safetensors>=0.6",
+    # Audio files are decoded by FFmpeg's libraries through torchcodec (the ffmpeg package provides them).
+    "torchcodec>=0.8",
     "numpy",
 ]
 EXTRAS = {
-    "train": ["datasets>=5.2,<6", "torchcodec>=0.8", "evaluate>=0.4.6", "accelerate>=1.1", "matplotlib"],
+    "train": ["datasets>=5.2,<6", "evaluate>=0.4.6", "accelerate>=1.1", "matplotlib"],
     "demo": ["gradio>=5", "matplotlib"],
     "export": ["onnx>=1.17", "onnxscript>=0.5", "onnxruntime>=1.20"],
-    "annotate": ["datasets>=5.2,<6", "torchcodec>=0.8", "accelerate>=1.1"],
+    "annotate": ["datasets>=5.2,<6", "accelerate>=1.1"],
     "test": ["pytest>=8", "selenium>=4.20"],
 }
 EXTRAS["dev"] = sorted({requirement for group in EXTRAS.values() for requirement in group})

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio_input import load_audio
+from .audio_input import decode_audio_file
 
 
 @dataclass(frozen=True)
@@ -125,15 +125,10 @@ def dataset_inputs(
 
 
 def decode(audio: str | bytes, sampling_rate: int) -> np.ndarray:
-    """A file (path or contents) as a mono float32 waveform at `sampling_rate`, decoded in-process by torchcodec
-    (FFmpeg's libraries), which spares the ffmpeg process the pipeline starts per path."""
-    from torchcodec.decoders import AudioDecoder
-
-    if isinstance(audio, str) and not os.path.isfile(audio):
-        raise FileNotFoundError(f"no such file: {audio}")
+    """A file (path or contents) as a mono float32 waveform at `sampling_rate`, decoded in-process as the pipeline and
+    the training data decode it (`audio_input.decode_audio_file`), which spares the ffmpeg process per path; a
+    failure becomes the item's error row."""
     try:
-        samples = AudioDecoder(audio, sample_rate=sampling_rate, num_channels=1).get_all_samples()
-    except RuntimeError as error:
-        # torchcodec prefixes FFmpeg's reason with its own source location; the reason is what a user can act on.
-        raise ValueError(f"could not decode audio: {str(error).split(', ')[-1]}") from None
-    return load_audio({"array": samples.data, "sampling_rate": samples.sample_rate}, sampling_rate)
+        return decode_audio_file(audio, sampling_rate)
+    except ValueError as error:
+        raise ValueError(f"could not decode audio: {error}") from None

@@ -11,7 +11,6 @@ import sys
 import numpy as np
 import torch
 import torchaudio.functional
-from transformers.pipelines.audio_classification import ffmpeg_read
 
 # Shorter clips are padded with silence to this length: a wav2vec2-style front end needs 400 samples (25 ms) before
 # it yields a single frame, and 0.1 s gives every supported encoder a few frames.
@@ -20,25 +19,39 @@ MIN_DURATION_S = 0.1
 MAX_CHANNELS = 8
 
 
-def decode_audio_bytes(payload: bytes, sampling_rate: int, source: str = "the given bytes") -> np.ndarray:
-    """Decodes an audio file's contents with ffmpeg into mono float32 at `sampling_rate`."""
+def decode_audio_file(source: str | os.PathLike | bytes, sampling_rate: int) -> np.ndarray:
+    """An audio file (path or contents) as a mono float32 waveform at `sampling_rate`.
+
+    The one decode-and-resample path of the project: FFmpeg's libraries, through torchcodec, decode the file and
+    resample it as `datasets.Audio(sampling_rate=...)` does for training, and channels are averaged as
+    `to_mono_float` does; the pipeline, `genser-annotate` and the training data all come here, so one file gives one
+    waveform whichever way it is read.
+    """
+    if isinstance(source, bytes):
+        name = "the given bytes"
+    else:
+        source = os.fspath(source)
+        name = repr(source)
+        if not os.path.isfile(source):
+            raise FileNotFoundError(f"Audio file not found: {source!r}. Pass the path of an existing audio file.")
     try:
-        return ffmpeg_read(payload, sampling_rate)
-    except ValueError as error:
-        if "ffmpeg was not found" in str(error):
-            raise ValueError(f"Decoding {source} needs the ffmpeg binary: install ffmpeg (e.g. apt install ffmpeg).")
+        from torchcodec.decoders import AudioDecoder
+    except (ImportError, RuntimeError, OSError) as error:
         raise ValueError(
-            f"Could not decode any audio from {source}: the file is corrupted, empty or not an audio file."
+            f"Decoding {name} needs torchcodec and FFmpeg's shared libraries: pip install torchcodec, and install "
+            f"ffmpeg (e.g. apt install ffmpeg). ({type(error).__name__}: {str(error).splitlines()[0]})"
         ) from None
-
-
-def decode_audio_file(path: str | os.PathLike, sampling_rate: int) -> np.ndarray:
-    """Decodes an audio file with ffmpeg into mono float32 at `sampling_rate`."""
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"Audio file not found: {path!r}. Pass the path of an existing audio file.")
-    with open(path, "rb") as file:
-        return decode_audio_bytes(file.read(), sampling_rate, repr(path))
+    try:
+        samples = AudioDecoder(source, sample_rate=sampling_rate).get_all_samples().data  # (channels, samples)
+    except (RuntimeError, ValueError) as error:
+        # torchcodec prefixes FFmpeg's reason with its own source location; the reason is what a user can act on.
+        reason = str(error).split(", ")[-1]
+        raise ValueError(
+            f"Could not decode any audio from {name}: the file is corrupted, empty or not an audio file ({reason})."
+        ) from None
+    if samples.numel() == 0:
+        raise ValueError(f"Could not decode any audio from {name}: the file is corrupted, empty or not an audio file.")
+    return to_mono_float(samples.mean(dim=0), f"audio of {name}")
 
 
 def to_mono_float(array, source: str = "audio") -> np.ndarray:
@@ -79,16 +92,15 @@ def to_mono_float(array, source: str = "audio") -> np.ndarray:
 
 def load_audio(inputs, sampling_rate: int) -> np.ndarray:
     """Any pipeline input (file path, file bytes, array, `{"array"/"raw", "sampling_rate"}`, `datasets` audio value)
-    as a 1-D float32 waveform at `sampling_rate`."""
+    as a 1-D float32 waveform at `sampling_rate`. Files are decoded and resampled by `decode_audio_file`; waveforms
+    given at another rate (no file to hand FFmpeg) are resampled with torchaudio."""
     source_rate = sampling_rate
     torchcodec = sys.modules.get("torchcodec")  # an AudioDecoder input means torchcodec is already imported
     if torchcodec is not None and isinstance(inputs, torchcodec.decoders.AudioDecoder):
         samples = inputs.get_all_samples()
         inputs = {"array": samples.data, "sampling_rate": samples.sample_rate}
-    if isinstance(inputs, (str, os.PathLike)):
+    if isinstance(inputs, (str, os.PathLike, bytes)):
         array = decode_audio_file(inputs, sampling_rate)
-    elif isinstance(inputs, bytes):
-        array = decode_audio_bytes(inputs, sampling_rate)
     elif isinstance(inputs, dict):
         array = inputs["raw"] if "raw" in inputs else inputs.get("array")
         source_rate = inputs.get("sampling_rate")

@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import wave
 from pathlib import Path
 
 import datasets
@@ -15,10 +16,12 @@ import pytest
 import torch
 from datasets import Audio, Dataset, load_dataset
 
-from conftest import tone
+from conftest import genser_classifier, tone
 from modeling_genser import GenSERForAudioClassification
+from pipelines.audio_input import load_audio
 from pipelines.bulk_annotator import AnnotationArguments, ShardAnnotator, annotate
 from test_pipeline import LABELS, save_genser
+from training.data import cast_audio, decode_audio
 from training.synthetic_corpus import write_wav
 
 REPO = Path(__file__).resolve().parents[1]
@@ -302,6 +305,30 @@ def test_a_hub_style_dataset_is_read_streaming_with_a_manifest_alike(model_dir, 
     assert [row["scores"] for row in table(tmp_path / "listed", "files")] == [
         row["scores"] for row in table(output_dir, "files")
     ]
+
+
+def test_a_44_1_khz_stereo_file_gets_the_same_scores_from_the_pipeline_and_the_annotator(model_dir, tmp_path):
+    """One decode-and-resample path: the file classified by path, annotated, and read as training data gives one
+    waveform at the model's rate."""
+    rate = 44100
+    time = np.arange(int(1.5 * rate)) / rate
+    stereo = np.stack([0.3 * np.sin(2 * np.pi * 220.0 * time), 0.2 * np.sin(2 * np.pi * 347.0 * time)], axis=1)
+    folder = tmp_path / "recordings"
+    folder.mkdir()
+    path = folder / "stereo.wav"
+    with wave.open(str(path), "wb") as handle:
+        handle.setnchannels(2)
+        handle.setsampwidth(2)
+        handle.setframerate(rate)
+        handle.writeframes((stereo * 32767).astype("<i2").tobytes())
+
+    by_path = genser_classifier(str(model_dir))(str(path), top_k=None)
+    run(model_dir, tmp_path / "annotated", folder=str(folder))
+    (annotated,) = table(tmp_path / "annotated", "files")
+    assert annotated["scores"] == pytest.approx({row["label"]: row["score"] for row in by_path}, abs=1e-6)
+
+    training = cast_audio(Dataset.from_dict({"audio": [str(path)]}).cast_column("audio", Audio()), "audio", 16000)
+    np.testing.assert_array_equal(decode_audio(training[0]["audio"], 16000), load_audio(str(path), 16000))
 
 
 def test_bad_arguments_are_explained(model_dir, corpus, tmp_path):

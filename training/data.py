@@ -13,6 +13,8 @@ from tqdm.auto import tqdm
 from torch.utils.data import WeightedRandomSampler
 from transformers import FeatureExtractionMixin, Trainer, WhisperFeatureExtractor
 
+from pipelines.audio_input import load_audio
+
 logger = logging.getLogger(__name__)
 
 
@@ -245,17 +247,22 @@ def domain_values(dataset: Dataset, domain_column_name: str | None) -> np.ndarra
 
 
 def decode_audio(value, sampling_rate: int) -> np.ndarray:
-    """A `datasets` audio value (torchcodec decoder or dict) as a mono float32 array at `sampling_rate`."""
+    """A `datasets` audio value (torchcodec decoder or dict) as a mono float32 array at `sampling_rate`.
+
+    A column cast with `cast_audio` has FFmpeg decode and resample each file as the pipeline and the annotator do
+    (`pipelines.audio_input.decode_audio_file`), and `load_audio` averages its channels as theirs, so a file gives
+    the model one waveform in training and in use."""
     if isinstance(value, dict):
-        array, rate = np.asarray(value["array"], dtype=np.float32), value["sampling_rate"]
+        value = {"array": np.asarray(value["array"]), "sampling_rate": value["sampling_rate"]}
     else:
         samples = value.get_all_samples()
-        array, rate = samples.data.numpy(), samples.sample_rate
-    if array.ndim > 1:
-        array = array.mean(axis=0)
-    if rate != sampling_rate:
-        raise ValueError(f"Audio at {rate} Hz where {sampling_rate} Hz was expected: cast the column with datasets.Audio.")
-    return array
+        value = {"array": samples.data, "sampling_rate": samples.sample_rate}
+    if value["sampling_rate"] != sampling_rate:
+        raise ValueError(
+            f"Audio at {value['sampling_rate']} Hz where {sampling_rate} Hz was expected: cast the column with "
+            "datasets.Audio."
+        )
+    return load_audio(value, sampling_rate)
 
 
 def audio_transform(audio_column_name: str, sampling_rate: int, max_length_seconds: float | None = None, random_crop: bool = False):
