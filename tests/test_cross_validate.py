@@ -5,8 +5,8 @@ import pytest
 
 from training.cross_validate import main
 from training.folds import group_folds
-from training.nested_selection import main as nested_main
-from training.nested_selection import GRIDS, candidate_task, nested_folds
+from benchmarks.nested_selection import main as nested_main
+from benchmarks.nested_selection import GRIDS, candidate_task, nested_folds
 from training.synthetic_corpus import generate_corpus
 
 

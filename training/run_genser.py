@@ -339,10 +339,10 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
             )
             print(f"\nEach corpus's figures:\n{extra_evaluation}")
         logger.info("Training the release model on all %d clips of %d folds", len(train), num_folds)
-        trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+        train_metrics = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint).metrics
         example_clips, example_note = train, "clips the released model was trained on; each also has a held-out prediction"
     else:
-        trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+        train_metrics = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint).metrics
         prediction = trainer.predict(eval_dataset, metric_key_prefix="eval")
         metrics = prediction.metrics
         trainer.save_metrics("eval", metrics)
@@ -358,6 +358,7 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
         )
         evaluation_description = f"Measured by `training/run_genser.py` on {split}."
         example_clips, example_note = evaluation, "held-out clips"
+    trainer.save_metrics("train", train_metrics)  # train_results.json: its train_runtime is benchmark_cache's figure
     trainer.log_metrics(protocol, metrics)
     if trainer.is_world_process_zero():
         for i, (task, task_metrics) in enumerate(all_scores.items()):

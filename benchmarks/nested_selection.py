@@ -9,7 +9,7 @@ speakers and predicts the held-out speaker. The outer predictions, pooled over f
 pre-declared default (`--default`) is trained and scored on the same outer folds beside it, and every outer fold's
 choice is reported, so one sees how stable the choice is.
 
-    python -m training.nested_selection --dataset_name emodb --encoder_name_or_path whisper-tiny.en \
+    python -m benchmarks.nested_selection --dataset_name emodb --encoder_name_or_path whisper-tiny.en \
         --output_dir outputs/nested_selection --num_train_epochs 100 --learning_rate 1e-3 --weight_decay 0.05 \
         --lr_scheduler_type cosine --per_device_train_batch_size 32 --optim adamw_torch_fused --parallel_folds 2
 """

@@ -8,15 +8,15 @@ result is written to `<output_dir>/<run>/seed<k>/cross_validation.json` and reus
 processes can share the work (`--seeds 0` in one, `--seeds 1,2` in another) and `--report` then prints the table
 and draws the plot from whatever is there.
 
-    python -m training.benchmark_emodb --seeds 0,1,2 && python -m training.benchmark_emodb --report
+    python -m benchmarks.benchmark_emodb --seeds 0,1,2 && python -m benchmarks.benchmark_emodb --report
 """
 
 import argparse
 import json
 import statistics
+import subprocess
+import sys
 from pathlib import Path
-
-from training.cross_validate import main as cross_validate
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 STEPS = "1,2,4,8"
@@ -117,7 +117,9 @@ def run_one(name: str, seed: int, args) -> dict:
         "--config_overrides", overrides(config),
         *(extra_argv[0] if extra_argv else []),
     ]
-    return cross_validate(argv)
+    # The CLI in its own process, as a user runs it (no script imports another); it writes the result file.
+    subprocess.run([sys.executable, "-m", "training.cross_validate", *argv], check=True)
+    return json.loads(result_file.read_text())
 
 
 def report(output_dir: Path, runs: list[str]) -> None:

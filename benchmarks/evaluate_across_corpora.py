@@ -1,7 +1,7 @@
 # Copyright 2026 The Gen-SER authors. Licensed under the Apache License, Version 2.0.
 """Gen-SER across corpora, against linear and MLP heads on the same features, over seeds and encoders.
 
-    python -m training.evaluate_across_corpora --output_dir outputs/across-corpora
+    python -m benchmarks.evaluate_across_corpora --output_dir outputs/across-corpora
 
 Every corpus (`--dataset_name`, named in `training/sources.py`) is encoded once per encoder (`feature_cache.py`).
 Then, for each encoder, seed and head, on the same cached features and with the same optimiser budget:

@@ -6,7 +6,7 @@ folder from scratch `--runs` times per process count, each run a fresh command (
 included, as a user would run it): one process with every core, then `torchrun` with N processes of one core's
 share each. Prints the median wall time, audio hours per hour and the speed-up over one process.
 
-    python -m training.benchmark_annotator --model outputs/gen-ser
+    python -m benchmarks.benchmark_annotator --model outputs/gen-ser
 """
 
 import argparse
@@ -21,7 +21,7 @@ import time
 import wave
 from pathlib import Path
 
-from .synthetic_corpus import EMOTIONS, generate_corpus
+from training.synthetic_corpus import EMOTIONS, generate_corpus
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -12,7 +12,7 @@ are the median over `--runs` calls after a warm-up:
 With `--compare_padding`, the same batches also run with `trim_padding=False` (Whisper's 30 s padding encoded),
 and the speed-up of trimming is printed. The head is freshly initialised: its cost does not depend on training.
 
-    python -m training.benchmark_inference --encoder ../shared/models/whisper-tiny.en --compare_padding
+    python -m benchmarks.benchmark_inference --encoder ../shared/models/whisper-tiny.en --compare_padding
 """
 
 import argparse

@@ -5,7 +5,7 @@ Classifies `--num_clips` EmoDB clips (every 13th, so of many lengths) one after 
 over a pool of `--threads` threads, `--rounds` times. Prints how many threaded calls raised, how many differ from
 their sequential result, and the wall time of a threaded round over the sequential one (median over rounds).
 
-    python -m training.benchmark_serving --model outputs/gen-ser
+    python -m benchmarks.benchmark_serving --model outputs/gen-ser
 """
 
 import argparse
