@@ -28,7 +28,7 @@ class GenSERConfig(PreTrainedConfig):
     trim_padding (`bool`, *optional*, defaults to `True`):
         Never run the encoder on padding (by `attention_mask`): a wav2vec2-style batch is cut to its longest clip,
         and Whisper, whose feature extractor pads every clip to 30 s and whose encoder attends to that padding,
-        encodes each clip at its own length. Up to 15x faster on short clips (`BENCHMARKS.md`); it changes Whisper's
+        encodes each clip at its own length (far faster on short clips: `BENCHMARKS.md`); it changes Whisper's
         features, so a model must be used with the setting it was trained with.
     pooling (`"mean"` or `"mean_std"`, *optional*, defaults to `"mean"`):
         How each encoder layer's frames become one vector (padding frames excluded): their mean, or their mean
@@ -100,8 +100,7 @@ class GenSERConfig(PreTrainedConfig):
     multi_task_prior (`"per_task"` or `"joint"`, *optional*, defaults to `"per_task"`):
         With `label_sets` and the prior start, the linear prior's form: one softmax per task, each trained with its
         own cross-entropy, the tasks taken as independent given the condition (`"per_task"`), or one softmax over
-        every combination of labels (`"joint"`). On EmoDB (emotion and sex, 3 seeds, `BENCHMARKS.md`) the joint
-        prior cost 4 points of emotion UA against a single-task head; the per-task prior cost nothing.
+        every combination of labels (`"joint"`); `BENCHMARKS.md` measures what each costs the first task.
     head_hidden_size (`int`, *optional*, defaults to 256):
         Width of the denoiser network.
     head_num_layers (`int`, *optional*, defaults to 2):
@@ -176,6 +175,11 @@ class GenSERConfig(PreTrainedConfig):
             raise ValueError(f'target_loss must be "mse" or "cosine", got {self.target_loss!r}.')
         if self.similarity_temperature <= 0:
             raise ValueError(f"similarity_temperature must be > 0, got {self.similarity_temperature}.")
+        if self.label_sets and list(self.id2label.values()) == [f"LABEL_{i}" for i in range(len(self.id2label))]:
+            # id2label not given: the first task's labels, which the pipeline's default output reads.
+            first_labels = next(iter(self.label_sets.values()))
+            self.id2label = dict(enumerate(first_labels))
+            self.label2id = {label: index for index, label in self.id2label.items()}
         if self.label_sets is not None:
             self._check_label_sets()
         if self.problem_type == "regression":
@@ -192,9 +196,6 @@ class GenSERConfig(PreTrainedConfig):
         if not self.label_sets or any(len(labels) < 2 for labels in self.label_sets.values()):
             raise ValueError(f"label_sets needs tasks of at least 2 labels each, got {self.label_sets!r}.")
         first_task, first_labels = next(iter(self.label_sets.items()))
-        if list(self.id2label.values()) == [f"LABEL_{i}" for i in range(len(self.id2label))]:  # id2label not given
-            self.id2label = dict(enumerate(first_labels))
-            self.label2id = {label: index for index, label in self.id2label.items()}
         if list(first_labels) != [self.id2label[i] for i in range(len(self.id2label))]:
             raise ValueError(
                 f"The first task of label_sets ({first_task!r}: {list(first_labels)}) must have the labels of id2label "

@@ -33,7 +33,9 @@ class GenSERInference(nn.Module):
     def __init__(self, model: GenSERForAudioClassification, num_inference_steps: int | None = None):
         super().__init__()
         self.model = model.eval()
-        self.num_inference_steps = num_inference_steps or model.config.num_inference_steps
+        self.num_inference_steps = (
+            model.config.num_inference_steps if num_inference_steps is None else num_inference_steps
+        )
 
     def default_noise(self) -> torch.Tensor:
         """The draws the model samples with by default: `(num_inference_steps + 1, encoding_dim)`."""

@@ -29,6 +29,7 @@ from torch import nn
 from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.modeling_outputs import SequenceClassifierOutput
+from transformers.utils.generic import can_return_tuple
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
 from .configuration_genser import GenSERConfig
@@ -667,6 +668,7 @@ class GenSERForAudioClassification(GenSERPreTrainedModel):
             logits[task] = similarity / self.config.similarity_temperature
         return logits
 
+    @can_return_tuple
     def forward(
         self,
         input_values: torch.Tensor | None = None,
@@ -682,9 +684,7 @@ class GenSERForAudioClassification(GenSERPreTrainedModel):
         generator: torch.Generator | None = None,
         num_samples: int = 1,
         output_trajectory: bool = False,
-        return_dict: bool | None = None,
-        **kwargs,
-    ) -> GenSEROutput | tuple:
+    ) -> GenSEROutput:
         r"""
         input_values (`torch.FloatTensor` of shape `(batch_size, num_samples)`, *optional*):
             Waveforms, for wav2vec2-style encoders.
@@ -715,7 +715,6 @@ class GenSERForAudioClassification(GenSERPreTrainedModel):
         output_trajectory (`bool`, *optional*, defaults to `False`):
             Also return every bridge sample of the schedule.
         """
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
         if pooled_layer_features is None and lower_layer_frames is not None:
             pooled_layer_features = self.top_layer_features(lower_layer_frames, frame_mask, lower_pooled_layer_features)
         elif pooled_layer_features is None:
@@ -732,8 +731,7 @@ class GenSERForAudioClassification(GenSERPreTrainedModel):
         loss = None if labels is None else self.target_matching_loss(condition, labels)
         if loss is not None and self.training:
             # Training needs only the loss; sampling is for inference and evaluation.
-            output = GenSEROutput(loss=loss)
-            return output if return_dict else output.to_tuple()
+            return GenSEROutput(loss=loss)
 
         if not isinstance(num_samples, int) or num_samples < 1:
             raise ValueError(f"num_samples must be a positive integer, got {num_samples!r}.")
@@ -754,7 +752,7 @@ class GenSERForAudioClassification(GenSERPreTrainedModel):
                         sample_logits = stacked
             logits = next(iter(task_logits.values()))
 
-        output = GenSEROutput(
+        return GenSEROutput(
             loss=loss,
             logits=logits,
             generated=trajectories[0][:, -1],
@@ -762,7 +760,6 @@ class GenSERForAudioClassification(GenSERPreTrainedModel):
             sample_logits=sample_logits,
             task_logits=task_logits if self.config.label_sets else None,
         )
-        return output if return_dict else output.to_tuple()
 
 
 __all__ = ["GenSERForAudioClassification", "GenSERPreTrainedModel", "GenSEROutput"]

@@ -83,6 +83,9 @@ class GenSERScheduler(SchedulerMixin, ConfigMixin):
     """
 
     order = 1
+    # diffusers' pipelines scale their initial noise by this. Gen-SER's initial sample is drawn by the model (its
+    # `initial_noise_scale` around the initial distribution's mean), so the bridge takes it as given.
+    init_noise_sigma = 1.0
 
     @register_to_config
     def __init__(self, mean_schedule_steepness: float = 8.0, bridge_sigma: float = 1.0, sampling_noise_scale: float = 1.0):
@@ -120,6 +123,10 @@ class GenSERScheduler(SchedulerMixin, ConfigMixin):
         self.timesteps = self.time_grid[:-1]
         self._step_index = None
         self._begin_index = None
+
+    def __len__(self) -> int:
+        """The steps of the current schedule: time is continuous, so there is no grid of training timesteps."""
+        return self.num_inference_steps
 
     @property
     def begin_index(self) -> int | None:

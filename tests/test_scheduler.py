@@ -151,3 +151,17 @@ def test_posterior_step_is_step_without_state():
     torch.testing.assert_close(GenSERScheduler.time_grid_for(3), torch.tensor([0.0, 1 / 3, 2 / 3, 1.0]))
     with pytest.raises(ValueError, match="pass variance_noise"):
         scheduler.posterior_step(target, start, 0, 3)
+
+
+def test_a_diffusers_style_loop_scales_its_start_by_init_noise_sigma_and_runs_len_steps():
+    """The members diffusers' pipelines read: the loop over `len(scheduler)` steps of a noise start scaled by
+    `init_noise_sigma` lands on the prediction, as the model's own sampling does."""
+    scheduler = GenSERScheduler(sampling_noise_scale=0.0)
+    prediction = torch.randn(2, 8)
+    for steps in (1, 3, 8):
+        scheduler.set_timesteps(steps)
+        assert len(scheduler) == steps == len(scheduler.timesteps)
+        sample = torch.randn(2, 8, generator=torch.Generator().manual_seed(steps)) * scheduler.init_noise_sigma
+        for index in range(len(scheduler)):
+            sample = scheduler.step(prediction, scheduler.timesteps[index], sample).prev_sample
+        torch.testing.assert_close(sample, prediction)
