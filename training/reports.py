@@ -6,7 +6,6 @@ import json
 import os
 from pathlib import Path
 
-import jinja2
 import numpy as np
 from huggingface_hub import EvalResult, ModelCard
 
@@ -15,7 +14,8 @@ from training.data import CORPUS_COLUMN, speaker_groups
 from training.sources import CorpusSource
 
 METRICS_PATH = str(Path(__file__).parent / "metrics" / "ser_metrics")  # a local `evaluate` module: no Hub needed
-MODEL_CARD_TEMPLATE = Path(__file__).resolve().parents[1] / "model_card.md"
+# The repository's `model_card.md`, shipped inside this package (a link to it) so an installed copy writes cards too.
+MODEL_CARD_TEMPLATE = Path(__file__).with_name("model_card.md")
 SYNTHETIC_DATASET_NAME = "gen-ser-synthetic"  # the model card's name for the embedded corpus
 CARD_METRICS = {"unweighted_accuracy": "Unweighted accuracy (UA)", "accuracy": "Accuracy (WA)", "macro_f1": "Macro F1"}
 
@@ -112,7 +112,9 @@ def write_model_card(
         rows = "\n".join(f"| {name} | {scores[key]:.4f} |" for key, name in CARD_METRICS.items() if key in scores)
         heading = f"{task_names[task]} (`{task}`)\n\n" if len(task_metrics) > 1 else ""
         tables.append(f"{heading}| metric ({evaluation_protocol}) | value |\n| --- | --- |\n{rows}")
-    body = jinja2.Template(template.text).render(
+    card = ModelCard.from_template(
+        data,
+        template_str=f"---\n{{{{ card_data }}}}\n---\n\n{template.text.lstrip()}",
         model_name=output_dir.name,
         encoder=config.encoder_name_or_path or f"{config.encoder_config.model_type} (trained from scratch)",
         labels="; ".join(f"{task}: {', '.join(labels)}" for task, labels in config.tasks.items())
@@ -124,7 +126,6 @@ def write_model_card(
         training_data_limitations=training_data_limitations,
         evaluation="\n\n".join([evaluation_description, *tables, *([extra_evaluation] if extra_evaluation else [])]),
     )
-    card = ModelCard(f"---\n{data.to_yaml()}\n---\n\n{body.lstrip()}")
     card.save(output_dir / "README.md")
     return card
 
