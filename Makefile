@@ -1,5 +1,6 @@
 # Two commands do everything on a fresh machine (see README.md):
-#   make main   installs, then cross-validates and trains the release model: Gen-SER on EmoDB with whisper-tiny.en
+#   make main   installs, then evaluates and trains the release model: the general Gen-SER model on every emotion
+#               corpus in ../shared with Whisper base (training/configs/main_job.json)
 #   make test   installs (with Chromium for the browser test), then runs the test suite
 #   make space  assembles outputs/space, the folder to upload as a Hugging Face Space
 PYTHON ?= python3
