@@ -1,0 +1,175 @@
+# Copyright 2026 The Gen-SER authors. Licensed under the Apache License, Version 2.0.
+"""What `genser-annotate` leaves on disk and how a run is resumed from it: shards of the input, each shard's Parquet
+tables and its marker (written last, through temporary files, so a shard is either finished or absent), the
+adaptation pass's per-shard moments, and the closing summary, `errors.csv` and dataset card. `bulk_annotator.py`
+describes the layout; these functions are the only ones that touch it.
+"""
+
+import csv
+import hashlib
+import io
+import itertools
+import json
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import torch
+
+from .annotation_inputs import AnnotationInput
+
+TABLES = ("windows", "files", "errors")
+PROGRESS = "progress"  # a shard's marker, written after its tables: the shard is finished once it exists
+ADAPTATION = "adaptation"  # the first pass's per-shard moments and the statistics summed from them
+
+
+def shards(inputs: Iterable[AnnotationInput], shard_size: int) -> Iterator[tuple[int, list[AnnotationInput]]]:
+    """`(shard index, items)` for consecutive runs of `shard_size` items of the input order."""
+    for shard, items in itertools.groupby(inputs, key=lambda item: item.index // shard_size):
+        yield shard, list(items)
+
+
+def shard_path(output_dir: Path, table: str, shard: int) -> Path:
+    return output_dir / table / f"shard-{shard:05d}.parquet"
+
+
+def marker_path(output_dir: Path, shard: int) -> Path:
+    return output_dir / PROGRESS / f"shard-{shard:05d}.json"
+
+
+def is_finished(output_dir: Path, shard: int) -> bool:
+    return marker_path(output_dir, shard).exists()
+
+
+def items_digest(items: list[AnnotationInput]) -> str:
+    """What a shard was made from: its items' indices, sources and audio (the real path of a file, so `./calls` and
+    `calls` are the same input, or a digest of the bytes)."""
+    digest = hashlib.sha256()
+    for item in items:
+        audio = item.audio  # None for an input known to be bad (`item.error`)
+        if isinstance(audio, bytes):
+            audio = hashlib.sha256(audio).hexdigest()
+        elif audio is not None:
+            audio = os.path.realpath(audio)
+        digest.update(json.dumps([item.index, item.source, audio]).encode())
+    return digest.hexdigest()
+
+
+def check_finished_shard(output_dir: Path, shard: int, items: list[AnnotationInput], recorded: str | None = None) -> None:
+    """Refuses to go on when finished `shard` was made from other items than the input now gives for it (its
+    marker's items digest, or `recorded`)."""
+    recorded = recorded or json.loads(marker_path(output_dir, shard).read_text())["items"]
+    if recorded != items_digest(items):
+        raise ValueError(
+            f"{output_dir} holds shard {shard} annotated from other inputs than the input now gives for it (files "
+            "added, removed or renamed since that run?): resuming would annotate some inputs twice and others never. "
+            "Pass a new --output_dir, or restore the input as it was."
+        )
+
+
+def adaptation_path(output_dir: Path, shard: int) -> Path:
+    return output_dir / ADAPTATION / f"shard-{shard:05d}.safetensors"
+
+
+def write_moments(output_dir: Path, shard: int, items: list[AnnotationInput], moments: dict, shape: tuple) -> None:
+    """A shard's per-domain moments, with its items digest, written whole (through a temporary file)."""
+    from safetensors.torch import save_file
+
+    domains = sorted(moments)
+    tensors = {
+        "count": torch.tensor([moments[domain][0] for domain in domains], dtype=torch.int64),
+        "total": torch.stack([moments[domain][1] for domain in domains]) if domains else torch.zeros(0, *shape),
+        "squares": torch.stack([moments[domain][2] for domain in domains]) if domains else torch.zeros(0, *shape),
+    }
+    path = adaptation_path(output_dir, shard)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = temporary_path(path)
+    save_file(tensors, temporary, metadata={"items": items_digest(items), "domains": json.dumps(domains)})
+    os.replace(temporary, path)
+
+
+def read_moments(output_dir: Path, shard: int) -> tuple[str, dict]:
+    """A shard's items digest and its `{domain: (count, total, squares)}`."""
+    from safetensors import safe_open
+
+    with safe_open(adaptation_path(output_dir, shard), "pt") as handle:
+        metadata = handle.metadata()
+        count, total, squares = (handle.get_tensor(name) for name in ("count", "total", "squares"))
+    domains = json.loads(metadata["domains"])
+    return metadata["items"], {domain: (int(count[i]), total[i], squares[i]) for i, domain in enumerate(domains)}
+
+
+def adaptation_statistics(output_dir: Path, num_shards: int, model) -> dict[str, torch.Tensor]:
+    """Every domain's statistics from the moments of all `num_shards` shards; a domain with fewer than 2 windows
+    gets the whole input's (listed in `adaptation/statistics.json`, with each domain's window count)."""
+    summed = {}
+    for shard in range(num_shards):
+        for domain, moments in read_moments(output_dir, shard)[1].items():
+            previous = summed.get(domain, (0, 0.0, 0.0))
+            summed[domain] = tuple(old + new for old, new in zip(previous, moments))
+    whole = tuple(sum(moments[i] for moments in summed.values()) for i in range(3)) if summed else (0, 0.0, 0.0)
+    if whole[0] < 2:
+        raise ValueError(
+            f"--adapt found {whole[0]} readable window(s) in the whole input: statistics need at least 2. Annotate "
+            "without --adapt (the model then uses its training pool's statistics)."
+        )
+    collection = model.domain_statistics_from_moments(*whole)
+    too_small = sorted(domain for domain, moments in summed.items() if moments[0] < 2)
+    statistics = {
+        domain: collection if domain in too_small else model.domain_statistics_from_moments(*moments)
+        for domain, moments in summed.items()
+    }
+    record = {"windows": {domain: moments[0] for domain, moments in summed.items()}, "whole_input": whole[0]}
+    record["given_the_whole_inputs_statistics"] = too_small
+    write_whole(output_dir / ADAPTATION / "statistics.json", json.dumps(record, indent=2))
+    return statistics
+
+
+def write_dataset_card(output_dir: Path, tables: Iterable[str] = TABLES) -> None:
+    """A README whose `configs` let `load_dataset(output_dir, name)` read each of `tables`."""
+    configs = "".join(f"- config_name: {table}\n  data_files: {table}/*.parquet\n" for table in tables)
+    card = (
+        f"---\nconfigs:\n{configs}---\n\n# Gen-SER annotations\n\nWritten by `genser-annotate`; the options are in "
+        "`run.json`. `windows`: one row per window; `files`: one row per file; `errors`: unreadable inputs.\n"
+    )
+    write_whole(output_dir / "README.md", card)
+
+
+def temporary_path(path: Path) -> Path:
+    """Where a process writes `path` before renaming it into place: a kill leaves a stray file, never a partial one
+    under the real name."""
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+def write_whole(path: Path, text: str) -> None:
+    """Writes `text` to `path` through a temporary file (several processes may write the same file)."""
+    temporary = temporary_path(path)
+    temporary.write_text(text, encoding="utf-8", newline="")
+    os.replace(temporary, path)
+
+
+def summarise(output_dir: Path, num_shards: int) -> dict:
+    """Totals over every finished shard; once all `num_shards` are done, also writes `errors.csv` and a dataset card
+    that lists the tables holding rows."""
+    import pyarrow.parquet as parquet
+
+    finished = [shard for shard in range(num_shards) if is_finished(output_dir, shard)]
+    files = [parquet.read_table(shard_path(output_dir, "files", shard), columns=["duration"]) for shard in finished]
+    errors = [parquet.read_table(shard_path(output_dir, "errors", shard)).to_pylist() for shard in finished]
+    errors = [row for shard in errors for row in shard]
+    summary = {
+        "finished_shards": len(finished),
+        "num_shards": num_shards,
+        "files": sum(table.num_rows for table in files),
+        "windows": sum(parquet.read_metadata(shard_path(output_dir, "windows", shard)).num_rows for shard in finished),
+        "audio_hours": sum(sum(table.column("duration").to_pylist()) for table in files) / 3600,
+        "errors": len(errors),
+    }
+    if len(finished) == num_shards:
+        table = io.StringIO(newline="")
+        writer = csv.DictWriter(table, fieldnames=["source", "index", "error"])
+        writer.writeheader()
+        writer.writerows(errors)
+        write_whole(output_dir / "errors.csv", table.getvalue())
+        write_dataset_card(output_dir, [name for name in TABLES if summary[name]])  # each table's row count
+    return summary
