@@ -43,14 +43,14 @@ def decode_audio_file(source: str | os.PathLike | bytes, sampling_rate: int) -> 
         ) from None
     try:
         samples = AudioDecoder(source, sample_rate=sampling_rate).get_all_samples().data  # (channels, samples)
+        if samples.numel() == 0:
+            raise RuntimeError("no samples")
     except (RuntimeError, ValueError) as error:
         # torchcodec prefixes FFmpeg's reason with its own source location; the reason is what a user can act on.
         reason = str(error).split(", ")[-1]
         raise ValueError(
             f"Could not decode any audio from {name}: the file is corrupted, empty or not an audio file ({reason})."
         ) from None
-    if samples.numel() == 0:
-        raise ValueError(f"Could not decode any audio from {name}: the file is corrupted, empty or not an audio file.")
     return to_mono_float(samples.mean(dim=0), f"audio of {name}")
 
 
@@ -100,8 +100,8 @@ def load_audio(inputs, sampling_rate: int) -> np.ndarray:
         samples = inputs.get_all_samples()
         inputs = {"array": samples.data, "sampling_rate": samples.sample_rate}
     if isinstance(inputs, (str, os.PathLike, bytes)):
-        array = decode_audio_file(inputs, sampling_rate)
-    elif isinstance(inputs, dict):
+        return decode_audio_file(inputs, sampling_rate)  # already checked, mono and at `sampling_rate`
+    if isinstance(inputs, dict):
         array = inputs["raw"] if "raw" in inputs else inputs.get("array")
         source_rate = inputs.get("sampling_rate")
         if array is None or source_rate is None:
