@@ -39,10 +39,16 @@ from training.data import CORPUS_COLUMN, cast_audio, drop_unreadable_audio, enco
 from training.feature_cache import add_encoder_features, with_domains
 from training.folds import corpus_label_subsets, group_folds, held_out_label_subsets, run_folds
 from training.heads import PooledFeatureClassifier
+from training.model_construction import parse_config_overrides
 from training.reports import METRICS_PATH
 from training.sources import ENCODERS, resolve_corpora, resolve_encoder
 
 logger = logging.getLogger(__name__)
+
+# The release model's head (training/configs/main_job.json), so that the tables describe the model `make main` ships.
+RELEASE_CONFIG_OVERRIDES = json.loads((Path(__file__).parents[1] / "training/configs/main_job.json").read_text())[
+    "config_overrides"
+]
 
 
 @dataclass
@@ -59,9 +65,10 @@ class EvaluationArguments:
     seeds: str = field(default="0,1,2")
     protocols: str = field(default="leave-one-corpus-out,in-corpus")
     in_corpus_folds: int = field(default=10)
-    layer_aggregation: str = field(default="concat", metadata={"help": "The release model's head options."})
-    condition_dropout: float = field(default=0.3)
-    head_dropout: float = field(default=0.3)
+    config_overrides: str = field(
+        default=RELEASE_CONFIG_OVERRIDES,
+        metadata={"help": "GenSERConfig fields of the heads; default: the release model's (main_job.json)."},
+    )
     mlp_hidden_size: int = field(default=256)
     mlp_dropout: float = field(default=0.2)
     max_steps: int = field(default=1500, metadata={"help": "Optimiser steps per head, whatever its data's size."})
@@ -97,10 +104,7 @@ def encoded_corpora(encoder: str, args: EvaluationArguments):
     reference = GenSERForAudioClassification.from_encoder(
         location,
         dict(enumerate(labels)),
-        layer_aggregation=args.layer_aggregation,
-        condition_dropout=args.condition_dropout,
-        head_dropout=args.head_dropout,
-        domain_normalization=True,
+        **{**parse_config_overrides(args.config_overrides), "domain_normalization": True},
     )
     extractor = AutoFeatureExtractor.from_pretrained(location)
     extractor.return_attention_mask = True

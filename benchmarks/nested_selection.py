@@ -37,7 +37,8 @@ from training.training_data import cached_corpus
 
 logger = logging.getLogger(__name__)
 
-# The main job's head (training/configs/main_job.json), which every candidate shares.
+# The EmoDB main job's head, which every candidate shares; the selection in BENCHMARKS.md ran on it. (The general
+# model's main_job.json adds readout options since: spread codes, the similarity loss and 1 step; not re-selected.)
 BASE_CONFIG = "layer_aggregation=concat,condition_dropout=0.3,head_dropout=0.3"
 PRIOR = 'initial_distribution=prior,initial_noise_scale=0.3,scheduler_config={"sampling_noise_scale":0.0}'
 GAUSSIAN = 'initial_distribution=gaussian,initial_noise_scale=1.0,scheduler_config={"sampling_noise_scale":1.0}'

@@ -30,6 +30,23 @@ def test_index_scale_spreads_codes_towards_a_simplex():
     assert spread.max() < 0.1
 
 
+
+def test_the_release_codes_read_a_mixture_of_codes_as_its_largest_weight():
+    """The denoiser regresses the expected code under its belief, a mixture of codes; read by similarity, unequal
+    pairwise cosines tilt that mixture towards the classes near many others. The release model's 9 labels at index
+    scale 10000 (training/configs/main_job.json) keep every mixture whose top weight leads by 0.05; at 100 some flip."""
+    torch.manual_seed(0)
+    weights = torch.distributions.Dirichlet(torch.full((9,), 0.5)).sample((5000,))
+    top_two = weights.topk(2, dim=-1).values
+    clear = weights[top_two[:, 0] - top_two[:, 1] > 0.05]
+
+    def flipped(index_scale):
+        codes = sinusoidal_taxonomy_encoding(9, 256, index_scale=index_scale).float()
+        return (code_similarity(clear @ codes, codes).argmax(-1) != clear.argmax(-1)).sum().item()
+
+    assert flipped(10000.0) == 0
+    assert flipped(100.0) > 0
+
 def test_code_similarity_is_cosine():
     codes = sinusoidal_taxonomy_encoding(4, 16)
     similarity = code_similarity(3.0 * codes, codes)
