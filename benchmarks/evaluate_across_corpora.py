@@ -65,6 +65,9 @@ class EvaluationArguments:
     seeds: str = field(default="0,1,2")
     protocols: str = field(default="leave-one-corpus-out,in-corpus")
     in_corpus_folds: int = field(default=10)
+    single_corpus: bool = field(
+        default=True, metadata={"help": "In corpus, also train Gen-SER on each corpus alone (4x the trainings)."}
+    )
     config_overrides: str = field(
         default=RELEASE_CONFIG_OVERRIDES,
         metadata={"help": "GenSERConfig fields of the heads; default: the release model's (main_job.json)."},
@@ -241,7 +244,8 @@ def main(argv: list[str] | None = None) -> dict:
                     logger.info("%s %s seed %d leave-one-corpus-out: %s", encoder, kind, seed, loco)
                 if encoder in in_corpus_encoders:
                     scores = in_corpus(
-                        features, table, labels, config, kind, training_args, args, metric, kind == "genser"
+                        features, table, labels, config, kind, training_args, args, metric,
+                        args.single_corpus and kind == "genser",
                     )
                     entry.setdefault("in_corpus", {}).setdefault(kind, []).append(scores)
                     logger.info("%s %s seed %d in corpus: %s", encoder, kind, seed, scores)
