@@ -1,9 +1,12 @@
+import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
 
 from modeling_genser import code_similarity, pairwise_code_cosine, sinusoidal_taxonomy_encoding
+from training.model_construction import parse_config_overrides
 
 
 def test_codes_are_distinct_deterministic_and_bounded():
@@ -30,11 +33,12 @@ def test_index_scale_spreads_codes_towards_a_simplex():
     assert spread.max() < 0.1
 
 
-
 def test_the_release_codes_read_a_mixture_of_codes_as_its_largest_weight():
     """The denoiser regresses the expected code under its belief, a mixture of codes; read by similarity, unequal
     pairwise cosines tilt that mixture towards the classes near many others. The release model's 9 labels at index
-    scale 10000 (training/configs/main_job.json) keep every mixture whose top weight leads by 0.05; at 100 some flip."""
+    scale (training/configs/main_job.json) keep every mixture whose top weight leads by 0.05; at 100 some flip."""
+    release = json.loads((Path(__file__).parents[1] / "training" / "configs" / "main_job.json").read_text())
+    release_scale = parse_config_overrides(release["config_overrides"])["taxonomy_index_scale"]
     torch.manual_seed(0)
     weights = torch.distributions.Dirichlet(torch.full((9,), 0.5)).sample((5000,))
     top_two = weights.topk(2, dim=-1).values
@@ -44,8 +48,9 @@ def test_the_release_codes_read_a_mixture_of_codes_as_its_largest_weight():
         codes = sinusoidal_taxonomy_encoding(9, 256, index_scale=index_scale).float()
         return (code_similarity(clear @ codes, codes).argmax(-1) != clear.argmax(-1)).sum().item()
 
-    assert flipped(10000.0) == 0
+    assert flipped(release_scale) == 0
     assert flipped(100.0) > 0
+
 
 def test_code_similarity_is_cosine():
     codes = sinusoidal_taxonomy_encoding(4, 16)
