@@ -35,6 +35,7 @@ import numpy as np
 from transformers import AutoFeatureExtractor, HfArgumentParser, TrainingArguments
 
 from modeling_genser import GenSERForAudioClassification
+from training.arguments import MAIN_JOB_CONFIG
 from training.data import CORPUS_COLUMN, cast_audio, drop_unreadable_audio, encode_labels, label_names, load_corpora
 from training.feature_cache import add_encoder_features, with_domains
 from training.folds import corpus_label_subsets, group_folds, held_out_label_subsets, run_folds
@@ -46,9 +47,7 @@ from training.sources import ENCODERS, resolve_corpora, resolve_encoder
 logger = logging.getLogger(__name__)
 
 # The release model's head (training/configs/main_job.json), so that the tables describe the model `make main` ships.
-RELEASE_CONFIG_OVERRIDES = json.loads((Path(__file__).parents[1] / "training/configs/main_job.json").read_text())[
-    "config_overrides"
-]
+RELEASE_CONFIG_OVERRIDES = json.loads(MAIN_JOB_CONFIG.read_text())["config_overrides"]
 
 
 @dataclass

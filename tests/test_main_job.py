@@ -3,7 +3,6 @@
 import dataclasses
 import json
 import logging
-from pathlib import Path
 
 import huggingface_hub.constants
 import numpy as np
@@ -20,7 +19,6 @@ from training.data import speaker_groups
 from training.sources import CORPORA, ENCODERS, is_available
 from training.synthetic_corpus import generate_corpus, write_wav
 
-REPO = Path(__file__).resolve().parents[1]
 EMOTIONS = ["anger", "boredom", "disgust", "fear", "happiness", "neutral", "sadness"]
 # renumics/emodb has no speaker column; (gender, age) tells its speakers apart. Here: three speakers, two of
 # them of one gender and two of one age, so neither column alone would do.
@@ -203,7 +201,7 @@ def test_leave_one_speaker_out_refuses_what_it_cannot_do(tmp_path):
 def test_the_real_main_job_on_real_corpora_and_a_real_encoder(requires_shared, tmp_path, capsys):
     """`training/configs/main_job.json` as `make main` runs it, on two of its corpora (EmoDB and CASIA, to keep the
     encoding short) and a few optimiser steps per head: real speech, the real encoder, every stage of the job."""
-    config = json.loads((REPO / "training" / "configs" / "main_job.json").read_text())
+    config = json.loads(arguments.MAIN_JOB_CONFIG.read_text())
     assert config["dataset_name"] == "emodb,cremad,ravdess,casia" and config["domain_normalization"]
     config.update(output_dir=str(tmp_path / "gen-ser"), dataset_name="emodb,casia", max_steps=10)
     argv = [item for key, value in config.items() for item in (f"--{key}", str(value))]

@@ -1,11 +1,11 @@
 import json
 import math
-from pathlib import Path
 
 import pytest
 import torch
 
 from modeling_genser import code_similarity, pairwise_code_cosine, sinusoidal_taxonomy_encoding
+from training.arguments import MAIN_JOB_CONFIG
 from training.model_construction import parse_config_overrides
 
 
@@ -35,9 +35,9 @@ def test_index_scale_spreads_codes_towards_a_simplex():
 
 def test_the_release_codes_read_a_mixture_of_codes_as_its_largest_weight():
     """The denoiser regresses the expected code under its belief, a mixture of codes; read by similarity, unequal
-    pairwise cosines tilt that mixture towards the classes near many others. The release model's 9 labels at index
+    pairwise cosines tilt that mixture towards the classes near many others. The release model's 9 labels at its index
     scale (training/configs/main_job.json) keep every mixture whose top weight leads by 0.05; at 100 some flip."""
-    release = json.loads((Path(__file__).parents[1] / "training" / "configs" / "main_job.json").read_text())
+    release = json.loads(MAIN_JOB_CONFIG.read_text())
     release_scale = parse_config_overrides(release["config_overrides"])["taxonomy_index_scale"]
     torch.manual_seed(0)
     weights = torch.distributions.Dirichlet(torch.full((9,), 0.5)).sample((5000,))

@@ -5,6 +5,7 @@ beside transformers' `TrainingArguments`), their checks, and the resolution of n
 
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from transformers import TrainingArguments
 from transformers.trainer_utils import IntervalStrategy
@@ -20,6 +21,9 @@ from training.sources import (
 )
 
 logger = logging.getLogger(__name__)
+
+# The arguments of `make main`, the release model's job (read from the checkout, as `make main` runs it).
+MAIN_JOB_CONFIG = Path(__file__).parent / "configs" / "main_job.json"
 
 
 @dataclass
