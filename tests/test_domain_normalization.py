@@ -4,7 +4,8 @@ pool's for a lone clip), in the model, the classification heads and the pipeline
 import numpy as np
 import pytest
 import torch
-from transformers import Wav2Vec2FeatureExtractor
+from datasets import Array2D, Dataset, Features, Value
+from transformers import TrainingArguments, Wav2Vec2FeatureExtractor
 
 from conftest import genser_classifier, tiny_wav2vec2_config, tone
 from modeling_genser import GenSERConfig, GenSERForAudioClassification
@@ -14,7 +15,10 @@ from modeling_genser.domain_normalization import (
     domain_statistics_from_moments,
     standardise_by_domain,
 )
+from modeling_genser.modeling_genser import GenSERConditioner
 from pipelines import GenSERAudioClassificationPipeline
+from training.feature_cache import POOLED_FEATURES_COLUMN, with_domains
+from training.folds import train_head
 from training.heads import PooledFeatureClassifier
 
 LABELS = {0: "angry", 1: "happy", 2: "sad"}
@@ -142,3 +146,24 @@ def test_pipeline_says_what_is_wrong_with_domain_options(classifier, tmp_path):
     ).save_pretrained(tmp_path)
     with pytest.raises(ValueError, match="trained with domain normalisation"):
         genser_classifier(str(tmp_path))(clip, domain_statistics=np.zeros((2, 3, 32)))
+
+
+def test_heads_train_on_each_clips_domain_statistics_whatever_the_trainers_column_pruning(monkeypatch, tmp_path):
+    """`folds.train_head` standardises every training clip with its own domain's statistics; the Trainer's default
+    `remove_unused_columns` (on, as in a script's plain `TrainingArguments`) must not drop the `domain` column."""
+    pooled = torch.randn(16, 3, 32, generator=torch.Generator().manual_seed(0)).numpy()
+    schema = Features({POOLED_FEATURES_COLUMN: Array2D((3, 32), "float32"), "labels": Value("int64")})
+    features = Dataset.from_dict({POOLED_FEATURES_COLUMN: pooled, "labels": [0, 1, 2, 0] * 4}, schema)
+    features, table = with_domains(features, np.array(["a"] * 8 + ["b"] * 8))
+    given = []
+    conditioner_forward = GenSERConditioner.forward
+
+    def recording_forward(self, pooled_layer_features, domain_statistics=None):
+        given.append(domain_statistics is not None)
+        return conditioner_forward(self, pooled_layer_features, domain_statistics)
+
+    monkeypatch.setattr(GenSERConditioner, "forward", recording_forward)
+    args = TrainingArguments(output_dir=str(tmp_path), max_steps=3, per_device_train_batch_size=4, report_to="none")
+    assert args.remove_unused_columns
+    train_head(domain_model().train(), features, args, table)
+    assert given and all(given)

@@ -84,6 +84,10 @@ def train_head(
     (`domain_table`, indexed by the `domain` column of `feature_cache.with_domains`), and the head keeps the
     training pool's."""
     store_pool_statistics(head, features)
+    # `head_inputs` selects the columns already; the Trainer's own pruning would drop `domain` (not a forward
+    # argument: the collator turns it into `domain_statistics`) and silently train on the pool's statistics.
+    training_args = copy.copy(training_args)
+    training_args.remove_unused_columns = False
     BalancedTrainer(
         model=head,
         args=training_args,
