@@ -44,6 +44,10 @@ class GenSERConfig(PreTrainedConfig):
         pooled encoder features far more than emotions do. Training standardises each corpus with its own
         statistics; at inference, statistics of the collection being classified are passed as
         `domain_statistics`, and a lone clip uses the training pool's, stored in the model.
+    pool_statistics_probability (`float`, *optional*, defaults to 0.0):
+        With `domain_normalization`, the probability that a training clip is standardised with the training pool's
+        statistics instead of its domain's, so that the head also learns the lone clip's case (a clip classified
+        without its collection's statistics).
     encoding_dim (`int`, *optional*, defaults to 256):
         Dimension of the sinusoidal taxonomy encoding, i.e. of the generated vectors.
     taxonomy_index_scale (`float`, *optional*, defaults to 100.0):
@@ -132,6 +136,7 @@ class GenSERConfig(PreTrainedConfig):
     layer_aggregation: Literal["weighted_sum", "concat"] = "weighted_sum"
     condition_dropout: float = 0.0
     domain_normalization: bool = False
+    pool_statistics_probability: float = 0.0
     encoding_dim: int = 256
     taxonomy_index_scale: float = 100.0
     taxonomy_base: float = 10000.0
@@ -171,6 +176,8 @@ class GenSERConfig(PreTrainedConfig):
                 "trainable_encoder_layers selects the layers that train in an otherwise frozen encoder: set "
                 "freeze_encoder=True with it, or freeze_encoder=False alone to train every layer."
             )
+        if not 0.0 <= self.pool_statistics_probability <= 1.0:
+            raise ValueError(f"pool_statistics_probability must be in [0, 1], got {self.pool_statistics_probability}.")
         if self.target_loss not in ("mse", "cosine"):
             raise ValueError(f'target_loss must be "mse" or "cosine", got {self.target_loss!r}.')
         if self.similarity_temperature <= 0:

@@ -43,3 +43,10 @@ def standardise_by_domain(pooled: torch.Tensor, statistics: torch.Tensor) -> tor
     mean, std = statistics.to(pooled.dtype).unbind(-3)
     # A feature constant over a domain (e.g. one padded channel) keeps a finite value.
     return (pooled - mean) / std.clamp_min(DOMAIN_STD_FLOOR)
+
+
+def with_pool_statistics(statistics: torch.Tensor, pool: torch.Tensor, chosen: torch.Tensor) -> torch.Tensor:
+    """Per-clip `(batch, 2, num_layers, width)` statistics: the training pool's `(2, num_layers, width)` for the
+    clips where the `(batch,)` mask `chosen` is set, else their domain's (`statistics`, one domain's or per clip)."""
+    per_clip = statistics.expand(len(chosen), *pool.shape) if statistics.dim() == pool.dim() else statistics
+    return torch.where(chosen[:, None, None, None], pool.to(per_clip.dtype), per_clip)

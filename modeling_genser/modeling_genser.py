@@ -33,7 +33,12 @@ from transformers.utils.generic import can_return_tuple
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
 from .configuration_genser import GenSERConfig
-from .domain_normalization import domain_moments, domain_statistics_from_moments, standardise_by_domain
+from .domain_normalization import (
+    domain_moments,
+    domain_statistics_from_moments,
+    standardise_by_domain,
+    with_pool_statistics,
+)
 from .scheduling_genser import GenSERScheduler
 from .speech_encoder import (
     build_speech_encoder,
@@ -125,7 +130,8 @@ class GenSERConditioner(nn.Module):
 
     With `config.domain_normalization` the pooled features are first standardised with their domain's statistics
     (`standardise_by_domain`): those given with the clips, else the training pool's (the `domain_statistics` buffer,
-    saved with the model). The layers are combined by a learnable softmax-weighted sum (`(batch, layers, hidden)` ->
+    saved with the model); in training, with `config.pool_statistics_probability`, some clips get the pool's instead
+    (`with_pool_statistics`). The layers are combined by a learnable softmax-weighted sum (`(batch, layers, hidden)` ->
     `(batch, hidden)`) or concatenated (-> `(batch, layers * hidden)`), then standardised per feature (and dropped
     out in training).
     """
@@ -143,6 +149,7 @@ class GenSERConditioner(nn.Module):
         self.norm = GenSERConditionNorm(self.condition_dim)
         self.dropout = nn.Dropout(config.condition_dropout)
         self.domain_normalization = config.domain_normalization
+        self.pool_statistics_probability = config.pool_statistics_probability
         if self.domain_normalization:
             identity = torch.stack([torch.zeros(num_layers, width), torch.ones(num_layers, width)])
             self.register_buffer("domain_statistics", identity)
@@ -159,6 +166,9 @@ class GenSERConditioner(nn.Module):
     ) -> torch.Tensor:
         if self.domain_normalization:
             statistics = self.domain_statistics if domain_statistics is None else domain_statistics
+            if self.training and domain_statistics is not None and self.pool_statistics_probability > 0:
+                chosen = torch.rand(len(pooled_layer_features), device=statistics.device) < self.pool_statistics_probability
+                statistics = with_pool_statistics(statistics, self.domain_statistics, chosen)
             pooled_layer_features = standardise_by_domain(pooled_layer_features, statistics)
         elif domain_statistics is not None:
             raise ValueError(

@@ -14,7 +14,9 @@ from modeling_genser.domain_normalization import (
     domain_statistics,
     domain_statistics_from_moments,
     standardise_by_domain,
+    with_pool_statistics,
 )
+import modeling_genser.modeling_genser as modeling_genser_module
 from modeling_genser.modeling_genser import GenSERConditioner
 from pipelines import GenSERAudioClassificationPipeline
 from training.feature_cache import POOLED_FEATURES_COLUMN, with_domains
@@ -167,3 +169,30 @@ def test_heads_train_on_each_clips_domain_statistics_whatever_the_trainers_colum
     assert args.remove_unused_columns
     train_head(domain_model().train(), features, args, table)
     assert given and all(given)
+
+
+def test_training_gives_some_clips_the_pools_statistics_with_pool_statistics_probability(monkeypatch):
+    own, pool = torch.zeros(2, 3, 4), torch.ones(2, 3, 4)
+    chosen = torch.tensor([True, False, True])
+    mixed = with_pool_statistics(own, pool, chosen)  # one domain's statistics for the batch
+    assert mixed.shape == (3, 2, 3, 4) and mixed[chosen].eq(1).all() and mixed[~chosen].eq(0).all()
+    per_clip = torch.stack([own, 2 * pool, own])
+    torch.testing.assert_close(with_pool_statistics(per_clip, pool, chosen), torch.stack([pool, 2 * pool, pool]))
+
+    # In the model: about that share of the clips in training, none in evaluation.
+    used = []
+    record = lambda pooled, statistics: used.append(statistics) or standardise_by_domain(pooled, statistics)  # noqa: E731
+    monkeypatch.setattr(modeling_genser_module, "standardise_by_domain", record)
+    pooled = 3.0 + torch.randn(400, 3, 32, generator=torch.Generator().manual_seed(0))
+    given, pool = domain_statistics(pooled), domain_statistics(torch.randn(20, 3, 32))
+    for probability, low, high in ((0.0, 0.0, 0.0), (0.5, 0.4, 0.6), (1.0, 1.0, 1.0)):
+        conditioner = domain_model(pool_statistics_probability=probability).conditioner
+        conditioner.set_domain_statistics(pool)
+        conditioner.train()(pooled, given)
+        conditioner.eval()(pooled, given)
+        training, evaluation = (statistics.expand(len(pooled), *pool.shape) for statistics in used[-2:])
+        share = training.eq(pool).flatten(1).all(1).float().mean().item()
+        assert low <= share <= high, (probability, share)
+        assert evaluation.eq(given).all()
+    with pytest.raises(ValueError, match="pool_statistics_probability"):
+        GenSERConfig(pool_statistics_probability=1.5)
