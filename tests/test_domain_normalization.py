@@ -7,6 +7,7 @@ import torch
 from datasets import Array2D, Dataset, Features, Value
 from transformers import TrainingArguments, Wav2Vec2FeatureExtractor
 
+import modeling_genser.modeling_genser as modeling_genser_module
 from conftest import genser_classifier, tiny_wav2vec2_config, tone
 from modeling_genser import GenSERConfig, GenSERForAudioClassification
 from modeling_genser.domain_normalization import (
@@ -16,7 +17,6 @@ from modeling_genser.domain_normalization import (
     standardise_by_domain,
     with_pool_statistics,
 )
-import modeling_genser.modeling_genser as modeling_genser_module
 from modeling_genser.modeling_genser import GenSERConditioner
 from pipelines import GenSERAudioClassificationPipeline
 from training.feature_cache import POOLED_FEATURES_COLUMN, with_domains
