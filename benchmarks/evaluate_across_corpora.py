@@ -36,7 +36,7 @@ from transformers import AutoFeatureExtractor, HfArgumentParser, TrainingArgumen
 
 from modeling_genser import GenSERForAudioClassification
 from training.arguments import MAIN_JOB_CONFIG
-from training.data import CORPUS_COLUMN, cast_audio, drop_unreadable_audio, encode_labels, label_names, load_corpora
+from training.data import CORPUS_COLUMN, cast_audio, encode_labels, label_names, load_corpora
 from training.feature_cache import add_encoder_features, with_domains
 from training.folds import corpus_label_subsets, group_folds, held_out_label_subsets, run_folds
 from training.heads import PooledFeatureClassifier
@@ -101,7 +101,7 @@ def encoded_corpora(encoder: str, args: EvaluationArguments):
     location = resolve_encoder(encoder) if encoder in ENCODERS else encoder
     if location is None:
         raise OSError(f"Encoder {encoder!r} is not available here: {' nor '.join(ENCODERS[encoder])} was found.")
-    dataset = drop_unreadable_audio(load_corpora(resolve_corpora(args.dataset_name.split(","))), "audio")
+    dataset = load_corpora(resolve_corpora(args.dataset_name.split(",")))
     labels = label_names(dataset, "label")
     reference = GenSERForAudioClassification.from_encoder(
         location,

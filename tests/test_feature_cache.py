@@ -8,7 +8,7 @@ from transformers import Wav2Vec2FeatureExtractor
 from conftest import tiny_wav2vec2_config, tone
 from modeling_genser import GenSERConfig, GenSERForAudioClassification
 from training.data import extract_features
-from training.feature_cache import POOLED_FEATURES_COLUMN, add_encoder_features
+from training.feature_cache import POOLED_FEATURES_COLUMN, add_encoder_features, encode_readable_clips
 from training.synthetic_corpus import write_wav
 
 
@@ -85,3 +85,29 @@ def test_a_trainable_encoder_cannot_be_cached(tmp_path):
         add_encoder_features(
             clips_dataset(tmp_path, [300.0]), make_model(freeze_encoder=False), Wav2Vec2FeatureExtractor(), "audio", tmp_path
         )
+
+
+def test_unreadable_clips_are_found_by_the_encoding_itself_each_clip_decoded_once(tmp_path, monkeypatch):
+    model, extractor = make_model(), Wav2Vec2FeatureExtractor()
+    dataset = clips_dataset(tmp_path, [200.0, 400.0, 600.0, 800.0])
+    (tmp_path / "clip1.wav").write_bytes(b"this is not audio")
+    (tmp_path / "clip2.wav").write_bytes(b"")
+    decodes = []
+    decode_example = Audio.decode_example
+    monkeypatch.setattr(Audio, "decode_example", lambda self, *a, **k: decodes.append(1) or decode_example(self, *a, **k))
+
+    with pytest.raises(ValueError, match=r"2 unreadable audio file\(s\):\n.*clip1\.wav: .*\n.*clip2\.wav: .*\nFix or"):
+        add_encoder_features(dataset, model, extractor, "audio", tmp_path / "cache", batch_size=2)
+    assert len(decodes) == 4  # the check is the encoding's own decoding, not a pass of its own
+    clips, features = encode_readable_clips(
+        dataset, model, extractor, "audio", tmp_path / "cache", batch_size=2, unreadable_audio="skip"
+    )
+    assert len(decodes) == 4  # read from the cache, errors included
+    assert [value["path"] for value in clips.cast_column("audio", Audio(decode=False))["audio"]] == [
+        str(tmp_path / "clip0.wav"), str(tmp_path / "clip3.wav")
+    ]
+    assert features["label"] == clips["label"] == ["a", "b"] and POOLED_FEATURES_COLUMN in features.column_names
+    readable_alone = add_encoder_features(dataset.select([0, 3]), model, extractor, "audio", tmp_path / "alone")
+    torch.testing.assert_close(features_of(features), features_of(readable_alone), atol=1e-4, rtol=1e-4)
+    with pytest.raises(ValueError, match='on_error must be "raise" or "skip"'):
+        add_encoder_features(dataset, model, extractor, "audio", tmp_path / "cache", unreadable_audio="ignore")

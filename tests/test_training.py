@@ -4,7 +4,7 @@ from types import SimpleNamespace
 
 import pytest
 import transformers.trainer
-from datasets import Dataset
+from datasets import Audio, Dataset
 from huggingface_hub import ModelCard
 
 from training.data import encode_labels, group_train_test_split, label_names
@@ -87,6 +87,28 @@ def test_main_job_trains_evaluates_and_saves_a_pipeline_ready_model(tmp_path):
     assert measured["accuracy"] == pytest.approx(metrics["eval_accuracy"], abs=1e-4)
     assert "{{" not in card.text and "anger" in card.text
     assert card.data.datasets == ["corpus"]  # a local folder by its name
+
+
+def test_the_main_job_checks_each_clip_in_the_encoding_that_decodes_it_once(tmp_path, monkeypatch):
+    corpus = generate_corpus(tmp_path / "corpus", num_speakers=3, num_sentences=2, seed=0)
+    clips = sorted(corpus.glob("**/*.wav"))
+    broken = [next(clip for clip in clips if clip.name.startswith(speaker)) for speaker in ("spk00", "spk01", "spk02")]
+    for clip in broken:
+        clip.write_bytes(b"this is not audio")
+    decodes = []
+    decode_example = Audio.decode_example
+    monkeypatch.setattr(Audio, "decode_example", lambda self, *a, **k: decodes.append(1) or decode_example(self, *a, **k))
+    args = [
+        "--dataset_name", str(corpus), "--output_dir", str(tmp_path / "model"), "--num_train_epochs", "1",
+        "--eval_fraction", "0.34", "--report_to", "none", "--num_example_predictions", "0",
+        "--config_overrides", "encoding_dim=64",
+    ]
+    with pytest.raises(ValueError, match=r"unreadable audio file\(s\):\n  \S+_sent00_anger\.wav: "):
+        main(args)  # stops at the training split's broken clips
+    main(args + ["--unreadable_audio", "skip"])  # the training split's errors are read from its cache
+    assert len(decodes) == len(clips)  # each clip decoded once, its check included
+    confusion = json.loads((tmp_path / "model" / "confusion_eval.json").read_text())
+    assert sum(map(sum, confusion["matrix"])) == 9  # the held-out speaker's clips but its broken one
 
 
 def test_model_card_of_the_main_job_is_hub_ready(tmp_path):

@@ -59,29 +59,39 @@ def require_column(dataset: Dataset, column: str, argument: str, source: str) ->
 
 def drop_unreadable_audio(dataset: Dataset, audio_column_name: str, on_error: str = "raise") -> Dataset:
     """Decodes every clip once; unreadable ones are reported by file and either raise (`"raise"`) or are dropped
-    with a warning naming each of them (`"skip"`). Nothing is dropped silently."""
-    if on_error not in ("raise", "skip"):
-        raise ValueError(f'on_error must be "raise" or "skip", got {on_error!r}.')
+    with a warning naming each of them (`"skip"`). Nothing is dropped silently. For audio decoded on the fly in
+    training; the feature cache checks each clip as it encodes it (`feature_cache.add_encoder_features`)."""
+    check_unreadable_audio_option(on_error)
     raw = dataset.cast_column(audio_column_name, Audio(decode=False))
-    failures = []
+    failures = {}
     for index, value in enumerate(tqdm(raw[audio_column_name], desc="Checking audio", unit="clip")):
         try:
             decoder = Audio().decode_example(value)
             if decoder.get_all_samples().data.numel() == 0:
                 raise ValueError("no samples")
         except Exception as error:  # noqa: BLE001  (any decoding failure is reported per file)
-            failures.append((index, value.get("path") or "<in-memory bytes>", f"{type(error).__name__}: {error}"))
+            failures[index] = (value.get("path") or "<in-memory bytes>", f"{type(error).__name__}: {error}")
     if not failures:
         return dataset
-    report = "\n".join(f"  {path}: {reason}" for _, path, reason in failures)
+    report_unreadable_audio(failures, on_error)
+    return dataset.select([i for i in range(len(dataset)) if i not in failures])
+
+
+def check_unreadable_audio_option(on_error: str) -> None:
+    if on_error not in ("raise", "skip"):
+        raise ValueError(f'on_error must be "raise" or "skip", got {on_error!r}.')
+
+
+def report_unreadable_audio(failures: dict[int, tuple[str, str]], on_error: str) -> None:
+    """Names every unreadable clip (`{row: (path, reason)}`) and raises (`"raise"`), or warns that they are left out
+    (`"skip"`)."""
+    report = "\n".join(f"  {path}: {reason}" for path, reason in failures.values())
     if on_error == "raise":
         raise ValueError(
             f"{len(failures)} unreadable audio file(s):\n{report}\nFix or remove them, or pass "
             "--unreadable_audio skip to leave them out."
         )
     logger.warning("Skipping %d unreadable audio file(s):\n%s", len(failures), report)
-    bad = {index for index, _, _ in failures}
-    return dataset.select([i for i in range(len(dataset)) if i not in bad])
 
 
 def label_names(dataset: Dataset, label_column_name: str) -> list[str]:

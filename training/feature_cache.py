@@ -29,17 +29,18 @@ from pathlib import Path
 import datasets
 import numpy as np
 import torch
-from datasets import Array2D, Audio, Dataset, Features
+from datasets import Array2D, Audio, Dataset, Features, Value
 from torch.nn.utils.rnn import pad_sequence
 
 from modeling_genser.domain_normalization import domain_statistics
 
-from .data import decode_audio, extract_features
+from .data import check_unreadable_audio_option, decode_audio, extract_features, report_unreadable_audio
 
 POOLED_FEATURES_COLUMN = "pooled_layer_features"
 FRAMES_COLUMN = "lower_layer_frames"
 LOWER_POOLED_COLUMN = "lower_pooled_layer_features"
 DOMAIN_COLUMN = "domain"
+AUDIO_ERROR_COLUMN = "audio_error"
 CACHED_COLUMNS = (POOLED_FEATURES_COLUMN, FRAMES_COLUMN, LOWER_POOLED_COLUMN, DOMAIN_COLUMN)
 
 
@@ -80,6 +81,7 @@ def add_encoder_features(
     cache_dir: str | Path | None = None,
     max_length_seconds: float | None = None,
     batch_size: int = 8,
+    unreadable_audio: str = "raise",
 ) -> Dataset:
     """`dataset` with its audio column replaced by what the frozen encoder gives, read from `cache_dir` (default:
     `HF_DATASETS_CACHE/gen-ser-pooled-features`) when this encoder has already encoded these clips:
@@ -87,8 +89,28 @@ def add_encoder_features(
     `lower_layer_frames` `(num_frames, hidden_size)` and `lower_pooled_layer_features` `(num_layers - N, width)`.
 
     The audio column must decode at the feature extractor's sampling rate (`training.data.cast_audio`); clips
-    longer than `max_length_seconds` are encoded from their start up to that length.
+    longer than `max_length_seconds` are encoded from their start up to that length. Each clip is decoded once, in
+    the encoding itself: clips that cannot be decoded are named and raise (`unreadable_audio="raise"`) or are left
+    out with a warning (`"skip"`; `encode_readable_clips` also gives the matching rows of `dataset`).
     """
+    return encode_readable_clips(
+        dataset, model, feature_extractor, audio_column_name, cache_dir, max_length_seconds, batch_size, unreadable_audio
+    )[1]
+
+
+def encode_readable_clips(
+    dataset: Dataset,
+    model,
+    feature_extractor,
+    audio_column_name: str,
+    cache_dir: str | Path | None = None,
+    max_length_seconds: float | None = None,
+    batch_size: int = 8,
+    unreadable_audio: str = "raise",
+) -> tuple[Dataset, Dataset]:
+    """The clips of `dataset` that decode, and their features (`add_encoder_features`, whose arguments these are):
+    two datasets of the same rows, one with the audio, one with the encoder's outputs in its place."""
+    check_unreadable_audio_option(unreadable_audio)
     config = model.config
     if not config.freeze_encoder:
         raise ValueError(
@@ -97,36 +119,57 @@ def add_encoder_features(
         )
     rate = feature_extractor.sampling_rate
     max_length = None if max_length_seconds is None else int(max_length_seconds * rate)
+    # The tag keeps caches written before clips' decoding errors were recorded (in AUDIO_ERROR_COLUMN) from being read.
     fingerprint = hashlib.sha256(
-        f"{encoder_key(model, feature_extractor)} {audio_key(dataset, audio_column_name)} {max_length}".encode()
+        f"{encoder_key(model, feature_extractor)} {audio_key(dataset, audio_column_name)} {max_length} "
+        f"{AUDIO_ERROR_COLUMN}".encode()
     ).hexdigest()[:24]
     num_layers = config.encoder_config.num_hidden_layers + 1
-    width = config.encoder_config.hidden_size * (2 if config.pooling == "mean_std" else 1)
+    hidden_size = config.encoder_config.hidden_size
+    width = hidden_size * (2 if config.pooling == "mean_std" else 1)
     features = Features({name: feature for name, feature in dataset.features.items() if name != audio_column_name})
     trainable = config.trainable_encoder_layers
     if trainable:
-        features[FRAMES_COLUMN] = Array2D((None, config.encoder_config.hidden_size), "float32")
+        features[FRAMES_COLUMN] = Array2D((None, hidden_size), "float32")
         features[LOWER_POOLED_COLUMN] = Array2D((num_layers - trainable, width), "float32")
     else:
         features[POOLED_FEATURES_COLUMN] = Array2D((num_layers, width), "float32")
+    features[AUDIO_ERROR_COLUMN] = Value("string")
+    decoder = dataset.features[audio_column_name]
     model.eval()
 
     @torch.no_grad()
     def encode(batch: dict) -> dict:
-        arrays = [decode_audio(value, rate)[:max_length] for value in batch[audio_column_name]]
-        inputs = extract_features(feature_extractor, arrays)
-        inputs = (inputs[model.main_input_name].to(model.device), inputs["attention_mask"].to(model.device))
-        if not trainable:
-            return {POOLED_FEATURES_COLUMN: model.pooled_layer_features(*inputs).float().cpu().numpy()}
-        frames, lower = model.lower_layer_features(*inputs)
-        return {
-            FRAMES_COLUMN: [clip.float().cpu().numpy() for clip in frames],
-            LOWER_POOLED_COLUMN: lower.float().cpu().numpy(),
-        }
+        arrays, errors = [], []
+        for value in batch[audio_column_name]:  # undecoded, so that one bad file does not stop the map
+            try:
+                arrays.append(decode_audio(decoder.decode_example(value), rate)[:max_length])
+                errors.append("")
+            except Exception as error:  # noqa: BLE001  (any decoding failure is reported per file)
+                errors.append(f"{type(error).__name__}: {error}")
+        readable = [i for i, error in enumerate(errors) if not error]
+        # An unreadable clip keeps its row, with zeros, until the caller has seen the errors.
+        if trainable:
+            frames = [np.zeros((0, hidden_size), np.float32)] * len(errors)
+            lower = np.zeros((len(errors), num_layers - trainable, width), np.float32)
+        else:
+            pooled = np.zeros((len(errors), num_layers, width), np.float32)
+        if arrays:
+            inputs = extract_features(feature_extractor, arrays)
+            inputs = (inputs[model.main_input_name].to(model.device), inputs["attention_mask"].to(model.device))
+            if trainable:
+                clips, lower_pooled = model.lower_layer_features(*inputs)
+                for i, clip in zip(readable, clips):
+                    frames[i] = clip.float().cpu().numpy()
+                lower[readable] = lower_pooled.float().cpu().numpy()
+            else:
+                pooled[readable] = model.pooled_layer_features(*inputs).float().cpu().numpy()
+        encoded = {FRAMES_COLUMN: frames, LOWER_POOLED_COLUMN: lower} if trainable else {POOLED_FEATURES_COLUMN: pooled}
+        return {**encoded, AUDIO_ERROR_COLUMN: errors}
 
     cache_dir = Path(cache_dir or Path(datasets.config.HF_DATASETS_CACHE) / "gen-ser-pooled-features")
     cache_dir.mkdir(parents=True, exist_ok=True)
-    return dataset.map(
+    encoded = dataset.cast_column(audio_column_name, Audio(decode=False)).map(
         encode,
         batched=True,
         batch_size=batch_size,
@@ -137,6 +180,19 @@ def add_encoder_features(
         load_from_cache_file=True,
         desc="Encoding clips with the frozen encoder (cached)",
     )
+    errors = encoded[AUDIO_ERROR_COLUMN]
+    encoded = encoded.remove_columns(AUDIO_ERROR_COLUMN)
+    failures = {i: error for i, error in enumerate(errors) if error}
+    if not failures:
+        return dataset, encoded
+    paths = dataset.cast_column(audio_column_name, Audio(decode=False)).select(list(failures))[audio_column_name]
+    report_unreadable_audio(
+        {i: (value.get("path") or "<in-memory bytes>", failures[i]) for i, value in zip(failures, paths)}, unreadable_audio
+    )
+    if len(failures) == len(dataset):
+        raise ValueError(f"None of the {len(dataset)} clips could be decoded (the warning above names each).")
+    readable = [i for i in range(len(dataset)) if i not in failures]
+    return dataset.select(readable), encoded.select(readable)
 
 
 def collate_cached_features(examples: list[dict], domain_statistics: torch.Tensor | None = None) -> dict:

@@ -52,7 +52,7 @@ from training.data import (
     task_label_sets,
     with_mapped_labels,
 )
-from training.feature_cache import add_encoder_features, collate_cached_features, with_domains
+from training.feature_cache import collate_cached_features, encode_readable_clips, with_domains
 from training.folds import (
     corpus_label_subsets,
     cross_validate_head,
@@ -219,7 +219,9 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
     leave_one_speaker_out = data_args.evaluation_protocol == "leave_one_speaker_out"
 
     corpora = corpus if isinstance(corpus, dict) else None
-    train, evaluation = load_training_data(data_args, training_args, corpora)
+    use_feature_cache = model_args.freeze_encoder and data_args.use_feature_cache
+    # The feature cache checks each clip as it encodes it; audio decoded on the fly is checked first.
+    train, evaluation = load_training_data(data_args, training_args, corpora, check_audio=not use_feature_cache)
     if evaluation is None and not leave_one_speaker_out:
         train, evaluation = group_train_test_split(
             train, data_args.group_column_name or None, data_args.eval_fraction, training_args.seed
@@ -250,16 +252,16 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
     )
     logger.info("%d training and %d evaluation clips, labels %s", len(train), len(evaluation or []), labels)
 
-    use_feature_cache = model_args.freeze_encoder and data_args.use_feature_cache
     domain_table = None
     if use_feature_cache:
         encoding_started = time.perf_counter()
         # Every epoch then trains the head alone; other processes wait for the main one and read its cache.
         with training_args.main_process_first(desc="encoding clips into the feature cache"):
-            train_data, evaluation_data = (
-                None if split is None
-                else add_encoder_features(
-                    split, model, feature_extractor, audio_column, data_args.feature_cache_dir, data_args.max_length_seconds
+            (train, train_data), (evaluation, evaluation_data) = (
+                (None, None) if split is None
+                else encode_readable_clips(
+                    split, model, feature_extractor, audio_column, data_args.feature_cache_dir,
+                    data_args.max_length_seconds, unreadable_audio=data_args.unreadable_audio,
                 )
                 for split in (train, evaluation)
             )

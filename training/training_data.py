@@ -26,12 +26,17 @@ from training.synthetic_corpus import generate_corpus
 logger = logging.getLogger(__name__)
 
 
-def load_training_data(data_args: DataTrainingArguments, training_args: TrainingArguments, corpora: dict | None = None):
-    """The training split and the evaluation split (None when speakers are held out of the training split), with
-    unreadable clips handled as `--unreadable_audio` says; several `corpora` are read as one (`load_corpora`)."""
+def load_training_data(
+    data_args: DataTrainingArguments, training_args: TrainingArguments, corpora: dict | None = None, check_audio: bool = True
+):
+    """The training split and the evaluation split (None when speakers are held out of the training split); several
+    `corpora` are read as one (`load_corpora`). With `check_audio`, unreadable clips are handled as `--unreadable_audio`
+    says; without, the caller does (the feature cache checks each clip as it encodes it)."""
     if corpora:
         dataset = load_corpora(corpora, data_args.audio_column_name, data_args.train_split_name)
-        return drop_unreadable_audio(dataset, data_args.audio_column_name, data_args.unreadable_audio), None
+        if check_audio:
+            dataset = drop_unreadable_audio(dataset, data_args.audio_column_name, data_args.unreadable_audio)
+        return dataset, None
     dataset_name = data_args.dataset_name
     if dataset_name is None:
         dataset_name = str(Path(training_args.output_dir) / "synthetic_corpus")
@@ -43,8 +48,12 @@ def load_training_data(data_args: DataTrainingArguments, training_args: Training
     for split in splits:
         if split not in dataset:
             raise ValueError(f"Split {split!r} not found; available: {list(dataset)}.")
-    readable = [drop_unreadable_audio(dataset[split], data_args.audio_column_name, data_args.unreadable_audio) for split in splits]
-    return readable[0], readable[1] if len(readable) > 1 else None
+    if check_audio:
+        dataset = {
+            split: drop_unreadable_audio(dataset[split], data_args.audio_column_name, data_args.unreadable_audio)
+            for split in splits
+        }
+    return dataset[splits[0]], dataset[splits[1]] if len(splits) > 1 else None
 
 
 def cached_corpus(model_args: ModelArguments, data_args: DataTrainingArguments, seed: int):
@@ -62,7 +71,6 @@ def cached_corpus(model_args: ModelArguments, data_args: DataTrainingArguments, 
     else:
         dataset = load_audio_dataset(data_args.dataset_name, data_args.dataset_config_name, data_args.audio_column_name)
         dataset = dataset[data_args.train_split_name]
-    dataset = drop_unreadable_audio(dataset, data_args.audio_column_name, data_args.unreadable_audio)
     labels = label_names(dataset, data_args.label_column_name)
     label_sets = task_label_sets(dataset, data_args.label_column_name, data_args.task_columns)
     set_seed(seed)
@@ -80,6 +88,7 @@ def cached_corpus(model_args: ModelArguments, data_args: DataTrainingArguments, 
         data_args.audio_column_name,
         data_args.feature_cache_dir,
         data_args.max_length_seconds,
+        unreadable_audio=data_args.unreadable_audio,
     )
     groups = speaker_groups(features, data_args.group_column_name)
     return features, labels, groups, label_sets
