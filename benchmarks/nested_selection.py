@@ -29,7 +29,7 @@ import evaluate
 import numpy as np
 from transformers import HfArgumentParser, TrainingArguments
 
-from training.arguments import DataTrainingArguments, ModelArguments
+from training.arguments import DataTrainingArguments, ModelArguments, resolve_sources
 from training.folds import group_folds, run_folds
 from training.model_construction import new_genser_head
 from training.reports import METRICS_PATH
@@ -120,7 +120,8 @@ def main(argv: list[str] | None = None) -> dict:
         )
     if data_args.task_columns:
         raise ValueError("Nested selection chooses a single-task configuration: drop --task_columns.")
-    features, labels, groups, _ = cached_corpus(model_args, data_args, training_args.seed)
+    model_args, data_args, corpus, _ = resolve_sources(model_args, data_args)
+    features, labels, groups, _ = cached_corpus(model_args, data_args, corpus, training_args.seed)
     targets = np.array(features["labels"])
     metric = evaluate.load(METRICS_PATH)
 

@@ -90,8 +90,10 @@ def test_unavailable_sources_are_skipped_and_the_job_falls_back_to_the_synthetic
     with pytest.raises(OSError, match="Encoder 'whisper-tiny.en' is not available here"):
         arguments.resolve_sources(model_args, data_args)
     data_args.dataset_name, data_args.offline_fallback = "emodb", True
+    given = dataclasses.replace(data_args)
     with caplog.at_level(logging.WARNING):
-        corpus, encoder_hub_id = arguments.resolve_sources(model_args, data_args)
+        model_args, data_args, corpus, encoder_hub_id = arguments.resolve_sources(model_args, data_args)
+    assert given.dataset_name == "emodb"  # the parsed arguments are left as given
     assert corpus is None and encoder_hub_id is None
     assert (data_args.dataset_name, data_args.label_column_name, data_args.group_column_name) == (None, "label", "speaker")
     assert model_args.encoder_name_or_path is None  # the embedded encoder
@@ -106,7 +108,7 @@ def test_the_first_available_source_is_used_with_its_own_columns(
     named_sources(monkeypatch, [missing_local, hub_copy], [str(tiny_whisper), "openai/whisper-tiny.en"])
     data_args = arguments.DataTrainingArguments(dataset_name="emodb")
     model_args = arguments.ModelArguments(encoder_name_or_path="whisper-tiny.en")
-    corpus, encoder_hub_id = arguments.resolve_sources(model_args, data_args)
+    model_args, data_args, corpus, encoder_hub_id = arguments.resolve_sources(model_args, data_args)
     assert corpus == hub_copy and encoder_hub_id == "openai/whisper-tiny.en"
     assert (data_args.label_column_name, data_args.group_column_name) == ("emotion", "gender+age")
     assert model_args.encoder_name_or_path == str(tiny_whisper)

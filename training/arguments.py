@@ -4,7 +4,7 @@ beside transformers' `TrainingArguments`), their checks, and the resolution of n
 (`sources.py`) to the first available source."""
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from transformers import TrainingArguments
@@ -189,33 +189,41 @@ def check_protocol(model_args: ModelArguments, data_args: DataTrainingArguments,
         raise ValueError("--parallel_folds > 1 starts its own fold processes: launch one process, not several.")
 
 
-def resolve_sources(model_args: ModelArguments, data_args: DataTrainingArguments) -> tuple[CorpusSource | dict | None, str | None]:
-    """Replaces a named corpus or encoder (`training/sources.py`) by its first available source, in place. Returns the
-    corpus source used (for several corpora, `--dataset_name emodb,cremad`, a dict of them; None for other data)
-    and the Hub id of a named encoder (for the model card's `base_model`,
-    also when a local copy was loaded). When no source is available it stops with an error, or with
+def resolve_sources(
+    model_args: ModelArguments, data_args: DataTrainingArguments
+) -> tuple[ModelArguments, DataTrainingArguments, CorpusSource | dict | None, str | None]:
+    """The arguments with a named corpus or encoder (`training/sources.py`) replaced by its first available source
+    (copies: the parsed arguments stay as given), the corpus source used (for several corpora, `--dataset_name
+    emodb,cremad`, a dict of them; None for other data) and the Hub id of a named encoder (for the model card's
+    `base_model`, also when a local copy was loaded). When no source is available it stops with an error, or with
     `--offline_fallback` (the main job) falls back to the synthetic corpus or the embedded encoder, saying so loudly,
     so the job still runs offline."""
     corpus = None
+    synthetic = {"dataset_name": None, "label_column_name": "label", "group_column_name": "speaker"}
     if data_args.dataset_name and "," in data_args.dataset_name:  # several named corpora, read by load_training_data
         names = data_args.dataset_name.split(",")
         try:
             corpus = resolve_corpora(names)
-            data_args.label_column_name = "label"  # load_corpora's; it also gives `speaker` and `corpus` to fold by
+            # load_corpora's label column; it also gives `speaker` and `corpus` to fold by
+            data_args = replace(data_args, label_column_name="label")
         except OSError as error:
             logger.warning("%s", error)
             candidates = [source for name in names if name in CORPORA for source in CORPORA[name]]
             unavailable(data_args, f"One of the corpora {names}", candidates, "the synthetic corpus, which is not speech")
-            data_args.dataset_name, data_args.label_column_name, data_args.group_column_name = None, "label", "speaker"
+            data_args = replace(data_args, **synthetic)
     elif data_args.dataset_name in CORPORA:
         name, corpus = data_args.dataset_name, resolve_corpus(data_args.dataset_name)
         if corpus is None:
             unavailable(data_args, f"Corpus {name!r}", CORPORA[name], "the synthetic corpus, which is not speech")
-            data_args.dataset_name, data_args.label_column_name, data_args.group_column_name = None, "label", "speaker"
+            data_args = replace(data_args, **synthetic)
         else:
             logger.info("Corpus %r: loading %s", name, corpus.dataset_name)
-            data_args.dataset_name = corpus.dataset_name
-            data_args.label_column_name, data_args.group_column_name = corpus.label_column_name, corpus.group_column_name
+            data_args = replace(
+                data_args,
+                dataset_name=corpus.dataset_name,
+                label_column_name=corpus.label_column_name,
+                group_column_name=corpus.group_column_name,
+            )
     encoder_hub_id = None
     if model_args.encoder_name_or_path in ENCODERS:
         name, location = model_args.encoder_name_or_path, resolve_encoder(model_args.encoder_name_or_path)
@@ -224,8 +232,8 @@ def resolve_sources(model_args: ModelArguments, data_args: DataTrainingArguments
         else:
             logger.info("Encoder %r: loading %s", name, location)
             encoder_hub_id = ENCODERS[name][-1]
-        model_args.encoder_name_or_path = location
-    return corpus, encoder_hub_id
+        model_args = replace(model_args, encoder_name_or_path=location)
+    return model_args, data_args, corpus, encoder_hub_id
 
 
 def unavailable(data_args: DataTrainingArguments, what: str, sources, fallback: str) -> None:

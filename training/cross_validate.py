@@ -26,7 +26,7 @@ import evaluate
 import numpy as np
 from transformers import HfArgumentParser, TrainingArguments
 
-from training.arguments import DataTrainingArguments, ModelArguments
+from training.arguments import DataTrainingArguments, ModelArguments, resolve_sources
 from training.data import CORPUS_COLUMN, domain_values
 from training.feature_cache import with_domains
 from training.folds import cross_validate_head, held_out_corpus_scores, held_out_label_subsets
@@ -73,7 +73,8 @@ def main(argv: list[str] | None = None) -> dict:
     argv = sys.argv[1:] if argv is None else argv
     model_args, data_args, cv_args, training_args = parser.parse_args_into_dataclasses(args=argv)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
-    features, labels, groups, label_sets = cached_corpus(model_args, data_args, training_args.seed)
+    model_args, data_args, corpus, _ = resolve_sources(model_args, data_args)
+    features, labels, groups, label_sets = cached_corpus(model_args, data_args, corpus, training_args.seed)
     domain_table = None
     if model_args.domain_normalization:  # every clip, held-out ones included, by its own domain's statistics
         features, domain_table = with_domains(features, domain_values(features, data_args.domain_column_name))

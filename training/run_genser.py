@@ -215,7 +215,7 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
     transformers.utils.logging.set_verbosity_warning()
     check_protocol(model_args, data_args, training_args)
     set_seed(training_args.seed)
-    corpus, encoder_hub_id = resolve_sources(model_args, data_args)
+    model_args, data_args, corpus, encoder_hub_id = resolve_sources(model_args, data_args)
     leave_one_speaker_out = data_args.evaluation_protocol == "leave_one_speaker_out"
 
     corpora = corpus if isinstance(corpus, dict) else None

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from transformers import TrainingArguments, set_seed
 
-from training.arguments import DataTrainingArguments, ModelArguments, resolve_sources
+from training.arguments import DataTrainingArguments, ModelArguments
 from training.data import (
     cast_audio,
     drop_unreadable_audio,
@@ -21,6 +21,7 @@ from training.data import (
 )
 from training.feature_cache import add_encoder_features
 from training.model_construction import build_model
+from training.sources import CorpusSource
 from training.synthetic_corpus import generate_corpus
 
 logger = logging.getLogger(__name__)
@@ -56,13 +57,14 @@ def load_training_data(
     return dataset[splits[0]], dataset[splits[1]] if len(splits) > 1 else None
 
 
-def cached_corpus(model_args: ModelArguments, data_args: DataTrainingArguments, seed: int):
+def cached_corpus(
+    model_args: ModelArguments, data_args: DataTrainingArguments, corpus: CorpusSource | dict | None, seed: int
+):
     """The corpus encoded once by the frozen encoder (`feature_cache.py`): its cached features (with `labels`, one
     per task with `--task_columns`), the label names, every clip's speaker, and every task's labels (None for one
-    task)."""
+    task). The arguments and `corpus` as `arguments.resolve_sources` returns them."""
     if not model_args.freeze_encoder:
         raise ValueError("Cross-validation trains heads on cached features, which needs --freeze_encoder true.")
-    corpus, _ = resolve_sources(model_args, data_args)
     if data_args.dataset_name is None or data_args.group_column_name is None:
         raise ValueError("Cross-validation needs --dataset_name and a --group_column_name (speaker) to fold by.")
 
