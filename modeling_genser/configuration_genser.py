@@ -161,6 +161,9 @@ class GenSERConfig(PreTrainedConfig):
     def __post_init__(self, **kwargs):
         super().__post_init__(**kwargs)
         self.scheduler_config = {"sampling_noise_scale": 0.0, **(self.scheduler_config or {})}
+        # Checked here rather than by huggingface_hub's `@strict`, transformers 5's mechanism: it raises
+        # `StrictDataclassError`, not the `ValueError` that callers catch, and refuses the ints that configs saved
+        # before and `--config_overrides` give for float fields.
         if self.pooling not in ("mean", "mean_std"):
             raise ValueError(f'pooling must be "mean" or "mean_std", got {self.pooling!r}.')
         if self.layer_aggregation not in ("weighted_sum", "concat"):
@@ -190,10 +193,10 @@ class GenSERConfig(PreTrainedConfig):
         if self.label_sets is not None:
             self._check_label_sets()
         if self.problem_type == "regression":
+            self.value_range = list(self.value_range or [0.0, 1.0])
             self._check_dimensional_targets()
         if not isinstance(self.num_inference_steps, int) or self.num_inference_steps < 1:
             raise ValueError(f"num_inference_steps must be a positive integer, got {self.num_inference_steps!r}.")
-
 
     def _check_label_sets(self):
         if self.multi_task_codes not in ("concat", "tuple"):
@@ -210,7 +213,6 @@ class GenSERConfig(PreTrainedConfig):
             )
 
     def _check_dimensional_targets(self):
-        self.value_range = list(self.value_range or [0.0, 1.0])
         if len(self.value_range) != 2 or not self.value_range[0] < self.value_range[1]:
             raise ValueError(f"value_range must be [low, high] with low < high, got {self.value_range!r}.")
         if self.label_sets or self.similarity_loss_weight or self.value_grid_size < 2:
