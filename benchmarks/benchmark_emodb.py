@@ -18,6 +18,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from training.model_construction import format_config_overrides
+
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 STEPS = "1,2,4,8"
 # The Gen-SER configuration under test; every ablation changes one field of it. The table in BENCHMARKS.md was
@@ -85,10 +87,6 @@ RUNS = {
 REFERENCE_LOGISTIC_REGRESSION_UA = 0.919  # ../shared/README.md, same features
 
 
-def overrides(config: dict) -> str:
-    return ",".join(f"{key}={json.dumps(value, separators=(',', ':'))}" for key, value in config.items())
-
-
 def run_one(name: str, seed: int, args) -> dict:
     result_file = Path(args.output_dir) / name / f"seed{seed}" / "cross_validation.json"
     if result_file.exists():
@@ -114,7 +112,7 @@ def run_one(name: str, seed: int, args) -> dict:
         "--optim", args.optim,
         "--dataloader_pin_memory", "false",
         "--parallel_folds", str(args.parallel_folds),
-        "--config_overrides", overrides(config),
+        "--config_overrides", format_config_overrides(config),
         *(extra_argv[0] if extra_argv else []),
     ]
     # The CLI in its own process, as a user runs it (no script imports another); it writes the result file.

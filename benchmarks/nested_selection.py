@@ -31,7 +31,7 @@ from transformers import HfArgumentParser, TrainingArguments
 
 from training.arguments import DataTrainingArguments, ModelArguments, resolve_sources
 from training.folds import group_folds, run_folds
-from training.model_construction import new_genser_head
+from training.model_construction import format_config_overrides, new_genser_head
 from training.reports import METRICS_PATH
 from training.training_data import cached_corpus
 
@@ -39,9 +39,9 @@ logger = logging.getLogger(__name__)
 
 # The EmoDB main job's head, which every candidate shares; the selection in BENCHMARKS.md ran on it. (The general
 # model's main_job.json adds readout options since: spread codes, the similarity loss and 1 step; not re-selected.)
-BASE_CONFIG = "layer_aggregation=concat,condition_dropout=0.3,head_dropout=0.3"
-PRIOR = 'initial_distribution=prior,initial_noise_scale=0.3,scheduler_config={"sampling_noise_scale":0.0}'
-GAUSSIAN = 'initial_distribution=gaussian,initial_noise_scale=1.0,scheduler_config={"sampling_noise_scale":1.0}'
+BASE_CONFIG = {"layer_aggregation": "concat", "condition_dropout": 0.3, "head_dropout": 0.3}
+PRIOR = {"initial_distribution": "prior", "initial_noise_scale": 0.3, "scheduler_config": {"sampling_noise_scale": 0.0}}
+GAUSSIAN = {"initial_distribution": "gaussian", "initial_noise_scale": 1.0, "scheduler_config": {"sampling_noise_scale": 1.0}}
 # The grids, each declared before its run; a candidate is (config overrides, fraction of the run's epochs), and
 # every candidate is scored at each of STEP_COUNTS.
 # - "loss-start": the paper's target matching (MSE) against the cosine loss, each from a Gaussian start and from
@@ -52,13 +52,13 @@ GAUSSIAN = 'initial_distribution=gaussian,initial_noise_scale=1.0,scheduler_conf
 GRIDS = {
     "loss-start": {
         "mse": (GAUSSIAN, 1.0),
-        "cosine": (f"{GAUSSIAN},target_loss=cosine", 1.0),
+        "cosine": ({**GAUSSIAN, "target_loss": "cosine"}, 1.0),
         "prior-mse": (PRIOR, 1.0),
-        "prior-cosine": (f"{PRIOR},target_loss=cosine", 1.0),
+        "prior-cosine": ({**PRIOR, "target_loss": "cosine"}, 1.0),
     },
     "prior-dim-epochs": {
-        f"prior-{loss}-d{dim}-e{fraction}": (f"{PRIOR},encoding_dim={dim}{extra}", fraction)
-        for loss, extra in (("mse", ""), ("cosine", ",target_loss=cosine"))
+        f"prior-{loss}-d{dim}-e{fraction}": ({**PRIOR, "encoding_dim": dim, "target_loss": loss}, fraction)
+        for loss in ("mse", "cosine")
         for dim in (64, 256)
         for fraction in (0.5, 1.0)
     },
@@ -96,7 +96,7 @@ def candidate_task(
 ):
     """A picklable factory of fresh Gen-SER heads with the candidate's configuration, and its training arguments."""
     overrides, epoch_fraction = candidate
-    config = dataclasses.replace(model_args, config_overrides=",".join(filter(None, [BASE_CONFIG, overrides])))
+    config = dataclasses.replace(model_args, config_overrides=format_config_overrides({**BASE_CONFIG, **overrides}))
     args = copy.deepcopy(training_args)
     args.num_train_epochs = training_args.num_train_epochs * epoch_fraction
     return partial(new_genser_head, config, labels), args

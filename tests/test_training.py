@@ -9,7 +9,7 @@ from huggingface_hub import ModelCard
 
 from training.data import encode_labels, group_train_test_split, label_names
 from training.evaluate_genser import main as evaluate_main
-from training.model_construction import parse_config_overrides
+from training.model_construction import format_config_overrides, parse_config_overrides
 from training.run_genser import main
 from training.synthetic_corpus import EMOTIONS, generate_corpus
 
@@ -50,6 +50,11 @@ def test_config_overrides_are_parsed_and_checked():
     }
     with pytest.raises(ValueError, match="Unknown GenSERConfig fields"):
         parse_config_overrides("encoding_size=64")
+
+
+def test_config_overrides_declared_as_a_dict_read_back_as_the_same_dict():
+    declared = {"pooling": "mean_std", "head_dropout": 0.3, "scheduler_config": {"sampling_noise_scale": 0.0, "b": [1, 2]}}
+    assert parse_config_overrides(format_config_overrides(declared)) == declared
 
 
 def test_main_job_trains_evaluates_and_saves_a_pipeline_ready_model(tmp_path):

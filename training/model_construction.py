@@ -51,6 +51,12 @@ def parse_config_overrides(overrides: str | None) -> dict:
     return result
 
 
+def format_config_overrides(overrides: dict) -> str:
+    """{'a': 1, 'c': {'d': 1}} -> 'a=1,c={"d":1}': the `--config_overrides` string that `parse_config_overrides`
+    reads back, for scripts that declare configurations as dicts."""
+    return ",".join(f"{key}={json.dumps(value, separators=(',', ':'))}" for key, value in overrides.items())
+
+
 def build_model(model_args: ModelArguments, labels: list[str], label_sets: dict[str, list[str]] | None = None):
     """The Gen-SER model and its feature extractor, with the label set of the data (and with `label_sets`, every
     task's, `labels` being the first's)."""
