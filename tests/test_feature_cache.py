@@ -8,7 +8,7 @@ from transformers import Wav2Vec2FeatureExtractor
 from conftest import tiny_wav2vec2_config, tone
 from modeling_genser import GenSERConfig, GenSERForAudioClassification
 from training.data import extract_features
-from training.feature_cache import POOLED_FEATURES_COLUMN, add_encoder_features, encode_readable_clips
+from training.feature_cache import POOLED_FEATURES_COLUMN, add_encoder_features
 from training.synthetic_corpus import write_wav
 
 
@@ -99,8 +99,8 @@ def test_unreadable_clips_are_found_by_the_encoding_itself_each_clip_decoded_onc
     with pytest.raises(ValueError, match=r"2 unreadable audio file\(s\):\n.*clip1\.wav: .*\n.*clip2\.wav: .*\nFix or"):
         add_encoder_features(dataset, model, extractor, "audio", tmp_path / "cache", batch_size=2)
     assert len(decodes) == 4  # the check is the encoding's own decoding, not a pass of its own
-    clips, features = encode_readable_clips(
-        dataset, model, extractor, "audio", tmp_path / "cache", batch_size=2, unreadable_audio="skip"
+    clips, features = add_encoder_features(
+        dataset, model, extractor, "audio", tmp_path / "cache", batch_size=2, unreadable_audio="skip", return_clips=True
     )
     assert len(decodes) == 4  # read from the cache, errors included
     assert [value["path"] for value in clips.cast_column("audio", Audio(decode=False))["audio"]] == [

@@ -82,7 +82,8 @@ def add_encoder_features(
     max_length_seconds: float | None = None,
     batch_size: int = 8,
     unreadable_audio: str = "raise",
-) -> Dataset:
+    return_clips: bool = False,
+) -> Dataset | tuple[Dataset, Dataset]:
     """`dataset` with its audio column replaced by what the frozen encoder gives, read from `cache_dir` (default:
     `HF_DATASETS_CACHE/gen-ser-pooled-features`) when this encoder has already encoded these clips:
     `pooled_layer_features`, `(num_layers, width)` per clip; or, with `trainable_encoder_layers` = N > 0,
@@ -91,25 +92,9 @@ def add_encoder_features(
     The audio column must decode at the feature extractor's sampling rate (`training.data.cast_audio`); clips
     longer than `max_length_seconds` are encoded from their start up to that length. Each clip is decoded once, in
     the encoding itself: clips that cannot be decoded are named and raise (`unreadable_audio="raise"`) or are left
-    out with a warning (`"skip"`; `encode_readable_clips` also gives the matching rows of `dataset`).
+    out with a warning (`"skip"`). With `return_clips`, returns `(clips, features)`: also the rows of `dataset` that
+    were kept, with their audio, row for row with the features.
     """
-    return encode_readable_clips(
-        dataset, model, feature_extractor, audio_column_name, cache_dir, max_length_seconds, batch_size, unreadable_audio
-    )[1]
-
-
-def encode_readable_clips(
-    dataset: Dataset,
-    model,
-    feature_extractor,
-    audio_column_name: str,
-    cache_dir: str | Path | None = None,
-    max_length_seconds: float | None = None,
-    batch_size: int = 8,
-    unreadable_audio: str = "raise",
-) -> tuple[Dataset, Dataset]:
-    """The clips of `dataset` that decode, and their features (`add_encoder_features`, whose arguments these are):
-    two datasets of the same rows, one with the audio, one with the encoder's outputs in its place."""
     check_unreadable_audio_option(unreadable_audio)
     config = model.config
     if not config.freeze_encoder:
@@ -184,7 +169,7 @@ def encode_readable_clips(
     encoded = encoded.remove_columns(AUDIO_ERROR_COLUMN)
     failures = {i: error for i, error in enumerate(errors) if error}
     if not failures:
-        return dataset, encoded
+        return (dataset, encoded) if return_clips else encoded
     paths = dataset.cast_column(audio_column_name, Audio(decode=False)).select(list(failures))[audio_column_name]
     report_unreadable_audio(
         {i: (value.get("path") or "<in-memory bytes>", failures[i]) for i, value in zip(failures, paths)}, unreadable_audio
@@ -192,7 +177,8 @@ def encode_readable_clips(
     if len(failures) == len(dataset):
         raise ValueError(f"None of the {len(dataset)} clips could be decoded (the warning above names each).")
     readable = [i for i in range(len(dataset)) if i not in failures]
-    return dataset.select(readable), encoded.select(readable)
+    dataset, encoded = dataset.select(readable), encoded.select(readable)
+    return (dataset, encoded) if return_clips else encoded
 
 
 def collate_cached_features(examples: list[dict], domain_statistics: torch.Tensor | None = None) -> dict:

@@ -52,7 +52,7 @@ from training.data import (
     task_label_sets,
     with_mapped_labels,
 )
-from training.feature_cache import collate_cached_features, encode_readable_clips, with_domains
+from training.feature_cache import add_encoder_features, collate_cached_features, with_domains
 from training.folds import (
     corpus_label_subsets,
     cross_validate_head,
@@ -259,9 +259,9 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
         with training_args.main_process_first(desc="encoding clips into the feature cache"):
             (train, train_data), (evaluation, evaluation_data) = (
                 (None, None) if split is None
-                else encode_readable_clips(
+                else add_encoder_features(
                     split, model, feature_extractor, audio_column, data_args.feature_cache_dir,
-                    data_args.max_length_seconds, unreadable_audio=data_args.unreadable_audio,
+                    data_args.max_length_seconds, unreadable_audio=data_args.unreadable_audio, return_clips=True,
                 )
                 for split in (train, evaluation)
             )
