@@ -111,3 +111,5 @@ def test_unreadable_clips_are_found_by_the_encoding_itself_each_clip_decoded_onc
     torch.testing.assert_close(features_of(features), features_of(readable_alone), atol=1e-4, rtol=1e-4)
     with pytest.raises(ValueError, match='on_error must be "raise" or "skip"'):
         add_encoder_features(dataset, model, extractor, "audio", tmp_path / "cache", unreadable_audio="ignore")
+    with pytest.raises(ValueError, match="not audio: cast it with training.data.cast_audio"):
+        add_encoder_features(Dataset.from_dict({"audio": [str(tmp_path / "clip0.wav")]}), model, extractor, "audio")

@@ -121,6 +121,10 @@ def add_encoder_features(
         features[POOLED_FEATURES_COLUMN] = Array2D((num_layers, width), "float32")
     features[AUDIO_ERROR_COLUMN] = Value("string")
     decoder = dataset.features[audio_column_name]
+    if not isinstance(decoder, Audio):
+        raise ValueError(
+            f"Column {audio_column_name!r} holds {decoder}, not audio: cast it with training.data.cast_audio first."
+        )
     model.eval()
 
     @torch.no_grad()
