@@ -55,7 +55,8 @@ class EvaluationArguments:
     output_dir: str = field(default="outputs/across-corpora")
     dataset_name: str = field(default="emodb,cremad,ravdess,casia", metadata={"help": "Named emotion corpora."})
     encoders: str = field(
-        default="whisper-tiny.en,whisper-base", metadata={"help": "Named encoders (training/sources.py) or paths."}
+        default="whisper-tiny.en,whisper-base",
+        metadata={"help": "Encoders of the leave-one-corpus-out table: named (training/sources.py) or paths ('' for none)."},
     )
     in_corpus_encoders: str = field(
         default="whisper-tiny.en,whisper-base", metadata={"help": "Encoders of the in-corpus table ('' for none)."}
@@ -187,7 +188,7 @@ def loco_table(results: dict) -> str:
     lines = ["| encoder | head | adaptation | labels | mean | " + " | ".join(next(iter(results.values()))["corpora"]) + " |"]
     lines.append("|" + " --- |" * (5 + len(next(iter(results.values()))["corpora"])))
     for encoder, entry in results.items():
-        for kind, per_seed in entry["leave_one_corpus_out"].items():
+        for kind, per_seed in entry.get("leave_one_corpus_out", {}).items():
             for variant in ("adapted", "unadapted"):
                 for subset in ("core", "shared"):
                     cells = [[seed[c][subset][variant] for seed in per_seed] for c in entry["corpora"]]
@@ -218,14 +219,15 @@ def main(argv: list[str] | None = None) -> dict:
     output_dir.mkdir(parents=True, exist_ok=True)
     heads = args.heads.split(",")
     seeds = [int(seed) for seed in args.seeds.split(",")]
-    in_corpus_encoders = set(filter(None, args.in_corpus_encoders.split(",")))
     protocols = set(args.protocols.split(","))
     if unknown := protocols - {"leave-one-corpus-out", "in-corpus"}:
         raise ValueError(f"Unknown protocols {sorted(unknown)}: choose among leave-one-corpus-out and in-corpus.")
-    if "in-corpus" not in protocols:
-        in_corpus_encoders = set()
+    loco_encoders = list(filter(None, args.encoders.split(","))) if "leave-one-corpus-out" in protocols else []
+    in_corpus_encoders = list(filter(None, args.in_corpus_encoders.split(","))) if "in-corpus" in protocols else []
+    if not loco_encoders + in_corpus_encoders:
+        raise ValueError("No encoder to evaluate: give --encoders (leave-one-corpus-out) or --in_corpus_encoders.")
     results = {}
-    for encoder in args.encoders.split(","):
+    for encoder in dict.fromkeys(loco_encoders + in_corpus_encoders):  # each encoded once, in the order given
         features, labels, config = encoded_corpora(encoder, args)
         features, table = with_domains(features, np.asarray(features[args.domain_column]))
         entry = results[encoder] = {"corpora": sorted(set(features[CORPUS_COLUMN])), "labels": labels}
@@ -237,7 +239,7 @@ def main(argv: list[str] | None = None) -> dict:
                     weight_decay=args.weight_decay, lr_scheduler_type="cosine", seed=seed, report_to="none",
                     disable_tqdm=True, save_strategy="no", logging_strategy="no", dataloader_pin_memory=False,
                 )  # fmt: skip
-                if "leave-one-corpus-out" in protocols:
+                if encoder in loco_encoders:
                     loco = leave_one_corpus_out(features, table, labels, config, kind, training_args, args, metric)
                     entry.setdefault("leave_one_corpus_out", {}).setdefault(kind, []).append(loco)
                     logger.info("%s %s seed %d leave-one-corpus-out: %s", encoder, kind, seed, loco)
@@ -249,7 +251,7 @@ def main(argv: list[str] | None = None) -> dict:
                     entry.setdefault("in_corpus", {}).setdefault(kind, []).append(scores)
                     logger.info("%s %s seed %d in corpus: %s", encoder, kind, seed, scores)
                 (output_dir / "results.json").write_text(json.dumps(results, indent=2))
-    if "leave-one-corpus-out" in protocols:
+    if loco_encoders:
         print("\nLeave-one-corpus-out UA (mean ± sd over seeds %s):\n" % seeds + loco_table(results))
     if any("in_corpus" in entry for entry in results.values()):
         print("\nIn-corpus UA, speaker-independent folds:\n" + in_corpus_table(results))
