@@ -70,7 +70,7 @@ def drop_unreadable_audio(dataset: Dataset, audio_column_name: str, on_error: st
             if decoder.get_all_samples().data.numel() == 0:
                 raise ValueError("no samples")
         except Exception as error:  # noqa: BLE001  (any decoding failure is reported per file)
-            failures[index] = (value.get("path") or "<in-memory bytes>", f"{type(error).__name__}: {error}")
+            failures[index] = (value, f"{type(error).__name__}: {error}")
     if not failures:
         return dataset
     report_unreadable_audio(failures, on_error)
@@ -82,10 +82,10 @@ def check_unreadable_audio_option(on_error: str) -> None:
         raise ValueError(f'on_error must be "raise" or "skip", got {on_error!r}.')
 
 
-def report_unreadable_audio(failures: dict[int, tuple[str, str]], on_error: str) -> None:
-    """Names every unreadable clip (`{row: (path, reason)}`) and raises (`"raise"`), or warns that they are left out
-    (`"skip"`)."""
-    report = "\n".join(f"  {path}: {reason}" for path, reason in failures.values())
+def report_unreadable_audio(failures: dict[int, tuple[dict, str]], on_error: str) -> None:
+    """Names every unreadable clip (`{row: (undecoded audio value, reason)}`, by its file's path) and raises
+    (`"raise"`), or warns that they are left out (`"skip"`)."""
+    report = "\n".join(f"  {value.get('path') or '<in-memory bytes>'}: {reason}" for value, reason in failures.values())
     if on_error == "raise":
         raise ValueError(
             f"{len(failures)} unreadable audio file(s):\n{report}\nFix or remove them, or pass "

@@ -158,7 +158,8 @@ def add_encoder_features(
 
     cache_dir = Path(cache_dir or Path(datasets.config.HF_DATASETS_CACHE) / "gen-ser-pooled-features")
     cache_dir.mkdir(parents=True, exist_ok=True)
-    encoded = dataset.cast_column(audio_column_name, Audio(decode=False)).map(
+    undecoded = dataset.cast_column(audio_column_name, Audio(decode=False))
+    encoded = undecoded.map(
         encode,
         batched=True,
         batch_size=batch_size,
@@ -174,10 +175,8 @@ def add_encoder_features(
     failures = {i: error for i, error in enumerate(errors) if error}
     if not failures:
         return (dataset, encoded) if return_clips else encoded
-    paths = dataset.cast_column(audio_column_name, Audio(decode=False)).select(list(failures))[audio_column_name]
-    report_unreadable_audio(
-        {i: (value.get("path") or "<in-memory bytes>", failures[i]) for i, value in zip(failures, paths)}, unreadable_audio
-    )
+    values = undecoded.select(list(failures))[audio_column_name]
+    report_unreadable_audio({i: (value, failures[i]) for i, value in zip(failures, values)}, unreadable_audio)
     if len(failures) == len(dataset):
         raise ValueError(f"None of the {len(dataset)} clips could be decoded (the warning above names each).")
     readable = [i for i in range(len(dataset)) if i not in failures]
