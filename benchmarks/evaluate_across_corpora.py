@@ -17,11 +17,16 @@ Then, for each encoder, seed and head, on the same cached features and with the 
   pipeline's `candidate_labels`), by the multi-corpus head and, for Gen-SER, by a head trained on that corpus alone
   with the same folds (`--in_corpus_encoders`); the multi-corpus head also among all the labels.
 
+With `--domain_residuals` (the release's setting), every head's map of the condition has residual weights per
+corpus (`config.domain_names`): in corpus each corpus's clips are read with its own, and a held-out corpus, whose
+residuals no clip trained, with the shared weights alone.
+
 `--protocols` picks the tables (both by default).
 
 Prints the tables as markdown (mean ± sd over seeds of the UA, unweighted accuracy) and writes `results.json`.
 """
 
+import copy
 import json
 import logging
 import sys
@@ -47,7 +52,8 @@ from training.sources import ENCODERS, resolve_corpora, resolve_encoder
 logger = logging.getLogger(__name__)
 
 # The release model's head (training/configs/main_job.json), so that the tables describe the model `make main` ships.
-RELEASE_CONFIG_OVERRIDES = json.loads(MAIN_JOB_CONFIG.read_text())["config_overrides"]
+RELEASE_CONFIG = json.loads(MAIN_JOB_CONFIG.read_text())
+RELEASE_CONFIG_OVERRIDES = RELEASE_CONFIG["config_overrides"]
 
 
 @dataclass
@@ -83,6 +89,13 @@ class EvaluationArguments:
     domain_column: str = field(
         default="corpus",
         metadata={"help": "What a domain is, in training and adaptation: each corpus, or each (namespaced) speaker."},
+    )
+    domain_residuals: bool = field(
+        default=RELEASE_CONFIG.get("domain_residuals", False),
+        metadata={
+            "help": "Each domain gets its own residual weights beside the shared ones (config.domain_names); default: "
+            "the release model's."
+        },
     )
 
 
@@ -229,7 +242,10 @@ def main(argv: list[str] | None = None) -> dict:
     results = {}
     for encoder in dict.fromkeys(loco_encoders + in_corpus_encoders):  # each encoded once, in the order given
         features, labels, config = encoded_corpora(encoder, args)
-        features, table = with_domains(features, np.asarray(features[args.domain_column]))
+        features, table, domain_names = with_domains(features, np.asarray(features[args.domain_column]))
+        if args.domain_residuals:  # a held-out corpus's residuals get no clip: it is read with the shared weights
+            config = copy.deepcopy(config)
+            config.domain_names = domain_names
         entry = results[encoder] = {"corpora": sorted(set(features[CORPUS_COLUMN])), "labels": labels}
         for kind in heads:
             for seed in seeds:

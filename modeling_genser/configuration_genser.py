@@ -48,6 +48,15 @@ class GenSERConfig(PreTrainedConfig):
         With `domain_normalization`, the probability that a training clip is standardised with the training pool's
         statistics instead of its domain's, so that the head also learns the lone clip's case (a clip classified
         without its collection's statistics).
+    domain_names (`list[str]`, *optional*):
+        Domains (e.g. the training corpora) that get their own residual weights on the initial distribution's map of
+        the condition (the prior, or the `"condition"` start's projection; `GenSERDomainLinear`): a clip given as one
+        of them (`domain_ids`) starts from the shared weights plus its domain's, any other clip from the shared
+        weights alone. The denoiser's condition path stays shared. The training scripts set them from the data with
+        `--domain_residuals`. None: shared weights only.
+    domain_residual_dropout (`float`, *optional*, defaults to 0.5):
+        With `domain_names`, the probability that a training clip is read with the shared weights alone, as a clip of
+        a new corpus is: without it the shared weights never learn to classify alone (`BENCHMARKS.md`).
     encoding_dim (`int`, *optional*, defaults to 256):
         Dimension of the sinusoidal taxonomy encoding, i.e. of the generated vectors.
     taxonomy_index_scale (`float`, *optional*, defaults to 100.0):
@@ -137,6 +146,8 @@ class GenSERConfig(PreTrainedConfig):
     condition_dropout: float = 0.0
     domain_normalization: bool = False
     pool_statistics_probability: float = 0.0
+    domain_names: list[str] | None = None
+    domain_residual_dropout: float = 0.5
     encoding_dim: int = 256
     taxonomy_index_scale: float = 100.0
     taxonomy_base: float = 10000.0
@@ -178,6 +189,15 @@ class GenSERConfig(PreTrainedConfig):
             raise ValueError(
                 "trainable_encoder_layers selects the layers that train in an otherwise frozen encoder: set "
                 "freeze_encoder=True with it, or freeze_encoder=False alone to train every layer."
+            )
+        if not 0.0 <= self.domain_residual_dropout <= 1.0:
+            raise ValueError(f"domain_residual_dropout must be in [0, 1], got {self.domain_residual_dropout}.")
+        if self.domain_names is not None and len(set(self.domain_names)) != len(self.domain_names):
+            raise ValueError(f"domain_names must be distinct, got {self.domain_names!r}.")
+        if self.domain_names and self.initial_distribution == "gaussian":
+            raise ValueError(
+                "domain_names give the initial distribution's map of the condition per-domain weights; the Gaussian "
+                'start has none: use initial_distribution="prior" (the default) or "condition".'
             )
         if not 0.0 <= self.pool_statistics_probability <= 1.0:
             raise ValueError(f"pool_statistics_probability must be in [0, 1], got {self.pool_statistics_probability}.")

@@ -109,6 +109,52 @@ class GenSERResidualBlock(nn.Module):
         return hidden + self.fc2(self.dropout(self.act(self.fc1(self.norm(hidden)))))
 
 
+class GenSERDomainLinear(nn.Linear):
+    """A linear map of the condition (the initial distribution's: the prior) with, per training domain, a residual
+    weight added to the shared one.
+
+    Daume III's feature augmentation ("Frustratingly easy domain adaptation", ACL 2007) as weights: a clip of a known
+    domain (`domain_ids` >= 0, e.g. a training corpus) is read with ``W + R_domain``, any other clip (a new corpus, a
+    lone clip: -1) with ``W`` alone. The residuals start at zero, so a domain with no training clip reads as a new one;
+    the shared weights see every clip and keep what the domains have in common. Without domains (`num_domains=0`)
+    this is `nn.Linear`, with its checkpoint keys.
+    """
+
+    def __init__(self, in_features: int, out_features: int, num_domains: int = 0):
+        super().__init__(in_features, out_features)
+        if num_domains:
+            self.domain_weight = nn.Parameter(torch.zeros(num_domains, out_features, in_features))
+
+    def forward(self, hidden: torch.Tensor, domain_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """`(batch_size, in_features)` -> `(batch_size, out_features)`; `domain_ids` `(batch_size,)`, -1 for none."""
+        output = super().forward(hidden)
+        if domain_ids is None or not hasattr(self, "domain_weight"):
+            return output
+        for domain in domain_ids[domain_ids >= 0].unique().tolist():
+            rows = (domain_ids == domain).nonzero().squeeze(1)
+            output = output.index_add(0, rows, hidden[rows] @ self.domain_weight[domain].T)
+        return output
+
+
+def read_domain_ids(domain_ids: torch.Tensor | None, config: GenSERConfig, training: bool) -> torch.Tensor | None:
+    """`domain_ids` `(batch_size,)` checked against `config.domain_names` (None for a model without them); in training,
+    `config.domain_residual_dropout` of them set to -1, so that the shared weights also learn to read clips alone, as
+    they will read every clip of a new corpus."""
+    if domain_ids is None or not config.domain_names:
+        return None
+    if domain_ids.dtype not in (torch.int32, torch.int64) or domain_ids.ndim != 1:
+        raise ValueError(f"domain_ids must be a 1-D integer tensor, one per clip; got {domain_ids.dtype} {tuple(domain_ids.shape)}.")
+    if (domain_ids >= len(config.domain_names)).any() or (domain_ids < -1).any():
+        raise ValueError(
+            f"domain_ids index config.domain_names ({len(config.domain_names)} domains) or are -1 for none; "
+            f"got {sorted(set(domain_ids.tolist()))}."
+        )
+    if training and config.domain_residual_dropout > 0:
+        dropped = torch.rand(domain_ids.shape, device=domain_ids.device) < config.domain_residual_dropout
+        domain_ids = domain_ids.masked_fill(dropped, -1)
+    return domain_ids
+
+
 class GenSERConditionNorm(nn.BatchNorm1d):
     """Per-feature standardisation of the condition, with statistics learned over the training data.
 
@@ -233,6 +279,8 @@ class GenSERPreTrainedModel(PreTrainedModel):
         super()._init_weights(module)
         if isinstance(module, GenSERConditioner) and module.aggregation == "weighted_sum":
             init.zeros_(module.layer_weights)
+        if isinstance(module, GenSERDomainLinear) and hasattr(module, "domain_weight"):
+            init.zeros_(module.domain_weight)
         if isinstance(module, GenSERForAudioClassification):
             # Non-persistent buffers are not in the checkpoint: from_pretrained rebuilds them here.
             init.copy_(module.class_codes, module.terminal_codes())
@@ -249,8 +297,9 @@ class GenSERForAudioClassification(GenSERPreTrainedModel):
         self.main_input_name = self.encoder.main_input_name
         self.conditioner = GenSERConditioner(config)
         self.denoiser = GenSERDenoiser(config, self.conditioner.condition_dim)
+        num_domains = len(config.domain_names or ())
         if config.initial_distribution == "condition":
-            self.initial_proj = nn.Linear(self.conditioner.condition_dim, config.encoding_dim)
+            self.initial_proj = GenSERDomainLinear(self.conditioner.condition_dim, config.encoding_dim, num_domains)
         elif config.initial_distribution == "prior":
             if self.is_dimensional:
                 prior_outputs = config.num_labels
@@ -258,7 +307,7 @@ class GenSERForAudioClassification(GenSERPreTrainedModel):
                 prior_outputs = sum(self.label_counts)
             else:
                 prior_outputs = math.prod(self.label_counts)
-            self.prior = nn.Linear(self.conditioner.condition_dim, prior_outputs)
+            self.prior = GenSERDomainLinear(self.conditioner.condition_dim, prior_outputs, num_domains)
         self.register_buffer("class_codes", self.terminal_codes(), persistent=False)
         if self.is_dimensional:
             self.register_buffer("value_grid", self.grid_values(), persistent=False)
@@ -484,15 +533,21 @@ class GenSERForAudioClassification(GenSERPreTrainedModel):
         )
 
     def initial_sample(
-        self, condition: torch.Tensor, noise: torch.Tensor, prior_logits: torch.Tensor | None = None
+        self,
+        condition: torch.Tensor,
+        noise: torch.Tensor,
+        prior_logits: torch.Tensor | None = None,
+        domain_ids: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """A draw from the initial distribution, given standard Gaussian `noise` broadcastable to the output
         (`prior_logits`, the prior's output on `condition`, saves computing them twice in training)."""
         noise = self.config.initial_noise_scale * noise
         if self.config.initial_distribution == "condition":
-            return self.initial_proj(condition) + noise
+            return self.initial_proj(condition, domain_ids) + noise
         if self.config.initial_distribution == "prior":
-            return self.prior_mean(self.prior(condition) if prior_logits is None else prior_logits) + noise
+            if prior_logits is None:
+                prior_logits = self.prior(condition, domain_ids)
+            return self.prior_mean(prior_logits) + noise
         return noise.expand(condition.shape[0], -1)
 
     def prior_mean(self, prior_logits: torch.Tensor) -> torch.Tensor:
@@ -522,7 +577,9 @@ class GenSERForAudioClassification(GenSERPreTrainedModel):
             joint = joint + logits.log_softmax(-1).reshape(shape)
         return joint.flatten(1)
 
-    def target_matching_loss(self, condition: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def target_matching_loss(
+        self, condition: torch.Tensor, labels: torch.Tensor, domain_ids: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """The denoiser's loss against the class code itself from a random bridge sample (`config.target_loss`),
         plus the prior's cross-entropy for the `"prior"` initial distribution and, if `similarity_loss_weight` > 0,
         a cross-entropy on the prediction's similarities to the codes. Dimensional targets: the code of the values,
@@ -533,8 +590,8 @@ class GenSERForAudioClassification(GenSERPreTrainedModel):
         else:
             task_labels, labels = labels, self.class_indices(labels)
             terminal = self.class_codes[labels]
-        prior_logits = self.prior(condition) if self.config.initial_distribution == "prior" else None
-        initial = self.initial_sample(condition, torch.randn_like(terminal), prior_logits)
+        prior_logits = self.prior(condition, domain_ids) if self.config.initial_distribution == "prior" else None
+        initial = self.initial_sample(condition, torch.randn_like(terminal), prior_logits, domain_ids)
         timesteps = torch.rand(terminal.shape[0], device=terminal.device, dtype=terminal.dtype)
         sample = self.scheduler.add_noise(terminal, torch.randn_like(terminal), timesteps, initial)
         prediction = self.denoiser(sample, timesteps, condition)
@@ -582,6 +639,7 @@ class GenSERForAudioClassification(GenSERPreTrainedModel):
         num_inference_steps: int | None = None,
         generator: torch.Generator | None = None,
         noise: torch.Tensor | None = None,
+        domain_ids: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Runs the bridge from the initial distribution to the terminal one.
 
@@ -593,6 +651,7 @@ class GenSERForAudioClassification(GenSERPreTrainedModel):
             condition (`torch.Tensor` of shape `(batch_size, condition_dim)`)
             noise (`torch.Tensor` of shape `(num_inference_steps + 1, encoding_dim)`, *optional*):
                 The draws themselves, standard Gaussian: the initial sample's, then each step's posterior noise.
+            domain_ids (`torch.LongTensor` of shape `(batch_size,)`, *optional*): see `forward`.
         Returns:
             `torch.Tensor` of shape `(batch_size, num_inference_steps + 1, encoding_dim)`: the trajectory, whose
             last entry is the generated vector.
@@ -610,7 +669,7 @@ class GenSERForAudioClassification(GenSERPreTrainedModel):
                 f"noise must have shape (num_inference_steps + 1, encoding_dim) = "
                 f"{(num_inference_steps + 1, self.config.encoding_dim)}, got {tuple(noise.shape)}."
             )
-        sample = self.initial_sample(condition, noise[:1])
+        sample = self.initial_sample(condition, noise[:1], domain_ids=domain_ids)
         trajectory = [sample]
         # Condition and time embeddings do not change between steps: (batch, steps, hidden), computed once.
         embeddings = self.denoiser.condition_proj(condition)[:, None] + self.schedule_time_embeddings(times)[None]
@@ -689,6 +748,7 @@ class GenSERForAudioClassification(GenSERPreTrainedModel):
         frame_mask: torch.Tensor | None = None,
         lower_pooled_layer_features: torch.Tensor | None = None,
         domain_statistics: torch.Tensor | None = None,
+        domain_ids: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         num_inference_steps: int | None = None,
         generator: torch.Generator | None = None,
@@ -712,6 +772,12 @@ class GenSERForAudioClassification(GenSERPreTrainedModel):
             With `config.domain_normalization`: the mean and standard deviation of the pooled features of the
             collection (domain) the clips come from, e.g. `domain_statistics(pooled)` over it, or each clip's own
             domain's; the training pool's (stored in the model) when absent.
+        domain_ids (`torch.LongTensor` of shape `(batch_size,)`, *optional*):
+            With `config.domain_names`: each clip's index into them, -1 for a clip of no training domain, which is
+            also how absent ids read. The initial distribution (the prior) reads a known domain's clips with that
+            domain's residual weights on top of the shared ones (`GenSERDomainLinear`); in training,
+            `config.domain_residual_dropout` of the clips are read with the shared weights alone. Ignored by a model
+            without domains.
         labels (`torch.LongTensor` of shape `(batch_size,)`, *optional*):
             Class indices; when given, the target-matching loss is returned (in training mode, the loss only).
         num_inference_steps (`int`, *optional*):
@@ -737,8 +803,9 @@ class GenSERForAudioClassification(GenSERPreTrainedModel):
                 )
             pooled_layer_features = self.pooled_layer_features(inputs, attention_mask)
         condition = self.conditioner(pooled_layer_features, domain_statistics)
+        domain_ids = read_domain_ids(domain_ids, self.config, self.training)
 
-        loss = None if labels is None else self.target_matching_loss(condition, labels)
+        loss = None if labels is None else self.target_matching_loss(condition, labels, domain_ids)
         if loss is not None and self.training:
             # Training needs only the loss; sampling is for inference and evaluation.
             return GenSEROutput(loss=loss)
@@ -746,7 +813,9 @@ class GenSERForAudioClassification(GenSERPreTrainedModel):
         if not isinstance(num_samples, int) or num_samples < 1:
             raise ValueError(f"num_samples must be a positive integer, got {num_samples!r}.")
         generator = generator if generator is not None else self.sampling_generator()
-        trajectories = [self.generate_codes(condition, num_inference_steps, generator) for _ in range(num_samples)]
+        trajectories = [
+            self.generate_codes(condition, num_inference_steps, generator, domain_ids=domain_ids) for _ in range(num_samples)
+        ]
         task_logits, sample_logits = {}, None
         if self.is_dimensional:  # the values read back, averaged over the samples
             logits = torch.stack([self.read_values(trajectory[:, -1]) for trajectory in trajectories]).mean(0)

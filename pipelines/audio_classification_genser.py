@@ -56,7 +56,11 @@ class GenSERAudioClassificationPipeline(ChunkPipeline, AudioClassificationPipeli
     - Gen-SER models with domain normalisation (`config.domain_normalization`) only: `domain_statistics`
       (`torch.Tensor` or array of shape `(2, num_layers, width)`): the statistics of the collection the clip comes
       from (`collection_statistics`), for a clip of a corpus, recording setup, speaker or folder the model has not
-      heard. Without them the model uses its training pool's, as for a lone clip.
+      heard. Without them the model uses its training pool's, as for a lone clip;
+    - Gen-SER models trained with domain residuals (`config.domain_names`, e.g. the release's corpora) only: `domain`
+      (`str`, one of `config.domain_names`): read the clip with that training domain's residual weights on top of the
+      shared ones, for more clips of a corpus the model was trained on (its in-corpus figures were measured so, with
+      that corpus's `domain_statistics`). Without it the shared weights alone, as for any new speech.
 
     Input can be a file path, file bytes, a waveform (numpy or torch; int PCM is scaled, up to 8 channels are
     averaged) with or without `{"array"/"raw", "sampling_rate"}` (any rate, resampled), or a `datasets` audio value;
@@ -79,6 +83,7 @@ class GenSERAudioClassificationPipeline(ChunkPipeline, AudioClassificationPipeli
         return_trajectory=None,
         return_tasks=None,
         domain_statistics=None,
+        domain=None,
         **kwargs,
     ):
         if top_k is not None:
@@ -106,6 +111,8 @@ class GenSERAudioClassificationPipeline(ChunkPipeline, AudioClassificationPipeli
         forward_params = {name: value for name, value in sampling.items() if value is not None}
         if domain_statistics is not None:
             forward_params["domain_statistics"] = self._checked_domain_statistics(domain_statistics)
+        if domain is not None:
+            forward_params["domain_id"] = self._domain_id(domain)
         if return_trajectory is not None:
             postprocess_params["return_trajectory"] = return_trajectory
         genser = self.is_genser
@@ -146,6 +153,16 @@ class GenSERAudioClassificationPipeline(ChunkPipeline, AudioClassificationPipeli
                 f"{what} needs a Gen-SER model trained with domain normalisation (config.domain_normalization=True); "
                 f"{self.model.name_or_path or type(self.model).__name__!r} was not."
             )
+
+    def _domain_id(self, domain: str) -> int:
+        names = (getattr(self.model.config, "domain_names", None) or []) if self.is_genser else []
+        if domain not in names:
+            trained = f"one of its training domains {names}" if names else "a model trained with --domain_residuals"
+            raise ValueError(
+                f"domain={domain!r} is not a training domain of this model: it needs {trained}. Drop `domain` to "
+                "read the clip with the shared weights, as any new speech."
+            )
+        return names.index(domain)
 
     def _checked_domain_statistics(self, statistics) -> torch.Tensor:
         self._require_domain_normalization("domain_statistics")
@@ -236,6 +253,7 @@ class GenSERAudioClassificationPipeline(ChunkPipeline, AudioClassificationPipeli
         num_samples=1,
         return_trajectory=False,
         domain_statistics=None,
+        domain_id=None,
     ):
         segment = {key: model_inputs.pop(key) for key in ("is_last", "start", "end")}
         if self.is_genser:
@@ -243,6 +261,9 @@ class GenSERAudioClassificationPipeline(ChunkPipeline, AudioClassificationPipeli
             generator = None if seed is None else torch.Generator().manual_seed(seed)
             if domain_statistics is not None:
                 model_inputs["domain_statistics"] = domain_statistics.to(self.device)
+            if domain_id is not None:
+                batch_size = next(iter(model_inputs.values())).shape[0]
+                model_inputs["domain_ids"] = torch.full((batch_size,), domain_id, dtype=torch.long, device=self.device)
             outputs = self.model(
                 **model_inputs,
                 num_inference_steps=num_inference_steps,

@@ -85,7 +85,7 @@ def test_with_domains_gives_each_clip_its_own_domains_statistics():
     pooled[6:] = 5 + 3 * pooled[6:]  # another recording condition: shifted and scaled
     groups = np.array(["b"] * 6 + ["a"] * 6)
     schema = Features({POOLED_FEATURES_COLUMN: Array2D((2, 3), "float32")})
-    cached, table = with_domains(Dataset.from_dict({POOLED_FEATURES_COLUMN: pooled}, schema), groups)
+    cached, table, _ = with_domains(Dataset.from_dict({POOLED_FEATURES_COLUMN: pooled}, schema), groups)
     assert cached["domain"] == [1] * 6 + [0] * 6 and table.shape == (2, 2, 2, 3)  # domains in sorted order
     batch = collate_cached_features(list(cached.with_format("numpy")), domain_statistics=table)
     standardised = standardise_by_domain(batch[POOLED_FEATURES_COLUMN], batch["domain_statistics"])

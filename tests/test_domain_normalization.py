@@ -156,7 +156,7 @@ def test_heads_train_on_each_clips_domain_statistics_whatever_the_trainers_colum
     pooled = torch.randn(16, 3, 32, generator=torch.Generator().manual_seed(0)).numpy()
     schema = Features({POOLED_FEATURES_COLUMN: Array2D((3, 32), "float32"), "labels": Value("int64")})
     features = Dataset.from_dict({POOLED_FEATURES_COLUMN: pooled, "labels": [0, 1, 2, 0] * 4}, schema)
-    features, table = with_domains(features, np.array(["a"] * 8 + ["b"] * 8))
+    features, table, _ = with_domains(features, np.array(["a"] * 8 + ["b"] * 8))
     given = []
     conditioner_forward = GenSERConditioner.forward
 

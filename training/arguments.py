@@ -55,6 +55,18 @@ class ModelArguments:
             "takes a collection's (domain_statistics=)."
         },
     )
+    domain_residuals: bool = field(
+        default=False,
+        metadata={
+            "help": "With --domain_normalization: every domain of the training data (each corpus, by default) gets "
+            "its own residual weights on the head's maps of the condition, beside the shared ones "
+            "(config.domain_names); clips of a new corpus, and lone clips, are read with the shared weights alone."
+        },
+    )
+
+    def __post_init__(self):
+        if self.domain_residuals and not self.domain_normalization:
+            raise ValueError("--domain_residuals gives each domain of --domain_normalization its weights: set both.")
 
 
 @dataclass

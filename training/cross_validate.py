@@ -49,11 +49,16 @@ class CrossValidationArguments:
 
 
 def make_head(
-    head: str, model_args: ModelArguments, labels: list[str], args: CrossValidationArguments, label_sets=None
+    head: str,
+    model_args: ModelArguments,
+    labels: list[str],
+    args: CrossValidationArguments,
+    label_sets=None,
+    domain_names: list[str] | None = None,
 ):
     """A fresh head on the same condition: Gen-SER's generative head (multi-task with `label_sets`), or a linear /
-    MLP classifier."""
-    genser_model = new_genser_head(model_args, labels, label_sets)
+    MLP classifier; with `--domain_residuals`, each of `domain_names` with its residual weights."""
+    genser_model = new_genser_head(model_args, labels, label_sets, domain_names)
     if head == "genser":
         return genser_model
     if label_sets:
@@ -75,14 +80,18 @@ def main(argv: list[str] | None = None) -> dict:
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     model_args, data_args, corpus, _ = resolve_sources(model_args, data_args)
     features, labels, groups, label_sets = cached_corpus(model_args, data_args, corpus, training_args.seed)
-    domain_table = None
+    domain_table, domain_names = None, None
     if model_args.domain_normalization:  # every clip, held-out ones included, by its own domain's statistics
-        features, domain_table = with_domains(features, domain_values(features, data_args.domain_column_name))
+        features, domain_table, domain_names = with_domains(
+            features, domain_values(features, data_args.domain_column_name)
+        )
     tasks = label_sets or {data_args.label_column_name: labels}
     targets = np.array(features["labels"])
     step_counts = [int(s) for s in cv_args.inference_steps.split(",")] if cv_args.head == "genser" else [None]
 
-    new_head = partial(make_head, cv_args.head, model_args, labels, cv_args, label_sets)
+    # With --domain_residuals a held-out corpus's residuals get no training clip: they stay zero, so it is read with
+    # the shared weights alone, as any new corpus.
+    new_head = partial(make_head, cv_args.head, model_args, labels, cv_args, label_sets, domain_names)
     leave_one_corpus_out = data_args.group_column_name == CORPUS_COLUMN
     subsets = partial(held_out_label_subsets, targets, labels) if leave_one_corpus_out else None
     predictions, folds = cross_validate_head(

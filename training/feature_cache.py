@@ -187,7 +187,8 @@ def add_encoder_features(
 def collate_cached_features(examples: list[dict], domain_statistics: torch.Tensor | None = None) -> dict:
     """A batch of cached features as the model's keyword arguments: fixed-shape columns stacked, `lower_layer_frames`
     padded to the longest clip with its `frame_mask`, and each clip's `domain_statistics` looked up by its `domain`
-    column in `domain_statistics` (`(num_domains, 2, num_layers, width)`, from `with_domains`)."""
+    column in `domain_statistics` (`(num_domains, 2, num_layers, width)`, from `with_domains`), with the column
+    itself as `domain_ids` (read by a model with those domains' residual weights, `config.domain_names`)."""
     batch = {
         key: torch.stack([torch.as_tensor(example[key]) for example in examples])
         for key in examples[0]
@@ -201,7 +202,8 @@ def collate_cached_features(examples: list[dict], domain_statistics: torch.Tenso
     if DOMAIN_COLUMN in examples[0]:
         if domain_statistics is None:
             raise ValueError("Clips with a domain column need the table of domain statistics (`with_domains`).")
-        batch["domain_statistics"] = domain_statistics[torch.as_tensor([example[DOMAIN_COLUMN] for example in examples])]
+        batch["domain_ids"] = torch.as_tensor([example[DOMAIN_COLUMN] for example in examples], dtype=torch.long)
+        batch["domain_statistics"] = domain_statistics[batch["domain_ids"]]
     return batch
 
 
@@ -212,11 +214,12 @@ def pooled_features(features: Dataset) -> torch.Tensor:
     return torch.as_tensor(np.asarray(features.with_format("numpy")[POOLED_FEATURES_COLUMN]))
 
 
-def with_domains(features: Dataset, domains: np.ndarray) -> tuple[Dataset, torch.Tensor]:
-    """`features` with a `domain` column (each clip's index into the returned table) and the table of every
-    domain's statistics, `(num_domains, 2, num_layers, width)`, each over its own clips (a corpus, a speaker). No
-    label is used, so a held-out domain's own statistics are fair to use: adaptation to its recording conditions."""
+def with_domains(features: Dataset, domains: np.ndarray) -> tuple[Dataset, torch.Tensor, list[str]]:
+    """`features` with a `domain` column (each clip's index into the returned table), the table of every domain's
+    statistics, `(num_domains, 2, num_layers, width)`, each over its own clips (a corpus, a speaker), and the domains'
+    names in table order (sorted). No label is used, so a held-out domain's own statistics are fair to use:
+    adaptation to its recording conditions."""
     names, index = np.unique(domains, return_inverse=True)
     pooled = pooled_features(features)
     table = torch.stack([domain_statistics(pooled[torch.as_tensor(index == k)]) for k in range(len(names))])
-    return features.add_column(DOMAIN_COLUMN, index.tolist()), table
+    return features.add_column(DOMAIN_COLUMN, index.tolist()), table, [str(name) for name in names]

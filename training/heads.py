@@ -14,7 +14,7 @@ from torch import nn
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 from modeling_genser import GenSERConfig
-from modeling_genser.modeling_genser import GenSERConditioner
+from modeling_genser.modeling_genser import GenSERConditioner, GenSERDomainLinear, read_domain_ids
 from modeling_genser.speech_encoder import pooled_features_from_frames, top_encoder_layers
 
 
@@ -37,14 +37,15 @@ class PooledFeatureClassifier(nn.Module):
             layers, final_norm = top_encoder_layers(encoder, config.trainable_encoder_layers)
             self.top_layers = copy.deepcopy(layers).requires_grad_(True)
             self.final_norm = None if final_norm is None else copy.deepcopy(final_norm).requires_grad_(True)
+        self.config = config
         self.conditioner = GenSERConditioner(config)
         width = self.conditioner.condition_dim
+        num_domains = len(config.domain_names or ())  # the condition's map has per-domain residuals, as Gen-SER's
         if hidden_size is None:
-            self.classifier = nn.Linear(width, config.num_labels)
+            self.condition_map, self.classifier = GenSERDomainLinear(width, config.num_labels, num_domains), None
         else:
-            self.classifier = nn.Sequential(
-                nn.Linear(width, hidden_size), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden_size, config.num_labels)
-            )
+            self.condition_map = GenSERDomainLinear(width, hidden_size, num_domains)
+            self.classifier = nn.Sequential(nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden_size, config.num_labels))
 
     def forward(
         self,
@@ -53,14 +54,19 @@ class PooledFeatureClassifier(nn.Module):
         frame_mask: torch.Tensor | None = None,
         lower_pooled_layer_features: torch.Tensor | None = None,
         domain_statistics: torch.Tensor | None = None,
+        domain_ids: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
     ):
-        """`pooled_layer_features` `(batch, layers, hidden)`, or the cached lower-layer features, and the
-        `domain_statistics`, as for `GenSERForAudioClassification.forward` -> logits `(batch, num_labels)`."""
+        """`pooled_layer_features` `(batch, layers, hidden)`, or the cached lower-layer features, the
+        `domain_statistics` and `domain_ids`, as for `GenSERForAudioClassification.forward` -> logits
+        `(batch, num_labels)`."""
         if pooled_layer_features is None:
             pooled_layer_features = pooled_features_from_frames(
                 self.top_layers, self.final_norm, lower_layer_frames, frame_mask, lower_pooled_layer_features, self.pooling
             )
-        logits = self.classifier(self.conditioner(pooled_layer_features, domain_statistics))
+        domain_ids = read_domain_ids(domain_ids, self.config, self.training)
+        logits = self.condition_map(self.conditioner(pooled_layer_features, domain_statistics), domain_ids)
+        if self.classifier is not None:
+            logits = self.classifier(logits)
         loss = None if labels is None else nn.functional.cross_entropy(logits, labels)
         return SequenceClassifierOutput(loss=loss, logits=logits)

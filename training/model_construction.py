@@ -57,13 +57,21 @@ def format_config_overrides(overrides: dict) -> str:
     return ",".join(f"{key}={json.dumps(value, separators=(',', ':'))}" for key, value in overrides.items())
 
 
-def build_model(model_args: ModelArguments, labels: list[str], label_sets: dict[str, list[str]] | None = None):
+def build_model(
+    model_args: ModelArguments,
+    labels: list[str],
+    label_sets: dict[str, list[str]] | None = None,
+    domain_names: list[str] | None = None,
+):
     """The Gen-SER model and its feature extractor, with the label set of the data (and with `label_sets`, every
-    task's, `labels` being the first's)."""
+    task's, `labels` being the first's) and, with `--domain_residuals`, residual weights for the data's
+    `domain_names` (`feature_cache.with_domains`; none given: a model to encode with)."""
     id2label = dict(enumerate(labels))
     overrides = parse_config_overrides(model_args.config_overrides)
     if label_sets:
         overrides["label_sets"] = label_sets
+    if model_args.domain_residuals and domain_names is not None:
+        overrides["domain_names"] = [str(name) for name in domain_names]
     overrides["domain_normalization"] = model_args.domain_normalization
     overrides["freeze_encoder"] = model_args.freeze_encoder
     overrides["trainable_encoder_layers"] = model_args.trainable_encoder_layers
@@ -91,6 +99,11 @@ def build_model(model_args: ModelArguments, labels: list[str], label_sets: dict[
     return model, feature_extractor
 
 
-def new_genser_head(model_args: ModelArguments, labels: list[str], label_sets: dict[str, list[str]] | None = None):
+def new_genser_head(
+    model_args: ModelArguments,
+    labels: list[str],
+    label_sets: dict[str, list[str]] | None = None,
+    domain_names: list[str] | None = None,
+):
     """A freshly initialised Gen-SER model, for one cross-validation fold."""
-    return build_model(model_args, labels, label_sets)[0]
+    return build_model(model_args, labels, label_sets, domain_names)[0]

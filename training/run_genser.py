@@ -101,13 +101,14 @@ def cross_validated_predictions(
     label_sets=None,
     domain_table=None,
     label_subsets=None,
+    domain_names=None,
 ) -> tuple[dict, int]:
     """Every clip's prediction by a fresh Gen-SER head trained on the other speakers' cached features, at `steps`
     sampling steps, keyed `steps` (one class index per task with `label_sets`) and, within each of `label_subsets`
     (name -> label ids), `(steps, name)`; and the number of folds."""
     groups = speaker_groups(features, data_args.group_column_name)
     predictions, folds = cross_validate_head(
-        partial(new_genser_head, model_args, labels, label_sets), features, groups, training_args, [steps],
+        partial(new_genser_head, model_args, labels, label_sets, domain_names), features, groups, training_args, [steps],
         data_args.num_folds, data_args.parallel_folds, domain_table=domain_table,
         label_subsets=None if label_subsets is None else lambda held_out: label_subsets,
     )
@@ -115,14 +116,23 @@ def cross_validated_predictions(
 
 
 def leave_one_corpus_out(
-    model_args: ModelArguments, data_args: DataTrainingArguments, training_args, features, labels, steps, domain_table, metric
+    model_args: ModelArguments,
+    data_args: DataTrainingArguments,
+    training_args,
+    features,
+    labels,
+    steps,
+    domain_table,
+    metric,
+    domain_names=None,
 ) -> dict:
     """Each corpus scored zero-shot by a Gen-SER head trained on the others, on the labels it shares with them and
     on the core emotions among those (`folds.held_out_corpus_scores`; with domain normalisation, with its own
-    statistics and, as `genser_unadapted`, with the training pool's)."""
+    statistics and, as `genser_unadapted`, with the training pool's). With `domain_names` (`--domain_residuals`) the
+    held-out corpus's residual weights get no training clip and stay zero: it is read with the shared weights."""
     corpora, targets = np.asarray(features[CORPUS_COLUMN]), np.asarray(features["labels"])
     predictions, folds = cross_validate_head(
-        partial(new_genser_head, model_args, labels), features, corpora, training_args, [steps],
+        partial(new_genser_head, model_args, labels, None, domain_names), features, corpora, training_args, [steps],
         parallel_folds=data_args.parallel_folds, label_subsets=partial(held_out_label_subsets, targets, labels),
         domain_table=domain_table,
     )
@@ -130,7 +140,8 @@ def leave_one_corpus_out(
 
 
 def corpus_figures(
-    model_args, data_args, training_args, features, labels, predictions, protocol, steps, domain_table, metric
+    model_args, data_args, training_args, features, labels, predictions, protocol, steps, domain_table, metric,
+    domain_names=None,
 ) -> tuple[dict, str]:
     """Each corpus's figures for the model card of a model of several corpora: its own clips' cross-validated
     predictions (`cross_validated_predictions` with `folds.corpus_label_subsets`), made within its labels and among
@@ -148,7 +159,9 @@ def corpus_figures(
         corpus_metrics[corpus] = {f"{protocol}, {name}": scores for name, scores in figures.items()}
     held_out = None
     if data_args.leave_one_corpus_out:
-        held_out = leave_one_corpus_out(model_args, data_args, training_args, features, labels, steps, domain_table, metric)
+        held_out = leave_one_corpus_out(
+            model_args, data_args, training_args, features, labels, steps, domain_table, metric, domain_names
+        )
     for corpus, subsets in (held_out or {}).items():
         corpus = str(corpus)
         for subset, entry in subsets.items():
@@ -239,7 +252,10 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
     labels = label_names(train, data_args.label_column_name)
     label_sets = task_label_sets(train, data_args.label_column_name, data_args.task_columns)
     tasks = label_sets or {data_args.label_column_name: labels}
-    model, feature_extractor = build_model(model_args, labels, label_sets)
+    domain_names = None
+    if model_args.domain_residuals:  # the domains `with_domains` will find, in its order
+        domain_names = np.unique(domain_values(train, data_args.domain_column_name)).astype(str).tolist()
+    model, feature_extractor = build_model(model_args, labels, label_sets, domain_names)
     if encoder_hub_id:  # the card's base_model names the Hub model, not this machine's path to a copy of it
         model.config.encoder_name_or_path = encoder_hub_id
     audio_column, rate = data_args.audio_column_name, feature_extractor.sampling_rate
@@ -267,7 +283,12 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
             )
         encoding_seconds = time.perf_counter() - encoding_started
         if model_args.domain_normalization:  # each clip with its domain's statistics; the model keeps the pool's
-            train_data, domain_table = with_domains(train_data, domain_values(train_data, data_args.domain_column_name))
+            train_data, domain_table, found = with_domains(train_data, domain_values(train_data, data_args.domain_column_name))
+            if domain_names is not None and found != domain_names:
+                raise ValueError(
+                    f"Domains {sorted(set(domain_names) - set(found))} have no readable clip (--unreadable_audio skip "
+                    "left them all out): drop them from the data, or train without --domain_residuals."
+                )
             store_pool_statistics(model, train_data)
         # Not the feature extractor's padding: the cache holds encoder outputs.
         collator = partial(collate_cached_features, domain_statistics=domain_table)
@@ -308,7 +329,8 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
             else None
         )
         fold_predictions, num_folds = cross_validated_predictions(
-            model_args, data_args, training_args, train_data, labels, steps, label_sets, domain_table, corpus_subsets
+            model_args, data_args, training_args, train_data, labels, steps, label_sets, domain_table, corpus_subsets,
+            domain_names,
         )
         held_out_predictions = fold_predictions[steps]
         all_scores = task_scores(metric, held_out_predictions, train["labels"], tasks)
@@ -337,7 +359,7 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
         if corpora:
             corpus_metrics, extra_evaluation = corpus_figures(
                 model_args, data_args, training_args, train_data, labels, fold_predictions, protocol, steps,
-                domain_table, metric,
+                domain_table, metric, domain_names,
             )
             print(f"\nEach corpus's figures:\n{extra_evaluation}")
         logger.info("Training the release model on all %d clips of %d folds", len(train), num_folds)
