@@ -190,8 +190,9 @@ def test_run_genser_trains_one_model_on_several_corpora_with_each_corpus_in_its_
     run_genser(
         [
             "--dataset_name", "big,small", "--evaluation_protocol", "leave_one_speaker_out", "--num_folds", "2",
-            "--domain_normalization", "true", "--leave_one_corpus_out", "true", "--output_dir", str(output_dir),
-            "--feature_cache_dir", str(tmp_path / "cache"), "--max_steps", "4", "--per_device_train_batch_size", "8",
+            "--domain_normalization", "true", "--domain_residuals", "true", "--leave_one_corpus_out", "true",
+            "--output_dir", str(output_dir), "--feature_cache_dir", str(tmp_path / "cache"), "--max_steps", "4",
+            "--per_device_train_batch_size", "8",
             "--report_to", "none", "--eval_strategy", "no", "--save_strategy", "no", "--num_example_predictions", "1",
             "--config_overrides", "encoding_dim=32,head_hidden_size=32",
         ]
@@ -206,7 +207,8 @@ def test_run_genser_trains_one_model_on_several_corpora_with_each_corpus_in_its_
     assert "| big | English | 30 | 2 |" in card.text and "| small | German | 8 | 2 |" in card.text
     # The saved model keeps the statistics of its training pool (both corpora, raw features) for lone clips.
     model = GenSERForAudioClassification.from_pretrained(output_dir)
-    assert model.config.domain_normalization
+    assert model.config.domain_normalization and model.config.domain_names == ["big", "small"]
+    assert model.prior.domain_weight.flatten(1).abs().sum(1).gt(0).all()  # both corpora's residuals trained
     cached = [path for path in (tmp_path / "cache").glob("pooled-*.arrow")]
     (path,) = cached
     from datasets import Dataset
