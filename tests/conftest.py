@@ -72,6 +72,24 @@ def encoder_family(request):
     return request.param, config_factory(), extractor_factory()
 
 
+def domain_model(**overrides):
+    """A small Gen-SER model with domain normalisation over the tiny wav2vec2 encoder, labels angry / happy / sad,
+    in eval mode; `overrides` are `GenSERConfig` fields."""
+    import torch
+
+    from modeling_genser import GenSERConfig, GenSERForAudioClassification
+
+    torch.manual_seed(0)
+    labels = {0: "angry", 1: "happy", 2: "sad"}
+    config = GenSERConfig(
+        encoder_config=tiny_wav2vec2_config(),
+        id2label=labels,
+        label2id={v: k for k, v in labels.items()},
+        **{"domain_normalization": True, "encoding_dim": 32, "head_hidden_size": 32, **overrides},
+    )
+    return GenSERForAudioClassification(config).eval()
+
+
 def genser_classifier(model, device: str = "cpu", **kwargs):
     """Gen-SER's audio-classification pipeline from this package (no remote code), on the CPU by default."""
     return pipeline(

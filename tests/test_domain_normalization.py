@@ -8,7 +8,7 @@ from datasets import Array2D, Dataset, Features, Value
 from transformers import TrainingArguments, Wav2Vec2FeatureExtractor
 
 import modeling_genser.modeling_genser as modeling_genser_module
-from conftest import genser_classifier, tiny_wav2vec2_config, tone
+from conftest import domain_model, genser_classifier, tiny_wav2vec2_config, tone
 from modeling_genser import GenSERConfig, GenSERForAudioClassification
 from modeling_genser.domain_normalization import (
     domain_moments,
@@ -24,20 +24,6 @@ from training.folds import train_head
 from training.heads import PooledFeatureClassifier
 
 LABELS = {0: "angry", 1: "happy", 2: "sad"}
-
-
-def domain_model(**overrides) -> GenSERForAudioClassification:
-    torch.manual_seed(0)
-    config = GenSERConfig(
-        encoder_config=tiny_wav2vec2_config(),
-        id2label=LABELS,
-        label2id={v: k for k, v in LABELS.items()},
-        domain_normalization=True,
-        encoding_dim=32,
-        head_hidden_size=32,
-        **overrides,
-    )
-    return GenSERForAudioClassification(config).eval()
 
 
 def test_domain_statistics_standardise_a_domain_and_their_moments_add_up_over_parts():

@@ -10,7 +10,7 @@ from datasets import Array2D, Dataset, Features, Value
 from torch import nn
 from transformers import TrainingArguments, Wav2Vec2FeatureExtractor
 
-from conftest import genser_classifier, tiny_wav2vec2_config, tone
+from conftest import domain_model, genser_classifier, tone
 from modeling_genser import GenSERConfig, GenSERForAudioClassification
 from modeling_genser.modeling_genser import GenSERDomainLinear
 from pipelines import GenSERAudioClassificationPipeline
@@ -23,14 +23,7 @@ LABELS = {0: "angry", 1: "happy", 2: "sad"}
 
 
 def residual_model(**overrides) -> GenSERForAudioClassification:
-    torch.manual_seed(0)
-    config = GenSERConfig(
-        encoder_config=tiny_wav2vec2_config(),
-        id2label=LABELS,
-        label2id={v: k for k, v in LABELS.items()},
-        **{"domain_normalization": True, "domain_names": ["a", "b", "c"], "encoding_dim": 32, "head_hidden_size": 32, **overrides}
-    )
-    return GenSERForAudioClassification(config).eval()
+    return domain_model(**{"domain_names": ["a", "b", "c"], **overrides})
 
 
 def test_a_known_domains_clip_is_read_with_its_residual_and_any_other_with_the_shared_weights():
