@@ -143,7 +143,9 @@ def read_domain_ids(domain_ids: torch.Tensor | None, config: GenSERConfig, train
     if domain_ids is None or not config.domain_names:
         return None
     if domain_ids.dtype not in (torch.int32, torch.int64) or domain_ids.ndim != 1:
-        raise ValueError(f"domain_ids must be a 1-D integer tensor, one per clip; got {domain_ids.dtype} {tuple(domain_ids.shape)}.")
+        raise ValueError(
+            f"domain_ids must be a 1-D integer tensor, one per clip; got {domain_ids.dtype} {tuple(domain_ids.shape)}."
+        )
     if (domain_ids >= len(config.domain_names)).any() or (domain_ids < -1).any():
         raise ValueError(
             f"domain_ids index config.domain_names ({len(config.domain_names)} domains) or are -1 for none; "
@@ -814,7 +816,8 @@ class GenSERForAudioClassification(GenSERPreTrainedModel):
             raise ValueError(f"num_samples must be a positive integer, got {num_samples!r}.")
         generator = generator if generator is not None else self.sampling_generator()
         trajectories = [
-            self.generate_codes(condition, num_inference_steps, generator, domain_ids=domain_ids) for _ in range(num_samples)
+            self.generate_codes(condition, num_inference_steps, generator, domain_ids=domain_ids)
+            for _ in range(num_samples)
         ]
         task_logits, sample_logits = {}, None
         if self.is_dimensional:  # the values read back, averaged over the samples

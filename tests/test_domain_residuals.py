@@ -36,12 +36,11 @@ def test_a_known_domains_clip_is_read_with_its_residual_and_any_other_with_the_s
     torch.testing.assert_close(layer(hidden, ids), plain(hidden))  # residuals start at zero
     with torch.no_grad():
         layer.domain_weight.normal_()
-    expected = torch.stack(
-        [hidden[i] @ (layer.weight + (layer.domain_weight[d] if d >= 0 else 0)).T + layer.bias for i, d in enumerate(ids.tolist())]
-    )
+    weights = [layer.weight + (layer.domain_weight[d] if d >= 0 else 0) for d in ids.tolist()]
+    expected = torch.stack([hidden[i] @ weight.T + layer.bias for i, weight in enumerate(weights)])
     torch.testing.assert_close(layer(hidden, ids), expected)
     torch.testing.assert_close(layer(hidden), plain(hidden))
-    # Without domains it is nn.Linear, checkpoint keys included, and ignores ids.
+    # Without domains it is nn.Linear, checkpoint keys included.
     assert set(GenSERDomainLinear(5, 3).state_dict()) == {"weight", "bias"}
 
 

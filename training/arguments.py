@@ -59,8 +59,9 @@ class ModelArguments:
         default=False,
         metadata={
             "help": "With --domain_normalization: every domain of the training data (each corpus, by default) gets "
-            "its own residual weights on the head's maps of the condition, beside the shared ones "
-            "(config.domain_names); clips of a new corpus, and lone clips, are read with the shared weights alone."
+            "its own residual weights on the prior (the initial distribution's map of the condition), beside the "
+            "shared ones (config.domain_names); clips of a new corpus, and lone clips, are read with the shared "
+            "weights alone."
         },
     )
 

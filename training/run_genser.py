@@ -108,8 +108,8 @@ def cross_validated_predictions(
     (name -> label ids), `(steps, name)`; and the number of folds."""
     groups = speaker_groups(features, data_args.group_column_name)
     predictions, folds = cross_validate_head(
-        partial(new_genser_head, model_args, labels, label_sets, domain_names), features, groups, training_args, [steps],
-        data_args.num_folds, data_args.parallel_folds, domain_table=domain_table,
+        partial(new_genser_head, model_args, labels, label_sets, domain_names), features, groups, training_args,
+        [steps], data_args.num_folds, data_args.parallel_folds, domain_table=domain_table,
         label_subsets=None if label_subsets is None else lambda held_out: label_subsets,
     )
     return predictions, len(folds)
@@ -283,7 +283,8 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
             )
         encoding_seconds = time.perf_counter() - encoding_started
         if model_args.domain_normalization:  # each clip with its domain's statistics; the model keeps the pool's
-            train_data, domain_table, found = with_domains(train_data, domain_values(train_data, data_args.domain_column_name))
+            domains = domain_values(train_data, data_args.domain_column_name)
+            train_data, domain_table, found = with_domains(train_data, domains)
             if domain_names is not None and found != domain_names:
                 raise ValueError(
                     f"Domains {sorted(set(domain_names) - set(found))} have no readable clip (--unreadable_audio skip "
