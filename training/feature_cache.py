@@ -214,6 +214,11 @@ def pooled_features(features: Dataset) -> torch.Tensor:
     return torch.as_tensor(np.asarray(features.with_format("numpy")[POOLED_FEATURES_COLUMN]))
 
 
+def sorted_domain_names(domains: np.ndarray) -> list[str]:
+    """The distinct domains of per-clip `domains`, named in the order of `with_domains`' table (sorted)."""
+    return [str(name) for name in np.unique(domains)]
+
+
 def with_domains(features: Dataset, domains: np.ndarray) -> tuple[Dataset, torch.Tensor, list[str]]:
     """`features` with a `domain` column (each clip's index into the returned table), the table of every domain's
     statistics, `(num_domains, 2, num_layers, width)`, each over its own clips (a corpus, a speaker), and the domains'
@@ -222,4 +227,4 @@ def with_domains(features: Dataset, domains: np.ndarray) -> tuple[Dataset, torch
     names, index = np.unique(domains, return_inverse=True)
     pooled = pooled_features(features)
     table = torch.stack([domain_statistics(pooled[torch.as_tensor(index == k)]) for k in range(len(names))])
-    return features.add_column(DOMAIN_COLUMN, index.tolist()), table, [str(name) for name in names]
+    return features.add_column(DOMAIN_COLUMN, index.tolist()), table, sorted_domain_names(names)

@@ -52,7 +52,7 @@ from training.data import (
     task_label_sets,
     with_mapped_labels,
 )
-from training.feature_cache import add_encoder_features, collate_cached_features, with_domains
+from training.feature_cache import add_encoder_features, collate_cached_features, sorted_domain_names, with_domains
 from training.folds import (
     corpus_label_subsets,
     cross_validate_head,
@@ -252,10 +252,10 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
     labels = label_names(train, data_args.label_column_name)
     label_sets = task_label_sets(train, data_args.label_column_name, data_args.task_columns)
     tasks = label_sets or {data_args.label_column_name: labels}
-    domain_names = None
+    residual_domains = None
     if model_args.domain_residuals:  # the domains `with_domains` will find, in its order
-        domain_names = np.unique(domain_values(train, data_args.domain_column_name)).astype(str).tolist()
-    model, feature_extractor = build_model(model_args, labels, label_sets, domain_names)
+        residual_domains = sorted_domain_names(domain_values(train, data_args.domain_column_name))
+    model, feature_extractor = build_model(model_args, labels, label_sets, residual_domains)
     if encoder_hub_id:  # the card's base_model names the Hub model, not this machine's path to a copy of it
         model.config.encoder_name_or_path = encoder_hub_id
     audio_column, rate = data_args.audio_column_name, feature_extractor.sampling_rate
@@ -285,9 +285,9 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
         if model_args.domain_normalization:  # each clip with its domain's statistics; the model keeps the pool's
             domains = domain_values(train_data, data_args.domain_column_name)
             train_data, domain_table, found = with_domains(train_data, domains)
-            if domain_names is not None and found != domain_names:
+            if residual_domains is not None and found != residual_domains:
                 raise ValueError(
-                    f"Domains {sorted(set(domain_names) - set(found))} have no readable clip (--unreadable_audio skip "
+                    f"Domains {sorted(set(residual_domains) - set(found))} have no readable clip (--unreadable_audio skip "
                     "left them all out): drop them from the data, or train without --domain_residuals."
                 )
             store_pool_statistics(model, train_data)
@@ -331,7 +331,7 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
         )
         fold_predictions, num_folds = cross_validated_predictions(
             model_args, data_args, training_args, train_data, labels, steps, label_sets, domain_table, corpus_subsets,
-            domain_names,
+            residual_domains,
         )
         held_out_predictions = fold_predictions[steps]
         all_scores = task_scores(metric, held_out_predictions, train["labels"], tasks)
@@ -360,7 +360,7 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
         if corpora:
             corpus_metrics, extra_evaluation = corpus_figures(
                 model_args, data_args, training_args, train_data, labels, fold_predictions, protocol, steps,
-                domain_table, metric, domain_names,
+                domain_table, metric, residual_domains,
             )
             print(f"\nEach corpus's figures:\n{extra_evaluation}")
         logger.info("Training the release model on all %d clips of %d folds", len(train), num_folds)
