@@ -122,7 +122,7 @@ def write_model_card(
         else ", ".join(config.id2label[i] for i in range(config.num_labels)),
         repo_id=repo_id,
         domain_normalization=config.domain_normalization,
-        domain_names=", ".join(config.domain_names or ()),
+        domain_names=config.domain_names or [],
         training_data=training_data_description,
         training_data_limitations=training_data_limitations,
         evaluation="\n\n".join([evaluation_description, *tables, *([extra_evaluation] if extra_evaluation else [])]),
