@@ -29,7 +29,7 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["modeling_genser", "pipelines", "training", "training.*"]),
-    package_data={"training": ["metrics/ser_metrics/*.py", "metrics/ccc/*.py", "configs/*.json", "model_card.md"]},
+    package_data={"training": ["metrics/ser_metrics/*.py", "metrics/dimensional_metrics/*.py", "configs/*.json", "model_card.md"]},
     install_requires=REQUIREMENTS,
     extras_require=EXTRAS,
     entry_points={"console_scripts": ["genser-annotate = pipelines.bulk_annotator:main"]},

@@ -1,7 +1,5 @@
 """Dimensional targets (arousal): the continuous encoding, its read-back, the CCC metric, and a head that learns."""
 
-from pathlib import Path
-
 import evaluate
 import numpy as np
 import pytest
@@ -11,8 +9,7 @@ from transformers import AutoModelForAudioClassification, Wav2Vec2FeatureExtract
 from conftest import genser_classifier, tiny_wav2vec2_config, tone
 from modeling_genser import GenSERConfig, GenSERForAudioClassification
 from modeling_genser.taxonomy_encoding import continuous_encoding, nearest_grid_values, sinusoidal_taxonomy_encoding
-
-CCC_PATH = str(Path(__file__).resolve().parents[1] / "training" / "metrics" / "ccc")
+from training.reports import DIMENSIONAL_METRICS_PATH
 
 
 def test_the_continuous_encoding_reads_known_values_back():
@@ -29,14 +26,21 @@ def test_the_continuous_encoding_reads_known_values_back():
     torch.testing.assert_close(ends, sinusoidal_taxonomy_encoding(2, 64, index_scale=100.0))
 
 
-def test_ccc_matches_hand_computed_values():
-    metric = evaluate.load(CCC_PATH)
+def test_ccc_pearson_and_mae_match_hand_computed_values():
+    metric = evaluate.load(DIMENSIONAL_METRICS_PATH)
     assert metric.compute(predictions=[1, 2, 3], references=[1, 2, 3])["ccc"] == pytest.approx(1.0)
     # Shifted by 1: cov 2/3, variances 2/3, squared mean gap 1 -> 2 * (2/3) / (2/3 + 2/3 + 1) = 4/7.
     assert metric.compute(predictions=[2, 3, 4], references=[1, 2, 3])["ccc"] == pytest.approx(4 / 7)
     # x = 1 2 3 4, y = 2 1 4 3: means 2.5, variances 1.25, covariance 0.75 -> 1.5 / 2.5 = 0.6.
     assert metric.compute(predictions=[1, 2, 3, 4], references=[2, 1, 4, 3])["ccc"] == pytest.approx(0.6)
     assert metric.compute(predictions=[4, 3, 2, 1], references=[1, 2, 3, 4])["ccc"] == pytest.approx(-1.0)
+    # Pearson ignores the shift that CCC punishes; the MAE is in the values' units.
+    shifted = metric.compute(predictions=[2, 3, 4], references=[1, 2, 3])
+    assert shifted["pearson"] == pytest.approx(1.0) and shifted["mae"] == pytest.approx(1.0)
+    # 0.75 / sqrt(1.25 * 1.25) = 0.6; every prediction is 1 away.
+    swapped = metric.compute(predictions=[1, 2, 3, 4], references=[2, 1, 4, 3])
+    assert swapped["pearson"] == pytest.approx(0.6) and swapped["mae"] == pytest.approx(1.0)
+    assert metric.compute(predictions=[2, 2, 2], references=[1, 2, 3])["pearson"] == 0.0  # constant: no correlation
 
 
 def make_model(**kwargs) -> GenSERForAudioClassification:
@@ -70,7 +74,7 @@ def test_a_dimensional_head_learns_the_declared_arousal_of_the_synthetic_corpus(
     model.eval()
     with torch.no_grad():
         predicted = model(pooled_layer_features=pooled).logits[:, 0]
-    ccc = evaluate.load(CCC_PATH).compute(predictions=predicted.tolist(), references=targets.tolist())["ccc"]
+    ccc = evaluate.load(DIMENSIONAL_METRICS_PATH).compute(predictions=predicted.tolist(), references=targets.tolist())["ccc"]
     assert ccc > 0.9, ccc
     assert set(predicted.tolist()) <= set(model.value_grid.tolist())  # read back on the grid
 

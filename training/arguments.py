@@ -94,6 +94,18 @@ class DataTrainingArguments:
             "--config_overrides multi_task_codes=concat|tuple)."
         },
     )
+    value_columns: str | None = field(
+        default=None,
+        metadata={
+            "help": "Comma-separated numeric columns (e.g. 'level' of baved, its arousal 0/1/2), each a dimension that "
+            "a dimensional Gen-SER head predicts instead of classes (problem_type='regression'); scored by CCC, "
+            "Pearson and MAE per dimension, and by a confusion matrix of the levels where a column takes few values."
+        },
+    )
+    value_range: str | None = field(
+        default=None,
+        metadata={"help": "With --value_columns: 'low,high' of the values (config.value_range). Default: the data's."},
+    )
     group_column_name: str | None = field(
         default="speaker",
         metadata={
@@ -164,6 +176,11 @@ class DataTrainingArguments:
         },
     )
 
+    @property
+    def dimensions(self) -> list[str] | None:
+        """The columns of `--value_columns` (None for class labels)."""
+        return [column.strip() for column in self.value_columns.split(",")] if self.value_columns else None
+
 
 PROTOCOLS = ("held_out_speakers", "leave_one_speaker_out")
 
@@ -171,11 +188,23 @@ PROTOCOLS = ("held_out_speakers", "leave_one_speaker_out")
 def check_protocol(model_args: ModelArguments, data_args: DataTrainingArguments, training_args: TrainingArguments):
     if data_args.evaluation_protocol not in PROTOCOLS:
         raise ValueError(f"evaluation_protocol must be one of {PROTOCOLS}, got {data_args.evaluation_protocol!r}.")
-    if data_args.task_columns and not (model_args.freeze_encoder and data_args.use_feature_cache):
-        raise ValueError(
-            "--task_columns (a multi-task head) is evaluated on cached features: set --freeze_encoder true and "
-            "--use_feature_cache true."
-        )
+    for option, head in (("task_columns", "a multi-task head"), ("value_columns", "a dimensional head")):
+        if getattr(data_args, option) and not (model_args.freeze_encoder and data_args.use_feature_cache):
+            raise ValueError(
+                f"--{option} ({head}) is evaluated on cached features: set --freeze_encoder true and "
+                "--use_feature_cache true."
+            )
+    if data_args.value_columns:
+        if data_args.task_columns or data_args.label_mapping:
+            raise ValueError(
+                "--value_columns trains a dimensional head on numbers; --task_columns and --label_mapping are for class "
+                "labels: leave them out, or train the classes as a separate model."
+            )
+        if "," in (data_args.dataset_name or ""):
+            raise ValueError(
+                "--value_columns trains on one dataset: several named corpora are read for their emotion labels. Name "
+                "one dataset with the value columns (e.g. --dataset_name baved --value_columns level)."
+            )
     if data_args.evaluation_protocol != "leave_one_speaker_out":
         if model_args.domain_normalization or data_args.leave_one_corpus_out:
             raise ValueError(

@@ -27,12 +27,12 @@ import numpy as np
 from transformers import HfArgumentParser, TrainingArguments
 
 from training.arguments import DataTrainingArguments, ModelArguments, resolve_sources
-from training.data import CORPUS_COLUMN, domain_values
+from training.data import CORPUS_COLUMN, dimensional_value_range, domain_values
 from training.feature_cache import with_domains
 from training.folds import cross_validate_head, held_out_corpus_scores, held_out_label_subsets
 from training.heads import PooledFeatureClassifier
 from training.model_construction import new_genser_head
-from training.reports import METRICS_PATH, save_confusion_matrix, task_scores
+from training.reports import METRICS_PATH, confusion_labels, save_confusion_matrix, summary, target_scores
 from training.training_data import cached_corpus
 
 logger = logging.getLogger(__name__)
@@ -55,10 +55,12 @@ def make_head(
     args: CrossValidationArguments,
     label_sets=None,
     domain_names: list[str] | None = None,
+    value_range: list[float] | None = None,
 ):
-    """A fresh head on the same condition: Gen-SER's generative head (multi-task with `label_sets`), or a linear /
-    MLP classifier; with `--domain_residuals`, each of `domain_names` with its residual weights."""
-    genser_model = new_genser_head(model_args, labels, label_sets, domain_names)
+    """A fresh head on the same condition: Gen-SER's generative head (multi-task with `label_sets`; dimensional with
+    `value_range`), or a linear / MLP classifier (regressor); with `--domain_residuals`, each of `domain_names` with
+    its residual weights."""
+    genser_model = new_genser_head(model_args, labels, label_sets, domain_names, value_range)
     if head == "genser":
         return genser_model
     if label_sets:
@@ -87,18 +89,21 @@ def main(argv: list[str] | None = None) -> dict:
         )
     tasks = label_sets or {data_args.label_column_name: labels}
     targets = np.array(features["labels"])
+    dimensional = data_args.dimensions is not None
+    value_range = dimensional_value_range(targets, data_args.value_range) if dimensional else None
     step_counts = [int(s) for s in cv_args.inference_steps.split(",")] if cv_args.head == "genser" else [None]
+
+    metric = evaluate.load(METRICS_PATH)
 
     # With --domain_residuals a held-out corpus's residuals get no training clip: they stay zero, so it is read with
     # the shared weights alone, as any new corpus.
-    new_head = partial(make_head, cv_args.head, model_args, labels, cv_args, label_sets, domain_names)
+    new_head = partial(make_head, cv_args.head, model_args, labels, cv_args, label_sets, domain_names, value_range)
     leave_one_corpus_out = data_args.group_column_name == CORPUS_COLUMN
     subsets = partial(held_out_label_subsets, targets, labels) if leave_one_corpus_out else None
     predictions, folds = cross_validate_head(
         new_head, features, groups, training_args, step_counts, data_args.num_folds, data_args.parallel_folds, subsets,
         domain_table,
     )
-    metric = evaluate.load(METRICS_PATH)
     output_dir = Path(training_args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     names = {steps: f"steps_{steps}" if steps else "classifier" for steps in step_counts}
@@ -107,38 +112,37 @@ def main(argv: list[str] | None = None) -> dict:
         fold_scores = {"fold": fold["fold"], "groups": fold["groups"], "train_seconds": round(fold["train_seconds"], 2)}
         for steps in step_counts:
             mask = fold["mask"]
-            scores = next(iter(task_scores(metric, predictions[steps][mask], targets[mask], tasks).values()))
+            scores = next(iter(target_scores(metric, predictions[steps][mask], targets[mask], tasks, data_args.dimensions).values()))
             fold_scores[names[steps]] = {key: value for key, value in scores.items() if key != "confusion_matrix"}
         per_fold.append(fold_scores)
 
-    by_task = {task: {} for task in tasks}  # task -> scored at -> metrics
+    by_task = {task: {} for task in (labels if dimensional else tasks)}  # task (dimension) -> scored at -> metrics
     for steps in step_counts:
-        for i, (task, scores) in enumerate(task_scores(metric, predictions[steps], targets, tasks).items()):
+        for i, (task, scores) in enumerate(target_scores(metric, predictions[steps], targets, tasks, data_args.dimensions).items()):
             by_task[task][names[steps]] = scores
             stem = output_dir / (f"confusion_{names[steps]}" + ("" if i == 0 else f"_{task}"))
-            save_confusion_matrix(scores["confusion_matrix"], tasks[task], stem)
+            if "confusion_matrix" in scores:  # a dimension's only where its values are levels
+                save_confusion_matrix(scores["confusion_matrix"], confusion_labels(scores, tasks.get(task)), stem)
     pooled = next(iter(by_task.values()))
     results = {
         "head": cv_args.head,
         "labels": labels,
+        **({"value_range": value_range} if dimensional else {}),
         "seed": training_args.seed,
         "pooled": pooled,  # the first task's; per_fold too
         "per_fold": per_fold,
         "wall_seconds": round(time.perf_counter() - started, 1),
     }
-    if label_sets:
+    if len(by_task) > 1:
         results["tasks"] = {
-            task: {"labels": tasks[task], "pooled": pooled_scores} for task, pooled_scores in by_task.items()
+            task: {"labels": tasks.get(task, [task]), "pooled": pooled_scores} for task, pooled_scores in by_task.items()
         }
     if leave_one_corpus_out:
         results["held_out_corpora"] = held_out_corpus_scores(metric, predictions, targets, labels, folds, names)
     (output_dir / "cross_validation.json").write_text(json.dumps(results, indent=2))
     for task, pooled_scores in by_task.items():
         for name, scores in pooled_scores.items():
-            print(
-                f"{cv_args.head} {name} ({task}): pooled UA {scores['unweighted_accuracy']:.4f} "
-                f"WA {scores['accuracy']:.4f} macro-F1 {scores['macro_f1']:.4f} over {len(per_fold)} folds"
-            )
+            print(f"{cv_args.head} {name} ({task}): pooled {summary(scores)} over {len(per_fold)} folds")
     for corpus, subsets_scores in results.get("held_out_corpora", {}).items():
         for subset, scores in subsets_scores.items():
             figures = "  ".join(

@@ -145,6 +145,53 @@ def encode_labels(
     return dataset.add_column("labels", [list(row) for row in zip(*columns)])
 
 
+def dimension_values(dataset: Dataset, value_columns: list[str]) -> np.ndarray:
+    """Each row's values of the numeric `value_columns` (e.g. arousal), `(num_rows, num_columns)`; a column that is not
+    numeric, or a row without a value, is an error."""
+    columns = []
+    for column in value_columns:
+        require_column(dataset, column, "value_columns", "the dataset")
+        try:
+            values = np.asarray(dataset[column], dtype=np.float64)
+        except (TypeError, ValueError) as error:
+            raise ValueError(
+                f"--value_columns names numeric columns, but {column!r} holds {dataset.features[column]} ({error}): "
+                "train classes from it with --label_column_name instead."
+            ) from error
+        missing = np.flatnonzero(~np.isfinite(values))
+        if len(missing):
+            raise ValueError(
+                f"{len(missing)} row(s) have no numeric value in column {column!r} (rows {missing[:10].tolist()}"
+                f"{', ...' if len(missing) > 10 else ''}): fill them in or drop those rows."
+            )
+        columns.append(values)
+    return np.stack(columns, axis=1)
+
+
+def dimensional_value_range(values: np.ndarray, value_range: str | None = None) -> list[float]:
+    """The `[low, high]` range of dimensional targets (`config.value_range`): `value_range` ("low,high",
+    `--value_range`) when given, else the lowest and highest of `values`. A value outside a given range is an error:
+    it would be read back clipped to the range."""
+    if value_range is None:
+        return [float(values.min()), float(values.max())]
+    try:
+        low, high = (float(bound) for bound in value_range.split(","))
+    except ValueError as error:
+        raise ValueError(f"--value_range takes 'low,high', e.g. '0,2', got {value_range!r}.") from error
+    outside = int(((values < low) | (values > high)).sum())
+    if outside:
+        raise ValueError(
+            f"{outside} value(s) lie outside --value_range {value_range!r} (the data spans {values.min():g} to "
+            f"{values.max():g}): widen the range, or leave it out to use the data's."
+        )
+    return [low, high]
+
+
+def encode_values(dataset: Dataset, value_columns: list[str]) -> Dataset:
+    """Adds a `labels` column for a dimensional head: each row's values of `value_columns`, one float per column."""
+    return dataset.add_column("labels", dimension_values(dataset, value_columns).tolist())
+
+
 def task_label_sets(dataset: Dataset, label_column_name: str, task_columns: str | None) -> dict[str, list[str]] | None:
     """The label set of every task, main label column first, for `--task_columns` (None without further tasks)."""
     if not task_columns:

@@ -182,12 +182,13 @@ def predict_subsets(
     label_subsets: dict[str, list[int]] | None = None,
     domain_table: torch.Tensor | None = None,
 ) -> dict:
-    """`head`'s predictions on `features` per step count, and per `(step count, name)` within each of
-    `label_subsets`: one pass of the head per step count, whose logits the subsets restrict."""
+    """`head`'s predictions on `features` per step count (a dimensional head's values, `(num_clips,
+    num_dimensions)`), and per `(step count, name)` within each of `label_subsets`: one pass of the head per step
+    count, whose logits the subsets restrict."""
     predictions = {}
     for steps in step_counts:
         logits = task_logits(head, features, steps, domain_table=domain_table)
-        predictions[steps] = classes_of(logits)
+        predictions[steps] = logits["label"] if head.config.problem_type == "regression" else classes_of(logits)
         if label_subsets and len(logits) > 1:
             raise ValueError("Predicting within a subset of the labels is for single-task heads.")
         for name, label_ids in (label_subsets or {}).items():
@@ -225,7 +226,8 @@ def cross_validate_head(
     """Trains a head from `new_head()` per fold and predicts the held-out groups (`parallel_folds`: `run_folds`).
 
     Returns the pooled predictions, `{step count: (num_clips,) class indices}` (`None` for a classification head;
-    `(num_clips, num_tasks)` for a multi-task head), and per fold its held-out groups, their row mask and its
+    `(num_clips, num_tasks)` for a multi-task head; `(num_clips, num_dimensions)` values for a dimensional one), and
+    per fold its held-out groups, their row mask and its
     training time. `label_subsets(held_out_mask)` names label subsets per fold (e.g. the labels a held-out corpus
     shares with the training ones): predictions within each are keyed `(step count, name)`, and each fold records
     its subsets under `"label_subsets"`. `domain_table`: see `train_and_predict`.
@@ -241,7 +243,7 @@ def cross_validate_head(
     for k, (mask, (fold_predictions, seconds)) in enumerate(zip(masks, run_folds(tasks, parallel_folds))):
         for key, fold_prediction in fold_predictions.items():
             if key not in predictions:
-                predictions[key] = np.zeros((len(features), *fold_prediction.shape[1:]), dtype=np.int64)
+                predictions[key] = np.zeros((len(features), *fold_prediction.shape[1:]), dtype=fold_prediction.dtype)
             predictions[key][mask] = fold_prediction
         held_out_groups = sorted(set(groups[mask]))
         logger.info("fold %d/%d (held out: %s) trained in %.1f s", k + 1, len(masks), ", ".join(held_out_groups), seconds)

@@ -19,7 +19,8 @@ from modeling_genser.speech_encoder import pooled_features_from_frames, top_enco
 
 
 class PooledFeatureClassifier(nn.Module):
-    """Linear (`hidden_size=None`) or one-hidden-layer MLP classifier on pooled encoder features.
+    """Linear (`hidden_size=None`) or one-hidden-layer MLP classifier on pooled encoder features; for dimensional
+    targets (`config.problem_type="regression"`) a regressor of their values, trained with the squared error.
 
     Args:
         config: the Gen-SER config whose condition (pooling, layer aggregation) the baseline shares.
@@ -59,7 +60,7 @@ class PooledFeatureClassifier(nn.Module):
     ):
         """`pooled_layer_features` `(batch, layers, hidden)`, or the cached lower-layer features, the
         `domain_statistics` and `domain_ids`, as for `GenSERForAudioClassification.forward` -> logits
-        `(batch, num_labels)`."""
+        `(batch, num_labels)` (a regressor's values)."""
         if pooled_layer_features is None:
             pooled_layer_features = pooled_features_from_frames(
                 self.top_layers, self.final_norm, lower_layer_frames, frame_mask, lower_pooled_layer_features, self.pooling
@@ -68,5 +69,10 @@ class PooledFeatureClassifier(nn.Module):
         logits = self.condition_map(self.conditioner(pooled_layer_features, domain_statistics), domain_ids)
         if self.classifier is not None:
             logits = self.classifier(logits)
-        loss = None if labels is None else nn.functional.cross_entropy(logits, labels)
+        if labels is None:
+            loss = None
+        elif self.config.problem_type == "regression":  # a regressor of the dimensions' values
+            loss = nn.functional.mse_loss(logits, labels.reshape(logits.shape).to(logits.dtype))
+        else:
+            loss = nn.functional.cross_entropy(logits, labels)
         return SequenceClassifierOutput(loss=loss, logits=logits)

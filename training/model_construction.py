@@ -62,14 +62,18 @@ def build_model(
     labels: list[str],
     label_sets: dict[str, list[str]] | None = None,
     domain_names: list[str] | None = None,
+    value_range: list[float] | None = None,
 ):
     """The Gen-SER model and its feature extractor, with the label set of the data (and with `label_sets`, every
     task's, `labels` being the first's) and, with `--domain_residuals`, residual weights for the data's
-    `domain_names` (`feature_cache.with_domains`; none given: a model to encode with)."""
+    `domain_names` (`feature_cache.with_domains`; none given: a model to encode with). With `value_range`, a
+    dimensional head (`problem_type="regression"`) whose `labels` are the dimensions (`--value_columns`)."""
     id2label = dict(enumerate(labels))
     overrides = parse_config_overrides(model_args.config_overrides)
     if label_sets:
         overrides["label_sets"] = label_sets
+    if value_range is not None:
+        overrides.update(problem_type="regression", value_range=value_range)
     if model_args.domain_residuals and domain_names is not None:
         overrides["domain_names"] = [str(name) for name in domain_names]
     overrides["domain_normalization"] = model_args.domain_normalization
@@ -104,6 +108,7 @@ def new_genser_head(
     labels: list[str],
     label_sets: dict[str, list[str]] | None = None,
     domain_names: list[str] | None = None,
+    value_range: list[float] | None = None,
 ):
     """A freshly initialised Gen-SER model, for one cross-validation fold."""
-    return build_model(model_args, labels, label_sets, domain_names)[0]
+    return build_model(model_args, labels, label_sets, domain_names, value_range)[0]

@@ -6,6 +6,7 @@ import json
 import os
 from pathlib import Path
 
+import evaluate
 import numpy as np
 from huggingface_hub import EvalResult, ModelCard
 
@@ -18,6 +19,16 @@ METRICS_PATH = str(Path(__file__).parent / "metrics" / "ser_metrics")  # a local
 MODEL_CARD_TEMPLATE = Path(__file__).with_name("model_card.md")
 SYNTHETIC_DATASET_NAME = "gen-ser-synthetic"  # the model card's name for the embedded corpus
 CARD_METRICS = {"unweighted_accuracy": "Unweighted accuracy (UA)", "accuracy": "Accuracy (WA)", "macro_f1": "Macro F1"}
+DIMENSIONAL_METRICS_PATH = str(Path(__file__).parent / "metrics" / "dimensional_metrics")
+DIMENSIONAL_CARD_METRICS = {
+    "ccc": "Concordance correlation (CCC)",
+    "pearson": "Pearson correlation",
+    "mae": "Mean absolute error",
+    "level_unweighted_accuracy": "Unweighted accuracy of the nearest level",
+}
+# A dimension whose values take at most this many levels (e.g. BAVED's arousal 0, 1, 2) is read as an ordinal scale:
+# its predictions are also scored as the nearest level, with a confusion matrix.
+MAX_ORDINAL_LEVELS = 10
 
 
 def save_confusion_matrix(matrix: list[list[int]], labels: list[str], stem: Path) -> None:
@@ -59,7 +70,8 @@ def write_model_card(
 ) -> ModelCard:
     """Fills `model_card.md` for a saved model and writes it as the Hub model card, `output_dir/README.md`.
 
-    `metrics` are the measured figures (keys of `CARD_METRICS`); they go into the card's `model-index`, labelled
+    `metrics` are the measured figures (keys of `CARD_METRICS`; of `DIMENSIONAL_CARD_METRICS` for a dimensional
+    model, whose `task_metrics` are its dimensions', `dimension_scores`); they go into the card's `model-index`, labelled
     with `evaluation_protocol` (e.g. "leave-one-speaker-out cross-validation, 10 folds") as split and metric name.
     A multi-task model gives every task's figures as `task_metrics` (`{task: metrics}`, the first task's being
     `metrics`): each task's metrics go into `model-index` under names ending with the task, and get a table.
@@ -75,12 +87,15 @@ def write_model_card(
     data = template.data
     data.model_name = output_dir.name
     data.datasets = [dataset_name] if isinstance(dataset_name, str) else list(dataset_name)
-    data.metrics = ["accuracy", "f1"]
+    dimensional = config.problem_type == "regression"
+    data.metrics = ["pearsonr", "mae"] if dimensional else ["accuracy", "f1"]
     data.base_model = config.encoder_name_or_path
-    # The first task is emotion; further tasks (e.g. a speaker's sex) are named by their label column.
+    card_metrics = DIMENSIONAL_CARD_METRICS if dimensional else CARD_METRICS
+    # The first task is emotion; further tasks (e.g. a speaker's sex) are named by their label column. A dimensional
+    # model's tasks are its dimensions (e.g. arousal).
     task_metrics = task_metrics or {"": metrics}
     task_names = {
-        task: "Speech emotion recognition" if i == 0 else f"{task} classification"
+        task: f"{task} regression" if dimensional else "Speech emotion recognition" if i == 0 else f"{task} classification"
         for i, task in enumerate(task_metrics)
     }
     # The Hub groups model-index results by task type and dataset, so all tasks share one entry, named after all of
@@ -104,12 +119,12 @@ def write_model_card(
             metric_value=round(float(scores[key]), 4),
         )
         for dataset, split, suffix, scores in entries
-        for key, name in CARD_METRICS.items()
+        for key, name in card_metrics.items()
         if key in scores
     ]
     tables = []
     for task, scores in task_metrics.items():
-        rows = "\n".join(f"| {name} | {scores[key]:.4f} |" for key, name in CARD_METRICS.items() if key in scores)
+        rows = "\n".join(f"| {name} | {scores[key]:.4f} |" for key, name in card_metrics.items() if key in scores)
         heading = f"{task_names[task]} (`{task}`)\n\n" if len(task_metrics) > 1 else ""
         tables.append(f"{heading}| metric ({evaluation_protocol}) | value |\n| --- | --- |\n{rows}")
     card = ModelCard.from_template(
@@ -123,6 +138,7 @@ def write_model_card(
         repo_id=repo_id,
         domain_normalization=config.domain_normalization,
         domain_names=config.domain_names or [],
+        value_range=config.value_range if dimensional else None,
         training_data=training_data_description,
         training_data_limitations=training_data_limitations,
         evaluation="\n\n".join([evaluation_description, *tables, *([extra_evaluation] if extra_evaluation else [])]),
@@ -140,6 +156,72 @@ def task_scores(metric, predictions, references, tasks: dict[str, list[str]]) ->
         task: metric.compute(predictions=predictions[:, t], references=references[:, t], num_labels=len(labels))
         for t, (task, labels) in enumerate(tasks.items())
     }
+
+
+def ordinal_levels(values: np.ndarray) -> list[float] | None:
+    """The distinct values of a dimension's references when they are few (`MAX_ORDINAL_LEVELS`): the levels of an
+    ordinal scale. None for continuous values."""
+    levels = np.unique(values)
+    return levels.tolist() if len(levels) <= MAX_ORDINAL_LEVELS else None
+
+
+def nearest_levels(values: np.ndarray, levels: list[float]) -> np.ndarray:
+    """The index of the nearest of `levels` for each of `values`, `(num_values,)`."""
+    return np.abs(np.asarray(values, dtype=np.float64)[:, None] - np.asarray(levels)[None]).argmin(-1)
+
+
+def dimension_scores(predictions, references, dimensions: list[str]) -> dict[str, dict]:
+    """Every dimension's CCC, Pearson and MAE (`metrics/dimensional_metrics`) from values of shape `(num_clips,)` or
+    `(num_clips, num_dimensions)`; where a dimension's references take few values (`ordinal_levels`), also its
+    predictions read as the nearest level: the `levels`, their `confusion_matrix` (rows = true level) and
+    `level_unweighted_accuracy` (mean per-level recall)."""
+    dimensional, levelled = evaluate.load(DIMENSIONAL_METRICS_PATH), evaluate.load(METRICS_PATH)
+    predictions = np.asarray(predictions, dtype=np.float64).reshape(len(predictions), len(dimensions))
+    references = np.asarray(references, dtype=np.float64).reshape(len(references), len(dimensions))
+    scores = {}
+    for d, dimension in enumerate(dimensions):
+        scores[dimension] = dimensional.compute(predictions=predictions[:, d], references=references[:, d])
+        levels = ordinal_levels(references[:, d])
+        if levels is not None:
+            level_scores = levelled.compute(
+                predictions=nearest_levels(predictions[:, d], levels),
+                references=nearest_levels(references[:, d], levels),
+                num_labels=len(levels),
+            )
+            scores[dimension].update(
+                levels=levels,
+                confusion_matrix=level_scores["confusion_matrix"],
+                level_unweighted_accuracy=level_scores["unweighted_accuracy"],
+            )
+    return scores
+
+
+def confusion_labels(scores: dict, labels: list[str] | None) -> list[str]:
+    """The row and column names of a confusion matrix in `scores`: a dimension's levels, else the task's `labels`."""
+    return [f"{level:g}" for level in scores["levels"]] if "levels" in scores else labels
+
+
+def scalar_scores(scores: dict) -> dict:
+    """`scores` without its lists (confusion matrix, levels): the figures to log and save as metrics."""
+    return {key: value for key, value in scores.items() if not isinstance(value, list)}
+
+
+def summary(scores: dict) -> str:
+    """One task's (dimension's) headline figures as one line of text."""
+    if "ccc" in scores:
+        level = f"  level UA {scores['level_unweighted_accuracy']:.4f}" if "levels" in scores else ""
+        return f"CCC {scores['ccc']:.4f}  Pearson {scores['pearson']:.4f}  MAE {scores['mae']:.4f}{level}"
+    return f"UA {scores['unweighted_accuracy']:.4f}  WA {scores['accuracy']:.4f}  macro-F1 {scores['macro_f1']:.4f}"
+
+
+def target_scores(
+    metric, predictions, references, tasks: dict[str, list[str]], dimensions: list[str] | None = None
+) -> dict[str, dict]:
+    """Every task's metrics from class indices (`task_scores`), or with `dimensions` every dimension's from values
+    (`dimension_scores`)."""
+    if dimensions:
+        return dimension_scores(predictions, references, dimensions)
+    return task_scores(metric, predictions, references, tasks)
 
 
 def card_dataset_name(dataset_name: str | None) -> str:

@@ -44,8 +44,11 @@ from training.data import (
     cast_audio,
     corpus_balancing_weights,
     decode_audio,
+    dimension_values,
+    dimensional_value_range,
     domain_values,
     encode_labels,
+    encode_values,
     group_train_test_split,
     label_names,
     speaker_groups,
@@ -66,9 +69,13 @@ from training.model_construction import build_model, new_genser_head
 from training.reports import (
     METRICS_PATH,
     card_dataset_name,
+    confusion_labels,
     describe_training_data,
+    dimension_scores,
     save_confusion_matrix,
-    task_scores,
+    scalar_scores,
+    summary,
+    target_scores,
     training_data_limitations,
     write_model_card,
 )
@@ -102,14 +109,15 @@ def cross_validated_predictions(
     domain_table=None,
     label_subsets=None,
     domain_names=None,
+    value_range=None,
 ) -> tuple[dict, int]:
     """Every clip's prediction by a fresh Gen-SER head trained on the other speakers' cached features, at `steps`
-    sampling steps, keyed `steps` (one class index per task with `label_sets`) and, within each of `label_subsets`
-    (name -> label ids), `(steps, name)`; and the number of folds."""
+    sampling steps, keyed `steps` (one class index per task with `label_sets`; a dimensional head's values with
+    `value_range`) and, within each of `label_subsets` (name -> label ids), `(steps, name)`; and the number of folds."""
     groups = speaker_groups(features, data_args.group_column_name)
     predictions, folds = cross_validate_head(
-        partial(new_genser_head, model_args, labels, label_sets, domain_names), features, groups, training_args,
-        [steps], data_args.num_folds, data_args.parallel_folds, domain_table=domain_table,
+        partial(new_genser_head, model_args, labels, label_sets, domain_names, value_range), features, groups,
+        training_args, [steps], data_args.num_folds, data_args.parallel_folds, domain_table=domain_table,
         label_subsets=None if label_subsets is None else lambda held_out: label_subsets,
     )
     return predictions, len(folds)
@@ -197,21 +205,28 @@ def corpus_tables(in_corpus: dict, held_out: dict | None) -> str:
 def print_example_predictions(
     model_dir: str, clips, audio_column_name: str, labels: list[str], count: int, note: str, held_out=None
 ) -> None:
-    """Classifies the first clip of each of the first `count` labels through Gen-SER's pipeline on the saved model and
-    prints the predictions next to the true labels (and, when given, each clip's cross-validated prediction)."""
+    """Classifies the first clip of each of the first `count` labels (a dimensional model's: values of its first
+    dimension, lowest first) through Gen-SER's pipeline on the saved model and prints the predictions
+    next to the true labels (and, when given, each clip's cross-validated prediction)."""
     classifier = pipeline(
         "audio-classification", model=model_dir, device="cpu", pipeline_class=GenSERAudioClassificationPipeline
     )
-    label_ids = [row[0] if isinstance(row, list) else row for row in clips["labels"]]  # the first task's
-    chosen = [label_ids.index(k) for k in range(len(labels)) if k in label_ids][:count]
+    dimensional = classifier.model.is_dimensional
+    targets = [row[0] if isinstance(row, list) else row for row in clips["labels"]]  # the first task's (dimension's)
+    chosen = [targets.index(target) for target in sorted(set(targets))][:count]
     paths = clips.cast_column(audio_column_name, Audio(decode=False)).select(chosen)[audio_column_name]
     rate = classifier.feature_extractor.sampling_rate
+
+    def named(value) -> str:
+        return f"{labels[0]} {value:.2f}" if dimensional else labels[value]
+
     print(f"\nGen-SER's pipeline on {model_dir!r} on {len(chosen)} clips ({note}):")
     for index, raw in zip(chosen, paths):
         top = classifier({"array": decode_audio(clips[index][audio_column_name], rate), "sampling_rate": rate}, top_k=1)[0]
-        line = f"  {Path(raw.get('path') or str(index)).name:<16} true {labels[label_ids[index]]:<10} predicted {top['label']:<10} (score {top['score']:.2f})"
+        predicted = named(top["score"]) if dimensional else f"{top['label']:<10} (score {top['score']:.2f})"
+        line = f"  {Path(raw.get('path') or str(index)).name:<16} true {named(targets[index]):<10} predicted {predicted}"
         if held_out is not None:
-            line += f"; its held-out fold predicted {labels[held_out[index]]}"
+            line += f"; its held-out fold predicted {named(held_out[index])}"
         print(line)
 
 
@@ -249,18 +264,22 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
             None if split is None else with_mapped_labels(split, data_args.label_column_name, mapping)
             for split in (train, evaluation)
         )
-    labels = label_names(train, data_args.label_column_name)
+    dimensions, value_range = data_args.dimensions, None
+    labels = dimensions or label_names(train, data_args.label_column_name)
     label_sets = task_label_sets(train, data_args.label_column_name, data_args.task_columns)
     tasks = label_sets or {data_args.label_column_name: labels}
+    if dimensions:
+        value_range = dimensional_value_range(dimension_values(train, dimensions), data_args.value_range)
     residual_domains = None
     if model_args.domain_residuals:  # the domains `with_domains` will find, in its order
         residual_domains = sorted_domain_names(domain_values(train, data_args.domain_column_name))
-    model, feature_extractor = build_model(model_args, labels, label_sets, residual_domains)
+    model, feature_extractor = build_model(model_args, labels, label_sets, residual_domains, value_range)
     if encoder_hub_id:  # the card's base_model names the Hub model, not this machine's path to a copy of it
         model.config.encoder_name_or_path = encoder_hub_id
     audio_column, rate = data_args.audio_column_name, feature_extractor.sampling_rate
     train, evaluation = (
         None if split is None
+        else encode_values(cast_audio(split, audio_column, rate), dimensions) if dimensions
         else encode_labels(
             cast_audio(split, audio_column, rate), data_args.label_column_name, model.config.label2id, label_sets
         )
@@ -302,11 +321,13 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
     metric = evaluate.load(METRICS_PATH)
 
     def compute_metrics(eval_prediction):
-        predictions = np.argmax(eval_prediction.predictions, axis=-1)  # the first task's logits
+        predictions = eval_prediction.predictions
         references = eval_prediction.label_ids.reshape(len(predictions), -1)[:, 0]
-        scores = metric.compute(predictions=predictions, references=references, num_labels=len(labels))
-        scores.pop("confusion_matrix")
-        return scores
+        if dimensions:  # the first dimension's values
+            (scores,) = dimension_scores(predictions[:, 0], references, dimensions[:1]).values()
+        else:  # the first task's logits
+            scores = metric.compute(predictions=predictions.argmax(-1), references=references, num_labels=len(labels))
+        return scalar_scores(scores)
 
     training_args.remove_unused_columns = False  # the audio transforms read the raw audio column
     trainer = GenSERTrainer(
@@ -331,17 +352,16 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
         )
         fold_predictions, num_folds = cross_validated_predictions(
             model_args, data_args, training_args, train_data, labels, steps, label_sets, domain_table, corpus_subsets,
-            residual_domains,
+            residual_domains, value_range,
         )
         held_out_predictions = fold_predictions[steps]
-        all_scores = task_scores(metric, held_out_predictions, train["labels"], tasks)
+        all_scores = target_scores(metric, held_out_predictions, np.asarray(train["labels"]), tasks, dimensions)
         scores = next(iter(all_scores.values()))
         held_out_predictions = held_out_predictions.reshape(len(train), -1)[:, 0]
         metrics = {
             f"loso_{key}" if i == 0 else f"loso_{task}_{key}": value
             for i, (task, task_metrics) in enumerate(all_scores.items())
-            for key, value in task_metrics.items()
-            if key != "confusion_matrix"
+            for key, value in scalar_scores(task_metrics).items()
         }
         trainer.save_metrics("loso", metrics)
         if data_args.num_folds:
@@ -372,8 +392,11 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
         metrics = prediction.metrics
         trainer.save_metrics("eval", metrics)
         # Every task's predictions from the cached features (the Trainer keeps only the first task's logits).
-        predicted = predict(model, evaluation_data, None) if label_sets else prediction.predictions.argmax(-1)
-        all_scores = task_scores(metric, predicted, prediction.label_ids, tasks)
+        if label_sets:
+            predicted = predict(model, evaluation_data, None)
+        else:  # a dimensional model's values, or the logits' classes
+            predicted = prediction.predictions if dimensions else prediction.predictions.argmax(-1)
+        all_scores = target_scores(metric, predicted, prediction.label_ids, tasks, dimensions)
         scores = next(iter(all_scores.values()))
         protocol = "held-out speakers" if not data_args.eval_split_name else f"{data_args.eval_split_name} split"
         split = (
@@ -388,7 +411,9 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
     if trainer.is_world_process_zero():
         for i, (task, task_metrics) in enumerate(all_scores.items()):
             stem = Path(training_args.output_dir) / ("confusion_eval" if i == 0 else f"confusion_eval_{task}")
-            save_confusion_matrix(task_metrics["confusion_matrix"], tasks[task], stem)
+            if "confusion_matrix" in task_metrics:  # a dimension's only where its values are levels
+                names = confusion_labels(task_metrics, tasks.get(task))
+                save_confusion_matrix(task_metrics["confusion_matrix"], names, stem)
         write_model_card(
             training_args.output_dir,
             model.config,
@@ -399,7 +424,7 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
             evaluation_description=evaluation_description,
             evaluation_protocol=protocol,
             repo_id=training_args.hub_model_id,
-            task_metrics=all_scores if label_sets else None,
+            task_metrics=all_scores if label_sets or dimensions else None,
             corpus_metrics=corpus_metrics,
             extra_evaluation=extra_evaluation,
         )
@@ -415,11 +440,8 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
             example_note, held_out_predictions,
         )
     for task, task_metrics in all_scores.items():
-        print(
-            f"\nGen-SER, {protocol}{f' ({task})' if label_sets else ''}: UA {task_metrics['unweighted_accuracy']:.4f}  "
-            f"WA {task_metrics['accuracy']:.4f}  macro-F1 {task_metrics['macro_f1']:.4f}  "
-            f"({sum(map(sum, task_metrics['confusion_matrix']))} clips)"
-        )
+        named = f" ({task})" if label_sets or dimensions else ""
+        print(f"\nGen-SER, {protocol}{named}: {summary(task_metrics)}  ({len(example_clips)} clips)")
     cache_note = f" (feature cache built or read in {encoding_seconds:.0f} s)" if use_feature_cache else ""
     print(f"wall time {time.perf_counter() - started:.0f} s{cache_note}; model saved to {training_args.output_dir}")
     return metrics

@@ -11,8 +11,11 @@ from transformers import TrainingArguments, set_seed
 from training.arguments import DataTrainingArguments, ModelArguments
 from training.data import (
     cast_audio,
+    dimension_values,
+    dimensional_value_range,
     drop_unreadable_audio,
     encode_labels,
+    encode_values,
     label_names,
     load_audio_dataset,
     load_corpora,
@@ -61,7 +64,8 @@ def cached_corpus(
     model_args: ModelArguments, data_args: DataTrainingArguments, corpus: CorpusSource | dict | None, seed: int
 ):
     """The corpus encoded once by the frozen encoder (`feature_cache.py`): its cached features (with `labels`, one
-    per task with `--task_columns`), the label names, every clip's speaker, and every task's labels (None for one
+    per task with `--task_columns`, the values of `--value_columns` for a dimensional head), the label names (the
+    dimensions), every clip's speaker, and every task's labels (None for one
     task). The arguments and `corpus` as `arguments.resolve_sources` returns them."""
     if not model_args.freeze_encoder:
         raise ValueError("Cross-validation trains heads on cached features, which needs --freeze_encoder true.")
@@ -73,16 +77,19 @@ def cached_corpus(
     else:
         dataset = load_audio_dataset(data_args.dataset_name, data_args.dataset_config_name, data_args.audio_column_name)
         dataset = dataset[data_args.train_split_name]
-    labels = label_names(dataset, data_args.label_column_name)
+    dimensions = data_args.dimensions
+    labels = dimensions or label_names(dataset, data_args.label_column_name)
     label_sets = task_label_sets(dataset, data_args.label_column_name, data_args.task_columns)
+    value_range = None
+    if dimensions:
+        value_range = dimensional_value_range(dimension_values(dataset, dimensions), data_args.value_range)
     set_seed(seed)
-    reference_model, feature_extractor = build_model(model_args, labels, label_sets)
-    dataset = encode_labels(
-        cast_audio(dataset, data_args.audio_column_name, feature_extractor.sampling_rate),
-        data_args.label_column_name,
-        reference_model.config.label2id,
-        label_sets,
-    )
+    reference_model, feature_extractor = build_model(model_args, labels, label_sets, value_range=value_range)
+    dataset = cast_audio(dataset, data_args.audio_column_name, feature_extractor.sampling_rate)
+    if dimensions:
+        dataset = encode_values(dataset, dimensions)
+    else:
+        dataset = encode_labels(dataset, data_args.label_column_name, reference_model.config.label2id, label_sets)
     features = add_encoder_features(
         dataset,
         reference_model,
