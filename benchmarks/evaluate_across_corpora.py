@@ -37,13 +37,19 @@ from pathlib import Path
 
 import evaluate
 import numpy as np
-from transformers import AutoFeatureExtractor, HfArgumentParser, TrainingArguments
+from transformers import AutoFeatureExtractor, HfArgumentParser
 
 from modeling_genser import GenSERForAudioClassification
 from training.arguments import MAIN_JOB_CONFIG
 from training.data import CORPUS_COLUMN, cast_audio, encode_labels, label_names, load_corpora
 from training.feature_cache import add_encoder_features, with_domains
-from training.folds import corpus_label_subsets, group_folds, held_out_label_subsets, run_folds
+from training.folds import (
+    benchmark_training_arguments,
+    corpus_label_subsets,
+    group_folds,
+    held_out_label_subsets,
+    run_folds,
+)
 from training.heads import PooledFeatureClassifier
 from training.model_construction import parse_config_overrides
 from training.reports import METRICS_PATH
@@ -249,12 +255,9 @@ def main(argv: list[str] | None = None) -> dict:
         entry = results[encoder] = {"corpora": sorted(set(features[CORPUS_COLUMN])), "labels": labels}
         for kind in heads:
             for seed in seeds:
-                training_args = TrainingArguments(
-                    output_dir=str(output_dir / "scratch"), max_steps=args.max_steps,
-                    per_device_train_batch_size=args.batch_size, learning_rate=args.learning_rate,
-                    weight_decay=args.weight_decay, lr_scheduler_type="cosine", seed=seed, report_to="none",
-                    disable_tqdm=True, save_strategy="no", logging_strategy="no", dataloader_pin_memory=False,
-                )  # fmt: skip
+                training_args = benchmark_training_arguments(
+                    str(output_dir / "scratch"), seed, args.max_steps, args.batch_size, args.learning_rate, args.weight_decay
+                )
                 if encoder in loco_encoders:
                     loco = leave_one_corpus_out(features, table, labels, config, kind, training_args, args, metric)
                     entry.setdefault("leave_one_corpus_out", {}).setdefault(kind, []).append(loco)

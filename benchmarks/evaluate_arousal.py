@@ -28,13 +28,13 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
-from transformers import AutoFeatureExtractor, HfArgumentParser, TrainingArguments
+from transformers import AutoFeatureExtractor, HfArgumentParser
 
 from modeling_genser import GenSERForAudioClassification
 from training.arguments import MAIN_JOB_CONFIG
 from training.data import cast_audio, dimensional_value_range, encode_values, label_values, load_audio_dataset
 from training.feature_cache import add_encoder_features, with_domains
-from training.folds import group_folds, run_folds
+from training.folds import benchmark_training_arguments, group_folds, run_folds
 from training.heads import PooledFeatureClassifier
 from training.model_construction import parse_config_overrides
 from training.reports import dimension_scores
@@ -127,12 +127,9 @@ def main(argv: list[str] | None = None) -> dict:
         config, data = (level_config, level_features) if kind == "genser-levels" else (dimensional_config, features)
         steps = [config.num_inference_steps if kind.startswith("genser") else None]
         for seed in [int(seed) for seed in args.seeds.split(",")]:
-            training_args = TrainingArguments(
-                output_dir=str(output_dir / "scratch"), max_steps=args.max_steps,
-                per_device_train_batch_size=args.batch_size, learning_rate=args.learning_rate,
-                weight_decay=args.weight_decay, lr_scheduler_type="cosine", seed=seed, report_to="none",
-                disable_tqdm=True, save_strategy="no", logging_strategy="no", dataloader_pin_memory=False,
-            )  # fmt: skip
+            training_args = benchmark_training_arguments(
+                str(output_dir / "scratch"), seed, args.max_steps, args.batch_size, args.learning_rate, args.weight_decay
+            )
             tasks = [(partial(new_head, kind, config, args), data, ~mask, mask, training_args, steps, None, table) for mask in masks]
             predicted = np.zeros(len(values))
             for mask, (predictions, _) in zip(masks, run_folds(tasks, args.parallel_folds)):

@@ -62,6 +62,18 @@ def head_training_arguments(training_args: TrainingArguments, output_dir: str) -
     return args
 
 
+def benchmark_training_arguments(
+    output_dir: str, seed: int, max_steps: int, batch_size: int, learning_rate: float, weight_decay: float
+) -> TrainingArguments:
+    """A benchmark's budget for every head it trains on cached features: `max_steps` AdamW steps of `batch_size`
+    clips on a cosine schedule, whatever the data's size; no checkpoints, logs or reports."""
+    return TrainingArguments(
+        output_dir=output_dir, max_steps=max_steps, per_device_train_batch_size=batch_size, learning_rate=learning_rate,
+        weight_decay=weight_decay, lr_scheduler_type="cosine", seed=seed, report_to="none", disable_tqdm=True,
+        save_strategy="no", logging_strategy="no", dataloader_pin_memory=False,
+    )  # fmt: skip
+
+
 def head_inputs(features: Dataset, with_labels: bool = True) -> Dataset:
     """The cached columns a head trains on (`feature_cache.CACHED_COLUMNS`, `labels`), as torch tensors; batch
     them with `feature_cache.collate_cached_features`."""
