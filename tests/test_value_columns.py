@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from datasets import Dataset
+from datasets import ClassLabel, Dataset
 from huggingface_hub import ModelCard
 
 from conftest import genser_classifier, tone
@@ -33,6 +33,9 @@ def test_value_columns_are_read_as_floats_and_bad_values_are_refused():
         dimension_values(data, ["word"])
     with pytest.raises(ValueError, match="Column 'mood' not found.*--value_columns"):
         dimension_values(data, ["mood"])
+    levels = data.cast_column("arousal", ClassLabel(names=["low", "neutral", "high"]))
+    with pytest.raises(ValueError, match="'arousal' holds class labels"):
+        dimension_values(levels, ["arousal"])
     gaps = Dataset.from_dict({"arousal": [0.0, None, 2.0]})
     with pytest.raises(ValueError, match=r"1 row\(s\) have no numeric value in column 'arousal' \(rows \[1\]\)"):
         dimension_values(gaps, ["arousal"])

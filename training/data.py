@@ -151,6 +151,11 @@ def dimension_values(dataset: Dataset, value_columns: list[str]) -> np.ndarray:
     columns = []
     for column in value_columns:
         require_column(dataset, column, "value_columns", "the dataset")
+        if isinstance(dataset.features[column], ClassLabel):  # its integers are class indices, not values
+            raise ValueError(
+                f"--value_columns names numeric columns, but {column!r} holds class labels "
+                f"({dataset.features[column].names}): train classes from it with --label_column_name instead."
+            )
         try:
             values = np.asarray(dataset[column], dtype=np.float64)
         except (TypeError, ValueError) as error:
