@@ -115,7 +115,7 @@ def test_run_genser_trains_a_dimensional_head_from_a_value_column(protocol, tmp_
     assert set(by_metric) == {"ccc", "pearson", "mae", "level_unweighted_accuracy"}
     assert by_metric["ccc"].task_name == "arousal regression"
     assert by_metric["ccc"].metric_value == pytest.approx(metrics[f"{prefix}_ccc"], abs=1e-4)
-    assert "Dimensions: arousal, each a value from 0.1 to 0.9" in card.text
+    assert "Dimensions: arousal, each a value from 0.1 to 0.9" in card.text and "values of arousal" in card.text
     confusion = json.loads((model_dir / "confusion_eval.json").read_text())
     assert confusion["labels"] == ["0.1", "0.3", "0.7", "0.8", "0.9"]
 

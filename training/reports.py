@@ -255,7 +255,8 @@ def describe_training_data(
     group = data_args.group_column_name
     has_groups = group and set(group.split("+")) <= set(train.column_names)  # e.g. an eval split without speakers
     speakers = f" from {len(set(speaker_groups(train, group)))} speakers" if has_groups else ""
-    clips = f"{len(train)} clips{speakers}, labels {', '.join(labels)}"
+    targets = "values of" if data_args.dimensions else "labels"  # a dimensional model's labels are its dimensions
+    clips = f"{len(train)} clips{speakers}, {targets} {', '.join(labels)}"
     if data_args.dataset_name:
         source = f"{clips}, from `{card_dataset_name(data_args.dataset_name)}` (split {data_args.train_split_name!r})"
         return f"{source}: {corpus.description}." if corpus else f"{source}."
