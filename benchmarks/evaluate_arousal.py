@@ -16,7 +16,7 @@ clip's arousal:
 
 Each is scored on the values (CCC, Pearson, MAE) and on the values read as the nearest level (UA of the levels).
 The heads share the release model's condition (training/configs/main_job.json); the dimensional heads leave out its
-similarity loss, which is for classes (`--dimensional_overrides`). Prints a markdown table (mean ± sd over seeds) and writes `results.json`.
+similarity loss, which is for classes, and encode values at the config's default index scale (`--dimensional_overrides`). Prints a markdown table (mean ± sd over seeds) and writes `results.json`.
 """
 
 import json
@@ -61,8 +61,11 @@ class ArousalArguments:
         metadata={"help": "GenSERConfig fields of the heads; default: the release model's (main_job.json)."},
     )
     dimensional_overrides: str = field(
-        default="similarity_loss_weight=0",
-        metadata={"help": "Further GenSERConfig fields of the dimensional heads (the similarity loss is for classes)."},
+        default="similarity_loss_weight=0,taxonomy_index_scale=100",
+        metadata={
+            "help": "GenSERConfig fields of the dimensional heads over the release's: no similarity loss, and the "
+            "config's default index scale (the release's 10000 spreads class codes apart; a value's code is a position)."
+        },
     )
     mlp_hidden_size: int = field(default=256)
     mlp_dropout: float = field(default=0.2)
