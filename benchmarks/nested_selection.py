@@ -32,7 +32,7 @@ from transformers import HfArgumentParser, TrainingArguments
 from training.arguments import DataTrainingArguments, ModelArguments, resolve_sources
 from training.folds import group_folds, run_folds
 from training.model_construction import format_config_overrides, new_genser_head
-from training.reports import METRICS_PATH
+from training.reports import METRICS_PATH, scalar_scores
 from training.training_data import cached_corpus
 
 logger = logging.getLogger(__name__)
@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> dict:
         )
 
     pooled = {
-        name: {key: value for key, value in metric.compute(predictions=predicted, references=targets, num_labels=len(labels)).items() if key != "confusion_matrix"}
+        name: scalar_scores(metric.compute(predictions=predicted, references=targets, num_labels=len(labels)))
         for name, predicted in (("nested", nested), ("default", default))
     }
     results = {

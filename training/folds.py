@@ -27,6 +27,7 @@ from modeling_genser.domain_normalization import domain_statistics
 
 from .data import BalancedTrainer, corpus_balancing_weights
 from .feature_cache import CACHED_COLUMNS, DOMAIN_COLUMN, collate_cached_features, pooled_features
+from .reports import scalar_scores
 from .sources import CORE_EMOTIONS
 
 logger = logging.getLogger(__name__)
@@ -294,6 +295,6 @@ def held_out_corpus_scores(metric, predictions: dict, targets: np.ndarray, label
                         computed = metric.compute(
                             predictions=predictions[key][rows], references=targets[rows], num_labels=len(labels)
                         )
-                        entry[variant] = {name: value for name, value in computed.items() if name != "confusion_matrix"}
+                        entry[variant] = scalar_scores(computed)
             scores[corpus][subset] = entry
     return scores

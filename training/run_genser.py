@@ -162,7 +162,7 @@ def corpus_figures(
         figures = {}
         for name, key in (("its labels", (steps, corpus)), ("all labels", steps)):
             computed = metric.compute(predictions=predictions[key][rows], references=targets[rows], num_labels=len(labels))
-            figures[name] = {key: value for key, value in computed.items() if key != "confusion_matrix"}
+            figures[name] = scalar_scores(computed)
         in_corpus[corpus] = {"clips": int(rows.sum()), **figures}
         corpus_metrics[corpus] = {f"{protocol}, {name}": scores for name, scores in figures.items()}
     held_out = None
