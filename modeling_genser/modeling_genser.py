@@ -55,6 +55,7 @@ from .taxonomy_encoding import (
     code_similarity,
     continuous_encoding,
     joint_taxonomy_codes,
+    label_tuples,
     nearest_grid_values,
     sinusoidal_taxonomy_encoding,
 )
@@ -94,6 +95,44 @@ def cosine_target_loss(prediction: torch.Tensor, target: torch.Tensor) -> torch.
         prediction, target (`torch.Tensor` of shape `(batch_size, encoding_dim)`)
     """
     return (1 - nn.functional.cosine_similarity(prediction, target, dim=-1)).mean()
+
+
+# A task label a clip does not have (an arousal corpus has no emotion labels): PyTorch's and transformers' ignore index.
+MISSING_LABEL = -100
+
+
+def target_matching_error(
+    prediction: torch.Tensor, terminal: torch.Tensor, target_loss: str, observed: torch.Tensor | None = None
+) -> torch.Tensor:
+    """The denoiser's error against the terminal sample (`target_loss`: `"mse"` or `"cosine"`), over the `observed`
+    columns only when given (a clip's code slices of the tasks it has a label for).
+
+    Args:
+        prediction, terminal (`torch.Tensor` of shape `(batch_size, encoding_dim)`)
+        observed (`torch.BoolTensor` of shape `(batch_size, encoding_dim)`, *optional*)
+    """
+    if observed is not None:
+        prediction, terminal = prediction * observed, terminal * observed
+    if target_loss == "cosine":
+        return cosine_target_loss(prediction, terminal)
+    if observed is None:
+        return nn.functional.mse_loss(prediction, terminal)
+    return (prediction - terminal).square().sum() / observed.sum()
+
+
+def observed_label_nll(log_probabilities: torch.Tensor, labels: torch.Tensor, label_counts: list[int]) -> torch.Tensor:
+    """Mean negative log-likelihood of every clip's observed labels, a missing one (`MISSING_LABEL`) marginalised out:
+    with every label, the cross-entropy of the clip's label tuple; without task t's, of the tuples that agree with it
+    on the other tasks, their probabilities summed (for tasks independent given the condition, task t drops out).
+
+    Args:
+        log_probabilities (`torch.Tensor` of shape `(batch_size, prod(label_counts))`): over label tuples, in the
+            order of `label_tuples`.
+        labels (`torch.LongTensor` of shape `(batch_size, num_tasks)`): one label index per task, or `MISSING_LABEL`.
+    """
+    tuples = label_tuples(label_counts).to(labels.device)
+    agrees = ((labels[:, None] == tuples[None]) | (labels[:, None] == MISSING_LABEL)).all(-1)  # (batch, tuples)
+    return -log_probabilities.masked_fill(~agrees, -math.inf).logsumexp(-1).mean()
 
 
 class GenSERResidualBlock(nn.Module):
@@ -413,6 +452,27 @@ class GenSERForAudioClassification(GenSERPreTrainedModel):
         strides = [math.prod(counts[task + 1 :]) for task in range(len(counts))]
         return (labels * labels.new_tensor(strides)).sum(-1)  # not a matmul: CUDA has none for integers
 
+    def observed_columns(self, labels: torch.Tensor) -> torch.Tensor | None:
+        """Which columns of its terminal code each clip has a label for, `(batch_size, encoding_dim)`, when some of
+        the `(batch_size, num_tasks)` labels are missing (`MISSING_LABEL`: e.g. arousal-only clips in an emotion and
+        arousal model); None when every label is there. A missing task's slice of the concatenated code is then
+        neither generated towards nor scored."""
+        missing = labels == MISSING_LABEL
+        if not missing.any():
+            return None
+        unlabelled = missing if labels.ndim == 1 else missing.all(-1)
+        if unlabelled.any():
+            raise ValueError(
+                f"{int(unlabelled.sum())} clip(s) have no label for any task ({MISSING_LABEL}): drop them from the "
+                "training data."
+            )
+        if self.config.multi_task_codes != "concat":
+            raise ValueError(
+                f"Clips missing a task's label ({MISSING_LABEL}) need multi_task_codes='concat', whose codes have one "
+                "slice per task: a tuple code needs every task's label."
+            )
+        return (~missing).repeat_interleave(self.config.encoding_dim // len(self.label_counts), dim=1)
+
     def train(self, mode: bool = True):
         # A frozen encoder also keeps its dropout, layer drop and SpecAugment off, so its features stay fixed; its
         # trainable top layers train with their dropout, as in fine-tuning.
@@ -585,33 +645,43 @@ class GenSERForAudioClassification(GenSERPreTrainedModel):
         """The denoiser's loss against the class code itself from a random bridge sample (`config.target_loss`),
         plus the prior's cross-entropy for the `"prior"` initial distribution and, if `similarity_loss_weight` > 0,
         a cross-entropy on the prediction's similarities to the codes. Dimensional targets: the code of the values,
-        and the prior's squared error."""
+        and the prior's squared error.
+
+        With several tasks, a clip may lack some task's label (`MISSING_LABEL`, concatenated codes only): that task's
+        slice of the terminal sample is the initial sample's (the bridge does not move it) and is left out of the
+        target matching, and the cross-entropies marginalise the missing label (`observed_label_nll`)."""
+        observed = None
         if self.is_dimensional:
             labels = labels.reshape(labels.shape[0], self.config.num_labels).to(self.class_codes.dtype)
             terminal = self.encode_values(labels)
         else:
-            task_labels, labels = labels, self.class_indices(labels)
+            task_labels, observed = labels, self.observed_columns(labels)
+            labels = self.class_indices(labels.clamp(min=0))  # a missing label's slice is replaced below
             terminal = self.class_codes[labels]
         prior_logits = self.prior(condition, domain_ids) if self.config.initial_distribution == "prior" else None
         initial = self.initial_sample(condition, torch.randn_like(terminal), prior_logits, domain_ids)
+        if observed is not None:
+            terminal = torch.where(observed, terminal, initial.detach())
         timesteps = torch.rand(terminal.shape[0], device=terminal.device, dtype=terminal.dtype)
         sample = self.scheduler.add_noise(terminal, torch.randn_like(terminal), timesteps, initial)
         prediction = self.denoiser(sample, timesteps, condition)
-        if self.config.target_loss == "cosine":
-            loss = cosine_target_loss(prediction, terminal)
-        else:
-            loss = nn.functional.mse_loss(prediction, terminal)
+        loss = target_matching_error(prediction, terminal, self.config.target_loss, observed)
+        multi_task = not self.is_dimensional and task_labels.ndim == 2
         if prior_logits is not None and self.is_dimensional:
             loss = loss + self.config.prior_loss_weight * nn.functional.mse_loss(prior_logits, labels)
-        elif prior_logits is not None and self.per_task_prior:
-            blocks = self.split_prior_logits(prior_logits)
-            prior_loss = sum(nn.functional.cross_entropy(block, task_labels[:, t]) for t, block in enumerate(blocks))
+        elif prior_logits is not None and multi_task:
+            prior_log_probabilities = self.prior_log_probabilities(prior_logits)
+            prior_loss = observed_label_nll(prior_log_probabilities, task_labels, self.label_counts)
             loss = loss + self.config.prior_loss_weight * prior_loss
         elif prior_logits is not None:
             loss = loss + self.config.prior_loss_weight * nn.functional.cross_entropy(prior_logits, labels)
         if self.config.similarity_loss_weight > 0:
             logits = self.similarity_logits(prediction)
-            loss = loss + self.config.similarity_loss_weight * nn.functional.cross_entropy(logits, labels)
+            if multi_task:
+                similarity_loss = observed_label_nll(logits.log_softmax(-1), task_labels, self.label_counts)
+            else:
+                similarity_loss = nn.functional.cross_entropy(logits, labels)
+            loss = loss + self.config.similarity_loss_weight * similarity_loss
         return loss
 
     def sampling_generator(self) -> torch.Generator:

@@ -91,8 +91,14 @@ def joint_taxonomy_codes(
             f"number of dimensions: pass an encoding_dim divisible by {2 * len(label_counts)}."
         )
     task_codes = [sinusoidal_taxonomy_encoding(count, dim // len(label_counts), index_scale, base) for count in label_counts]
-    tuples = torch.cartesian_prod(*[torch.arange(count) for count in label_counts]).reshape(-1, len(label_counts))
+    tuples = label_tuples(label_counts)
     return torch.cat([codes[tuples[:, task]] for task, codes in enumerate(task_codes)], dim=-1)
+
+
+def label_tuples(label_counts: list[int]) -> torch.Tensor:
+    """Every tuple of labels, one label index per task, in the row-major order of `joint_taxonomy_codes`:
+    `(prod(label_counts), num_tasks)`."""
+    return torch.cartesian_prod(*[torch.arange(count) for count in label_counts]).reshape(-1, len(label_counts))
 
 
 def pairwise_code_cosine(codes: torch.Tensor, centred: bool = True) -> torch.Tensor:

@@ -6,6 +6,7 @@ from transformers import AutoModelForAudioClassification
 
 from conftest import genser_classifier, tiny_wav2vec2_config, tone
 from modeling_genser import GenSERConfig, GenSERForAudioClassification, sinusoidal_taxonomy_encoding
+from modeling_genser.modeling_genser import MISSING_LABEL, observed_label_nll, target_matching_error
 from modeling_genser.taxonomy_encoding import joint_taxonomy_codes
 
 LABEL_SETS = {"emotion": ["anger", "neutral", "sadness"], "gender": ["female", "male"]}
@@ -74,9 +75,13 @@ def test_multi_task_save_and_load_gives_identical_outputs(scheme, tmp_path):
         assert torch.equal(expected.task_logits[task].argmax(-1), actual.task_logits[task].argmax(-1))
 
 
-@pytest.mark.parametrize("scheme, start", [("concat", "gaussian"), ("tuple", "gaussian"), ("concat", "joint")])
-def test_one_head_learns_two_tasks(scheme, start):
-    """Pooled features whose first half says the emotion and second half the gender: both tasks are learnt."""
+@pytest.mark.parametrize(
+    "scheme, start, missing",
+    [("concat", "gaussian", False), ("tuple", "gaussian", False), ("concat", "joint", False), ("concat", "per_task", True)],
+)
+def test_one_head_learns_two_tasks(scheme, start, missing):
+    """Pooled features whose first half says the emotion and second half the gender: both tasks are learnt, also
+    when a third of the training clips have no emotion label (as arousal-only corpora have none)."""
     if start == "gaussian":
         model = make_model(scheme, initial_distribution="gaussian", initial_noise_scale=1.0)
     else:
@@ -92,11 +97,14 @@ def test_one_head_learns_two_tasks(scheme, start):
         + directions[3 + labels[:, 1]]
         + 0.3 * torch.randn(240, num_layers, hidden, generator=generator)
     )
+    training_labels = labels.clone()
+    if missing:
+        training_labels[:200:3, 0] = MISSING_LABEL
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-3)
     model.train()
     for step in range(300):
         rows = torch.randint(0, 200, (32,), generator=generator)
-        loss = model(pooled_layer_features=features[rows], labels=labels[rows]).loss
+        loss = model(pooled_layer_features=features[rows], labels=training_labels[rows]).loss
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -222,3 +230,61 @@ def test_a_per_task_prior_multiplies_each_tasks_softmax():
     torch.testing.assert_close(expected[:, :128], emotion @ codes[:, 0, :128])
     torch.testing.assert_close(expected[:, 128:], gender @ codes[0, :, 128:])
     assert make_model("concat", multi_task_prior="joint").prior.out_features == 3 * 2  # one logit per label tuple
+
+
+def test_a_missing_label_is_marginalised_and_every_label_gives_the_cross_entropy():
+    torch.manual_seed(0)
+    logits = torch.randn(4, 6)
+    labels = torch.tensor([[0, 1], [2, 0], [1, 1], [2, 1]])
+    model = make_model("concat")
+    expected = torch.nn.functional.cross_entropy(logits, model.class_indices(labels))
+    torch.testing.assert_close(observed_label_nll(logits.log_softmax(-1), labels, [3, 2]), expected)
+    # Without the emotion label, the gender's probability: the tuples' summed over the emotions.
+    gender = logits.log_softmax(-1).reshape(4, 3, 2).logsumexp(1)
+    torch.testing.assert_close(
+        observed_label_nll(logits.log_softmax(-1), torch.tensor([[MISSING_LABEL, 1]] * 4), [3, 2]), -gender[:, 1].mean()
+    )
+    # A per-task prior: the sum of each task's cross-entropy, and a missing task drops out.
+    prior = torch.randn(4, 5)
+    per_task = model.prior_log_probabilities(prior)
+    emotion_ce = torch.nn.functional.cross_entropy(prior[:, :3], labels[:, 0])
+    gender_ce = torch.nn.functional.cross_entropy(prior[:, 3:], labels[:, 1])
+    torch.testing.assert_close(observed_label_nll(per_task, labels, [3, 2]), emotion_ce + gender_ce)
+    only_gender = labels.clone()
+    only_gender[:, 0] = MISSING_LABEL
+    torch.testing.assert_close(observed_label_nll(per_task, only_gender, [3, 2]), gender_ce)
+
+
+def test_a_missing_tasks_slice_is_left_out_of_the_target_matching():
+    model = make_model("concat")
+    labels = torch.tensor([[MISSING_LABEL, 1], [2, 0]])
+    observed = model.observed_columns(labels)
+    assert observed[0].tolist() == [False] * 128 + [True] * 128 and observed[1].all()
+    assert model.observed_columns(torch.tensor([[0, 1]])) is None
+    torch.manual_seed(0)
+    prediction, terminal = torch.randn(2, 256), torch.randn(2, 256)
+    changed = prediction.clone()
+    changed[0, :128] = 5.0  # only where the first clip has no label
+    for loss in ("mse", "cosine"):
+        error = target_matching_error(prediction, terminal, loss, observed)
+        assert error == target_matching_error(changed, terminal, loss, observed)
+        assert error != target_matching_error(changed, terminal, loss)
+    every = torch.ones(2, 256, dtype=torch.bool)
+    torch.testing.assert_close(
+        target_matching_error(prediction, terminal, "mse", every), torch.nn.functional.mse_loss(prediction, terminal)
+    )
+
+
+def test_labels_missing_where_they_cannot_be_are_refused():
+    features = torch.randn(2, 3, tiny_wav2vec2_config().hidden_size)
+    with pytest.raises(ValueError, match="need multi_task_codes='concat'"):
+        make_model("tuple").train()(pooled_layer_features=features, labels=torch.tensor([[MISSING_LABEL, 1], [0, 0]]))
+    with pytest.raises(ValueError, match="1 clip\\(s\\) have no label for any task"):
+        make_model("concat").train()(
+            pooled_layer_features=features, labels=torch.tensor([[MISSING_LABEL, MISSING_LABEL], [0, 0]])
+        )
+    single = GenSERForAudioClassification(
+        GenSERConfig(encoder_config=tiny_wav2vec2_config(), id2label={0: "a", 1: "b"})
+    ).train()
+    with pytest.raises(ValueError, match="no label for any task"):
+        single(pooled_layer_features=features, labels=torch.tensor([MISSING_LABEL, 1]))
