@@ -23,6 +23,14 @@ residuals no clip trained, with the shared weights alone.
 
 `--protocols` picks the tables (both by default).
 
+The `genser-arousal` head is an emotion and arousal model: a Gen-SER head of two tasks (concatenated codes), emotions
+and arousal levels, trained on the emotion corpora (their arousal derived from their emotions,
+`training.sources.EMOTION_AROUSAL`) and on the arousal corpora (`--arousal_corpora`, rated levels, no emotion label),
+and scored on the emotion corpora's emotions exactly as the emotion-only heads are: the arousal corpora are never
+held out across corpora, and in corpus their speakers are dealt into the same folds on their own, so that the emotion
+corpora's folds stay those of the emotion-only run. Its arousal in corpus (UA of the levels; derived ones on the
+emotion corpora) is printed too.
+
 Prints the tables as markdown (mean ± sd over seeds of the UA, unweighted accuracy) and writes `results.json`.
 """
 
@@ -39,10 +47,13 @@ import evaluate
 import numpy as np
 from transformers import AutoFeatureExtractor, HfArgumentParser
 
-from modeling_genser import GenSERForAudioClassification
+from datasets import concatenate_datasets
+
+from modeling_genser import GenSERConfig, GenSERForAudioClassification
+from modeling_genser.modeling_genser import MISSING_LABEL
 from training.arguments import MAIN_JOB_CONFIG
-from training.data import CORPUS_COLUMN, cast_audio, encode_labels, label_names, load_corpora
-from training.feature_cache import add_encoder_features, with_domains
+from training.data import CORPUS_COLUMN, cast_audio, encode_labels, label_names, load_corpora, with_arousal
+from training.feature_cache import POOLED_FEATURES_COLUMN, add_encoder_features, with_domains
 from training.folds import (
     benchmark_training_arguments,
     corpus_label_subsets,
@@ -53,7 +64,15 @@ from training.folds import (
 from training.heads import PooledFeatureClassifier
 from training.model_construction import parse_config_overrides
 from training.reports import METRICS_PATH
-from training.sources import ENCODERS, resolve_corpora, resolve_encoder
+from training.sources import (
+    AROUSAL_COLUMN,
+    AROUSAL_LEVELS,
+    CORPORA,
+    ENCODERS,
+    resolve_corpora,
+    resolve_corpus,
+    resolve_encoder,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +92,10 @@ class EvaluationArguments:
     in_corpus_encoders: str = field(
         default="whisper-tiny.en,whisper-base", metadata={"help": "Encoders of the in-corpus table ('' for none)."}
     )
-    heads: str = field(default="genser,linear,mlp")
+    heads: str = field(default="genser,linear,mlp", metadata={"help": "Among genser, linear, mlp and genser-arousal."})
+    arousal_corpora: str = field(
+        default="baved", metadata={"help": "Arousal corpora the genser-arousal head also trains on."}
+    )
     seeds: str = field(default="0,1,2")
     protocols: str = field(default="leave-one-corpus-out,in-corpus")
     in_corpus_folds: int = field(default=10)
@@ -106,8 +128,9 @@ class EvaluationArguments:
 
 
 def new_head(kind: str, config, args: EvaluationArguments):
-    """A fresh head on the condition `config` describes: Gen-SER, or a linear / MLP classifier."""
-    if kind == "genser":
+    """A fresh head on the condition `config` describes: Gen-SER (of emotions, or of emotions and arousal), or a
+    linear / MLP classifier."""
+    if kind in ("genser", "genser-arousal"):
         return GenSERForAudioClassification(config)
     if kind in ("linear", "mlp"):
         hidden = args.mlp_hidden_size if kind == "mlp" else None
@@ -117,7 +140,8 @@ def new_head(kind: str, config, args: EvaluationArguments):
 
 def encoded_corpora(encoder: str, args: EvaluationArguments):
     """The corpora as one dataset of cached pooled features (label, speaker, corpus columns), with the head
-    configuration on this encoder (domain normalisation on)."""
+    configuration on this encoder (domain normalisation on), and for the genser-arousal head the emotion and arousal
+    corpora's features with their configuration (else None)."""
     location = resolve_encoder(encoder) if encoder in ENCODERS else encoder
     if location is None:
         raise OSError(f"Encoder {encoder!r} is not available here: {' nor '.join(ENCODERS[encoder])} was found.")
@@ -132,7 +156,58 @@ def encoded_corpora(encoder: str, args: EvaluationArguments):
     extractor.return_attention_mask = True
     dataset = encode_labels(cast_audio(dataset, "audio", extractor.sampling_rate), "label", reference.config.label2id)
     features = add_encoder_features(dataset, reference, extractor, "audio", max_length_seconds=args.max_length_seconds)
-    return features, labels, reference.config
+    joint = None
+    if "genser-arousal" in args.heads.split(","):
+        arousal = load_corpora(arousal_sources(args.arousal_corpora.split(",")))
+        arousal = add_encoder_features(
+            cast_audio(arousal, "audio", extractor.sampling_rate), reference, extractor, "audio",
+            max_length_seconds=args.max_length_seconds,
+        )  # fmt: skip
+        joint = emotion_and_arousal_features(features, arousal, labels), GenSERConfig.from_dict(
+            {**reference.config.to_dict(), "label_sets": {"label": labels, AROUSAL_COLUMN: list(AROUSAL_LEVELS)}}
+        )
+    return features, labels, reference.config, joint
+
+
+def arousal_sources(names: list[str]) -> dict:
+    """The first available source of each named arousal corpus (`training/sources.py`)."""
+    sources = {name: resolve_corpus(name) if name in CORPORA else None for name in names}
+    for name, source in sources.items():
+        if source is None or source.target != "arousal":
+            raise ValueError(f"{name!r} is not an available arousal corpus: name one of `training/sources.py`, e.g. baved.")
+    return sources
+
+
+def emotion_and_arousal_features(features, arousal_features, labels: list[str]):
+    """The emotion corpora's cached features and the arousal corpora's as one dataset, whose `labels` are each clip's
+    `[emotion id or MISSING_LABEL, arousal level id]` (an emotion corpus's level derived, `training.data.with_arousal`)."""
+    columns = [POOLED_FEATURES_COLUMN, "label", "speaker", CORPUS_COLUMN]
+    both = concatenate_datasets([features.select_columns(columns), arousal_features.select_columns(columns)])
+    both = with_arousal(both, set(arousal_features[CORPUS_COLUMN]))
+    return encode_labels(both, "label", {}, {"label": labels, AROUSAL_COLUMN: list(AROUSAL_LEVELS)})
+
+
+def emotion_targets(features) -> np.ndarray:
+    """Each clip's emotion id (the first task's for an emotion and arousal head; MISSING_LABEL for an arousal clip)."""
+    targets = np.asarray(features["labels"])
+    return targets if targets.ndim == 1 else targets[:, 0]
+
+
+def first_task(classes: np.ndarray) -> np.ndarray:
+    """The first task's (the emotions') column of predicted classes, `(num_clips,)`."""
+    return classes if classes.ndim == 1 else classes[:, 0]
+
+
+def speaker_folds(speakers: np.ndarray, scored: np.ndarray, num_folds: int) -> list[np.ndarray]:
+    """`num_folds` speaker-independent held-out masks, the `scored` clips' speakers (the emotion corpora's) and the
+    others' (the arousal corpora's) each dealt round-robin on their own: the scored clips' folds are then those of a
+    run without the others."""
+    masks = [np.zeros(len(speakers), dtype=bool) for _ in range(num_folds)]
+    for rows in (scored, ~scored):
+        if rows.any():
+            for mask, part in zip(masks, group_folds(speakers[rows], num_folds)):
+                mask[rows] = part
+    return masks
 
 
 def ua(metric, predictions, references, num_labels) -> float:
@@ -143,9 +218,10 @@ def leave_one_corpus_out(features, table, labels, config, kind, training_args, a
     """`{corpus: {"shared"/"core": {"adapted"/"unadapted": UA}}}` for one head and seed; `features` and their
     domains' statistics `table` from `feature_cache.with_domains`."""
     corpora = np.asarray(features[CORPUS_COLUMN])
-    targets = np.asarray(features["labels"])
-    steps = [config.num_inference_steps if kind == "genser" else None]
-    masks = group_folds(corpora, 0)
+    targets = emotion_targets(features)
+    steps = [config.num_inference_steps if kind.startswith("genser") else None]
+    # An arousal corpus has no emotion to score: it is always trained on, never held out.
+    masks = [mask for mask in group_folds(corpora, 0) if (targets[mask] != MISSING_LABEL).all()]
     tasks = [
         (partial(new_head, kind, config, args), features, ~mask, mask, training_args, steps,
          held_out_label_subsets(targets, labels, mask), table)
@@ -167,13 +243,15 @@ def leave_one_corpus_out(features, table, labels, config, kind, training_args, a
 
 def in_corpus(features, table, labels, config, kind, training_args, args, metric, single_corpus: bool) -> dict:
     """`{corpus: {"multi-corpus": UA, "multi-corpus, all labels": UA, "single-corpus": UA}}` over
-    speaker-independent folds, for one head and seed; each clip standardised with its domain's statistics."""
+    speaker-independent folds, for one head and seed; each clip standardised with its domain's statistics. An
+    emotion and arousal head also gives `{"arousal": {corpus: UA of the levels}}` (derived on emotion corpora)."""
     corpora = np.asarray(features[CORPUS_COLUMN])
-    targets = np.asarray(features["labels"])
-    subsets = corpus_label_subsets(corpora, targets)
-    steps = [config.num_inference_steps if kind == "genser" else None]
+    targets = emotion_targets(features)
+    scored = targets != MISSING_LABEL
+    subsets = corpus_label_subsets(corpora[scored], targets[scored])
+    steps = [config.num_inference_steps if kind.startswith("genser") else None]
     head = partial(new_head, kind, config, args)
-    masks = group_folds(np.asarray(features["speaker"]), args.in_corpus_folds)
+    masks = speaker_folds(np.asarray(features["speaker"]), scored, args.in_corpus_folds)
     runs = {"multi-corpus": [(mask, ~mask) for mask in masks]}
     if single_corpus:  # the same held-out clips, each corpus's head trained on that corpus alone
         runs["single-corpus"] = [
@@ -186,9 +264,18 @@ def in_corpus(features, table, labels, config, kind, training_args, args, metric
     for name, folds in runs.items():
         tasks = [(head, features, train, test, training_args, steps, subsets, table) for test, train in folds]
         predicted = {key: np.full(len(targets), -1) for key in [steps[0], *((steps[0], c) for c in subsets)]}
+        arousal = np.full(len(targets), -1)
         for (test, _), (predictions, _) in zip(folds, run_folds(tasks, args.parallel_folds)):
             for key, values in predicted.items():
-                values[test] = predictions[key]
+                values[test] = first_task(predictions[key])
+            if kind == "genser-arousal":
+                arousal[test] = predictions[steps[0]][:, 1]
+        if kind == "genser-arousal" and name == "multi-corpus":
+            levels = np.asarray(features["labels"])[:, 1]
+            scores["arousal"] = {
+                str(corpus): ua(metric, arousal[corpora == corpus], levels[corpora == corpus], len(AROUSAL_LEVELS))
+                for corpus in sorted(set(corpora))
+            }
         for corpus in subsets:
             rows = corpora == corpus
             scores.setdefault(corpus, {})[name] = ua(metric, predicted[(steps[0], corpus)][rows], targets[rows], len(labels))
@@ -220,12 +307,20 @@ def loco_table(results: dict) -> str:
 def in_corpus_table(results: dict) -> str:
     lines = ["| encoder | head | model | mean | " + " | ".join(next(iter(results.values()))["corpora"]) + " |"]
     lines.append("|" + " --- |" * (4 + len(next(iter(results.values()))["corpora"])))
+    arousal_lines = []
     for encoder, entry in results.items():
         for kind, per_seed in entry.get("in_corpus", {}).items():
+            if "arousal" in per_seed[0]:
+                for corpus in per_seed[0]["arousal"]:
+                    cell = mean_sd([seed["arousal"][corpus] for seed in per_seed])
+                    arousal_lines.append(f"| {encoder} | {kind} | {corpus} | {cell} |")
             for model in per_seed[0][entry["corpora"][0]]:
                 cells = [[seed[c][model] for seed in per_seed] for c in entry["corpora"]]
                 means = [float(np.mean([cell[i] for cell in cells])) for i in range(len(per_seed))]
                 lines.append("| " + " | ".join([encoder, kind, model, mean_sd(means)] + [mean_sd(c) for c in cells]) + " |")
+    if arousal_lines:
+        lines += ["", "Arousal in corpus, UA of the levels (derived from the emotions on emotion corpora):", "",
+                  "| encoder | head | corpus | UA |", "| --- | --- | --- | --- |", *arousal_lines]  # fmt: skip
     return "\n".join(lines)
 
 
@@ -247,13 +342,15 @@ def main(argv: list[str] | None = None) -> dict:
         raise ValueError("No encoder to evaluate: give --encoders (leave-one-corpus-out) or --in_corpus_encoders.")
     results = {}
     for encoder in dict.fromkeys(loco_encoders + in_corpus_encoders):  # each encoded once, in the order given
-        features, labels, config = encoded_corpora(encoder, args)
-        features, table, domain_names = with_domains(features, np.asarray(features[args.domain_column]))
-        if args.domain_residuals:  # a held-out corpus's residuals get no clip: it is read with the shared weights
-            config = copy.deepcopy(config)
-            config.domain_names = domain_names
+        features, labels, config, joint = encoded_corpora(encoder, args)
         entry = results[encoder] = {"corpora": sorted(set(features[CORPUS_COLUMN])), "labels": labels}
+        head_data = {"emotion": (features, config), "emotion and arousal": joint}
         for kind in heads:
+            features, config = head_data["emotion and arousal" if kind == "genser-arousal" else "emotion"]
+            features, table, domain_names = with_domains(features, np.asarray(features[args.domain_column]))
+            if args.domain_residuals:  # a held-out corpus's residuals get no clip: it is read with the shared weights
+                config = copy.deepcopy(config)
+                config.domain_names = domain_names
             for seed in seeds:
                 training_args = benchmark_training_arguments(
                     str(output_dir / "scratch"), seed, args.max_steps, args.batch_size, args.learning_rate, args.weight_decay

@@ -13,6 +13,7 @@ from tqdm.auto import tqdm
 from torch.utils.data import WeightedRandomSampler
 from transformers import FeatureExtractionMixin, Trainer, WhisperFeatureExtractor
 
+from modeling_genser.modeling_genser import MISSING_LABEL
 from pipelines.audio_input import load_audio
 
 logger = logging.getLogger(__name__)
@@ -95,20 +96,21 @@ def report_unreadable_audio(failures: dict[int, tuple[dict, str]], on_error: str
 
 
 def label_names(dataset: Dataset, label_column_name: str) -> list[str]:
-    """The sorted label set of a column of strings, or the names of a `ClassLabel` column."""
+    """The sorted label set of a column of strings (rows without a label left out), or the names of a `ClassLabel`
+    column."""
     require_column(dataset, label_column_name, "label_column_name", "the dataset")
     feature = dataset.features[label_column_name]
     if isinstance(feature, ClassLabel):
         return list(feature.names)
-    return sorted({str(label) for label in dataset[label_column_name]})
+    return sorted({str(label) for label in dataset[label_column_name] if label is not None})
 
 
 def label_values(dataset: Dataset, label_column_name: str) -> list[str]:
-    """Each row's label as a string (a `ClassLabel` column's names, else the values)."""
+    """Each row's label as a string (a `ClassLabel` column's names, else the values); None where a row has none."""
     require_column(dataset, label_column_name, "label_column_name", "the dataset")
     feature = dataset.features[label_column_name]
     names = feature.names if isinstance(feature, ClassLabel) else None
-    return [names[v] if names else str(v) for v in dataset[label_column_name]]
+    return [None if v is None else names[v] if names else str(v) for v in dataset[label_column_name]]
 
 
 def with_mapped_labels(dataset: Dataset, label_column_name: str, mapping: dict[str, str]) -> Dataset:
@@ -120,29 +122,47 @@ def with_mapped_labels(dataset: Dataset, label_column_name: str, mapping: dict[s
     return dataset.remove_columns(label_column_name).add_column(label_column_name, mapped)
 
 
-def label_indices(dataset: Dataset, label_column_name: str, label2id: dict[str, int]) -> list[int]:
-    """Each row's class index in `label2id`; a label outside that label set is an error."""
+def label_indices(
+    dataset: Dataset, label_column_name: str, label2id: dict[str, int], allow_missing: bool = False
+) -> list[int]:
+    """Each row's class index in `label2id`, and with `allow_missing` `MISSING_LABEL` for a row without a label (a
+    multi-task model's clip that lacks this task's); a label outside that label set, or a missing one otherwise, is
+    an error."""
     values = label_values(dataset, label_column_name)
-    unknown = sorted(set(values) - set(label2id))
+    unknown = sorted(set(values) - set(label2id) - {None})
     if unknown:
         raise ValueError(
             f"Labels {unknown} are not in the model's label set {sorted(label2id)} (column {label_column_name!r})."
         )
-    return [label2id[v] for v in values]
+    if not allow_missing and None in values:
+        missing = [row for row, value in enumerate(values) if value is None]
+        raise ValueError(
+            f"{len(missing)} row(s) have no label in column {label_column_name!r} (rows {missing[:10]}"
+            f"{', ...' if len(missing) > 10 else ''}): label them or drop them."
+        )
+    return [MISSING_LABEL if v is None else label2id[v] for v in values]
 
 
 def encode_labels(
     dataset: Dataset, label_column_name: str, label2id: dict[str, int], label_sets: dict[str, list[str]] | None = None
 ) -> Dataset:
     """Adds a `labels` column: each row's class index in `label2id`, or for a multi-task model (`label_sets`: label
-    column -> its label names, `label_column_name` first) one class index per task."""
+    column -> its label names, `label_column_name` first) one class index per task, `MISSING_LABEL` for a task a row
+    has no label for (a row must have at least one)."""
     if not label_sets:
         return dataset.add_column("labels", label_indices(dataset, label_column_name, label2id))
     columns = [
-        label_indices(dataset, column, {label: index for index, label in enumerate(labels)})
+        label_indices(dataset, column, {label: index for index, label in enumerate(labels)}, allow_missing=True)
         for column, labels in label_sets.items()
     ]
-    return dataset.add_column("labels", [list(row) for row in zip(*columns)])
+    rows = [list(row) for row in zip(*columns)]
+    unlabelled = [index for index, row in enumerate(rows) if all(label == MISSING_LABEL for label in row)]
+    if unlabelled:
+        raise ValueError(
+            f"{len(unlabelled)} row(s) have no label in any of the columns {list(label_sets)} (rows {unlabelled[:10]}"
+            f"{', ...' if len(unlabelled) > 10 else ''}): label them or drop them."
+        )
+    return dataset.add_column("labels", rows)
 
 
 def dimension_values(dataset: Dataset, value_columns: list[str]) -> np.ndarray:
@@ -206,6 +226,39 @@ def task_label_sets(dataset: Dataset, label_column_name: str, task_columns: str 
 
 
 CORPUS_COLUMN = "corpus"
+AROUSAL_DERIVED_COLUMN = "arousal_derived"
+
+
+def with_arousal(dataset: Dataset, arousal_corpora: set[str]) -> Dataset:
+    """Several corpora (`load_corpora`) with the arousal task of an emotion and arousal model: an `arousal` column
+    (class labels of `training.sources.AROUSAL_LEVELS`) and `arousal_derived`, which says where the level is not a
+    rating of the clip.
+
+    An emotion corpus's levels are derived from its emotions (`training.sources.EMOTION_AROUSAL`); an arousal corpus
+    (named in `arousal_corpora`) brings its own levels in its `label` column, which then holds no emotion (None)."""
+    from .sources import AROUSAL_COLUMN, AROUSAL_LEVELS, EMOTION_AROUSAL
+
+    emotions, levels = [], []
+    for corpus, label in zip(dataset[CORPUS_COLUMN], dataset["label"]):
+        if corpus in arousal_corpora:
+            emotions.append(None)
+            levels.append(label)
+        elif label in EMOTION_AROUSAL:
+            emotions.append(label)
+            levels.append(EMOTION_AROUSAL[label])
+        else:
+            raise ValueError(
+                f"Emotion {label!r} of corpus {corpus!r} has no derived arousal level (training.sources.EMOTION_AROUSAL)."
+            )
+    unknown = sorted(set(levels) - set(AROUSAL_LEVELS))
+    if unknown:
+        raise ValueError(f"Arousal levels {unknown} are not among {list(AROUSAL_LEVELS)}: map the corpus's level names onto them.")
+    derived = [corpus not in arousal_corpora for corpus in dataset[CORPUS_COLUMN]]
+    dataset = dataset.remove_columns("label").add_column("label", emotions, feature=Value("string"))
+    # Class labels in the levels' order, low to high (not sorted by name), whichever levels the corpora hold.
+    levels = [AROUSAL_LEVELS.index(level) for level in levels]
+    dataset = dataset.add_column(AROUSAL_COLUMN, levels, feature=ClassLabel(names=list(AROUSAL_LEVELS)))
+    return dataset.add_column(AROUSAL_DERIVED_COLUMN, derived)
 
 
 def load_corpora(sources: dict, audio_column_name: str = "audio", split: str = "train") -> Dataset:

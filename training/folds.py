@@ -196,16 +196,15 @@ def predict_subsets(
     domain_table: torch.Tensor | None = None,
 ) -> dict:
     """`head`'s predictions on `features` per step count (a dimensional head's values, `(num_clips,
-    num_dimensions)`), and per `(step count, name)` within each of `label_subsets`: one pass of the head per step
-    count, whose logits the subsets restrict."""
+    num_dimensions)`), and per `(step count, name)` within each of `label_subsets` (labels of the first task, e.g. the
+    emotions of an emotion and arousal head): one pass of the head per step count, whose logits the subsets
+    restrict."""
     predictions = {}
     for steps in step_counts:
         logits = task_logits(head, features, steps, domain_table=domain_table)
         predictions[steps] = logits["label"] if head.config.problem_type == "regression" else classes_of(logits)
-        if label_subsets and len(logits) > 1:
-            raise ValueError("Predicting within a subset of the labels is for single-task heads.")
         for name, label_ids in (label_subsets or {}).items():
-            predictions[(steps, name)] = classes_within(logits["label"], label_ids)
+            predictions[(steps, name)] = classes_within(next(iter(logits.values())), label_ids)
     return predictions
 
 

@@ -11,6 +11,7 @@ import numpy as np
 from huggingface_hub import EvalResult, ModelCard
 
 from training.arguments import DataTrainingArguments
+from modeling_genser.modeling_genser import MISSING_LABEL
 from training.data import CORPUS_COLUMN, speaker_groups
 from training.sources import CorpusSource
 
@@ -149,13 +150,14 @@ def write_model_card(
 
 def task_scores(metric, predictions, references, tasks: dict[str, list[str]]) -> dict[str, dict]:
     """Every task's metrics (`tasks`: name -> labels, in order) from class indices of shape `(num_clips,)` or
-    `(num_clips, num_tasks)`."""
+    `(num_clips, num_tasks)`, each over the clips that have that task's label (not `MISSING_LABEL`)."""
     predictions = np.asarray(predictions).reshape(len(predictions), len(tasks))
     references = np.asarray(references).reshape(len(references), len(tasks))
-    return {
-        task: metric.compute(predictions=predictions[:, t], references=references[:, t], num_labels=len(labels))
-        for t, (task, labels) in enumerate(tasks.items())
-    }
+    scores = {}
+    for t, (task, labels) in enumerate(tasks.items()):
+        rows = references[:, t] != MISSING_LABEL
+        scores[task] = metric.compute(predictions=predictions[rows, t], references=references[rows, t], num_labels=len(labels))
+    return scores
 
 
 def ordinal_levels(values: np.ndarray) -> list[float] | None:

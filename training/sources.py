@@ -39,6 +39,20 @@ EMODB_LIMITATIONS = (
 EMOTION_VOCABULARY = ("angry", "boredom", "calm", "disgust", "fearful", "happy", "neutral", "sad", "surprised")
 # The labels most corpora share, on which cross-corpus figures are also reported.
 CORE_EMOTIONS = ("angry", "happy", "neutral", "sad")
+# The arousal task of an emotion and arousal model (`--task_columns arousal` with named corpora): three levels of
+# arousal (activation). An arousal corpus (BAVED) rates them; an emotion corpus's are derived from its categories.
+AROUSAL_COLUMN = "arousal"
+AROUSAL_LEVELS = ("low", "medium", "high")
+# Derived arousal: each emotion's usual side of the arousal axis in Russell's circumplex (J. Pers. Soc. Psychol. 39,
+# 1980) and in the dimensional SER corpora that rate both (anger, fear, joy and surprise high; sadness, boredom and
+# calm low; neutral speech in between). Disgust is rated near the middle and varies most between studies. A clip's
+# derived level says what its emotion usually carries, not how aroused that clip sounds: marked as derived wherever
+# it is used (`training.data.with_arousal`).
+EMOTION_AROUSAL = {
+    "angry": "high", "fearful": "high", "happy": "high", "surprised": "high",
+    "disgust": "medium", "neutral": "medium",
+    "boredom": "low", "calm": "low", "sad": "low",
+}  # fmt: skip
 EMODB_VOCABULARY = {
     "anger": "angry", "boredom": "boredom", "disgust": "disgust", "fear": "fearful", "happiness": "happy",
     "neutral": "neutral", "sadness": "sad",
@@ -77,7 +91,8 @@ class CorpusSource:
     column but a combination of columns tells the speakers apart. `description` and `limitations` go into the model
     card of a model trained on it. `language` and `licence` describe the corpus; `label_vocabulary` maps its label
     names onto `EMOTION_VOCABULARY` (as `(name, vocabulary name)` pairs; empty: its names already are). `target` is
-    what its labels are: `"emotion"` categories, or `"arousal"` levels (not emotions: never pooled with them).
+    what its labels are: `"emotion"` categories, or `"arousal"` levels (their names mapped onto `AROUSAL_LEVELS`;
+    never pooled with emotions, only trained beside them as the arousal task).
     """
 
     dataset_name: str
@@ -145,6 +160,7 @@ CORPORA = {
             "(low, neutral, high)",
             "BAVED's labels are arousal levels of single spoken words, not emotion categories",
             language="Arabic", licence=RESEARCH_ONLY, target="arousal",
+            label_vocabulary=(("low", "low"), ("neutral", "medium"), ("high", "high")),
         ),
     ),
 }  # fmt: skip
@@ -183,10 +199,11 @@ def resolve_corpus(name: str) -> CorpusSource | None:
     return next((source for source in CORPORA[name] if is_available(source.dataset_name, "dataset")), None)
 
 
-def resolve_corpora(names: list[str]) -> dict[str, CorpusSource]:
+def resolve_corpora(names: list[str], arousal: bool = False) -> dict[str, CorpusSource]:
     """The first available source of each named emotion corpus, for training on several at once (`--dataset_name
-    emodb,cremad`). A name outside `CORPORA`, a corpus that is nowhere to be found, or one whose labels are not
-    emotions is an error: there is no fallback here."""
+    emodb,cremad`), and with `arousal` (an emotion and arousal model) of each arousal corpus too. A name outside
+    `CORPORA`, a corpus that is nowhere to be found, or one whose labels are not emotions (without `arousal`) is an
+    error: there is no fallback here."""
     sources = {}
     for name in dict.fromkeys(name.strip() for name in names if name.strip()):
         if name not in CORPORA:
@@ -194,11 +211,16 @@ def resolve_corpora(names: list[str]) -> dict[str, CorpusSource]:
         source = resolve_corpus(name)
         if source is None:
             raise OSError(f"Corpus {name!r} is not available here: neither {describe_sources(CORPORA[name])} was found.")
-        if source.target != "emotion":
-            raise ValueError(f"Corpus {name!r} holds {source.target} levels, not emotions: train it on its own.")
+        if source.target != "emotion" and not arousal:
+            raise ValueError(
+                f"Corpus {name!r} holds {source.target} levels, not emotions: train it on its own, or beside emotion "
+                f"corpora as the arousal task (--task_columns {AROUSAL_COLUMN})."
+            )
         sources[name] = source
     if len(sources) < 2:
         raise ValueError(f"Several corpora are at least two distinct names, got {names}.")
+    if all(source.target != "emotion" for source in sources.values()):
+        raise ValueError(f"None of the corpora {list(sources)} has emotion labels: name at least one emotion corpus.")
     return sources
 
 

@@ -1,0 +1,129 @@
+"""One model of emotions and arousal: arousal corpora beside emotion corpora, derived levels, missing labels."""
+
+import csv
+
+import numpy as np
+import pytest
+from datasets import Dataset
+from transformers import Wav2Vec2FeatureExtractor, Wav2Vec2Model
+
+import training.sources as sources
+from conftest import tiny_wav2vec2_config
+from modeling_genser.modeling_genser import MISSING_LABEL
+from training.data import encode_labels, label_names, load_corpora, with_arousal
+from training.folds import group_folds
+from training.sources import AROUSAL_LEVELS, EMODB_VOCABULARY, EMOTION_AROUSAL, EMOTION_VOCABULARY, CorpusSource
+from training.synthetic_corpus import generate_corpus
+
+SYNTHETIC_VOCABULARY = tuple(
+    (name, EMODB_VOCABULARY[name]) for name in ("anger", "fear", "happiness", "neutral", "sadness")
+)
+BAVED_LEVELS = (("low", "low"), ("neutral", "medium"), ("high", "high"))
+
+
+def test_every_emotion_of_the_vocabulary_has_a_derived_arousal_level():
+    assert set(EMOTION_AROUSAL) == set(EMOTION_VOCABULARY) and set(EMOTION_AROUSAL.values()) == set(AROUSAL_LEVELS)
+
+
+def test_arousal_is_derived_for_emotion_corpora_and_read_from_arousal_corpora():
+    dataset = Dataset.from_dict(
+        {"label": ["angry", "sad", "neutral", "high", "low"], "corpus": ["a", "a", "b", "baved", "baved"]}
+    )
+    both = with_arousal(dataset, {"baved"})
+    assert both["label"] == ["angry", "sad", "neutral", None, None]
+    assert [AROUSAL_LEVELS[level] for level in both["arousal"]] == ["high", "low", "medium", "high", "low"]
+    assert both["arousal_derived"] == [True, True, True, False, False]
+    assert label_names(both, "label") == ["angry", "neutral", "sad"]
+    assert label_names(both, "arousal") == list(AROUSAL_LEVELS)  # in the levels' order, not sorted by name
+
+    tasks = {"label": ["angry", "neutral", "sad"], "arousal": list(AROUSAL_LEVELS)}
+    encoded = encode_labels(both, "label", {}, tasks)
+    assert encoded["labels"] == [[0, 2], [2, 0], [1, 1], [MISSING_LABEL, 2], [MISSING_LABEL, 0]]
+    with pytest.raises(ValueError, match="1 row\\(s\\) have no label in column 'label' \\(rows \\[1\\]\\)"):
+        encode_labels(both.select([0, 3]), "label", {"angry": 0})
+    unlabelled = Dataset.from_dict({"label": ["angry", None], "arousal": ["high", None]})
+    with pytest.raises(ValueError, match="1 row\\(s\\) have no label in any of the columns \\['label', 'arousal'\\]"):
+        encode_labels(unlabelled, "label", {}, {"label": ["angry"], "arousal": ["high"]})
+    with pytest.raises(ValueError, match="'joy' of corpus 'a' has no derived arousal level"):
+        with_arousal(Dataset.from_dict({"label": ["joy"], "corpus": ["a"]}), set())
+
+
+def test_in_corpus_folds_of_the_emotion_corpora_are_those_of_a_run_without_arousal_corpora():
+    from benchmarks.evaluate_across_corpora import speaker_folds
+
+    speakers = np.array(["a/1", "a/2", "baved/1", "b/1", "baved/2", "b/2", "baved/3", "a/3"])
+    scored = np.array([not speaker.startswith("baved") for speaker in speakers])
+    folds = speaker_folds(speakers, scored, 2)
+    for mask, alone in zip(folds, group_folds(speakers[scored], 2)):
+        assert np.array_equal(mask[scored], alone)
+    assert all(np.logical_or.reduce(folds)) and not (folds[0] & folds[1]).any()
+    assert {speaker for mask in folds for speaker in speakers[mask & ~scored]} == {"baved/1", "baved/2", "baved/3"}
+
+
+@pytest.fixture(scope="module")
+def emotion_and_arousal_corpora(tmp_path_factory):
+    """Two synthetic emotion corpora and one arousal corpus, whose labels are BAVED's level names."""
+    root = tmp_path_factory.mktemp("corpora")
+    big = generate_corpus(root / "big", num_speakers=2, num_sentences=2, seed=0)
+    small = generate_corpus(root / "small", num_speakers=2, num_sentences=1, seed=1)
+    levels = generate_corpus(root / "levels", num_speakers=3, num_sentences=1, seed=2)
+    with open(levels / "metadata.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    for row in rows:
+        value = float(row["arousal"])
+        row["label"] = "high" if value >= 0.7 else "low" if value <= 0.1 else "neutral"
+    with open(levels / "metadata.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return {
+        "big": CorpusSource(str(big), "label", "speaker", "big", "", "English", "test", SYNTHETIC_VOCABULARY),
+        "small": CorpusSource(str(small), "label", "speaker", "small", "", "German", "test", SYNTHETIC_VOCABULARY),
+        "levels": CorpusSource(
+            str(levels), "label", "speaker", "levels", "", "Arabic", "test", BAVED_LEVELS, target="arousal"
+        ),
+    }
+
+
+def test_arousal_corpora_join_emotion_corpora_only_as_the_arousal_task(emotion_and_arousal_corpora, monkeypatch):
+    corpora = {name: (source,) for name, source in emotion_and_arousal_corpora.items()}
+    monkeypatch.setattr(sources, "CORPORA", {**corpora, "levels2": corpora["levels"]})
+    with pytest.raises(ValueError, match="'levels' holds arousal levels, not emotions.*--task_columns arousal"):
+        sources.resolve_corpora(["big", "levels"])
+    with pytest.raises(ValueError, match="None of the corpora .* has emotion labels"):
+        sources.resolve_corpora(["levels", "levels2"], arousal=True)
+    resolved = sources.resolve_corpora(["big", "levels"], arousal=True)
+    dataset = with_arousal(load_corpora(resolved), {"levels"})
+    levels = [row for row in dataset.select_columns(["corpus", "label", "arousal"]) if row["corpus"] == "levels"]
+    assert len(levels) == 15 and all(row["label"] is None for row in levels)
+    assert {AROUSAL_LEVELS[row["arousal"]] for row in levels} == set(AROUSAL_LEVELS)
+
+
+def test_the_benchmark_scores_the_emotion_and_arousal_head_on_emotions_like_the_emotion_only_one(
+    emotion_and_arousal_corpora, monkeypatch, tmp_path
+):
+    from benchmarks import evaluate_across_corpora
+
+    monkeypatch.setattr(sources, "CORPORA", {name: (source,) for name, source in emotion_and_arousal_corpora.items()})
+    monkeypatch.setattr(evaluate_across_corpora, "CORPORA", sources.CORPORA)
+    encoder = tmp_path / "encoder"
+    Wav2Vec2Model(tiny_wav2vec2_config()).save_pretrained(encoder)
+    Wav2Vec2FeatureExtractor(return_attention_mask=True).save_pretrained(encoder)
+    results = evaluate_across_corpora.main(
+        [
+            "--output_dir", str(tmp_path / "out"), "--dataset_name", "big,small", "--arousal_corpora", "levels",
+            "--encoders", str(encoder), "--in_corpus_encoders", str(encoder), "--heads", "genser-arousal,genser",
+            "--seeds", "0", "--max_steps", "5", "--in_corpus_folds", "2", "--parallel_folds", "1",
+            "--single_corpus", "false", "--config_overrides", "encoding_dim=32,head_hidden_size=32",
+        ]
+    )  # fmt: skip
+    (entry,) = results.values()
+    assert entry["corpora"] == ["big", "small"]
+    for kind in ("genser-arousal", "genser"):
+        (loco,) = entry["leave_one_corpus_out"][kind]
+        assert set(loco) == {"big", "small"}  # the arousal corpus is never held out
+        (in_corpus,) = entry["in_corpus"][kind]
+        assert {"multi-corpus", "multi-corpus, all labels"} <= set(in_corpus["big"])
+    (joint,) = entry["in_corpus"]["genser-arousal"]
+    assert set(joint["arousal"]) == {"big", "levels", "small"}
+    assert all(0 <= ua <= 1 for ua in joint["arousal"].values())
