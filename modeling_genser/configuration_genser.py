@@ -206,6 +206,8 @@ class GenSERConfig(PreTrainedConfig):
             raise ValueError(f'target_loss must be "mse" or "cosine", got {self.target_loss!r}.')
         if self.similarity_temperature <= 0:
             raise ValueError(f"similarity_temperature must be > 0, got {self.similarity_temperature}.")
+        if isinstance(self.label_sets, list):  # as `to_dict` writes them: [task, labels] pairs, in task order
+            self.label_sets = {task: list(labels) for task, labels in self.label_sets}
         if self.label_sets and list(self.id2label.values()) == [f"LABEL_{i}" for i in range(len(self.id2label))]:
             # id2label not given: the first task's labels, which the pipeline's default output reads.
             first_labels = next(iter(self.label_sets.values()))
@@ -246,6 +248,15 @@ class GenSERConfig(PreTrainedConfig):
                 f"The {self.num_labels} dimensions split encoding_dim={self.encoding_dim} evenly, each an even number "
                 f"of dimensions: pass an encoding_dim divisible by {2 * self.num_labels}."
             )
+
+    def to_dict(self) -> dict:
+        output = super().to_dict()
+        # Configs are written as JSON with sorted keys, which would reorder the tasks of a dict: their order makes the
+        # first task the pipeline's default and numbers the label tuples, the codes and the prior's outputs. So
+        # `label_sets` is written as [task, labels] pairs (a config saved as a dict reads back in its sorted order).
+        if output.get("label_sets"):
+            output["label_sets"] = [[task, list(labels)] for task, labels in output["label_sets"].items()]
+        return output
 
     @property
     def tasks(self) -> dict[str, list[str]]:

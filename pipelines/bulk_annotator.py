@@ -10,7 +10,9 @@ Output (`load_dataset(output_dir, "windows")`, `"files"` or `"errors"` reads it 
 
 - `windows/shard-NNNNN.parquet`: one row per window (`--segment_length_s`, `--segment_hop_s`, as in the pipeline):
   `source`, `index`, `start`, `end` (seconds), the top `label` and its `score`, every label's score in `scores`, and
-  with `--num_samples` > 1 the top label's `agreement` (the share of samples that voted for it);
+  with `--num_samples` > 1 the top label's `agreement` (the share of samples that voted for it); a multi-task model
+  (e.g. emotions and arousal) writes its first task there and each further task in `<task>_label`, `<task>_score`
+  and `<task>_scores` (`arousal_label`, ...);
 - `files/shard-NNNNN.parquet`: one row per file, its windows averaged by duration, with `duration`, `num_windows`;
 - `errors/shard-NNNNN.parquet` and, once every shard is done, `errors.csv`: each unreadable input and why.
 
@@ -197,11 +199,17 @@ class ShardAnnotator:
 
         self.classifier, self.args = classifier, args
         self.sampling_rate = classifier.feature_extractor.sampling_rate
-        self.labels = [classifier.model.config.id2label[i] for i in range(classifier.model.config.num_labels)]
-        scores = {label: Value("float32") for label in self.labels}
-        prediction = {"label": Value("string"), "score": Value("float32"), "scores": scores}
-        if args.num_samples > 1:
-            prediction["agreement"] = Value("float32")
+        config = classifier.model.config
+        self.tasks = config.tasks  # the first task's columns are `label`, `score`, `scores`; a further task's prefixed
+        self.further_tasks = list(config.label_sets or {})[1:]
+        prediction = {}
+        for task, labels in self.tasks.items():
+            prefix = f"{task}_" if task in self.further_tasks else ""
+            prediction[f"{prefix}label"] = Value("string")
+            prediction[f"{prefix}score"] = Value("float32")
+            prediction[f"{prefix}scores"] = {label: Value("float32") for label in labels}
+            if args.num_samples > 1 and not prefix:  # the pipeline's agreement is the first task's
+                prediction["agreement"] = Value("float32")
         item = {"source": Value("string"), "index": Value("int64")}
         self.features = {
             "windows": Features({**item, "start": Value("float64"), "end": Value("float64"), **prediction}),
@@ -210,15 +218,23 @@ class ShardAnnotator:
         }
 
     def call_options(self) -> dict:
-        """The pipeline options of every call: every label's score, per window, with the run's window and sampling
-        options."""
-        return {"top_k": len(self.labels), "return_segments": True, **self.args.pipeline_options()}
+        """The pipeline options of every call: every label's score of every task, per window, with the run's window
+        and sampling options."""
+        tasks = {"return_tasks": True} if self.further_tasks else {}
+        top_k = max(len(labels) for labels in self.tasks.values())
+        return {"top_k": top_k, "return_segments": True, **tasks, **self.args.pipeline_options()}
 
-    def _prediction(self, scores: list[dict]) -> dict:
-        top = scores[0]  # the pipeline sorts by score
-        prediction = {"label": top["label"], "score": top["score"], "scores": {s["label"]: s["score"] for s in scores}}
-        if self.args.num_samples > 1:
-            prediction["agreement"] = top["agreement"]
+    def _prediction(self, scores: list[dict] | dict[str, list[dict]]) -> dict:
+        """A row's prediction columns from the pipeline's scores (`{task: scores}` for a multi-task model)."""
+        by_task = scores if isinstance(scores, dict) else {None: scores}
+        prediction = {}
+        for task, task_scores in by_task.items():
+            prefix = f"{task}_" if task in self.further_tasks else ""
+            top = task_scores[0]  # the pipeline sorts by score
+            prediction[f"{prefix}label"], prediction[f"{prefix}score"] = top["label"], top["score"]
+            prediction[f"{prefix}scores"] = {s["label"]: s["score"] for s in task_scores}
+            if self.args.num_samples > 1 and not prefix:
+                prediction["agreement"] = top["agreement"]
         return prediction
 
     def moments(self, items: list[AnnotationInput]) -> dict[str, tuple]:

@@ -127,3 +127,47 @@ def test_the_benchmark_scores_the_emotion_and_arousal_head_on_emotions_like_the_
     (joint,) = entry["in_corpus"]["genser-arousal"]
     assert set(joint["arousal"]) == {"big", "levels", "small"}
     assert all(0 <= ua <= 1 for ua in joint["arousal"].values())
+
+
+def test_the_pipeline_and_the_annotator_give_emotions_and_arousal_together(tmp_path):
+    import torch
+    from datasets import load_dataset
+
+    from conftest import genser_classifier, tone
+    from modeling_genser import GenSERConfig, GenSERForAudioClassification
+    from pipelines.bulk_annotator import AnnotationArguments, annotate
+    from test_pipeline import save_genser
+    from training.synthetic_corpus import write_wav
+
+    emotions = ["angry", "happy", "neutral", "sad"]
+    torch.manual_seed(0)
+    config = GenSERConfig(
+        encoder_config=tiny_wav2vec2_config(), label_sets={"label": emotions, "arousal": list(AROUSAL_LEVELS)}
+    )
+    model_dir = save_genser(tmp_path / "model", model=GenSERForAudioClassification(config))
+    folder = tmp_path / "recordings"
+    folder.mkdir()
+    for index in range(4):
+        write_wav(folder / f"clip{index}.wav", tone(150.0 * (1 + index), seconds=0.5 + 0.8 * index, seed=index))
+
+    classifier = genser_classifier(str(model_dir))
+    expected = {}
+    for path in sorted(folder.glob("*.wav")):
+        both = classifier(str(path), top_k=None, return_tasks=True, segment_length_s=1.0)
+        assert list(both) == ["label", "arousal"] and [len(both[task]) for task in both] == [4, 3]
+        expected[path.name] = both
+
+    output_dir = tmp_path / "labels"
+    annotate(AnnotationArguments(model=str(model_dir), output_dir=str(output_dir), folder=str(folder), segment_length_s=1.0))
+    files = load_dataset(str(output_dir), "files", split="train")
+    windows = load_dataset(str(output_dir), "windows", split="train")
+    assert {"label", "score", "scores", "arousal_label", "arousal_score", "arousal_scores"} <= set(files.column_names)
+    assert len(windows) == 1 + 2 + 3 + 3  # windows of 1 s over 0.5, 1.3, 2.1 and 2.9 s
+    for row in files:
+        both = expected[row["source"]]
+        assert row["label"] == both["label"][0]["label"] and row["arousal_label"] == both["arousal"][0]["label"]
+        for task, prefix in (("label", ""), ("arousal", "arousal_")):
+            scores = {entry["label"]: entry["score"] for entry in both[task]}
+            assert row[f"{prefix}scores"] == pytest.approx(scores, abs=1e-5)
+            assert row[f"{prefix}score"] == pytest.approx(max(scores.values()), abs=1e-5)
+    assert all(set(row["arousal_scores"]) == set(AROUSAL_LEVELS) for row in windows)

@@ -116,6 +116,16 @@ def test_one_head_learns_two_tasks(scheme, start, missing):
         assert accuracy > 0.9, (task, accuracy)
 
 
+def test_saving_keeps_the_tasks_in_their_order(tmp_path):
+    """JSON configs are written with sorted keys: the tasks, whose order numbers the codes and the prior's outputs,
+    must come back in the order they were given, not sorted by name."""
+    label_sets = {"sentence": ["s0", "s1"], "arousal": ["low", "high"], "gender": ["female", "male"]}
+    GenSERConfig(encoder_config=tiny_wav2vec2_config(), label_sets=label_sets).save_pretrained(tmp_path)
+    reloaded = GenSERConfig.from_pretrained(tmp_path)
+    assert list(reloaded.label_sets) == ["sentence", "arousal", "gender"] and reloaded.label_sets == label_sets
+    assert reloaded.id2label == {0: "s0", 1: "s1"}
+
+
 def test_label_sets_are_checked():
     with pytest.raises(ValueError, match="at least 2 labels"):
         GenSERConfig(label_sets={"emotion": ["a", "b"], "gender": ["f"]})
