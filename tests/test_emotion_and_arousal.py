@@ -171,3 +171,60 @@ def test_the_pipeline_and_the_annotator_give_emotions_and_arousal_together(tmp_p
             assert row[f"{prefix}scores"] == pytest.approx(scores, abs=1e-5)
             assert row[f"{prefix}score"] == pytest.approx(max(scores.values()), abs=1e-5)
     assert all(set(row["arousal_scores"]) == set(AROUSAL_LEVELS) for row in windows)
+
+
+def test_run_genser_trains_one_model_of_emotions_and_arousal_from_emotion_and_arousal_corpora(
+    emotion_and_arousal_corpora, monkeypatch, tmp_path
+):
+    from huggingface_hub import ModelCard
+
+    from conftest import genser_classifier, tone
+    from training import run_genser
+
+    monkeypatch.setattr(sources, "CORPORA", {name: (source,) for name, source in emotion_and_arousal_corpora.items()})
+    arguments = [
+        "--dataset_name", "big,small,levels", "--task_columns", "arousal",
+        "--evaluation_protocol", "leave_one_speaker_out", "--num_folds", "2", "--domain_normalization", "true",
+        "--feature_cache_dir", str(tmp_path / "cache"), "--num_example_predictions", "2",
+        "--output_dir", str(tmp_path / "model"), "--max_steps", "5", "--per_device_train_batch_size", "8",
+        "--eval_strategy", "no", "--save_strategy", "no", "--report_to", "none",
+        "--config_overrides", "encoding_dim=32,head_hidden_size=32",
+    ]  # fmt: skip
+    metrics = run_genser.main(arguments)
+    assert 0 <= metrics["loso_unweighted_accuracy"] <= 1 and 0 <= metrics["loso_arousal_unweighted_accuracy"] <= 1
+
+    card = ModelCard.load(tmp_path / "model" / "README.md")
+    splits = {result.dataset_name: set() for result in card.data.eval_results}
+    for result in card.data.eval_results:
+        splits[result.dataset_name].add(result.dataset_split.split(", ")[-1])
+    assert splits["levels"] == {"arousal (rated)"}  # no emotion figures: it has no emotion labels
+    assert {"its labels", "all labels", "arousal (derived)"} <= splits["big"]
+    assert "arousal levels (rated): low, medium, high" in card.text and "derived from their emotions" in card.text
+
+    classifier = genser_classifier(str(tmp_path / "model"))
+    assert classifier.model.config.label_sets == {
+        "label": ["angry", "fearful", "happy", "neutral", "sad"], "arousal": list(AROUSAL_LEVELS)
+    }
+    both = classifier(tone(200.0), top_k=None, return_tasks=True)
+    assert [entry["label"] for entry in both["arousal"]] != [] and len(both["arousal"]) == 3
+
+    with pytest.raises(ValueError, match="--leave_one_corpus_out scores a single-task model"):
+        run_genser.main([*arguments, "--leave_one_corpus_out", "true"])
+    with pytest.raises(ValueError, match="'levels' holds arousal levels, not emotions"):
+        run_genser.main([*arguments[:2], *arguments[4:]])
+
+
+def test_cross_validate_scores_each_task_on_the_clips_that_have_its_label(emotion_and_arousal_corpora, monkeypatch, tmp_path):
+    from training.cross_validate import main as cross_validate
+
+    monkeypatch.setattr(sources, "CORPORA", {name: (source,) for name, source in emotion_and_arousal_corpora.items()})
+    arguments = [
+        "--dataset_name", "big,small,levels", "--task_columns", "arousal", "--num_folds", "2",
+        "--output_dir", str(tmp_path / "cv"), "--feature_cache_dir", str(tmp_path / "cache"), "--max_steps", "3",
+        "--per_device_train_batch_size", "8", "--report_to", "none", "--config_overrides", "encoding_dim=32,head_hidden_size=32",
+    ]  # fmt: skip
+    results = cross_validate([*arguments, "--inference_steps", "1"])
+    assert np.sum(results["tasks"]["label"]["pooled"]["steps_1"]["confusion_matrix"]) == 30  # the emotion corpora's clips
+    assert np.sum(results["tasks"]["arousal"]["pooled"]["steps_1"]["confusion_matrix"]) == 45  # every clip
+    with pytest.raises(ValueError, match="Folds of whole corpora score a single-task head"):
+        cross_validate([*arguments, "--group_column_name", "corpus"])

@@ -11,6 +11,7 @@ from transformers import TrainingArguments
 from transformers.trainer_utils import IntervalStrategy
 
 from training.sources import (
+    AROUSAL_COLUMN,
     CORPORA,
     ENCODERS,
     CorpusSource,
@@ -91,7 +92,9 @@ class DataTrainingArguments:
         metadata={
             "help": "Comma-separated further label columns (e.g. 'sex'), each a task that one multi-task Gen-SER head "
             "predicts with --label_column_name (config.label_sets; choose the codes with "
-            "--config_overrides multi_task_codes=concat|tuple)."
+            "--config_overrides multi_task_codes=concat|tuple). With named corpora, 'arousal' is the arousal task: "
+            "rated by arousal corpora (e.g. baved, which then join the emotion corpora), derived from the emotions "
+            "elsewhere (training/sources.py)."
         },
     )
     value_columns: str | None = field(
@@ -181,6 +184,11 @@ class DataTrainingArguments:
         """The columns of `--value_columns` (None for class labels)."""
         return [column.strip() for column in self.value_columns.split(",")] if self.value_columns else None
 
+    @property
+    def arousal_task(self) -> bool:
+        """Whether `--task_columns` names the arousal task (with named corpora: `data.with_arousal`)."""
+        return AROUSAL_COLUMN in [column.strip() for column in (self.task_columns or "").split(",")]
+
 
 PROTOCOLS = ("held_out_speakers", "leave_one_speaker_out")
 
@@ -223,6 +231,11 @@ def check_protocol(model_args: ModelArguments, data_args: DataTrainingArguments,
         )
     if data_args.leave_one_corpus_out and "," not in (data_args.dataset_name or ""):
         raise ValueError("--leave_one_corpus_out needs several corpora: --dataset_name emodb,cremad,...")
+    if data_args.leave_one_corpus_out and data_args.task_columns:
+        raise ValueError(
+            "--leave_one_corpus_out scores a single-task model's emotions: leave out --task_columns, or measure a "
+            "multi-task head across corpora with `python -m benchmarks.evaluate_across_corpora --heads genser-arousal`."
+        )
     if training_args.eval_strategy != IntervalStrategy.NO:
         raise ValueError(
             "leave_one_speaker_out evaluates by cross-validation after training, not during it: set --eval_strategy no."
@@ -245,7 +258,7 @@ def resolve_sources(
     if data_args.dataset_name and "," in data_args.dataset_name:  # several named corpora, read by load_training_data
         names = data_args.dataset_name.split(",")
         try:
-            corpus = resolve_corpora(names)
+            corpus = resolve_corpora(names, arousal=data_args.arousal_task)
             # load_corpora's label column; it also gives `speaker` and `corpus` to fold by
             data_args = replace(data_args, label_column_name="label")
         except OSError as error:

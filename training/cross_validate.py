@@ -99,6 +99,11 @@ def main(argv: list[str] | None = None) -> dict:
     # the shared weights alone, as any new corpus.
     new_head = partial(make_head, cv_args.head, model_args, labels, cv_args, label_sets, domain_names, value_range)
     leave_one_corpus_out = data_args.group_column_name == CORPUS_COLUMN
+    if leave_one_corpus_out and label_sets:
+        raise ValueError(
+            "Folds of whole corpora score a single-task head's emotions: leave out --task_columns, or measure a "
+            "multi-task head across corpora with `python -m benchmarks.evaluate_across_corpora --heads genser-arousal`."
+        )
     subsets = partial(held_out_label_subsets, targets, labels) if leave_one_corpus_out else None
     predictions, folds = cross_validate_head(
         new_head, features, groups, training_args, step_counts, data_args.num_folds, data_args.parallel_folds, subsets,

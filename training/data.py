@@ -261,9 +261,10 @@ def with_arousal(dataset: Dataset, arousal_corpora: set[str]) -> Dataset:
     return dataset.add_column(AROUSAL_DERIVED_COLUMN, derived)
 
 
-def load_corpora(sources: dict, audio_column_name: str = "audio", split: str = "train") -> Dataset:
+def load_corpora(sources: dict, audio_column_name: str = "audio", split: str = "train", arousal: bool = False) -> Dataset:
     """Several corpora as one dataset with the columns `audio_column_name`, `label` (each corpus's names mapped onto
-    the vocabulary, `CorpusSource.label_mapping`), `speaker` and `corpus`.
+    the vocabulary, `CorpusSource.label_mapping`), `speaker` and `corpus`; with `arousal`, also the arousal task's
+    columns (`with_arousal`: the arousal corpora's levels, the emotion corpora's derived).
 
     Speakers are namespaced by corpus (`"cremad/1001"`), so that two corpora's speaker `"01"` stay two speakers in
     speaker-independent folds.
@@ -284,7 +285,10 @@ def load_corpora(sources: dict, audio_column_name: str = "audio", split: str = "
         part = dataset.select_columns([audio_column_name]).cast_column(audio_column_name, Audio())
         part = part.add_column("label", labels).add_column("speaker", speakers)
         parts.append(part.add_column(CORPUS_COLUMN, [name] * len(part)))
-    return concatenate_datasets(parts)
+    dataset = concatenate_datasets(parts)
+    if not arousal:
+        return dataset
+    return with_arousal(dataset, {name for name, source in sources.items() if source.target == "arousal"})
 
 
 def balanced_sample_weights(corpora: list[str], labels: list) -> np.ndarray:

@@ -10,10 +10,10 @@ import evaluate
 import numpy as np
 from huggingface_hub import EvalResult, ModelCard
 
-from training.arguments import DataTrainingArguments
 from modeling_genser.modeling_genser import MISSING_LABEL
-from training.data import CORPUS_COLUMN, speaker_groups
-from training.sources import CorpusSource
+from training.arguments import DataTrainingArguments
+from training.data import CORPUS_COLUMN, label_names, speaker_groups
+from training.sources import AROUSAL_COLUMN, EMOTION_AROUSAL, CorpusSource
 
 METRICS_PATH = str(Path(__file__).parent / "metrics" / "ser_metrics")  # a local `evaluate` module: no Hub needed
 # The repository's `model_card.md`, shipped inside this package (a link to it) so an installed copy writes cards too.
@@ -234,17 +234,28 @@ def card_dataset_name(dataset_name: str | None) -> str:
 
 
 def describe_corpora(train, corpora: dict) -> str:
-    """The model card's "Training data" for several corpora: each one's language, clips, speakers and labels."""
+    """The model card's "Training data" for several corpora: each one's language, clips, speakers and labels (with
+    the arousal task, an arousal corpus's rated levels, and the derived levels of the emotion corpora said so)."""
     rows = []
+    arousal = AROUSAL_COLUMN in train.column_names
     for name, source in corpora.items():
         part = train.filter(lambda corpus: corpus == name, input_columns=CORPUS_COLUMN)
-        labels = ", ".join(sorted(set(part["label"])))
+        if source.target == "arousal":
+            labels = "arousal levels (rated): " + ", ".join(label_names(part, AROUSAL_COLUMN))
+        else:
+            labels = ", ".join(label_names(part, "label")) + ("; arousal derived from them" if arousal else "")
         rows.append(f"| {name} | {source.language} | {len(part)} | {len(set(part['speaker']))} | {labels} | {source.licence} |")
     descriptions = "\n".join(f"- {name}: {source.description}." for name, source in corpora.items())
+    derivation = (
+        "\n\nArousal levels of the emotion corpora are derived from their emotions, not rated "
+        f"({', '.join(f'{emotion}: {level}' for emotion, level in EMOTION_AROUSAL.items())}): they say what an "
+        "emotion usually carries, not how aroused a clip sounds."
+        if arousal else ""
+    )
     return (
         f"{len(train)} clips of {len(corpora)} corpora, each corpus's labels mapped onto one vocabulary, drawn balanced "
         "over corpus and class in training:\n\n| corpus | language | clips | speakers | labels | licence |\n"
-        f"| --- | --- | --- | --- | --- | --- |\n" + "\n".join(rows) + f"\n\n{descriptions}"
+        f"| --- | --- | --- | --- | --- | --- |\n" + "\n".join(rows) + f"\n\n{descriptions}{derivation}"
     )
 
 

@@ -34,9 +34,11 @@ import transformers
 from datasets import Audio
 from transformers import HfArgumentParser, TrainerCallback, TrainingArguments, pipeline, set_seed
 
+from modeling_genser.modeling_genser import MISSING_LABEL
 from pipelines import GenSERAudioClassificationPipeline, ship_pipeline
 from training.arguments import DataTrainingArguments, ModelArguments, check_protocol, resolve_sources
 from training.data import (
+    AROUSAL_DERIVED_COLUMN,
     CORPUS_COLUMN,
     AudioClassificationCollator,
     BalancedTrainer,
@@ -79,7 +81,7 @@ from training.reports import (
     training_data_limitations,
     write_model_card,
 )
-from training.sources import parse_label_mapping
+from training.sources import AROUSAL_COLUMN, parse_label_mapping
 from training.training_data import load_training_data
 
 logger = logging.getLogger(__name__)
@@ -149,22 +151,34 @@ def leave_one_corpus_out(
 
 def corpus_figures(
     model_args, data_args, training_args, features, labels, predictions, protocol, steps, domain_table, metric,
-    domain_names=None,
+    domain_names=None, label_sets=None,
 ) -> tuple[dict, str]:
     """Each corpus's figures for the model card of a model of several corpora: its own clips' cross-validated
     predictions (`cross_validated_predictions` with `folds.corpus_label_subsets`), made within its labels and among
-    all of them, and, with `--leave_one_corpus_out`, its zero-shot scores. Returns `{corpus: {protocol: metrics}}`
-    and their markdown tables."""
-    corpora, targets = np.asarray(features[CORPUS_COLUMN]), np.asarray(features["labels"])
-    in_corpus, corpus_metrics = {}, {}
+    all of them, and, with `--leave_one_corpus_out`, its zero-shot scores; a multi-task model's (`label_sets`)
+    further tasks on each corpus's clips too, the arousal task marked rated (an arousal corpus) or derived (from the
+    emotions). Returns `{corpus: {protocol: metrics}}` and their markdown tables."""
+    corpora, targets = np.asarray(features[CORPUS_COLUMN]), np.asarray(features["labels"]).reshape(len(features), -1)
+    classes = predictions[steps].reshape(len(features), -1)
+    further_tasks = list(label_sets.items())[1:] if label_sets else []
+    derived = np.asarray(features[AROUSAL_DERIVED_COLUMN]) if AROUSAL_DERIVED_COLUMN in features.column_names else None
+    in_corpus, corpus_metrics, task_rows = {}, {}, []
     for corpus in sorted(set(features[CORPUS_COLUMN])):  # Python strings, for the card's YAML
         rows = corpora == corpus
-        figures = {}
-        for name, key in (("its labels", (steps, corpus)), ("all labels", steps)):
-            computed = metric.compute(predictions=predictions[key][rows], references=targets[rows], num_labels=len(labels))
-            figures[name] = scalar_scores(computed)
-        in_corpus[corpus] = {"clips": int(rows.sum()), **figures}
-        corpus_metrics[corpus] = {f"{protocol}, {name}": scores for name, scores in figures.items()}
+        corpus_metrics[corpus] = {}
+        if (steps, corpus) in predictions:  # a corpus with emotion labels (an arousal corpus has none)
+            figures = {}
+            for name, predicted in (("its labels", predictions[(steps, corpus)]), ("all labels", classes[:, 0])):
+                computed = metric.compute(predictions=predicted[rows], references=targets[rows, 0], num_labels=len(labels))
+                figures[name] = scalar_scores(computed)
+            in_corpus[corpus] = {"clips": int(rows.sum()), **figures}
+            corpus_metrics[corpus] = {f"{protocol}, {name}": scores for name, scores in figures.items()}
+        for t, (task, task_labels) in enumerate(further_tasks, start=1):
+            computed = metric.compute(predictions=classes[rows, t], references=targets[rows, t], num_labels=len(task_labels))
+            if task == AROUSAL_COLUMN and derived is not None:
+                task = f"{task} ({'derived' if derived[rows].all() else 'rated'})"
+            corpus_metrics[corpus][f"{protocol}, {task}"] = scores = scalar_scores(computed)
+            task_rows.append(f"| {corpus} | {task} | {int(rows.sum())} | {scores['unweighted_accuracy']:.4f} |")
     held_out = None
     if data_args.leave_one_corpus_out:
         held_out = leave_one_corpus_out(
@@ -176,11 +190,12 @@ def corpus_figures(
             for variant, statistics in (("genser", "own statistics"), ("genser_unadapted", "training pool's statistics")):
                 if variant in entry:
                     corpus_metrics[corpus][f"leave-one-corpus-out, {subset} labels, {statistics}"] = entry[variant]
-    return corpus_metrics, corpus_tables(in_corpus, held_out)
+    return corpus_metrics, corpus_tables(in_corpus, held_out, task_rows)
 
 
-def corpus_tables(in_corpus: dict, held_out: dict | None) -> str:
-    """Markdown tables of each corpus's in-corpus figures and, when measured, its zero-shot (held-out) ones."""
+def corpus_tables(in_corpus: dict, held_out: dict | None, task_rows: list[str]) -> str:
+    """Markdown tables of each corpus's in-corpus figures, its further tasks' (`task_rows`) and, when measured, its
+    zero-shot (held-out) ones."""
     lines = [
         "| corpus | clips | in-corpus UA, its labels | WA, its labels | UA, all labels |",
         "| --- | --- | --- | --- | --- |",
@@ -190,6 +205,8 @@ def corpus_tables(in_corpus: dict, held_out: dict | None) -> str:
         f"{m['all labels']['unweighted_accuracy']:.4f} |"
         for c, m in in_corpus.items()
     ]
+    if task_rows:
+        lines += ["", "| corpus | task | clips | in-corpus UA |", "| --- | --- | --- | --- |", *task_rows]
     if held_out:
         lines += ["", "| held-out corpus | labels | clips | UA, own statistics | UA, training pool's |", "| --- | --- | --- | --- | --- |"]
         for corpus, subsets in held_out.items():
@@ -213,7 +230,7 @@ def print_example_predictions(
     )
     dimensional = classifier.model.is_dimensional
     targets = [row[0] if isinstance(row, list) else row for row in clips["labels"]]  # the first task's (dimension's)
-    chosen = [targets.index(target) for target in sorted(set(targets))][:count]
+    chosen = [targets.index(target) for target in sorted(set(targets) - {MISSING_LABEL})][:count]
     paths = clips.cast_column(audio_column_name, Audio(decode=False)).select(chosen)[audio_column_name]
     rate = classifier.feature_extractor.sampling_rate
 
@@ -325,8 +342,9 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
         references = eval_prediction.label_ids.reshape(len(predictions), -1)[:, 0]
         if dimensions:  # the first dimension's values
             (scores,) = dimension_scores(predictions[:, 0], references, dimensions[:1]).values()
-        else:  # the first task's logits
-            scores = metric.compute(predictions=predictions.argmax(-1), references=references, num_labels=len(labels))
+        else:  # the first task's logits, on the clips that have its label
+            rows = references != MISSING_LABEL
+            scores = metric.compute(predictions=predictions[rows].argmax(-1), references=references[rows], num_labels=len(labels))
         return scalar_scores(scores)
 
     training_args.remove_unused_columns = False  # the audio transforms read the raw audio column
@@ -344,12 +362,13 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
     held_out_predictions, corpus_metrics, extra_evaluation = None, None, None
     if leave_one_speaker_out:
         steps = model.config.num_inference_steps
-        # Each corpus is also predicted within its own labels, as its users would with `candidate_labels`.
-        corpus_subsets = (
-            corpus_label_subsets(np.asarray(train_data[CORPUS_COLUMN]), np.asarray(train_data["labels"]))
-            if corpora and not label_sets
-            else None
-        )
+        # Each corpus is also predicted within its own (first task's) labels, as its users would with
+        # `candidate_labels`; an arousal corpus has no emotion labels to be scored on.
+        corpus_subsets = None
+        if corpora:
+            emotions = np.asarray(train_data["labels"]).reshape(len(train_data), -1)[:, 0]
+            scored = emotions != MISSING_LABEL
+            corpus_subsets = corpus_label_subsets(np.asarray(train_data[CORPUS_COLUMN])[scored], emotions[scored])
         fold_predictions, num_folds = cross_validated_predictions(
             model_args, data_args, training_args, train_data, labels, steps, label_sets, domain_table, corpus_subsets,
             residual_domains, value_range,
@@ -380,7 +399,7 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
         if corpora:
             corpus_metrics, extra_evaluation = corpus_figures(
                 model_args, data_args, training_args, train_data, labels, fold_predictions, protocol, steps,
-                domain_table, metric, residual_domains,
+                domain_table, metric, residual_domains, label_sets,
             )
             print(f"\nEach corpus's figures:\n{extra_evaluation}")
         logger.info("Training the release model on all %d clips of %d folds", len(train), num_folds)
@@ -439,9 +458,12 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
             training_args.output_dir, example_clips, audio_column, labels, data_args.num_example_predictions,
             example_note, held_out_predictions,
         )
-    for task, task_metrics in all_scores.items():
+    references = np.asarray(example_clips["labels"]).reshape(len(example_clips), -1)
+    for t, (task, task_metrics) in enumerate(all_scores.items()):
         named = f" ({task})" if label_sets or dimensions else ""
-        print(f"\nGen-SER, {protocol}{named}: {summary(task_metrics)}  ({len(example_clips)} clips)")
+        # A multi-task model's task is scored on the clips that have its label.
+        clips = int((references[:, t] != MISSING_LABEL).sum()) if label_sets else len(example_clips)
+        print(f"\nGen-SER, {protocol}{named}: {summary(task_metrics)}  ({clips} clips)")
     cache_note = f" (feature cache built or read in {encoding_seconds:.0f} s)" if use_feature_cache else ""
     print(f"wall time {time.perf_counter() - started:.0f} s{cache_note}; model saved to {training_args.output_dir}")
     return metrics

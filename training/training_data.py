@@ -37,7 +37,7 @@ def load_training_data(
     `corpora` are read as one (`load_corpora`). With `check_audio`, unreadable clips are handled as `--unreadable_audio`
     says; without, the caller does (the feature cache checks each clip as it encodes it)."""
     if corpora:
-        dataset = load_corpora(corpora, data_args.audio_column_name, data_args.train_split_name)
+        dataset = load_corpora(corpora, data_args.audio_column_name, data_args.train_split_name, data_args.arousal_task)
         if check_audio:
             dataset = drop_unreadable_audio(dataset, data_args.audio_column_name, data_args.unreadable_audio)
         return dataset, None
@@ -73,7 +73,7 @@ def cached_corpus(
         raise ValueError("Cross-validation needs --dataset_name and a --group_column_name (speaker) to fold by.")
 
     if isinstance(corpus, dict):  # several corpora: `label`, `speaker` (namespaced) and `corpus` columns
-        dataset = load_corpora(corpus, data_args.audio_column_name, data_args.train_split_name)
+        dataset = load_corpora(corpus, data_args.audio_column_name, data_args.train_split_name, data_args.arousal_task)
     else:
         dataset = load_audio_dataset(data_args.dataset_name, data_args.dataset_config_name, data_args.audio_column_name)
         dataset = dataset[data_args.train_split_name]
