@@ -200,6 +200,7 @@ def test_run_genser_trains_one_model_of_emotions_and_arousal_from_emotion_and_ar
     assert splits["levels"] == {"arousal (rated)"}  # no emotion figures: it has no emotion labels
     assert {"its labels", "all labels", "arousal (derived)"} <= splits["big"]
     assert "arousal levels (rated): low, medium, high" in card.text and "derived from their emotions" in card.text
+    assert 'every task (label, arousal): `classifier("speech.wav", return_tasks=True)`' in card.text
 
     classifier = genser_classifier(str(tmp_path / "model"))
     assert classifier.model.config.label_sets == {

@@ -136,6 +136,7 @@ def write_model_card(
         labels="; ".join(f"{task}: {', '.join(labels)}" for task, labels in config.tasks.items())
         if config.label_sets
         else ", ".join(config.id2label[i] for i in range(config.num_labels)),
+        tasks=list(config.label_sets or []),
         repo_id=repo_id,
         domain_normalization=config.domain_normalization,
         domain_names=config.domain_names or [],
