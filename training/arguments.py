@@ -231,11 +231,6 @@ def check_protocol(model_args: ModelArguments, data_args: DataTrainingArguments,
         )
     if data_args.leave_one_corpus_out and "," not in (data_args.dataset_name or ""):
         raise ValueError("--leave_one_corpus_out needs several corpora: --dataset_name emodb,cremad,...")
-    if data_args.leave_one_corpus_out and data_args.task_columns:
-        raise ValueError(
-            "--leave_one_corpus_out scores a single-task model's emotions: leave out --task_columns, or measure a "
-            "multi-task head across corpora with `python -m benchmarks.evaluate_across_corpora --heads genser-arousal`."
-        )
     if training_args.eval_strategy != IntervalStrategy.NO:
         raise ValueError(
             "leave_one_speaker_out evaluates by cross-validation after training, not during it: set --eval_strategy no."

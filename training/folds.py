@@ -234,6 +234,7 @@ def cross_validate_head(
     parallel_folds: int = 1,
     label_subsets: Callable[[np.ndarray], dict[str, list[int]]] | None = None,
     domain_table: torch.Tensor | None = None,
+    always_trained: np.ndarray | None = None,
 ) -> tuple[dict, list[dict]]:
     """Trains a head from `new_head()` per fold and predicts the held-out groups (`parallel_folds`: `run_folds`).
 
@@ -242,9 +243,13 @@ def cross_validate_head(
     per fold its held-out groups, their row mask and its
     training time. `label_subsets(held_out_mask)` names label subsets per fold (e.g. the labels a held-out corpus
     shares with the training ones): predictions within each are keyed `(step count, name)`, and each fold records
-    its subsets under `"label_subsets"`. `domain_table`: see `train_and_predict`.
+    its subsets under `"label_subsets"`. `domain_table`: see `train_and_predict`. Rows of `always_trained` (a
+    boolean mask, e.g. a corpus without the labels scored) are never held out: a fold holding any of them is left
+    out, and their predictions stay zero.
     """
     masks = group_folds(groups, num_folds)
+    if always_trained is not None:
+        masks = [mask for mask in masks if not (mask & always_trained).any()]
     subsets = [label_subsets(mask) if label_subsets else None for mask in masks]
     tasks = [
         (new_head, features, ~mask, mask, training_args, step_counts, subset, domain_table)

@@ -135,16 +135,20 @@ def leave_one_corpus_out(
     domain_table,
     metric,
     domain_names=None,
+    label_sets=None,
 ) -> dict:
     """Each corpus scored zero-shot by a Gen-SER head trained on the others, on the labels it shares with them and
     on the core emotions among those (`folds.held_out_corpus_scores`; with domain normalisation, with its own
     statistics and, as `genser_unadapted`, with the training pool's). With `domain_names` (`--domain_residuals`) the
-    held-out corpus's residual weights get no training clip and stay zero: it is read with the shared weights."""
-    corpora, targets = np.asarray(features[CORPUS_COLUMN]), np.asarray(features["labels"])
+    held-out corpus's residual weights get no training clip and stay zero: it is read with the shared weights. A
+    multi-task head (`label_sets`) is scored on its first task, the emotions; an arousal corpus, which has none, is
+    never held out."""
+    corpora = np.asarray(features[CORPUS_COLUMN])
+    targets = np.asarray(features["labels"]).reshape(len(features), -1)[:, 0]
     predictions, folds = cross_validate_head(
-        partial(new_genser_head, model_args, labels, None, domain_names), features, corpora, training_args, [steps],
-        parallel_folds=data_args.parallel_folds, label_subsets=partial(held_out_label_subsets, targets, labels),
-        domain_table=domain_table,
+        partial(new_genser_head, model_args, labels, label_sets, domain_names), features, corpora, training_args,
+        [steps], parallel_folds=data_args.parallel_folds, label_subsets=partial(held_out_label_subsets, targets, labels),
+        domain_table=domain_table, always_trained=targets == MISSING_LABEL,
     )
     return held_out_corpus_scores(metric, predictions, targets, labels, folds, {steps: "genser"})
 
@@ -182,7 +186,7 @@ def corpus_figures(
     held_out = None
     if data_args.leave_one_corpus_out:
         held_out = leave_one_corpus_out(
-            model_args, data_args, training_args, features, labels, steps, domain_table, metric, domain_names
+            model_args, data_args, training_args, features, labels, steps, domain_table, metric, domain_names, label_sets
         )
     for corpus, subsets in (held_out or {}).items():
         corpus = str(corpus)
