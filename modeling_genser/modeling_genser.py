@@ -776,6 +776,23 @@ class GenSERForAudioClassification(GenSERPreTrainedModel):
         `(..., num_classes)`."""
         return code_similarity(vectors, self.class_codes)
 
+    def task_code_slice(self, task: int) -> tuple[slice, torch.Tensor]:
+        """Concatenated multi-task codes: the columns of task number `task` and its labels' codes on them,
+        `(num_task_labels, encoding_dim // num_tasks)` (each label with every other task at label 0)."""
+        counts = self.label_counts
+        width = self.config.encoding_dim // len(counts)
+        codes = self.class_codes.reshape(*counts, -1)[tuple(slice(None) if other == task else 0 for other in range(len(counts)))]
+        columns = slice(task * width, (task + 1) * width)
+        return columns, codes[:, columns]
+
+    def first_task_similarities(self, vectors: torch.Tensor) -> torch.Tensor:
+        """Cosine similarities of `(..., encoding_dim)` vectors (e.g. a trajectory) to the first task's codes,
+        `(..., num_labels)`: every class code for one task, the first task's slice for concatenated multi-task codes."""
+        if not self.config.label_sets:
+            return self.code_similarities(vectors)
+        columns, codes = self.task_code_slice(0)
+        return code_similarity(vectors[..., columns], codes)
+
     def similarity_logits(self, generated: torch.Tensor) -> torch.Tensor:
         """`(batch_size, num_classes)` cosine similarities of generated vectors to the class codes, over the temperature."""
         return self.code_similarities(generated) / self.config.similarity_temperature
@@ -798,15 +815,10 @@ class GenSERForAudioClassification(GenSERPreTrainedModel):
             joint = self.similarity_logits(generated).log_softmax(-1).reshape(-1, *counts)
             axes = range(1, len(counts) + 1)
             return {task: joint.logsumexp(dim=[a for a in axes if a != t + 1]) for t, task in enumerate(tasks)}
-        width = self.config.encoding_dim // len(tasks)
-        codes = self.class_codes.reshape(*counts, -1)
         logits = {}
         for t, task in enumerate(tasks):
-            # The task's own codes: its labels with every other task at label 0, on its slice of the code.
-            task_codes = codes[tuple(slice(None) if other == t else 0 for other in range(len(tasks)))]
-            columns = slice(t * width, (t + 1) * width)
-            similarity = code_similarity(generated[:, columns], task_codes[:, columns])
-            logits[task] = similarity / self.config.similarity_temperature
+            columns, task_codes = self.task_code_slice(t)
+            logits[task] = code_similarity(generated[:, columns], task_codes) / self.config.similarity_temperature
         return logits
 
     @can_return_tuple

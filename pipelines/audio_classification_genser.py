@@ -47,7 +47,8 @@ class GenSERAudioClassificationPipeline(ChunkPipeline, AudioClassificationPipeli
       default 1): with more than one, each label also gets an `"agreement"`, the share of samples that voted for it;
       and `return_trajectory` (`bool`, default `False`): also return `"trajectory"`, `{"times": [...], "similarities":
       {label: [...]}}`, the cosine similarity of the bridge sample x_t to each class code at every time of the
-      schedule (x_0 first; the first sample's trajectory), averaged over windows by duration like the scores. It
+      schedule (x_0 first; the first sample's trajectory; a multi-task model's first task, on its slice of
+      concatenated codes), averaged over windows by duration like the scores. It
       comes back in a dict, `{"scores": [...], "trajectory": {...}}`, and in every segment with `return_segments`;
     - multi-task Gen-SER models (`config.label_sets`) only: `return_tasks` (`bool`, default `False`): return every
       task's scores, `{"emotion": [...], "gender": [...]}` (and so in `"scores"` and in every segment with
@@ -124,10 +125,11 @@ class GenSERAudioClassificationPipeline(ChunkPipeline, AudioClassificationPipeli
             )
         if return_tasks is not None:
             postprocess_params["return_tasks"] = return_tasks
-        if return_trajectory and genser and (multi_task or self.model.is_dimensional):
+        tuple_codes = multi_task and self.model.config.multi_task_codes == "tuple"
+        if return_trajectory and genser and (tuple_codes or self.model.is_dimensional):
             raise ValueError(
-                "return_trajectory is available for single-task classification models only (multi-task codes combine "
-                "several label sets, dimensional codes encode values); drop return_trajectory."
+                "return_trajectory is available for classification models with one code per label (tuple codes "
+                "combine several label sets, dimensional codes encode values); drop return_trajectory."
             )
         if forward_params and not genser:
             raise ValueError(
@@ -276,7 +278,7 @@ class GenSERAudioClassificationPipeline(ChunkPipeline, AudioClassificationPipeli
                 segment[f"task_logits:{task}"] = logits  # flat keys, so the pipeline can split a batch into clips
             if return_trajectory:
                 # Batch-first tensors, so that the pipeline can split a batch into clips.
-                segment["trajectory"] = self.model.code_similarities(outputs.trajectory)
+                segment["trajectory"] = self.model.first_task_similarities(outputs.trajectory)
                 times = self.model.scheduler.time_grid_for(outputs.trajectory.shape[1] - 1)
                 segment["times"] = times.expand(outputs.trajectory.shape[0], -1)
         else:

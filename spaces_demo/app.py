@@ -93,10 +93,13 @@ def timeline_figure(segments: list[dict], colours: dict[str, tuple]):
 def classify(classifier, audio: str | None, num_inference_steps: int, num_samples: int, segment_length_s: float):
     """The app's prediction: `(scores by label, summary markdown, trajectory figure, timeline figure or None)`.
 
-    The timeline is `None` when the recording fits in one window. Bad input raises `gr.Error` with the reason.
+    The scores, trajectory and timeline are the emotions' (a multi-task model's first task); the summary also names
+    each further task's top label (e.g. the arousal level). The timeline is `None` when the recording fits in one
+    window. Bad input raises `gr.Error` with the reason.
     """
     if audio is None:
         raise gr.Error("No audio yet: upload a recording or record one with the microphone, then press Classify.")
+    further_tasks = list(classifier.model.config.label_sets or {})[1:]
     try:
         result = classifier(
             audio,
@@ -106,12 +109,20 @@ def classify(classifier, audio: str | None, num_inference_steps: int, num_sample
             segment_length_s=float(segment_length_s),
             return_segments=True,
             return_trajectory=True,
+            **({"return_tasks": True} if further_tasks else {}),
         )
     except (ValueError, FileNotFoundError) as error:
         raise gr.Error(str(error)) from error
+    if further_tasks:  # every task's scores: the plots show the first task's
+        tasks = result["scores"]
+        result["scores"] = next(iter(tasks.values()))
+        for segment in result["segments"]:
+            segment["scores"] = next(iter(segment["scores"].values()))
 
     top = result["scores"][0]
     summary = f"**{top['label']}** ({top['score']:.0%})"
+    for task in further_tasks:
+        summary += f"; {task}: **{tasks[task][0]['label']}** ({tasks[task][0]['score']:.0%})"
     if num_samples > 1:
         summary += f"; {top['agreement']:.0%} of {int(num_samples)} samples generated its code"
     if len(result["segments"]) > 1:
@@ -131,6 +142,7 @@ def build_demo(classifier) -> gr.Blocks:
             "Each emotion has a sinusoidal *taxonomy code*. Conditioned on the speech encoder's features, a "
             "target-matching bridge carries a random initial sample to a code; the emotion is the code it reaches. "
             f"Labels: {', '.join(config.id2label.values())}."
+            + "".join(f" Also {task}: {', '.join(labels)}." for task, labels in list((config.label_sets or {}).items())[1:])
         )
         with gr.Row():
             with gr.Column():

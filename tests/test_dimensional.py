@@ -90,7 +90,7 @@ def test_dimensional_model_saves_loads_and_runs_in_the_pipeline(tmp_path):
         assert torch.equal(model(input_values=inputs).logits, reloaded(input_values=inputs).logits)
     (result,) = genser_classifier(str(tmp_path))(tone(300.0))
     assert result["label"] == "arousal" and -1.0 <= result["score"] <= 1.0  # the value itself, no softmax
-    with pytest.raises(ValueError, match="single-task classification models only"):
+    with pytest.raises(ValueError, match="return_trajectory is available for classification models with one code per"):
         genser_classifier(str(tmp_path))(tone(300.0), return_trajectory=True)
 
 

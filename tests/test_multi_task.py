@@ -168,8 +168,20 @@ def test_pipeline_returns_every_task_behind_an_option_and_the_first_task_otherwi
     windows = classifier(clip, top_k=None, return_tasks=True, segment_length_s=1.0, return_segments=True)
     assert list(windows["scores"]) == ["emotion", "gender"] and len(windows["segments"]) == 3
     assert all(list(segment["scores"]) == ["emotion", "gender"] for segment in windows["segments"])
-    with pytest.raises(ValueError, match="return_trajectory is available for single-task classification models only"):
-        classifier(clip, return_trajectory=True)
+    # The trajectory is the first task's: its similarities on its own slice of the concatenated codes.
+    traced = classifier(clip, top_k=None, return_trajectory=True)
+    with torch.no_grad():
+        trajectory = classifier.model(**inputs, output_trajectory=True).trajectory
+    columns, codes = classifier.model.task_code_slice(0)
+    similarities = torch.nn.functional.normalize(trajectory[0, :, columns], dim=-1) @ torch.nn.functional.normalize(codes, dim=-1).T
+    for index, label in enumerate(LABEL_SETS["emotion"]):
+        assert traced["trajectory"]["similarities"][label] == pytest.approx(similarities[:, index].tolist(), abs=1e-5)
+    assert traced["scores"] == default
+
+    tuple_dir = tmp_path / "tuple"
+    save_genser(tuple_dir, model=make_model("tuple"), feature_extractor=Wav2Vec2FeatureExtractor(return_attention_mask=True))
+    with pytest.raises(ValueError, match="return_trajectory is available for classification models with one code per"):
+        genser_classifier(str(tuple_dir))(clip, return_trajectory=True)
 
 
 def test_return_tasks_is_refused_for_a_single_task_model(tmp_path):

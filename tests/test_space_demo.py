@@ -139,3 +139,28 @@ def test_browser_uploads_a_clip_and_sees_labels_and_trajectory(served_app, clips
         print(f"screenshot: {screenshot}")
     finally:
         driver.quit()
+
+
+def test_an_emotion_and_arousal_model_shows_its_emotions_and_names_its_arousal(clips, tmp_path):
+    import torch
+    from transformers import Wav2Vec2FeatureExtractor
+
+    from conftest import tiny_wav2vec2_config
+    from modeling_genser import GenSERConfig, GenSERForAudioClassification
+
+    emotions = list(LABELS.values())
+    torch.manual_seed(0)
+    config = GenSERConfig(
+        encoder_config=tiny_wav2vec2_config(), label_sets={"label": emotions, "arousal": ["low", "medium", "high"]}
+    )
+    directory = save_genser(
+        tmp_path / "joint", model=GenSERForAudioClassification(config),
+        feature_extractor=Wav2Vec2FeatureExtractor(return_attention_mask=True),
+    )  # fmt: skip
+    classifier = app.load_classifier(directory, device="cpu")
+    scores, summary, trajectory, timeline = app.classify(classifier, str(clips / "long.wav"), 2, 1, 2.0)
+    both = classifier(str(clips / "long.wav"), top_k=None, num_inference_steps=2, segment_length_s=2.0, return_tasks=True)
+    assert scores == pytest.approx({entry["label"]: entry["score"] for entry in both["label"]})
+    assert f"; arousal: **{both['arousal'][0]['label']}** ({both['arousal'][0]['score']:.0%})" in summary
+    assert sorted(line.get_label() for line in trajectory.axes[0].get_lines()) == sorted(emotions)
+    assert len(timeline.axes[0].patches) == 3 * len(emotions)
