@@ -204,13 +204,15 @@ def test_the_real_main_job_on_real_corpora_and_a_real_encoder(requires_shared, t
     """`training/configs/main_job.json` as `make main` runs it, on two of its corpora (EmoDB and CASIA, to keep the
     encoding short) and a few optimiser steps per head: real speech, the real encoder, every stage of the job."""
     config = json.loads(arguments.MAIN_JOB_CONFIG.read_text())
-    assert config["dataset_name"] == "emodb,cremad,ravdess,casia" and config["domain_normalization"]
+    assert config["dataset_name"] == "emodb,cremad,ravdess,casia,baved" and config["domain_normalization"]
+    assert config["task_columns"] == "arousal"  # emotions and arousal in one model: derived here, without BAVED
     config.update(output_dir=str(tmp_path / "gen-ser"), dataset_name="emodb,casia", max_steps=10)
     argv = [item for key, value in config.items() for item in (f"--{key}", str(value))]
     metrics = run_genser.main(argv)
     assert 0 <= metrics["loso_unweighted_accuracy"] <= 1
     printed = capsys.readouterr().out
-    assert "speaker-independent cross-validation, 10 folds: UA" in printed
+    assert "speaker-independent cross-validation, 10 folds (label): UA" in printed
+    assert "speaker-independent cross-validation, 10 folds (arousal): UA" in printed
     assert "| emodb | core: angry, happy, neutral, sad |" in printed  # EmoDB scored zero-shot, trained on CASIA
     card = ModelCard.load(tmp_path / "gen-ser" / "README.md")
     assert card.data.base_model == ENCODERS[config["encoder_name_or_path"]][-1]
@@ -227,3 +229,6 @@ def test_the_real_main_job_on_real_corpora_and_a_real_encoder(requires_shared, t
         scores = classifier(str(clips[0]), top_k=None, **options)
         assert {item["label"] for item in scores} == vocabulary
         assert np.isclose(sum(item["score"] for item in scores), 1.0, atol=1e-5)
+        both = classifier(str(clips[0]), top_k=None, return_tasks=True, **options)
+        assert both["label"] == scores
+        assert {item["label"] for item in both["arousal"]} == {"low", "medium", "high"}
