@@ -174,13 +174,16 @@ def arousal_sources(names: list[str]) -> dict:
     sources = {name: resolve_corpus(name) if name in CORPORA else None for name in names}
     for name, source in sources.items():
         if source is None or source.target != "arousal":
-            raise ValueError(f"{name!r} is not an available arousal corpus: name one of `training/sources.py`, e.g. baved.")
+            raise ValueError(
+                f"{name!r} is not an available arousal corpus: name one of `training/sources.py`, e.g. baved."
+            )
     return sources
 
 
 def emotion_and_arousal_features(features, arousal_features, labels: list[str]):
     """The emotion corpora's cached features and the arousal corpora's as one dataset, whose `labels` are each clip's
-    `[emotion id or MISSING_LABEL, arousal level id]` (an emotion corpus's level derived, `training.data.with_arousal`)."""
+    `[emotion id or MISSING_LABEL, arousal level id]` (an emotion corpus's level derived,
+    `training.data.with_arousal`)."""
     columns = [POOLED_FEATURES_COLUMN, "label", "speaker", CORPUS_COLUMN]
     both = concatenate_datasets([features.select_columns(columns), arousal_features.select_columns(columns)])
     both = with_arousal(both, set(arousal_features[CORPUS_COLUMN]))

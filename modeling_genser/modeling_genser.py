@@ -781,7 +781,8 @@ class GenSERForAudioClassification(GenSERPreTrainedModel):
         `(num_task_labels, encoding_dim // num_tasks)` (each label with every other task at label 0)."""
         counts = self.label_counts
         width = self.config.encoding_dim // len(counts)
-        codes = self.class_codes.reshape(*counts, -1)[tuple(slice(None) if other == task else 0 for other in range(len(counts)))]
+        others_at_zero = tuple(slice(None) if other == task else 0 for other in range(len(counts)))
+        codes = self.class_codes.reshape(*counts, -1)[others_at_zero]
         columns = slice(task * width, (task + 1) * width)
         return columns, codes[:, columns]
 

@@ -5,7 +5,8 @@
     GENSER_MODEL=org/gen-ser python spaces_demo/app.py          # any Gen-SER model: Hub id or local directory
 
 The model comes from the `GENSER_MODEL` environment variable; without it, from `outputs/gen-ser`, the general model
-that `make main` trains on four emotion corpora with Whisper base (offline, from `../shared`).
+that `make main` trains on four emotion corpora and an arousal corpus with Whisper base (offline, from `../shared`):
+its emotions are shown, its arousal level named.
 """
 
 import os
@@ -142,7 +143,7 @@ def build_demo(classifier) -> gr.Blocks:
             "Each emotion has a sinusoidal *taxonomy code*. Conditioned on the speech encoder's features, a "
             "target-matching bridge carries a random initial sample to a code; the emotion is the code it reaches. "
             f"Labels: {', '.join(config.id2label.values())}."
-            + "".join(f" Also {task}: {', '.join(labels)}." for task, labels in list((config.label_sets or {}).items())[1:])
+            + "".join(f" Also {task}: {', '.join(labels)}." for task, labels in list(config.tasks.items())[1:])
         )
         with gr.Row():
             with gr.Column():

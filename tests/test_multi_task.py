@@ -173,7 +173,8 @@ def test_pipeline_returns_every_task_behind_an_option_and_the_first_task_otherwi
     with torch.no_grad():
         trajectory = classifier.model(**inputs, output_trajectory=True).trajectory
     columns, codes = classifier.model.task_code_slice(0)
-    similarities = torch.nn.functional.normalize(trajectory[0, :, columns], dim=-1) @ torch.nn.functional.normalize(codes, dim=-1).T
+    normalize = torch.nn.functional.normalize
+    similarities = normalize(trajectory[0, :, columns], dim=-1) @ normalize(codes, dim=-1).T
     for index, label in enumerate(LABEL_SETS["emotion"]):
         assert traced["trajectory"]["similarities"][label] == pytest.approx(similarities[:, index].tolist(), abs=1e-5)
     assert traced["scores"] == default

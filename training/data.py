@@ -252,7 +252,9 @@ def with_arousal(dataset: Dataset, arousal_corpora: set[str]) -> Dataset:
             )
     unknown = sorted(set(levels) - set(AROUSAL_LEVELS))
     if unknown:
-        raise ValueError(f"Arousal levels {unknown} are not among {list(AROUSAL_LEVELS)}: map the corpus's level names onto them.")
+        raise ValueError(
+            f"Arousal levels {unknown} are not among {list(AROUSAL_LEVELS)}: map the corpus's level names onto them."
+        )
     derived = [corpus not in arousal_corpora for corpus in dataset[CORPUS_COLUMN]]
     dataset = dataset.remove_columns("label").add_column("label", emotions, feature=Value("string"))
     # Class labels in the levels' order, low to high (not sorted by name), whichever levels the corpora hold.
