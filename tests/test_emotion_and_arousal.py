@@ -131,11 +131,11 @@ def test_the_benchmark_scores_the_emotion_and_arousal_head_on_emotions_like_the_
 
 def test_the_pipeline_and_the_annotator_give_emotions_and_arousal_together(tmp_path):
     import torch
-    from datasets import load_dataset
 
     from conftest import genser_classifier, tone
     from modeling_genser import GenSERConfig, GenSERForAudioClassification
     from pipelines.bulk_annotator import AnnotationArguments, annotate
+    from test_bulk_annotator import table
     from test_pipeline import save_genser
     from training.synthetic_corpus import write_wav
 
@@ -159,9 +159,9 @@ def test_the_pipeline_and_the_annotator_give_emotions_and_arousal_together(tmp_p
 
     output_dir = tmp_path / "labels"
     annotate(AnnotationArguments(model=str(model_dir), output_dir=str(output_dir), folder=str(folder), segment_length_s=1.0))
-    files = load_dataset(str(output_dir), "files", split="train")
-    windows = load_dataset(str(output_dir), "windows", split="train")
-    assert {"label", "score", "scores", "arousal_label", "arousal_score", "arousal_scores"} <= set(files.column_names)
+    # Read from the Parquet files: `load_dataset` caches a local folder by its name, and other tests write "labels".
+    files, windows = table(output_dir, "files"), table(output_dir, "windows")
+    assert {"label", "score", "scores", "arousal_label", "arousal_score", "arousal_scores"} <= set(files[0])
     assert len(windows) == 1 + 2 + 3 + 3  # windows of 1 s over 0.5, 1.3, 2.1 and 2.9 s
     for row in files:
         both = expected[row["source"]]
