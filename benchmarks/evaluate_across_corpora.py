@@ -57,6 +57,7 @@ from training.feature_cache import POOLED_FEATURES_COLUMN, add_encoder_features,
 from training.folds import (
     benchmark_training_arguments,
     corpus_label_subsets,
+    first_task,
     group_folds,
     held_out_label_subsets,
     run_folds,
@@ -190,17 +191,6 @@ def emotion_and_arousal_features(features, arousal_features, labels: list[str]):
     return encode_labels(both, "label", {}, {"label": labels, AROUSAL_COLUMN: list(AROUSAL_LEVELS)})
 
 
-def emotion_targets(features) -> np.ndarray:
-    """Each clip's emotion id (the first task's for an emotion and arousal head; MISSING_LABEL for an arousal clip)."""
-    targets = np.asarray(features["labels"])
-    return targets if targets.ndim == 1 else targets[:, 0]
-
-
-def first_task(classes: np.ndarray) -> np.ndarray:
-    """The first task's (the emotions') column of predicted classes, `(num_clips,)`."""
-    return classes if classes.ndim == 1 else classes[:, 0]
-
-
 def speaker_folds(speakers: np.ndarray, scored: np.ndarray, num_folds: int) -> list[np.ndarray]:
     """`num_folds` speaker-independent held-out masks, the `scored` clips' speakers (the emotion corpora's) and the
     others' (the arousal corpora's) each dealt round-robin on their own: the scored clips' folds are then those of a
@@ -221,10 +211,10 @@ def leave_one_corpus_out(features, table, labels, config, kind, training_args, a
     """`{corpus: {"shared"/"core": {"adapted"/"unadapted": UA}}}` for one head and seed; `features` and their
     domains' statistics `table` from `feature_cache.with_domains`."""
     corpora = np.asarray(features[CORPUS_COLUMN])
-    targets = emotion_targets(features)
+    targets = first_task(features["labels"])  # the emotions; MISSING_LABEL for an arousal corpus's clips
     steps = [config.num_inference_steps if kind.startswith("genser") else None]
     # An arousal corpus has no emotion to score: it is always trained on, never held out.
-    masks = [mask for mask in group_folds(corpora, 0) if (targets[mask] != MISSING_LABEL).all()]
+    masks = group_folds(corpora, 0, always_trained=targets == MISSING_LABEL)
     tasks = [
         (partial(new_head, kind, config, args), features, ~mask, mask, training_args, steps,
          held_out_label_subsets(targets, labels, mask), table)
@@ -249,7 +239,7 @@ def in_corpus(features, table, labels, config, kind, training_args, args, metric
     speaker-independent folds, for one head and seed; each clip standardised with its domain's statistics. An
     emotion and arousal head also gives `{"arousal": {corpus: UA of the levels}}` (derived on emotion corpora)."""
     corpora = np.asarray(features[CORPUS_COLUMN])
-    targets = emotion_targets(features)
+    targets = first_task(features["labels"])
     scored = targets != MISSING_LABEL
     subsets = corpus_label_subsets(corpora[scored], targets[scored])
     steps = [config.num_inference_steps if kind.startswith("genser") else None]

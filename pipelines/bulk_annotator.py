@@ -199,12 +199,12 @@ class ShardAnnotator:
 
         self.classifier, self.args = classifier, args
         self.sampling_rate = classifier.feature_extractor.sampling_rate
-        config = classifier.model.config
-        self.tasks = config.tasks  # the first task's columns are `label`, `score`, `scores`; a further task's prefixed
-        self.further_tasks = list(config.label_sets or {})[1:]
+        self.tasks = classifier.model.config.tasks
+        # Each task's column prefix: none for the first task (`label`, `score`, `scores`), its name for the others.
+        self.prefixes = {task: f"{task}_" if index else "" for index, task in enumerate(self.tasks)}
         prediction = {}
         for task, labels in self.tasks.items():
-            prefix = f"{task}_" if task in self.further_tasks else ""
+            prefix = self.prefixes[task]
             prediction[f"{prefix}label"] = Value("string")
             prediction[f"{prefix}score"] = Value("float32")
             prediction[f"{prefix}scores"] = {label: Value("float32") for label in labels}
@@ -220,16 +220,16 @@ class ShardAnnotator:
     def call_options(self) -> dict:
         """The pipeline options of every call: every label's score of every task, per window, with the run's window
         and sampling options."""
-        tasks = {"return_tasks": True} if self.further_tasks else {}
+        tasks = {"return_tasks": True} if len(self.tasks) > 1 else {}
         top_k = max(len(labels) for labels in self.tasks.values())
         return {"top_k": top_k, "return_segments": True, **tasks, **self.args.pipeline_options()}
 
     def _prediction(self, scores: list[dict] | dict[str, list[dict]]) -> dict:
         """A row's prediction columns from the pipeline's scores (`{task: scores}` for a multi-task model)."""
-        by_task = scores if isinstance(scores, dict) else {None: scores}
+        by_task = scores if isinstance(scores, dict) else {next(iter(self.tasks)): scores}
         prediction = {}
         for task, task_scores in by_task.items():
-            prefix = f"{task}_" if task in self.further_tasks else ""
+            prefix = self.prefixes[task]
             top = task_scores[0]  # the pipeline sorts by score
             prediction[f"{prefix}label"], prediction[f"{prefix}score"] = top["label"], top["score"]
             prediction[f"{prefix}scores"] = {s["label"]: s["score"] for s in task_scores}

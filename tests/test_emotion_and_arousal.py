@@ -93,7 +93,7 @@ def test_arousal_corpora_join_emotion_corpora_only_as_the_arousal_task(emotion_a
     with pytest.raises(ValueError, match="None of the corpora .* has emotion labels"):
         sources.resolve_corpora(["levels", "levels2"], arousal=True)
     resolved = sources.resolve_corpora(["big", "levels"], arousal=True)
-    dataset = with_arousal(load_corpora(resolved), {"levels"})
+    dataset = load_corpora(resolved, arousal=True)
     levels = [row for row in dataset.select_columns(["corpus", "label", "arousal"]) if row["corpus"] == "levels"]
     assert len(levels) == 15 and all(row["label"] is None for row in levels)
     assert {AROUSAL_LEVELS[row["arousal"]] for row in levels} == set(AROUSAL_LEVELS)

@@ -238,9 +238,10 @@ def with_arousal(dataset: Dataset, arousal_corpora: set[str]) -> Dataset:
     (named in `arousal_corpora`) brings its own levels in its `label` column, which then holds no emotion (None)."""
     from .sources import AROUSAL_COLUMN, AROUSAL_LEVELS, EMOTION_AROUSAL
 
-    emotions, levels = [], []
+    emotions, levels, derived = [], [], []
     for corpus, label in zip(dataset[CORPUS_COLUMN], dataset["label"]):
-        if corpus in arousal_corpora:
+        derived.append(corpus not in arousal_corpora)
+        if not derived[-1]:
             emotions.append(None)
             levels.append(label)
         elif label in EMOTION_AROUSAL:
@@ -255,7 +256,6 @@ def with_arousal(dataset: Dataset, arousal_corpora: set[str]) -> Dataset:
         raise ValueError(
             f"Arousal levels {unknown} are not among {list(AROUSAL_LEVELS)}: map the corpus's level names onto them."
         )
-    derived = [corpus not in arousal_corpora for corpus in dataset[CORPUS_COLUMN]]
     dataset = dataset.remove_columns("label").add_column("label", emotions, feature=Value("string"))
     # Class labels in the levels' order, low to high (not sorted by name), whichever levels the corpora hold.
     levels = [AROUSAL_LEVELS.index(level) for level in levels]

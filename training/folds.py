@@ -33,9 +33,11 @@ from .sources import CORE_EMOTIONS
 logger = logging.getLogger(__name__)
 
 
-def group_folds(groups: np.ndarray, num_folds: int) -> list[np.ndarray]:
+def group_folds(groups: np.ndarray, num_folds: int, always_trained: np.ndarray | None = None) -> list[np.ndarray]:
     """Held-out masks: one per group (leave-one-group-out), or `num_folds` folds of whole groups (sorted order,
-    dealt round-robin, so the folds are deterministic). No group is ever in two folds."""
+    dealt round-robin, so the folds are deterministic). No group is ever in two folds. Rows of `always_trained` (a
+    boolean mask, e.g. a corpus without the labels scored) are never held out: a fold holding any of them is left
+    out."""
     unique = np.unique(groups)
     if len(unique) < 2:
         raise ValueError(
@@ -50,7 +52,17 @@ def group_folds(groups: np.ndarray, num_folds: int) -> list[np.ndarray]:
             raise ValueError(f"num_folds must be between 2 and the number of groups ({len(unique)}), got {num_folds}.")
         assignment = {g: i % num_folds for i, g in enumerate(unique)}
     fold_of = np.array([assignment[g] for g in groups])
-    return [fold_of == k for k in range(num_folds)]
+    masks = [fold_of == k for k in range(num_folds)]
+    if always_trained is not None:
+        masks = [mask for mask in masks if not (mask & always_trained).any()]
+    return masks
+
+
+def first_task(values) -> np.ndarray:
+    """The first task's column of per-clip class indices (targets or predictions), `(num_clips,)`: the values
+    themselves for one task, the first column of `(num_clips, num_tasks)` for several."""
+    values = np.asarray(values)
+    return values.reshape(len(values), -1)[:, 0]
 
 
 def head_training_arguments(training_args: TrainingArguments, output_dir: str) -> TrainingArguments:
@@ -243,13 +255,10 @@ def cross_validate_head(
     per fold its held-out groups, their row mask and its
     training time. `label_subsets(held_out_mask)` names label subsets per fold (e.g. the labels a held-out corpus
     shares with the training ones): predictions within each are keyed `(step count, name)`, and each fold records
-    its subsets under `"label_subsets"`. `domain_table`: see `train_and_predict`. Rows of `always_trained` (a
-    boolean mask, e.g. a corpus without the labels scored) are never held out: a fold holding any of them is left
-    out, and their predictions stay zero.
+    its subsets under `"label_subsets"`. `domain_table`: see `train_and_predict`. Rows of `always_trained` are never
+    held out (`group_folds`), and their predictions stay zero.
     """
-    masks = group_folds(groups, num_folds)
-    if always_trained is not None:
-        masks = [mask for mask in masks if not (mask & always_trained).any()]
+    masks = group_folds(groups, num_folds, always_trained)
     subsets = [label_subsets(mask) if label_subsets else None for mask in masks]
     tasks = [
         (new_head, features, ~mask, mask, training_args, step_counts, subset, domain_table)

@@ -61,6 +61,7 @@ from training.feature_cache import add_encoder_features, collate_cached_features
 from training.folds import (
     corpus_label_subsets,
     cross_validate_head,
+    first_task,
     head_inputs,
     held_out_corpus_scores,
     held_out_label_subsets,
@@ -144,7 +145,7 @@ def leave_one_corpus_out(
     multi-task head (`label_sets`) is scored on its first task, the emotions; an arousal corpus, which has none, is
     never held out."""
     corpora = np.asarray(features[CORPUS_COLUMN])
-    targets = np.asarray(features["labels"]).reshape(len(features), -1)[:, 0]
+    targets = first_task(features["labels"])
     predictions, folds = cross_validate_head(
         partial(new_genser_head, model_args, labels, label_sets, domain_names), features, corpora, training_args,
         [steps], parallel_folds=data_args.parallel_folds, label_subsets=partial(held_out_label_subsets, targets, labels),
@@ -343,7 +344,7 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
 
     def compute_metrics(eval_prediction):
         predictions = eval_prediction.predictions
-        references = eval_prediction.label_ids.reshape(len(predictions), -1)[:, 0]
+        references = first_task(eval_prediction.label_ids)
         if dimensions:  # the first dimension's values
             (scores,) = dimension_scores(predictions[:, 0], references, dimensions[:1]).values()
         else:  # the first task's logits, on the clips that have its label
@@ -370,7 +371,7 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
         # `candidate_labels`; an arousal corpus has no emotion labels to be scored on.
         corpus_subsets = None
         if corpora:
-            emotions = np.asarray(train_data["labels"]).reshape(len(train_data), -1)[:, 0]
+            emotions = first_task(train_data["labels"])
             scored = emotions != MISSING_LABEL
             corpus_subsets = corpus_label_subsets(np.asarray(train_data[CORPUS_COLUMN])[scored], emotions[scored])
         fold_predictions, num_folds = cross_validated_predictions(
@@ -380,7 +381,7 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
         held_out_predictions = fold_predictions[steps]
         all_scores = target_scores(metric, held_out_predictions, np.asarray(train["labels"]), tasks, dimensions)
         scores = next(iter(all_scores.values()))
-        held_out_predictions = held_out_predictions.reshape(len(train), -1)[:, 0]
+        held_out_predictions = first_task(held_out_predictions)
         metrics = {
             f"loso_{key}" if i == 0 else f"loso_{task}_{key}": value
             for i, (task, task_metrics) in enumerate(all_scores.items())
