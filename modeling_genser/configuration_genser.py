@@ -1,6 +1,8 @@
 # Copyright 2026 The Gen-SER authors. Licensed under the Apache License, Version 2.0.
 """Gen-SER model configuration."""
 
+import dataclasses
+import difflib
 from typing import Literal
 
 from transformers import AutoConfig, PreTrainedConfig
@@ -171,6 +173,7 @@ class GenSERConfig(PreTrainedConfig):
     head_dropout: float = 0.1
 
     def __post_init__(self, **kwargs):
+        self._refuse_misspelt_fields(kwargs)
         super().__post_init__(**kwargs)
         self.scheduler_config = {"sampling_noise_scale": 0.0, **(self.scheduler_config or {})}
         # Checked here rather than by huggingface_hub's `@strict`, transformers 5's mechanism: it raises
@@ -220,6 +223,24 @@ class GenSERConfig(PreTrainedConfig):
             self._check_dimensional_targets()
         if not isinstance(self.num_inference_steps, int) or self.num_inference_steps < 1:
             raise ValueError(f"num_inference_steps must be a positive integer, got {self.num_inference_steps!r}.")
+
+    @classmethod
+    def from_dict(cls, config_dict: dict, **kwargs):
+        # Overrides (`from_pretrained(path, key=value)`) that are no field are otherwise dropped without a word.
+        cls._refuse_misspelt_fields(kwargs)
+        return super().from_dict(config_dict, **kwargs)
+
+    @classmethod
+    def _refuse_misspelt_fields(cls, keys) -> None:
+        """A key that is not a field but nearly spells one (`domain_normalisation`) is an error: a config takes any
+        key and keeps it as an attribute, so a misspelt setting would otherwise be silently ignored. Keys unlike every
+        field (`auto_map`, `custom_pipelines`, ...) are the ecosystem's and pass."""
+        fields = [field.name for field in dataclasses.fields(cls)]
+        misspelt = {key: difflib.get_close_matches(key, fields, n=1, cutoff=0.85) for key in keys if key not in fields}
+        misspelt = {key: nearest[0] for key, nearest in misspelt.items() if nearest}
+        if misspelt:
+            named = ", ".join(f"{key!r} (did you mean {nearest!r}?)" for key, nearest in misspelt.items())
+            raise ValueError(f"{cls.__name__} has no field {named}: correct the key, in the config or its overrides.")
 
     def _check_label_sets(self):
         if self.multi_task_codes not in ("concat", "tuple"):

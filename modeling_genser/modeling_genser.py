@@ -40,6 +40,7 @@ from .domain_normalization import (
     with_pool_statistics,
 )
 from .scheduling_genser import GenSERScheduler
+from .shipped_code import ship_named_pipelines
 from .speech_encoder import (
     build_speech_encoder,
     encoder_hidden_states,
@@ -163,6 +164,12 @@ class GenSERDomainLinear(nn.Linear):
         super().__init__(in_features, out_features)
         if num_domains:
             self.domain_weight = nn.Parameter(torch.zeros(num_domains, out_features, in_features))
+
+    def add_domains(self, count: int) -> None:
+        """Residual weights for `count` more domains, after the existing ones: zero, so each reads as a new domain
+        until it trains."""
+        new = self.weight.new_zeros(count, self.out_features, self.in_features)
+        self.domain_weight = nn.Parameter(torch.cat([self.domain_weight.data, new]) if hasattr(self, "domain_weight") else new)
 
     def forward(self, hidden: torch.Tensor, domain_ids: torch.Tensor | None = None) -> torch.Tensor:
         """`(batch_size, in_features)` -> `(batch_size, out_features)`; `domain_ids` `(batch_size,)`, -1 for none."""
@@ -315,6 +322,13 @@ class GenSERPreTrainedModel(PreTrainedModel):
     main_input_name = "input_values"
     supports_gradient_checkpointing = False
 
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """`PreTrainedModel.save_pretrained` (and so `push_to_hub`), which also ships the pipeline module the config
+        names (`shipped_code.ship_named_pipelines`), from where this model was loaded."""
+        super().save_pretrained(save_directory, *args, **kwargs)
+        if kwargs.get("is_main_process", True):
+            ship_named_pipelines(self.config, self.name_or_path, save_directory)
+
     @torch.no_grad()
     def _init_weights(self, module):
         super()._init_weights(module)
@@ -384,6 +398,20 @@ class GenSERForAudioClassification(GenSERPreTrainedModel):
         model = cls(config)
         model.encoder.load_state_dict(encoder.state_dict())
         return model
+
+    def add_domains(self, names: list[str]) -> None:
+        """Gives each of `names` that is not yet one of `config.domain_names` residual weights of its own (e.g. a new
+        corpus that a saved model goes on training on), after the existing domains' and starting at zero: until it
+        trains, a new domain's clips read as any new speech, with the shared weights."""
+        known = list(self.config.domain_names or [])
+        new = [name for name in names if name not in known]
+        if not new:
+            return
+        if self.config.initial_distribution == "gaussian":
+            raise ValueError('Domain residuals weigh the initial distribution\'s map of the condition; the "gaussian" start has none.')
+        layer = self.prior if self.config.initial_distribution == "prior" else self.initial_proj
+        layer.add_domains(len(new))
+        self.config.domain_names = known + new
 
     @property
     def is_dimensional(self) -> bool:

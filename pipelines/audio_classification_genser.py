@@ -1,6 +1,8 @@
 # Copyright 2026 The Gen-SER authors. Licensed under the Apache License, Version 2.0.
 """The audio-classification pipeline for real recordings: long audio, uncertainty, label masking, robust input."""
 
+import difflib
+import inspect
 import numbers
 import os
 
@@ -33,8 +35,9 @@ def check_seconds(name: str, value) -> float:
 
 
 class GenSERAudioClassificationPipeline(ChunkPipeline, AudioClassificationPipeline):
-    """`AudioClassificationPipeline` for real recordings. On top of the stock options (`top_k`, `function_to_apply`,
-    `batch_size`) it takes, at construction or call time:
+    """`AudioClassificationPipeline` for real recordings. On top of the stock options (`top_k`, default every label,
+    clamped to each task's own label count; `function_to_apply`; `batch_size`) it takes, at construction or call time
+    (an option it does not know is a `TypeError` that names the nearest one, never silently dropped):
 
     - `segment_length_s` (`float`, default 30) and `segment_hop_s` (`float`, default `segment_length_s`): audio
       longer than the window is classified window by window, so memory stays bounded whatever the length; the
@@ -87,11 +90,11 @@ class GenSERAudioClassificationPipeline(ChunkPipeline, AudioClassificationPipeli
         domain=None,
         **kwargs,
     ):
-        if top_k is not None:
-            top_k = check_integer("top_k", top_k, 1)
-        _, _, postprocess_params = super()._sanitize_parameters(
-            top_k=top_k, function_to_apply=function_to_apply, **kwargs
-        )
+        if kwargs:
+            self._refuse_unknown_options(kwargs)
+        # Not the stock pipeline's top_k, which it clamps to the first task's label count: each task clamps its own.
+        _, _, postprocess_params = super()._sanitize_parameters(function_to_apply=function_to_apply)
+        postprocess_params["top_k"] = None if top_k is None else check_integer("top_k", top_k, 1)
         preprocess_params = {}
         if segment_length_s is not None:
             preprocess_params["segment_length_s"] = check_seconds("segment_length_s", segment_length_s)
@@ -137,6 +140,19 @@ class GenSERAudioClassificationPipeline(ChunkPipeline, AudioClassificationPipeli
                 "remove them."
             )
         return preprocess_params, forward_params, postprocess_params
+
+    def _refuse_unknown_options(self, options: dict) -> None:
+        """A misspelt or foreign option is an error naming it and the nearest valid one, never silently dropped."""
+        valid = [name for name in inspect.signature(self._sanitize_parameters).parameters if name != "kwargs"]
+        valid += ["batch_size", "num_workers"]  # taken by `Pipeline.__call__` itself
+        problems = []
+        for name in sorted(options):
+            nearest = difflib.get_close_matches(name, valid, n=1)
+            problems.append(f"{name!r}" + (f" (did you mean {nearest[0]!r}?)" if nearest else ""))
+        raise TypeError(
+            f"Unknown option(s) of Gen-SER's audio-classification pipeline: {', '.join(problems)}. Its options are "
+            f"{', '.join(sorted(valid))}."
+        )
 
     @property
     def is_genser(self) -> bool:
@@ -293,9 +309,10 @@ class GenSERAudioClassificationPipeline(ChunkPipeline, AudioClassificationPipeli
         return logits
 
     def _label_scores(self, probabilities, agreement, label_ids, top_k, names=None) -> list[dict]:
-        """Top-k `{"score", "label"}` of `probabilities` over `label_ids`, named from `names` (default id2label)."""
+        """Top-k `{"score", "label"}` of `probabilities` over `label_ids` (all of them for `top_k=None`), named from
+        `names` (default id2label)."""
         names = names or self.model.config.id2label
-        scores, order = probabilities.topk(min(top_k, len(label_ids)))
+        scores, order = probabilities.topk(len(label_ids) if top_k is None else min(top_k, len(label_ids)))
         results = []
         for score, index in zip(scores.tolist(), order.tolist()):
             result = {"score": score, "label": names[label_ids[index]]}
@@ -312,7 +329,7 @@ class GenSERAudioClassificationPipeline(ChunkPipeline, AudioClassificationPipeli
     def postprocess(
         self,
         model_outputs,
-        top_k=5,
+        top_k=None,
         function_to_apply=None,
         return_segments=False,
         label_ids=None,

@@ -178,6 +178,21 @@ def test_missing_inputs_and_bad_config_are_explained():
         GenSERConfig(target_loss="l1")
 
 
+def test_a_misspelt_config_field_is_an_error_and_the_ecosystems_own_keys_pass(tmp_path):
+    with pytest.raises(ValueError, match="no field 'domain_normalisation' \\(did you mean 'domain_normalization'\\?\\)"):
+        GenSERConfig(domain_normalisation=True)
+    config = GenSERConfig(custom_pipelines={}, auto_map={}, id2label=LABELS, label2id={v: k for k, v in LABELS.items()})
+    config.save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps({**saved, "initial_distributon": "prior"}))
+    with pytest.raises(ValueError, match="'initial_distributon' \\(did you mean 'initial_distribution'"):
+        AutoConfig.from_pretrained(tmp_path)
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    assert AutoConfig.from_pretrained(tmp_path).custom_pipelines == {}
+    with pytest.raises(ValueError, match="did you mean 'label_sets'"):
+        GenSERConfig.from_pretrained(tmp_path, label_set={"a": ["x", "y"]})
+
+
 def test_similarity_loss_term_adds_a_cross_entropy_on_the_code_similarities():
     from conftest import tiny_wav2vec2_config
 

@@ -223,9 +223,10 @@ def test_training_reads_several_label_columns_and_the_card_lists_every_task(prot
         assert 0 <= metrics["loso_unweighted_accuracy"] <= 1 and 0 <= metrics["loso_sentence_unweighted_accuracy"] <= 1
     card = ModelCard.load(tmp_path / "model" / "README.md")
     results = card.data.eval_results
-    assert {result.task_name for result in results} == {"Speech emotion recognition, sentence classification"}
-    ua = [result.metric_name for result in results if result.metric_type == "unweighted_accuracy"]
-    assert len(ua) == 2 and ua[0].endswith(", label") and ua[1].endswith(", sentence")
+    ua = [result for result in results if result.metric_type == "unweighted_accuracy"]
+    assert [result.task_name for result in ua] == ["Speech emotion recognition", "sentence classification"]
+    assert ua[0].metric_name.endswith(", label") and ua[1].metric_name.endswith(", sentence")
+    assert ua[0].dataset_split != ua[1].dataset_split  # so the Hub's model-index keeps them apart
     assert "label: anger" in card.text and "sentence: sent00, sent01" in card.text
     classifier = genser_classifier(str(tmp_path / "model"))
     assert classifier.model.config.label_sets["sentence"] == ["sent00", "sent01"]
@@ -311,3 +312,20 @@ def test_labels_missing_where_they_cannot_be_are_refused():
     ).train()
     with pytest.raises(ValueError, match="no label for any task"):
         single(pooled_layer_features=features, labels=torch.tensor([MISSING_LABEL, 1]))
+
+
+def test_top_k_is_clamped_per_task_not_to_the_first_tasks_label_count(tmp_path):
+    from transformers import Wav2Vec2FeatureExtractor
+
+    from test_pipeline import save_genser
+
+    # The first task has 2 labels, the second 3: top_k=3 gives every label of each task.
+    label_sets = {"gender": ["female", "male"], "emotion": ["anger", "neutral", "sadness"]}
+    torch.manual_seed(0)
+    model = GenSERForAudioClassification(GenSERConfig(encoder_config=tiny_wav2vec2_config(), label_sets=label_sets))
+    save_genser(tmp_path, model=model.eval(), feature_extractor=Wav2Vec2FeatureExtractor(return_attention_mask=True))
+    classifier = genser_classifier(str(tmp_path))
+    for top_k in (3, None):
+        scores = classifier(tone(300.0), top_k=top_k, return_tasks=True)
+        assert [len(scores[task]) for task in label_sets] == [2, 3]
+    assert [len(task) for task in classifier(tone(300.0), top_k=1, return_tasks=True).values()] == [1, 1]

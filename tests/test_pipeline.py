@@ -142,6 +142,49 @@ def test_trust_remote_code_from_an_offline_hub_cache_gives_the_genser_pipeline(m
         assert [item["score"] for item in ours] == pytest.approx([item["score"] for item in theirs], abs=1e-4)
 
 
+def test_a_model_loaded_and_saved_again_ships_the_pipeline_its_config_names(model_dir, classifier, tmp_path, caplog):
+    """As a user re-saves the release: loaded with trust_remote_code where this package cannot be imported (its remote
+    code class), or with this package's class, then `save_pretrained`; each copy carries the pipeline's files."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    remote_copy = tmp_path / "remote-copy"
+    script = (
+        "import sys\n"
+        "sys.modules.update(modeling_genser=None, pipelines=None, training=None)\n"
+        "from transformers import AutoModelForAudioClassification, AutoFeatureExtractor\n"
+        f"model = AutoModelForAudioClassification.from_pretrained({str(model_dir)!r}, trust_remote_code=True)\n"
+        "assert type(model).__module__.startswith('transformers_modules.'), type(model).__module__\n"
+        f"model.save_pretrained({str(remote_copy)!r})\n"
+        f"AutoFeatureExtractor.from_pretrained({str(model_dir)!r}).save_pretrained({str(remote_copy)!r})\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(tmp_path / "modules"))
+    completed = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    local_copy = tmp_path / "local-copy"
+    GenSERForAudioClassification.from_pretrained(model_dir).save_pretrained(local_copy)
+    for copy in (remote_copy, local_copy):
+        assert {"audio_classification_genser.py", "audio_input.py"} <= {file.name for file in copy.iterdir()}
+    remote = classify_from_offline_hub_cache(remote_copy, tmp_path / "hub-check")
+    assert remote["pipeline_class"] == "GenSERAudioClassificationPipeline"
+    local = classifier(np.sin(np.arange(16000) / 5).astype("float32"), top_k=None)
+    assert [item["score"] for item in remote["scores"]] == pytest.approx([item["score"] for item in local], abs=1e-4)
+
+    # Where the pipeline's code cannot be found any more, the copy names no pipeline instead of a missing file.
+    source = tmp_path / "moved"
+    shutil.copytree(model_dir, source)
+    moved = GenSERForAudioClassification.from_pretrained(source)
+    shutil.rmtree(source)
+    with caplog.at_level("WARNING"):
+        moved.save_pretrained(tmp_path / "orphan")
+    assert "names no pipeline for that task" in caplog.text
+    assert "custom_pipelines" not in json.loads((tmp_path / "orphan" / "config.json").read_text())
+    assert GenSERForAudioClassification.from_pretrained(tmp_path / "orphan").config.id2label == LABELS
+
+
 def test_importing_the_package_leaves_other_models_the_stock_pipeline(tmp_path):
     config = Wav2Vec2Config(**tiny_wav2vec2_config().to_dict(), num_labels=2)
     Wav2Vec2ForSequenceClassification(config).save_pretrained(tmp_path)
@@ -178,3 +221,15 @@ def test_real_whisper_tiny_en_encoder(requires_shared, tmp_path):
     reference = WhisperModel.from_pretrained(WHISPER_TINY_EN).encoder.conv1.weight
     loaded = AutoModelForAudioClassification.from_pretrained(tmp_path).encoder.conv1.weight
     assert torch.equal(reference, loaded)
+
+
+def test_a_misspelt_option_is_an_error_naming_the_nearest_valid_one(classifier, model_dir):
+    clip = tone(300.0)
+    with pytest.raises(TypeError, match="'domain_statistcs' \\(did you mean 'domain_statistics'\\?\\), 'domian' "
+                       "\\(did you mean 'domain'\\?\\)"):
+        classifier(clip, domian="emodb", domain_statistcs=None)
+    with pytest.raises(TypeError, match="'segment_lenght_s' \\(did you mean 'segment_length_s'"):
+        genser_classifier(str(model_dir), segment_lenght_s=5.0)
+    with pytest.raises(TypeError, match="'colour'.*Its options are"):
+        classifier(clip, colour="red")
+    assert classifier(clip, top_k=2, batch_size=2) == classifier(clip, top_k=2)  # the stock call options still work
