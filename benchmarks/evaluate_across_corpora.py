@@ -69,6 +69,7 @@ from training.sources import (
     AROUSAL_COLUMN,
     AROUSAL_LEVELS,
     CORPORA,
+    EMOTION_COLUMN,
     ENCODERS,
     resolve_corpora,
     resolve_corpus,
@@ -147,7 +148,7 @@ def encoded_corpora(encoder: str, args: EvaluationArguments):
     if location is None:
         raise OSError(f"Encoder {encoder!r} is not available here: {' nor '.join(ENCODERS[encoder])} was found.")
     dataset = load_corpora(resolve_corpora(args.dataset_name.split(",")))
-    labels = label_names(dataset, "label")
+    labels = label_names(dataset, EMOTION_COLUMN)
     reference = GenSERForAudioClassification.from_encoder(
         location,
         dict(enumerate(labels)),
@@ -155,7 +156,7 @@ def encoded_corpora(encoder: str, args: EvaluationArguments):
     )
     extractor = AutoFeatureExtractor.from_pretrained(location)
     extractor.return_attention_mask = True
-    dataset = encode_labels(cast_audio(dataset, "audio", extractor.sampling_rate), "label", reference.config.label2id)
+    dataset = encode_labels(cast_audio(dataset, "audio", extractor.sampling_rate), EMOTION_COLUMN, reference.config.label2id)
     features = add_encoder_features(dataset, reference, extractor, "audio", max_length_seconds=args.max_length_seconds)
     joint = None
     if "genser-arousal" in args.heads.split(","):
@@ -165,7 +166,7 @@ def encoded_corpora(encoder: str, args: EvaluationArguments):
             max_length_seconds=args.max_length_seconds,
         )  # fmt: skip
         joint = emotion_and_arousal_features(features, arousal, labels), GenSERConfig.from_dict(
-            {**reference.config.to_dict(), "label_sets": {"label": labels, AROUSAL_COLUMN: list(AROUSAL_LEVELS)}}
+            {**reference.config.to_dict(), "label_sets": {EMOTION_COLUMN: labels, AROUSAL_COLUMN: list(AROUSAL_LEVELS)}}
         )
     return features, labels, reference.config, joint
 
@@ -185,10 +186,10 @@ def emotion_and_arousal_features(features, arousal_features, labels: list[str]):
     """The emotion corpora's cached features and the arousal corpora's as one dataset, whose `labels` are each clip's
     `[emotion id or MISSING_LABEL, arousal level id]` (an emotion corpus's level derived,
     `training.data.with_arousal`)."""
-    columns = [POOLED_FEATURES_COLUMN, "label", "speaker", CORPUS_COLUMN]
+    columns = [POOLED_FEATURES_COLUMN, EMOTION_COLUMN, "speaker", CORPUS_COLUMN]
     both = concatenate_datasets([features.select_columns(columns), arousal_features.select_columns(columns)])
     both = with_arousal(both, set(arousal_features[CORPUS_COLUMN]))
-    return encode_labels(both, "label", {}, {"label": labels, AROUSAL_COLUMN: list(AROUSAL_LEVELS)})
+    return encode_labels(both, EMOTION_COLUMN, {}, {EMOTION_COLUMN: labels, AROUSAL_COLUMN: list(AROUSAL_LEVELS)})
 
 
 def speaker_folds(speakers: np.ndarray, scored: np.ndarray, num_folds: int) -> list[np.ndarray]:

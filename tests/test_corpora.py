@@ -76,8 +76,8 @@ def test_corpora_load_as_one_with_a_corpus_column_namespaced_speakers_and_mapped
     dataset = load_corpora(two_corpora)
     assert Counter(dataset["corpus"]) == {"big": 30, "small": 8}
     assert set(dataset["speaker"]) == {"big/spk00", "big/spk01", "small/spk00", "small/spk01"}
-    assert set(dataset["label"]) == {"angry", "fearful", "happy", "neutral", "sad"}
-    assert dataset.column_names == ["audio", "label", "speaker", "corpus"]
+    assert set(dataset["emotion"]) == {"angry", "fearful", "happy", "neutral", "sad"}
+    assert dataset.column_names == ["audio", "emotion", "speaker", "corpus"]
 
 
 def test_with_domains_gives_each_clip_its_own_domains_statistics():
@@ -163,8 +163,8 @@ def test_leave_one_corpus_out_never_trains_on_the_held_out_corpus(two_corpora, m
 
 def test_each_corpus_is_predicted_in_corpus_within_its_own_labels(two_corpora):
     dataset = load_corpora(two_corpora)
-    labels = sorted(set(dataset["label"]))
-    targets = np.array([labels.index(label) for label in dataset["label"]])
+    labels = sorted(set(dataset["emotion"]))
+    targets = np.array([labels.index(label) for label in dataset["emotion"]])
     subsets = corpus_label_subsets(np.array(dataset["corpus"]), targets)
     assert {name: [labels[i] for i in ids] for name, ids in subsets.items()} == {
         "big": ["angry", "fearful", "happy", "neutral", "sad"],
@@ -233,3 +233,48 @@ def test_label_mapping_renames_a_datasets_labels_and_refuses_an_unnamed_one(two_
     assert list(model.config.id2label.values()) == ["angry", "fearful", "happy", "neutral", "sad"]
     with pytest.raises(ValueError, match=r"\['sadness'\] have no entry"):
         run_genser([*arguments, "--label_mapping", mapping.replace("sadness=sad", "")])
+
+
+def test_a_saved_model_goes_on_training_with_what_it_carries(two_corpora, monkeypatch, tmp_path):
+    """`run_genser --model_name_or_path` on a new dataset: the saved model's domain normalisation, residual weights and
+    tasks are inherited without repeating a flag, and the new dataset becomes a domain of its own (its clips are never
+    read with a saved domain's residual weights)."""
+    from modeling_genser import GenSERForAudioClassification
+    from training.run_genser import main as run_genser
+
+    monkeypatch.setattr(sources, "CORPORA", {name: (source,) for name, source in two_corpora.items()})
+    common = [
+        "--evaluation_protocol", "leave_one_speaker_out", "--num_folds", "2", "--feature_cache_dir",
+        str(tmp_path / "cache"), "--max_steps", "4", "--per_device_train_batch_size", "8", "--learning_rate", "1e-2",
+        "--report_to", "none", "--eval_strategy", "no", "--save_strategy", "no", "--num_example_predictions", "0",
+    ]  # fmt: skip
+    general_dir = tmp_path / "general"
+    run_genser(
+        ["--dataset_name", "big,small", "--task_columns", "arousal", "--domain_normalization", "true",
+         "--domain_residuals", "true", "--output_dir", str(general_dir), *common,
+         "--config_overrides", "encoding_dim=32,head_hidden_size=32"]
+    )  # fmt: skip
+    general = GenSERForAudioClassification.from_pretrained(general_dir)
+    assert general.config.domain_names == ["big", "small"] and list(general.config.label_sets) == ["emotion", "arousal"]
+
+    new = generate_corpus(tmp_path / "newcorpus", num_speakers=2, num_sentences=1, seed=2)
+    mapping = ",".join(f"{name}={target}" for name, target in SYNTHETIC_VOCABULARY)
+    going_on = ["--model_name_or_path", str(general_dir), "--dataset_name", str(new), "--label_mapping", mapping]
+    run_genser([*going_on, "--output_dir", str(tmp_path / "continued"), *common])
+    continued = GenSERForAudioClassification.from_pretrained(tmp_path / "continued")
+    assert continued.config.domain_normalization and continued.config.label_sets == general.config.label_sets
+    assert continued.config.domain_names == ["big", "small", "newcorpus"]
+    saved_residuals, residuals = general.prior.domain_weight, continued.prior.domain_weight
+    torch.testing.assert_close(residuals[:2], saved_residuals)  # no clip of the new dataset read with big's or small's
+    assert residuals[2].abs().sum() > 0  # the new domain's own residuals trained
+    assert not torch.equal(continued.conditioner.domain_statistics, torch.stack([torch.zeros(3, 64), torch.ones(3, 64)]))
+
+    # Overrides apply, or say why they cannot.
+    run_genser([*going_on, "--output_dir", str(tmp_path / "shared-only"), "--domain_residuals", "false", *common])
+    assert GenSERForAudioClassification.from_pretrained(tmp_path / "shared-only").config.domain_names is None
+    with pytest.raises(ValueError, match="residual weights per domain.*--domain_residuals false too"):
+        run_genser([*going_on, "--output_dir", str(tmp_path / "x"), "--domain_normalization", "false", *common])
+    with pytest.raises(ValueError, match="cannot set domain_names"):
+        run_genser([*going_on, "--output_dir", str(tmp_path / "x"), "--config_overrides", 'domain_names=["a"]', *common])
+    with pytest.raises(ValueError, match=r"labels \['anger', 'fear', .*are not among the labels of .*--label_mapping"):
+        run_genser([*going_on[:4], "--output_dir", str(tmp_path / "x"), *common])

@@ -27,25 +27,25 @@ def test_every_emotion_of_the_vocabulary_has_a_derived_arousal_level():
 
 def test_arousal_is_derived_for_emotion_corpora_and_read_from_arousal_corpora():
     dataset = Dataset.from_dict(
-        {"label": ["angry", "sad", "neutral", "high", "low"], "corpus": ["a", "a", "b", "baved", "baved"]}
+        {"emotion": ["angry", "sad", "neutral", "high", "low"], "corpus": ["a", "a", "b", "baved", "baved"]}
     )
     both = with_arousal(dataset, {"baved"})
-    assert both["label"] == ["angry", "sad", "neutral", None, None]
+    assert both["emotion"] == ["angry", "sad", "neutral", None, None]
     assert [AROUSAL_LEVELS[level] for level in both["arousal"]] == ["high", "low", "medium", "high", "low"]
     assert both["arousal_derived"] == [True, True, True, False, False]
-    assert label_names(both, "label") == ["angry", "neutral", "sad"]
+    assert label_names(both, "emotion") == ["angry", "neutral", "sad"]
     assert label_names(both, "arousal") == list(AROUSAL_LEVELS)  # in the levels' order, not sorted by name
 
-    tasks = {"label": ["angry", "neutral", "sad"], "arousal": list(AROUSAL_LEVELS)}
-    encoded = encode_labels(both, "label", {}, tasks)
+    tasks = {"emotion": ["angry", "neutral", "sad"], "arousal": list(AROUSAL_LEVELS)}
+    encoded = encode_labels(both, "emotion", {}, tasks)
     assert encoded["labels"] == [[0, 2], [2, 0], [1, 1], [MISSING_LABEL, 2], [MISSING_LABEL, 0]]
-    with pytest.raises(ValueError, match="1 row\\(s\\) have no label in column 'label' \\(rows \\[1\\]\\)"):
-        encode_labels(both.select([0, 3]), "label", {"angry": 0})
+    with pytest.raises(ValueError, match="1 row\\(s\\) have no label in column 'emotion' \\(rows \\[1\\]\\)"):
+        encode_labels(both.select([0, 3]), "emotion", {"angry": 0})
     unlabelled = Dataset.from_dict({"label": ["angry", None], "arousal": ["high", None]})
     with pytest.raises(ValueError, match="1 row\\(s\\) have no label in any of the columns \\['label', 'arousal'\\]"):
         encode_labels(unlabelled, "label", {}, {"label": ["angry"], "arousal": ["high"]})
     with pytest.raises(ValueError, match="'joy' of corpus 'a' has no derived arousal level"):
-        with_arousal(Dataset.from_dict({"label": ["joy"], "corpus": ["a"]}), set())
+        with_arousal(Dataset.from_dict({"emotion": ["joy"], "corpus": ["a"]}), set())
 
 
 def test_in_corpus_folds_of_the_emotion_corpora_are_those_of_a_run_without_arousal_corpora():
@@ -94,8 +94,8 @@ def test_arousal_corpora_join_emotion_corpora_only_as_the_arousal_task(emotion_a
         sources.resolve_corpora(["levels", "levels2"], arousal=True)
     resolved = sources.resolve_corpora(["big", "levels"], arousal=True)
     dataset = load_corpora(resolved, arousal=True)
-    levels = [row for row in dataset.select_columns(["corpus", "label", "arousal"]) if row["corpus"] == "levels"]
-    assert len(levels) == 15 and all(row["label"] is None for row in levels)
+    levels = [row for row in dataset.select_columns(["corpus", "emotion", "arousal"]) if row["corpus"] == "levels"]
+    assert len(levels) == 15 and all(row["emotion"] is None for row in levels)
     assert {AROUSAL_LEVELS[row["arousal"]] for row in levels} == set(AROUSAL_LEVELS)
 
 
@@ -200,11 +200,15 @@ def test_run_genser_trains_one_model_of_emotions_and_arousal_from_emotion_and_ar
     assert splits["levels"] == {"arousal (rated)"}  # no emotion figures: it has no emotion labels, nor is it held out
     assert {"its labels", "all labels", "arousal (derived)", "own statistics"} <= splits["big"]
     assert "arousal levels (rated): low, medium, high" in card.text and "derived from their emotions" in card.text
-    assert 'every task (label, arousal): `classifier("speech.wav", return_tasks=True)`' in card.text
+    assert 'every task (emotion, arousal): `classifier("speech.wav", return_tasks=True)`' in card.text
+    assert "Labels: emotion: angry, fearful, happy, neutral, sad; arousal: low, medium, high." in card.text
+    for result in card.data.eval_results:  # read back from model-index: each entry names its own task
+        arousal = result.dataset_split.split(", ")[-1].startswith("arousal")
+        assert result.task_name == ("arousal classification" if arousal else "Speech emotion recognition"), result
 
     classifier = genser_classifier(str(tmp_path / "model"))
     assert classifier.model.config.label_sets == {
-        "label": ["angry", "fearful", "happy", "neutral", "sad"], "arousal": list(AROUSAL_LEVELS)
+        "emotion": ["angry", "fearful", "happy", "neutral", "sad"], "arousal": list(AROUSAL_LEVELS)
     }
     both = classifier(tone(200.0), top_k=None, return_tasks=True)
     assert sorted(entry["label"] for entry in both["arousal"]) == sorted(AROUSAL_LEVELS)
@@ -223,7 +227,7 @@ def test_cross_validate_scores_each_task_on_the_clips_that_have_its_label(emotio
         "--per_device_train_batch_size", "8", "--report_to", "none", "--config_overrides", "encoding_dim=32,head_hidden_size=32",
     ]  # fmt: skip
     results = cross_validate([*arguments, "--inference_steps", "1"])
-    assert np.sum(results["tasks"]["label"]["pooled"]["steps_1"]["confusion_matrix"]) == 30  # the emotion corpora's clips
+    assert np.sum(results["tasks"]["emotion"]["pooled"]["steps_1"]["confusion_matrix"]) == 30  # the emotion corpora's clips
     assert np.sum(results["tasks"]["arousal"]["pooled"]["steps_1"]["confusion_matrix"]) == 45  # every clip
     with pytest.raises(ValueError, match="Folds of whole corpora score a single-task head"):
         cross_validate([*arguments, "--group_column_name", "corpus"])

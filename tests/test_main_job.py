@@ -211,7 +211,7 @@ def test_the_real_main_job_on_real_corpora_and_a_real_encoder(requires_shared, t
     metrics = run_genser.main(argv)
     assert 0 <= metrics["loso_unweighted_accuracy"] <= 1
     printed = capsys.readouterr().out
-    assert "speaker-independent cross-validation, 10 folds (label): UA" in printed
+    assert "speaker-independent cross-validation, 10 folds (emotion): UA" in printed
     assert "speaker-independent cross-validation, 10 folds (arousal): UA" in printed
     assert "| emodb | core: angry, happy, neutral, sad |" in printed  # EmoDB scored zero-shot, trained on CASIA
     card = ModelCard.load(tmp_path / "gen-ser" / "README.md")
@@ -230,5 +230,5 @@ def test_the_real_main_job_on_real_corpora_and_a_real_encoder(requires_shared, t
         assert {item["label"] for item in scores} == vocabulary
         assert np.isclose(sum(item["score"] for item in scores), 1.0, atol=1e-5)
         both = classifier(str(clips[0]), top_k=None, return_tasks=True, **options)
-        assert both["label"] == scores
+        assert both["emotion"] == scores
         assert {item["label"] for item in both["arousal"]} == {"low", "medium", "high"}

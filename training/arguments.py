@@ -10,10 +10,12 @@ from pathlib import Path
 from transformers import TrainingArguments
 from transformers.trainer_utils import IntervalStrategy
 
+from modeling_genser import GenSERConfig
 from training.sources import (
     AROUSAL_COLUMN,
     CORPORA,
     ENCODERS,
+    EMOTION_COLUMN,
     CorpusSource,
     describe_sources,
     resolve_corpora,
@@ -27,48 +29,81 @@ logger = logging.getLogger(__name__)
 MAIN_JOB_CONFIG = Path(__file__).parent / "configs" / "main_job.json"
 
 
+# What a saved model carries that the arguments below can set: a run continuing from it (`--model_name_or_path`)
+# inherits each one the user leaves unset; a new model gets the default.
+INHERITED_DEFAULTS = {
+    "freeze_encoder": True, "trainable_encoder_layers": 0, "domain_normalization": False, "domain_residuals": False
+}  # fmt: skip
+
+
 @dataclass
 class ModelArguments:
     model_name_or_path: str | None = field(
-        default=None, metadata={"help": "A saved Gen-SER model (directory or Hub id) to continue from."}
+        default=None,
+        metadata={
+            "help": "A saved Gen-SER model (directory or Hub id) to continue from: it keeps its labels and tasks, "
+            "and its settings below unless given."
+        },
     )
     encoder_name_or_path: str | None = field(
         default=None,
         metadata={"help": "Pretrained speech encoder (Hub id or directory). Default: the embedded small encoder."},
     )
-    freeze_encoder: bool = field(default=True, metadata={"help": "Train the generative head only."})
-    trainable_encoder_layers: int = field(
-        default=0,
+    freeze_encoder: bool | None = field(
+        default=None, metadata={"help": "Train the generative head only (default: the saved model's, else true)."}
+    )
+    trainable_encoder_layers: int | None = field(
+        default=None,
         metadata={
             "help": "With --freeze_encoder true, the encoder's top N layers train with the head (fine-tuning); the "
-            "frozen lower layers' frames are cached once (--use_feature_cache)."
+            "frozen lower layers' frames are cached once (--use_feature_cache). Default: the saved model's, else 0."
         },
     )
     config_overrides: str | None = field(
         default=None,
         metadata={"help": "GenSERConfig fields to override, e.g. 'encoding_dim=128,taxonomy_index_scale=1000'."},
     )
-    domain_normalization: bool = field(
-        default=False,
+    domain_normalization: bool | None = field(
+        default=None,
         metadata={
             "help": "Standardise each clip's pooled features with its domain's statistics (--domain_column_name; "
             "config.domain_normalization): the model stores the training pool's for lone clips, and the pipeline "
-            "takes a collection's (domain_statistics=)."
+            "takes a collection's (domain_statistics=). Default: the saved model's, else false."
         },
     )
-    domain_residuals: bool = field(
-        default=False,
+    domain_residuals: bool | None = field(
+        default=None,
         metadata={
             "help": "With --domain_normalization: every domain of the training data (each corpus, by default) gets "
             "its own residual weights on the prior (the initial distribution's map of the condition), beside the "
             "shared ones (config.domain_names); clips of a new corpus, and lone clips, are read with the shared "
-            "weights alone."
+            "weights alone. Default: the saved model's (its domains kept, the data's new ones added), else false."
         },
     )
 
     def __post_init__(self):
+        saved = saved_settings(self.model_name_or_path) if self.model_name_or_path else {}
+        for name, default in INHERITED_DEFAULTS.items():
+            if getattr(self, name) is None:
+                setattr(self, name, saved.get(name, default))
         if self.domain_residuals and not self.domain_normalization:
+            if saved.get("domain_residuals"):
+                raise ValueError(
+                    f"{self.model_name_or_path} has residual weights per domain, which read domain-normalised "
+                    "features: --domain_normalization false needs --domain_residuals false too (dropping them)."
+                )
             raise ValueError("--domain_residuals gives each domain of --domain_normalization its weights: set both.")
+
+
+def saved_settings(model_name_or_path: str) -> dict:
+    """The `INHERITED_DEFAULTS` settings a saved Gen-SER model carries, from its config."""
+    config = GenSERConfig.from_pretrained(model_name_or_path)
+    return {
+        "freeze_encoder": config.freeze_encoder,
+        "trainable_encoder_layers": config.trainable_encoder_layers,
+        "domain_normalization": config.domain_normalization,
+        "domain_residuals": bool(config.domain_names),
+    }
 
 
 @dataclass
@@ -255,7 +290,7 @@ def resolve_sources(
         try:
             corpus = resolve_corpora(names, arousal=data_args.arousal_task)
             # load_corpora's label column; it also gives `speaker` and `corpus` to fold by
-            data_args = replace(data_args, label_column_name="label")
+            data_args = replace(data_args, label_column_name=EMOTION_COLUMN)
         except OSError as error:
             logger.warning("%s", error)
             candidates = [source for name in names if name in CORPORA for source in CORPORA[name]]

@@ -28,11 +28,18 @@ from transformers import HfArgumentParser, TrainingArguments
 
 from training.arguments import DataTrainingArguments, ModelArguments, resolve_sources
 from training.data import CORPUS_COLUMN, dimensional_value_range, domain_values
-from training.feature_cache import with_domains
+from training.feature_cache import sorted_domain_names, with_domains
 from training.folds import cross_validate_head, held_out_corpus_scores, held_out_label_subsets
 from training.heads import PooledFeatureClassifier
-from training.model_construction import new_genser_head
-from training.reports import METRICS_PATH, confusion_labels, save_confusion_matrix, summary, target_scores
+from training.model_construction import new_genser_head, residual_domain_names
+from training.reports import (
+    METRICS_PATH,
+    card_dataset_name,
+    confusion_labels,
+    save_confusion_matrix,
+    summary,
+    target_scores,
+)
 from training.training_data import cached_corpus
 
 logger = logging.getLogger(__name__)
@@ -84,9 +91,9 @@ def main(argv: list[str] | None = None) -> dict:
     features, labels, groups, label_sets = cached_corpus(model_args, data_args, corpus, training_args.seed)
     domain_table, domain_names = None, None
     if model_args.domain_normalization:  # every clip, held-out ones included, by its own domain's statistics
-        features, domain_table, domain_names = with_domains(
-            features, domain_values(features, data_args.domain_column_name)
-        )
+        domains = domain_values(features, data_args.domain_column_name, card_dataset_name(data_args.dataset_name))
+        domain_names = residual_domain_names(model_args, sorted_domain_names(domains))
+        features, domain_table, _ = with_domains(features, domains, domain_names)
     tasks = label_sets or {data_args.label_column_name: labels}
     targets = np.array(features["labels"])
     dimensional = data_args.dimensions is not None

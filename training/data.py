@@ -144,16 +144,23 @@ def label_indices(
 
 
 def encode_labels(
-    dataset: Dataset, label_column_name: str, label2id: dict[str, int], label_sets: dict[str, list[str]] | None = None
+    dataset: Dataset,
+    label_column_name: str,
+    label2id: dict[str, int],
+    label_sets: dict[str, list[str]] | None = None,
+    unlabelled_tasks: list[str] | tuple = (),
 ) -> Dataset:
-    """Adds a `labels` column: each row's class index in `label2id`, or for a multi-task model (`label_sets`: label
-    column -> its label names, `label_column_name` first) one class index per task, `MISSING_LABEL` for a task a row
-    has no label for (a row must have at least one)."""
+    """Adds a `labels` column: each row's class index in `label2id`, or for a multi-task model (`label_sets`: task ->
+    its label names) one class index per task, `MISSING_LABEL` for a task a row has no label for (a row must have at
+    least one). The first task's labels are read from `label_column_name`, each further task's from its own column,
+    but for `unlabelled_tasks` (a saved model's tasks that new data does not label), missing in every row."""
     if not label_sets:
         return dataset.add_column("labels", label_indices(dataset, label_column_name, label2id))
     columns = [
-        label_indices(dataset, column, {label: index for index, label in enumerate(labels)}, allow_missing=True)
-        for column, labels in label_sets.items()
+        [MISSING_LABEL] * len(dataset)
+        if column in unlabelled_tasks
+        else label_indices(dataset, column, {label: index for index, label in enumerate(labels)}, allow_missing=True)
+        for column, labels in zip([label_column_name, *list(label_sets)[1:]], label_sets.values())
     ]
     rows = [list(row) for row in zip(*columns)]
     unlabelled = [index for index, row in enumerate(rows) if all(label == MISSING_LABEL for label in row)]
@@ -235,11 +242,11 @@ def with_arousal(dataset: Dataset, arousal_corpora: set[str]) -> Dataset:
     rating of the clip.
 
     An emotion corpus's levels are derived from its emotions (`training.sources.EMOTION_AROUSAL`); an arousal corpus
-    (named in `arousal_corpora`) brings its own levels in its `label` column, which then holds no emotion (None)."""
-    from .sources import AROUSAL_COLUMN, AROUSAL_LEVELS, EMOTION_AROUSAL
+    (named in `arousal_corpora`) brings its own levels in its `emotion` column, which then holds no emotion (None)."""
+    from .sources import AROUSAL_COLUMN, AROUSAL_LEVELS, EMOTION_AROUSAL, EMOTION_COLUMN
 
     emotions, levels, derived = [], [], []
-    for corpus, label in zip(dataset[CORPUS_COLUMN], dataset["label"]):
+    for corpus, label in zip(dataset[CORPUS_COLUMN], dataset[EMOTION_COLUMN]):
         derived.append(corpus not in arousal_corpora)
         if not derived[-1]:
             emotions.append(None)
@@ -256,7 +263,7 @@ def with_arousal(dataset: Dataset, arousal_corpora: set[str]) -> Dataset:
         raise ValueError(
             f"Arousal levels {unknown} are not among {list(AROUSAL_LEVELS)}: map the corpus's level names onto them."
         )
-    dataset = dataset.remove_columns("label").add_column("label", emotions, feature=Value("string"))
+    dataset = dataset.remove_columns(EMOTION_COLUMN).add_column(EMOTION_COLUMN, emotions, feature=Value("string"))
     # Class labels in the levels' order, low to high (not sorted by name), whichever levels the corpora hold.
     levels = [AROUSAL_LEVELS.index(level) for level in levels]
     dataset = dataset.add_column(AROUSAL_COLUMN, levels, feature=ClassLabel(names=list(AROUSAL_LEVELS)))
@@ -264,7 +271,7 @@ def with_arousal(dataset: Dataset, arousal_corpora: set[str]) -> Dataset:
 
 
 def load_corpora(sources: dict, audio_column_name: str = "audio", split: str = "train", arousal: bool = False) -> Dataset:
-    """Several corpora as one dataset with the columns `audio_column_name`, `label` (each corpus's names mapped onto
+    """Several corpora as one dataset with the columns `audio_column_name`, `emotion` (each corpus's labels mapped onto
     the vocabulary, `CorpusSource.label_mapping`), `speaker` and `corpus`; with `arousal`, also the arousal task's
     columns (`with_arousal`: the arousal corpora's levels, the emotion corpora's derived).
 
@@ -274,7 +281,7 @@ def load_corpora(sources: dict, audio_column_name: str = "audio", split: str = "
     Args:
         sources (`dict[str, training.sources.CorpusSource]`): corpus name -> where and how to read it.
     """
-    from .sources import map_labels
+    from .sources import EMOTION_COLUMN, map_labels
 
     parts = []
     for name, source in sources.items():
@@ -285,7 +292,7 @@ def load_corpora(sources: dict, audio_column_name: str = "audio", split: str = "
         labels = map_labels(label_values(dataset, source.label_column_name), source.label_mapping)
         speakers = [f"{name}/{speaker}" for speaker in speaker_groups(dataset, source.group_column_name)]
         part = dataset.select_columns([audio_column_name]).cast_column(audio_column_name, Audio())
-        part = part.add_column("label", labels).add_column("speaker", speakers)
+        part = part.add_column(EMOTION_COLUMN, labels).add_column("speaker", speakers)
         parts.append(part.add_column(CORPUS_COLUMN, [name] * len(part)))
     dataset = concatenate_datasets(parts)
     if not arousal:
@@ -357,14 +364,15 @@ def speaker_groups(dataset: Dataset, group_column_name: str, argument: str = "gr
     return np.array(["+".join(str(value) for value in row) for row in zip(*values)])
 
 
-def domain_values(dataset: Dataset, domain_column_name: str | None) -> np.ndarray:
+def domain_values(dataset: Dataset, domain_column_name: str | None, dataset_name: str) -> np.ndarray:
     """Each clip's domain for domain normalisation: the values of `domain_column_name` (columns joined by '+' as for
-    speakers); by default its corpus with several corpora, else one domain for the whole dataset."""
+    speakers); by default its corpus with several corpora, else one domain for the whole dataset, named
+    `dataset_name` (so that a saved model going on with a new dataset names the new domain by it)."""
     if domain_column_name:
         return speaker_groups(dataset, domain_column_name, "domain_column_name")
     if CORPUS_COLUMN in dataset.column_names:
         return np.asarray(dataset[CORPUS_COLUMN])
-    return np.zeros(len(dataset), dtype=np.int64)
+    return np.full(len(dataset), dataset_name)
 
 
 def decode_audio(value, sampling_rate: int) -> np.ndarray:

@@ -219,12 +219,29 @@ def sorted_domain_names(domains: np.ndarray) -> list[str]:
     return [str(name) for name in np.unique(domains)]
 
 
-def with_domains(features: Dataset, domains: np.ndarray) -> tuple[Dataset, torch.Tensor, list[str]]:
-    """`features` with a `domain` column (each clip's index into the returned table), the table of every domain's
-    statistics, `(num_domains, 2, num_layers, width)`, each over its own clips (a corpus, a speaker), and the domains'
-    names in table order (sorted). No label is used, so a held-out domain's own statistics are fair to use:
-    adaptation to its recording conditions."""
-    names, index = np.unique(domains, return_inverse=True)
+def with_domains(
+    features: Dataset, domains: np.ndarray, names: list[str] | None = None
+) -> tuple[Dataset, torch.Tensor, list[str]]:
+    """`features` with a `domain` column (each clip's index into the returned table, which the collator also hands a
+    model with residual weights as its `domain_ids`), the table of every domain's statistics, `(num_domains, 2,
+    num_layers, width)`, each over its own clips (a corpus, a speaker), and the domains' names in table order.
+
+    The table's order is `names` when given (a model's `config.domain_names`, `model_construction.residual_domain_names`,
+    which must hold every domain of the data; a name without clips gets a row of NaN, which no clip reads), else the
+    data's domains, sorted. No label is used, so a held-out domain's own statistics are fair to use: adaptation to
+    its recording conditions."""
+    names = sorted_domain_names(domains) if names is None else list(names)
+    position = {name: k for k, name in enumerate(names)}
+    domains = [str(domain) for domain in domains]
+    if unknown := sorted(set(domains) - set(position)):
+        raise ValueError(f"Domains {unknown} of the data are not among the model's domains {names}.")
+    index = np.asarray([position[domain] for domain in domains])
     pooled = pooled_features(features)
-    table = torch.stack([domain_statistics(pooled[torch.as_tensor(index == k)]) for k in range(len(names))])
-    return features.add_column(DOMAIN_COLUMN, index.tolist()), table, sorted_domain_names(names)
+    table = torch.stack(
+        [
+            domain_statistics(pooled[torch.as_tensor(index == k)]) if (index == k).any()
+            else torch.full((2, *pooled.shape[1:]), float("nan"))
+            for k in range(len(names))
+        ]
+    )
+    return features.add_column(DOMAIN_COLUMN, index.tolist()), table, names

@@ -57,6 +57,47 @@ def format_config_overrides(overrides: dict) -> str:
     return ",".join(f"{key}={json.dumps(value, separators=(',', ':'))}" for key, value in overrides.items())
 
 
+def residual_domain_names(model_args: ModelArguments, data_domains: list[str]) -> list[str] | None:
+    """The domains that get residual weights (`config.domain_names`) in a model trained on data of `data_domains`
+    (`feature_cache.sorted_domain_names`): none without `--domain_residuals`; the data's; or, going on from a saved
+    model with residuals, its domains and then the data's new ones (a new corpus becomes a domain of its own). The
+    order of `build_model`'s model, and so of the statistics table (`feature_cache.with_domains`)."""
+    if not model_args.domain_residuals:
+        return None
+    saved = GenSERConfig.from_pretrained(model_args.model_name_or_path).domain_names if model_args.model_name_or_path else None
+    saved = list(saved or [])
+    return saved + [str(name) for name in data_domains if str(name) not in saved]
+
+
+def continued_label_space(config, data_label_sets: dict[str, list[str]] | None) -> tuple[list, dict | None, list]:
+    """What data is encoded with to go on training a saved model (`config`): its labels (its first task's), every
+    task's (None for one task), and its further tasks that the data does not label (`data_label_sets`), whose labels
+    are then missing (`data.encode_labels`' `unlabelled_tasks`), as an arousal corpus's emotions are."""
+    labels = [config.id2label[i] for i in range(config.num_labels)]
+    unlabelled = [task for task in list(config.label_sets or [])[1:] if task not in (data_label_sets or {})]
+    return labels, config.label_sets, unlabelled
+
+
+def check_data_fits_saved_model(config, source: str, labels: list[str], label_sets: dict[str, list[str]] | None) -> None:
+    """Refuses data a saved model cannot go on training on: labels outside its label set, or tasks it does not have
+    (`continued_label_space` reads the rest)."""
+    model_labels, model_tasks = [config.id2label[i] for i in range(config.num_labels)], config.label_sets
+    unknown = sorted(set(labels) - set(model_labels))
+    if unknown:
+        raise ValueError(
+            f"The data's labels {unknown} are not among the labels of {source} ({model_labels}): map them onto its "
+            "labels with --label_mapping (e.g. 'joy=happy')."
+        )
+    for task, task_labels in list((label_sets or {}).items())[1:]:
+        if task not in (model_tasks or {}):
+            raise ValueError(
+                f"{source} has no task {task!r} (its tasks: {list(model_tasks or {'label': model_labels})}): leave it "
+                "out of --task_columns."
+            )
+        if unknown := sorted(set(task_labels) - set(model_tasks[task])):
+            raise ValueError(f"The data's {task} labels {unknown} are not among {source}'s ({model_tasks[task]}).")
+
+
 def build_model(
     model_args: ModelArguments,
     labels: list[str],
@@ -65,35 +106,47 @@ def build_model(
     value_range: list[float] | None = None,
 ):
     """The Gen-SER model and its feature extractor, with the label set of the data (and with `label_sets`, every
-    task's, `labels` being the first's) and, with `--domain_residuals`, residual weights for the data's
-    `domain_names` (`feature_cache.with_domains`; none given: a model to encode with). With `value_range`, a
-    dimensional head (`problem_type="regression"`) whose `labels` are the dimensions (`--value_columns`)."""
+    task's, `labels` being the first's) and, with `--domain_residuals`, residual weights for `domain_names`
+    (`residual_domain_names`; none given: a model to encode with). With `value_range`, a dimensional head
+    (`problem_type="regression"`) whose `labels` are the dimensions (`--value_columns`).
+
+    Going on from a saved model (`--model_name_or_path`), the model keeps its labels and tasks (the data's must be
+    among them: `check_data_fits_saved_model`; encode the data with `continued_label_space`), its residual weights (the data's
+    new domains get theirs) and the settings of `ModelArguments` that the user left unset (`INHERITED_DEFAULTS`)."""
     id2label = dict(enumerate(labels))
     overrides = parse_config_overrides(model_args.config_overrides)
-    if label_sets:
-        overrides["label_sets"] = label_sets
+    if "domain_names" in overrides:
+        raise ValueError(
+            "--config_overrides cannot set domain_names: they are the training data's domains (--domain_residuals, "
+            "--domain_column_name), which the clips are read with."
+        )
     if value_range is not None:
         overrides.update(problem_type="regression", value_range=value_range)
-    if model_args.domain_residuals and domain_names is not None:
-        overrides["domain_names"] = [str(name) for name in domain_names]
     overrides["domain_normalization"] = model_args.domain_normalization
     overrides["freeze_encoder"] = model_args.freeze_encoder
     overrides["trainable_encoder_layers"] = model_args.trainable_encoder_layers
+    residual_domains = domain_names if model_args.domain_residuals else None
     if model_args.model_name_or_path:
-        model = GenSERForAudioClassification.from_pretrained(model_args.model_name_or_path, **overrides)
-        if model.config.id2label != id2label:
-            raise ValueError(
-                f"The data's labels {labels} differ from the model's {list(model.config.id2label.values())}."
-            )
-        feature_extractor = AutoFeatureExtractor.from_pretrained(model_args.model_name_or_path)
+        source = model_args.model_name_or_path
+        if not (residual_domains and GenSERConfig.from_pretrained(source).domain_names):
+            overrides["domain_names"] = residual_domains  # none, the saved ones dropped, or new ones from the start
+        model = GenSERForAudioClassification.from_pretrained(source, **overrides)
+        model.add_domains(residual_domains or [])  # the data's domains the saved model has no residuals for
+        if value_range is None:
+            check_data_fits_saved_model(model.config, source, labels, label_sets)
+        feature_extractor = AutoFeatureExtractor.from_pretrained(source)
     elif model_args.encoder_name_or_path:
-        model = GenSERForAudioClassification.from_encoder(model_args.encoder_name_or_path, id2label, **overrides)
+        model = GenSERForAudioClassification.from_encoder(
+            model_args.encoder_name_or_path, id2label, label_sets=label_sets, domain_names=residual_domains, **overrides
+        )
         feature_extractor = AutoFeatureExtractor.from_pretrained(model_args.encoder_name_or_path)
     else:
         config = GenSERConfig(
             encoder_config=embedded_encoder_config(),
             id2label=id2label,
             label2id={label: index for index, label in id2label.items()},
+            label_sets=label_sets,
+            domain_names=residual_domains,
             **overrides,
         )
         model = GenSERForAudioClassification(config)

@@ -13,7 +13,7 @@ from huggingface_hub import EvalResult, ModelCard
 from modeling_genser.modeling_genser import MISSING_LABEL
 from training.arguments import DataTrainingArguments
 from training.data import CORPUS_COLUMN, label_names, speaker_groups
-from training.sources import AROUSAL_COLUMN, EMOTION_AROUSAL, CorpusSource
+from training.sources import AROUSAL_COLUMN, EMOTION_AROUSAL, EMOTION_COLUMN, CorpusSource
 
 METRICS_PATH = str(Path(__file__).parent / "metrics" / "ser_metrics")  # a local `evaluate` module: no Hub needed
 # The repository's `model_card.md`, shipped inside this package (a link to it) so an installed copy writes cards too.
@@ -75,11 +75,12 @@ def write_model_card(
     model, whose `task_metrics` are its dimensions', `dimension_scores`); they go into the card's `model-index`, labelled
     with `evaluation_protocol` (e.g. "leave-one-speaker-out cross-validation, 10 folds") as split and metric name.
     A multi-task model gives every task's figures as `task_metrics` (`{task: metrics}`, the first task's being
-    `metrics`): each task's metrics go into `model-index` under names ending with the task, and get a table.
+    `metrics`): each task's metrics go into `model-index` with the task in their split, and get a table.
     `training_data_limitations` is a sentence (no final stop) on what the training data rules out, if known.
     A model of several corpora (`dataset_name` a list) gives each corpus's figures as `corpus_metrics`
-    (`{corpus: {protocol: metrics}}`): `model-index` then holds those, one dataset per corpus; `extra_evaluation`
-    (markdown) follows the evaluation's tables.
+    (`{corpus: {task: {split: metrics}}}`): `model-index` then holds those, one dataset per corpus; `extra_evaluation`
+    (markdown) follows the evaluation's tables. Every `model-index` entry names its own task: speech emotion
+    recognition for the first task, classification (or regression, for a dimensional model) of the others.
     """
     output_dir = Path(output_dir)
     # The Hub id the model is pushed to (--hub_model_id); without one the Trainer pushes to the user's namespace.
@@ -92,41 +93,51 @@ def write_model_card(
     data.metrics = ["pearsonr", "mae"] if dimensional else ["accuracy", "f1"]
     data.base_model = config.encoder_name_or_path
     card_metrics = DIMENSIONAL_CARD_METRICS if dimensional else CARD_METRICS
-    # The first task is emotion; further tasks (e.g. a speaker's sex) are named by their label column. A dimensional
-    # model's tasks are its dimensions (e.g. arousal).
     task_metrics = task_metrics or {"": metrics}
-    task_names = {
-        task: f"{task} regression" if dimensional else "Speech emotion recognition" if i == 0 else f"{task} classification"
-        for i, task in enumerate(task_metrics)
-    }
-    # The Hub groups model-index results by task type and dataset, so all tasks share one entry, named after all of
-    # them; each metric's name says its task.
-    index_task_name = ", ".join(task_names.values())
-    # One entry per (dataset, split, metric): the model's own data under its protocol, or each corpus's figures.
+    further_tasks = list(config.label_sets or [])[1:]
+
+    def task_name(task: str) -> str:
+        """The first task is emotion; further tasks (e.g. arousal) are named by their label column. A dimensional
+        model's tasks are its dimensions (e.g. arousal)."""
+        if dimensional:
+            return f"{task} regression"
+        return f"{task} classification" if task in further_tasks else "Speech emotion recognition"
+
+    # One entry per (dataset, split, task, metric): the model's own data under its protocol, or each corpus's figures.
+    # The Hub groups model-index results by task type, dataset and split, so each task's figures have a split of
+    # their own (the task named in it), and so an entry of their own under their own task name.
     if corpus_metrics is None:
-        suffixes = {task: f", {task}" if len(task_metrics) > 1 else "" for task in task_metrics}
-        entries = [(dataset_name, evaluation_protocol, suffixes[task], scores) for task, scores in task_metrics.items()]
+        several = len(task_metrics) > 1
+        entries = [
+            (dataset_name, f"{evaluation_protocol}, {task}" if several else evaluation_protocol, task, scores)
+            for task, scores in task_metrics.items()
+        ]
     else:
-        entries = [(corpus, split, "", scores) for corpus, splits in corpus_metrics.items() for split, scores in splits.items()]
+        entries = [
+            (corpus, split, task, scores)
+            for corpus, tasks in corpus_metrics.items()
+            for task, splits in tasks.items()
+            for split, scores in splits.items()
+        ]
     data.eval_results = [
         EvalResult(
             task_type="audio-classification",
-            task_name=index_task_name,
+            task_name=task_name(task),
             dataset_type=dataset,
             dataset_name=dataset,
             dataset_split=split,
             metric_type=key,
-            metric_name=f"{name}, {split}{suffix}",
+            metric_name=f"{name}, {split}",
             metric_value=round(float(scores[key]), 4),
         )
-        for dataset, split, suffix, scores in entries
+        for dataset, split, task, scores in entries
         for key, name in card_metrics.items()
         if key in scores
     ]
     tables = []
     for task, scores in task_metrics.items():
         rows = "\n".join(f"| {name} | {scores[key]:.4f} |" for key, name in card_metrics.items() if key in scores)
-        heading = f"{task_names[task]} (`{task}`)\n\n" if len(task_metrics) > 1 else ""
+        heading = f"{task_name(task)} (`{task}`)\n\n" if len(task_metrics) > 1 else ""
         tables.append(f"{heading}| metric ({evaluation_protocol}) | value |\n| --- | --- |\n{rows}")
     card = ModelCard.from_template(
         data,
@@ -244,7 +255,7 @@ def describe_corpora(train, corpora: dict) -> str:
         if source.target == "arousal":
             labels = "arousal levels (rated): " + ", ".join(label_names(part, AROUSAL_COLUMN))
         else:
-            labels = ", ".join(label_names(part, "label")) + ("; arousal derived from them" if arousal else "")
+            labels = ", ".join(label_names(part, EMOTION_COLUMN)) + ("; arousal derived from them" if arousal else "")
         rows.append(f"| {name} | {source.language} | {len(part)} | {len(set(part['speaker']))} | {labels} | {source.licence} |")
     descriptions = "\n".join(f"- {name}: {source.description}." for name, source in corpora.items())
     derivation = (

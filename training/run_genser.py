@@ -68,7 +68,7 @@ from training.folds import (
     predict,
     store_pool_statistics,
 )
-from training.model_construction import build_model, new_genser_head
+from training.model_construction import build_model, continued_label_space, new_genser_head, residual_domain_names
 from training.reports import (
     METRICS_PATH,
     card_dataset_name,
@@ -162,9 +162,10 @@ def corpus_figures(
     predictions (`cross_validated_predictions` with `folds.corpus_label_subsets`), made within its labels and among
     all of them, and, with `--leave_one_corpus_out`, its zero-shot scores; a multi-task model's (`label_sets`)
     further tasks on each corpus's clips too, the arousal task marked rated (an arousal corpus) or derived (from the
-    emotions). Returns `{corpus: {protocol: metrics}}` and their markdown tables."""
+    emotions). Returns `{corpus: {task: {split: metrics}}}` and their markdown tables."""
     corpora, targets = np.asarray(features[CORPUS_COLUMN]), np.asarray(features["labels"]).reshape(len(features), -1)
     classes = predictions[steps].reshape(len(features), -1)
+    first = next(iter(label_sets)) if label_sets else data_args.label_column_name
     further_tasks = list(label_sets.items())[1:] if label_sets else []
     derived = np.asarray(features[AROUSAL_DERIVED_COLUMN]) if AROUSAL_DERIVED_COLUMN in features.column_names else None
     in_corpus, corpus_metrics, task_rows = {}, {}, []
@@ -177,13 +178,15 @@ def corpus_figures(
                 computed = metric.compute(predictions=predicted[rows], references=targets[rows, 0], num_labels=len(labels))
                 figures[name] = scalar_scores(computed)
             in_corpus[corpus] = {"clips": int(rows.sum()), **figures}
-            corpus_metrics[corpus] = {f"{protocol}, {name}": scores for name, scores in figures.items()}
+            corpus_metrics[corpus][first] = {f"{protocol}, {name}": scores for name, scores in figures.items()}
         for t, (task, task_labels) in enumerate(further_tasks, start=1):
             computed = metric.compute(predictions=classes[rows, t], references=targets[rows, t], num_labels=len(task_labels))
+            named = task
             if task == AROUSAL_COLUMN and derived is not None:
-                task = f"{task} ({'derived' if derived[rows].all() else 'rated'})"
-            corpus_metrics[corpus][f"{protocol}, {task}"] = scores = scalar_scores(computed)
-            task_rows.append(f"| {corpus} | {task} | {int(rows.sum())} | {scores['unweighted_accuracy']:.4f} |")
+                named = f"{task} ({'derived' if derived[rows].all() else 'rated'})"
+            scores = scalar_scores(computed)
+            corpus_metrics[corpus][task] = {f"{protocol}, {named}": scores}
+            task_rows.append(f"| {corpus} | {named} | {int(rows.sum())} | {scores['unweighted_accuracy']:.4f} |")
     held_out = None
     if data_args.leave_one_corpus_out:
         held_out = leave_one_corpus_out(
@@ -194,7 +197,8 @@ def corpus_figures(
         for subset, entry in subsets.items():
             for variant, statistics in (("genser", "own statistics"), ("genser_unadapted", "training pool's statistics")):
                 if variant in entry:
-                    corpus_metrics[corpus][f"leave-one-corpus-out, {subset} labels, {statistics}"] = entry[variant]
+                    split = f"leave-one-corpus-out, {subset} labels, {statistics}"
+                    corpus_metrics[corpus].setdefault(first, {})[split] = entry[variant]
     return corpus_metrics, corpus_tables(in_corpus, held_out, task_rows)
 
 
@@ -289,13 +293,18 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
     dimensions, value_range = data_args.dimensions, None
     labels = dimensions or label_names(train, data_args.label_column_name)
     label_sets = task_label_sets(train, data_args.label_column_name, data_args.task_columns)
-    tasks = label_sets or {data_args.label_column_name: labels}
     if dimensions:
         value_range = dimensional_value_range(dimension_values(train, dimensions), data_args.value_range)
+    dataset_name = card_dataset_name(data_args.dataset_name)
     residual_domains = None
-    if model_args.domain_residuals:  # the domains `with_domains` will find, in its order
-        residual_domains = sorted_domain_names(domain_values(train, data_args.domain_column_name))
+    if model_args.domain_residuals:  # the model's domains, and so the order of `with_domains`' table
+        data_domains = sorted_domain_names(domain_values(train, data_args.domain_column_name, dataset_name))
+        residual_domains = residual_domain_names(model_args, data_domains)
     model, feature_extractor = build_model(model_args, labels, label_sets, residual_domains, value_range)
+    unlabelled_tasks = []
+    if model_args.model_name_or_path and not dimensions:  # a saved model keeps its labels and tasks
+        labels, label_sets, unlabelled_tasks = continued_label_space(model.config, label_sets)
+    tasks = label_sets or {data_args.label_column_name: labels}
     if encoder_hub_id:  # the card's base_model names the Hub model, not this machine's path to a copy of it
         model.config.encoder_name_or_path = encoder_hub_id
     audio_column, rate = data_args.audio_column_name, feature_extractor.sampling_rate
@@ -303,7 +312,8 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
         None if split is None
         else encode_values(cast_audio(split, audio_column, rate), dimensions) if dimensions
         else encode_labels(
-            cast_audio(split, audio_column, rate), data_args.label_column_name, model.config.label2id, label_sets
+            cast_audio(split, audio_column, rate), data_args.label_column_name, model.config.label2id, label_sets,
+            unlabelled_tasks,
         )
         for split in (train, evaluation)
     )
@@ -324,13 +334,13 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
             )
         encoding_seconds = time.perf_counter() - encoding_started
         if model_args.domain_normalization:  # each clip with its domain's statistics; the model keeps the pool's
-            domains = domain_values(train_data, data_args.domain_column_name)
-            train_data, domain_table, found = with_domains(train_data, domains)
-            if residual_domains is not None and found != residual_domains:
+            domains = domain_values(train_data, data_args.domain_column_name, dataset_name)
+            if residual_domains is not None and (lost := set(data_domains) - set(sorted_domain_names(domains))):
                 raise ValueError(
-                    f"Domains {sorted(set(residual_domains) - set(found))} have no readable clip (--unreadable_audio skip "
-                    "left them all out): drop them from the data, or train without --domain_residuals."
+                    f"Domains {sorted(lost)} have no readable clip (--unreadable_audio skip left them all out): drop "
+                    "them from the data, or train without --domain_residuals."
                 )
+            train_data, domain_table, _ = with_domains(train_data, domains, model.config.domain_names)
             store_pool_statistics(model, train_data)
         # Not the feature extractor's padding: the cache holds encoder outputs.
         collator = partial(collate_cached_features, domain_statistics=domain_table)
@@ -442,7 +452,7 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
             training_args.output_dir,
             model.config,
             scores,
-            dataset_name=list(corpora) if corpora else card_dataset_name(data_args.dataset_name),
+            dataset_name=list(corpora) if corpora else dataset_name,
             training_data_description=describe_training_data(data_args, train, labels, training_args.seed, corpus),
             training_data_limitations=training_data_limitations(data_args, corpus),
             evaluation_description=evaluation_description,

@@ -39,6 +39,9 @@ EMODB_LIMITATIONS = (
 EMOTION_VOCABULARY = ("angry", "boredom", "calm", "disgust", "fearful", "happy", "neutral", "sad", "surprised")
 # The labels most corpora share, on which cross-corpus figures are also reported.
 CORE_EMOTIONS = ("angry", "happy", "neutral", "sad")
+# The emotion task: the column of several corpora's emotion labels (`training.data.load_corpora`), so also the name of
+# an emotion and arousal model's first task (`config.label_sets`, the pipeline's `return_tasks`).
+EMOTION_COLUMN = "emotion"
 # The arousal task of an emotion and arousal model (`--task_columns arousal` with named corpora): three levels of
 # arousal (activation). An arousal corpus (BAVED) rates them; an emotion corpus's are derived from its categories.
 AROUSAL_COLUMN = "arousal"

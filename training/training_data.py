@@ -23,7 +23,7 @@ from training.data import (
     task_label_sets,
 )
 from training.feature_cache import add_encoder_features
-from training.model_construction import build_model
+from training.model_construction import build_model, continued_label_space
 from training.sources import CorpusSource
 from training.synthetic_corpus import generate_corpus
 
@@ -85,11 +85,16 @@ def cached_corpus(
         value_range = dimensional_value_range(dimension_values(dataset, dimensions), data_args.value_range)
     set_seed(seed)
     reference_model, feature_extractor = build_model(model_args, labels, label_sets, value_range=value_range)
+    unlabelled_tasks = []
+    if model_args.model_name_or_path and not dimensions:  # a saved model keeps its labels and tasks
+        labels, label_sets, unlabelled_tasks = continued_label_space(reference_model.config, label_sets)
     dataset = cast_audio(dataset, data_args.audio_column_name, feature_extractor.sampling_rate)
     if dimensions:
         dataset = encode_values(dataset, dimensions)
     else:
-        dataset = encode_labels(dataset, data_args.label_column_name, reference_model.config.label2id, label_sets)
+        dataset = encode_labels(
+            dataset, data_args.label_column_name, reference_model.config.label2id, label_sets, unlabelled_tasks
+        )
     features = add_encoder_features(
         dataset,
         reference_model,
