@@ -41,6 +41,11 @@ def is_finished(output_dir: Path, shard: int) -> bool:
     return marker_path(output_dir, shard).exists()
 
 
+def has_finished_work(output_dir: Path) -> bool:
+    """Whether a run left anything to protect: a finished shard, or a shard's moments from the adaptation pass."""
+    return any((output_dir / PROGRESS).glob("shard-*.json")) or any((output_dir / ADAPTATION).glob("shard-*.safetensors"))
+
+
 def items_digest(items: list[AnnotationInput]) -> str:
     """What a shard was made from: its items' indices, sources and audio (the real path of a file, so `./calls` and
     `calls` are the same input, or a digest of the bytes)."""
@@ -71,8 +76,11 @@ def adaptation_path(output_dir: Path, shard: int) -> Path:
     return output_dir / ADAPTATION / f"shard-{shard:05d}.safetensors"
 
 
-def write_moments(output_dir: Path, shard: int, items: list[AnnotationInput], moments: dict, shape: tuple) -> None:
-    """A shard's per-domain moments, with its items digest, written whole (through a temporary file)."""
+def write_moments(
+    output_dir: Path, shard: int, items: list[AnnotationInput], moments: dict, shape: tuple, shaped_by: dict
+) -> None:
+    """A shard's per-domain moments, with its items digest and what shaped them (`shaped_by`: the model's digest and
+    the window and domain options), written whole (through a temporary file)."""
     from safetensors.torch import save_file
 
     domains = sorted(moments)
@@ -84,27 +92,37 @@ def write_moments(output_dir: Path, shard: int, items: list[AnnotationInput], mo
     path = adaptation_path(output_dir, shard)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = temporary_path(path)
-    save_file(tensors, temporary, metadata={"items": items_digest(items), "domains": json.dumps(domains)})
+    metadata = {"items": items_digest(items), "domains": json.dumps(domains), "shaped_by": json.dumps(shaped_by)}
+    save_file(tensors, temporary, metadata=metadata)
     os.replace(temporary, path)
 
 
-def read_moments(output_dir: Path, shard: int) -> tuple[str, dict]:
-    """A shard's items digest and its `{domain: (count, total, squares)}`."""
+def read_moments(output_dir: Path, shard: int, shaped_by: dict) -> tuple[str, dict]:
+    """A shard's items digest and its `{domain: (count, total, squares)}`; moments that another model or other
+    options shaped (`shaped_by`, as `write_moments` recorded it) are refused, never mixed into this run's statistics."""
     from safetensors import safe_open
 
     with safe_open(adaptation_path(output_dir, shard), "pt") as handle:
         metadata = handle.metadata()
         count, total, squares = (handle.get_tensor(name) for name in ("count", "total", "squares"))
+    recorded = json.loads(metadata.get("shaped_by", "null"))  # none in moments written before it was recorded
+    if recorded != shaped_by:
+        changed = sorted(name for name in shaped_by if (recorded or {}).get(name) != shaped_by[name])
+        raise ValueError(
+            f"{output_dir} holds the adaptation moments of shard {shard} computed with another model or other options "
+            f"({', '.join(changed)}): resume with the same model and options, or pass another --output_dir."
+        )
     domains = json.loads(metadata["domains"])
     return metadata["items"], {domain: (int(count[i]), total[i], squares[i]) for i, domain in enumerate(domains)}
 
 
-def adaptation_statistics(output_dir: Path, num_shards: int, model) -> dict[str, torch.Tensor]:
-    """Every domain's statistics from the moments of all `num_shards` shards; a domain with fewer than 2 windows
-    gets the whole input's (listed in `adaptation/statistics.json`, with each domain's window count)."""
+def adaptation_statistics(output_dir: Path, num_shards: int, model, shaped_by: dict) -> dict[str, torch.Tensor]:
+    """Every domain's statistics from the moments of all `num_shards` shards (`shaped_by`: see `read_moments`); a
+    domain with fewer than 2 windows gets the whole input's (listed in `adaptation/statistics.json`, with each
+    domain's window count)."""
     summed = {}
     for shard in range(num_shards):
-        for domain, moments in read_moments(output_dir, shard)[1].items():
+        for domain, moments in read_moments(output_dir, shard, shaped_by)[1].items():
             previous = summed.get(domain, (0, 0.0, 0.0))
             summed[domain] = tuple(old + new for old, new in zip(previous, moments))
     whole = tuple(sum(moments[i] for moments in summed.values()) for i in range(3)) if summed else (0, 0.0, 0.0)

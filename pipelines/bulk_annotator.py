@@ -49,8 +49,8 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch
@@ -58,11 +58,11 @@ from transformers import HfArgumentParser, pipeline
 
 from .annotation_inputs import AnnotationInput, dataset_inputs, decode, folder_inputs, manifest_inputs
 from .annotation_output import (
-    PROGRESS,
     TABLES,
     adaptation_path,
     adaptation_statistics,
     check_finished_shard,
+    has_finished_work,
     is_finished,
     items_digest,
     marker_path,
@@ -84,6 +84,11 @@ RUN_OPTIONS = (
     "extensions", "segment_length_s", "segment_hop_s", "num_inference_steps", "seed", "num_samples", "shard_size",
     "adapt", "adapt_by",
 )  # fmt: skip
+# Of those, what shapes the adaptation pass's moments: each shard's moments carry them with the model's digest.
+MOMENT_OPTIONS = ("segment_length_s", "segment_hop_s", "adapt_by")
+# `run.json`'s layout. A record without a version (format 1) predates some options, `adapt` among them: an option a
+# record lacks was not there to set, so its run used what is now that option's default.
+RUN_FORMAT = 2
 ADAPT_BY = ("collection", "folder")
 
 
@@ -314,16 +319,23 @@ class ShardAnnotator:
 
 def check_run_options(output_dir: Path, args: AnnotationArguments, model_sha256: str) -> None:
     """Records what shapes the rows (the options and the model's content) in `run.json`, or refuses to resume a run
-    made otherwise. A run without finished shards has nothing to protect: its record is replaced."""
+    made otherwise. A run without finished shards or moments has nothing to protect: its record is replaced."""
     options = {name: value for name, value in asdict(args).items() if name in RUN_OPTIONS}
     options["model_sha256"] = model_sha256
     record = output_dir / "run.json"
     if record.exists():
         previous = json.loads(record.read_text())
-        changed = {name: (previous.get(name), value) for name, value in options.items() if previous.get(name) != value}
+        if previous.get("format", 1) > RUN_FORMAT:
+            raise ValueError(
+                f"{output_dir} holds a run of a newer genser-annotate (run.json format {previous['format']}, this one "
+                f"writes {RUN_FORMAT}): resume it with that version, or pass another --output_dir."
+            )
+        defaults = {option.name: option.default for option in fields(AnnotationArguments)}
+        previous = {name: previous.get(name, defaults.get(name)) for name in options}
+        changed = {name: (previous[name], value) for name, value in options.items() if previous[name] != value}
         if not changed:
             return
-        if any((output_dir / PROGRESS).glob("shard-*.json")):
+        if has_finished_work(output_dir):
             changes = ", ".join(
                 "the model's config or weights (model_sha256)" if name == "model_sha256" else f"{name}: {old!r} -> {new!r}"
                 for name, (old, new) in changed.items()
@@ -333,14 +345,75 @@ def check_run_options(output_dir: Path, args: AnnotationArguments, model_sha256:
                 "same model and options, or pass another --output_dir."
             )
     output_dir.mkdir(parents=True, exist_ok=True)
-    write_whole(record, json.dumps({"model": args.model, **options}, indent=2))
+    write_whole(record, json.dumps({"format": RUN_FORMAT, "model": args.model, **options}, indent=2))
+
+
+class ProcessShare:
+    """One process's share of a run over both passes: its shards of the input (shard `r` of every `N`), the new shards
+    it may still start (`--max_shards`, both passes together), and what each pass did."""
+
+    def __init__(self, args: AnnotationArguments, state, output_dir: Path, inputs: Iterable[AnnotationInput]):
+        self.args, self.state, self.output_dir = args, state, output_dir
+        self.inputs = inputs if isinstance(inputs, list) else None  # a stream is read again by each pass
+        # A stream's length is unknown until it ends.
+        self.own_items = None if self.inputs is None else sum(self.is_own(item.index // args.shard_size) for item in inputs)
+        self.num_shards = 0  # the input's, once a pass has read it to its end
+        self.new_shards = {"adaptation": 0, "classification": 0}
+        self.seconds = {"adaptation": 0.0, "classification": 0.0}
+        self.audio_seconds = 0.0  # classified in this run
+
+    def is_own(self, shard: int) -> bool:
+        return shard % self.state.num_processes == self.state.process_index
+
+    def shards(self, description: str) -> Iterator[tuple[int, list[AnnotationInput]]]:
+        """This process's shards of the input (a stream opened anew: a first pass has read it to its end)."""
+        from tqdm.auto import tqdm
+
+        progress = tqdm(total=self.own_items, unit="file", position=self.state.process_index, desc=description)
+        for shard, items in shards(self.args.inputs() if self.inputs is None else self.inputs, self.args.shard_size):
+            self.num_shards = shard + 1
+            if self.is_own(shard):
+                yield shard, items
+                progress.update(len(items))
+                if self.audio_seconds:
+                    hours = self.seconds["classification"] / 3600 or float("inf")
+                    progress.set_postfix_str(f"{self.audio_seconds / 3600 / hours:.0f} audio h/h")
+        progress.close()
+
+    def may_start(self) -> bool:
+        return self.args.max_shards is None or sum(self.new_shards.values()) < self.args.max_shards
+
+    def adaptation_pass(self, annotator: "ShardAnnotator", shaped_by: dict) -> None:
+        """Writes the moments of this process's shards that have none yet (and checks those that have)."""
+        started = time.perf_counter()
+        shape = tuple(annotator.classifier.model.conditioner.domain_statistics.shape[1:])
+        for shard, items in self.shards("adaptation pass"):
+            if adaptation_path(self.output_dir, shard).exists():
+                check_finished_shard(self.output_dir, shard, items, read_moments(self.output_dir, shard, shaped_by)[0])
+            elif self.may_start():
+                write_moments(self.output_dir, shard, items, annotator.moments(items), shape, shaped_by)
+                self.new_shards["adaptation"] += 1
+        self.seconds["adaptation"] = time.perf_counter() - started
+
+    def classification_pass(self, annotator: "ShardAnnotator", statistics: dict | None, streamed: bool) -> None:
+        """Annotates and writes this process's unfinished shards (each clip with its domain's `statistics`)."""
+        started = time.perf_counter()
+        for shard, items in self.shards(f"process {self.state.process_index}"):
+            if is_finished(self.output_dir, shard):
+                if streamed:  # a list's finished shards were checked before anything was written
+                    check_finished_shard(self.output_dir, shard, items)
+            elif self.may_start():
+                rows = annotator.annotate(items, statistics)
+                annotator.write(self.output_dir, shard, items, rows)
+                self.new_shards["classification"] += 1
+                self.audio_seconds += sum(row["duration"] for row in rows["files"])
+                self.seconds["classification"] = time.perf_counter() - started
 
 
 def annotate(args: AnnotationArguments) -> dict:
     """Runs this process's share of the annotation and prints the closing summary; returns it (to every process)."""
     from accelerate import PartialState
     from accelerate.utils import broadcast_object_list, gather_object
-    from tqdm.auto import tqdm
 
     if int(os.environ.get("WORLD_SIZE", 1)) > 1 and not torch.distributed.is_initialized():
         # The processes exchange a few Python objects at the end, through gloo: accelerate's default on GPUs, NCCL,
@@ -364,7 +437,8 @@ def annotate(args: AnnotationArguments) -> dict:
             f"--adapt needs a Gen-SER model trained with domain normalisation; {args.model!r} was not (its config has "
             "no domain_normalization=True). Annotate without --adapt."
         )
-    check_run_options(output_dir, args, model_digest(classifier))
+    model_sha256 = model_digest(classifier)
+    check_run_options(output_dir, args, model_sha256)
     streamed = not isinstance(inputs, list)  # a stream's finished shards are checked as the stream reaches them
     if not streamed:
         for shard, items in shards(inputs, args.shard_size):
@@ -372,88 +446,63 @@ def annotate(args: AnnotationArguments) -> dict:
                 check_finished_shard(output_dir, shard, items)
     write_dataset_card(output_dir)
 
-    def is_own(shard: int) -> bool:
-        return shard % state.num_processes == state.process_index
-
-    own_items = None
-    if not streamed:  # a stream's length is unknown until it ends
-        own_items = sum(is_own(item.index // args.shard_size) for item in inputs)
-    started, audio_seconds, new_shards, num_shards = time.perf_counter(), 0.0, 0, 0
-    statistics = None
+    share, started, statistics = ProcessShare(args, state, output_dir, inputs), time.perf_counter(), None
     if args.adapt:  # the first pass: every shard's moments, then the statistics summed from all of them
-        progress = tqdm(total=own_items, unit="file", position=state.process_index, desc="adaptation pass")
-        for shard, items in shards(inputs, args.shard_size):
-            num_shards = shard + 1
-            if not is_own(shard):
-                continue
-            if adaptation_path(output_dir, shard).exists():
-                check_finished_shard(output_dir, shard, items, read_moments(output_dir, shard)[0])
-            elif args.max_shards is None or new_shards < args.max_shards:
-                shape = tuple(classifier.model.conditioner.domain_statistics.shape[1:])
-                write_moments(output_dir, shard, items, annotator.moments(items), shape)
-                new_shards += 1
-            progress.update(len(items))
-        progress.close()
+        shaped_by = {"model_sha256": model_sha256, **{name: getattr(args, name) for name in MOMENT_OPTIONS}}
+        share.adaptation_pass(annotator, shaped_by)
         state.wait_for_everyone()
-        missing = [shard for shard in range(num_shards) if not adaptation_path(output_dir, shard).exists()]
+        missing = [shard for shard in range(share.num_shards) if not adaptation_path(output_dir, shard).exists()]
         if missing:
+            done = share.num_shards - len(missing)
             if state.is_main_process:
-                print(
-                    f"{output_dir}: adaptation pass, {num_shards - len(missing)}/{num_shards} shards; run again to go on.",
-                    file=sys.stderr,
-                )
+                print(f"{output_dir}: adaptation pass, {done}/{share.num_shards} shards; run again to go on.", file=sys.stderr)
             state.wait_for_everyone()
             state.destroy_process_group()
-            return {"adaptation_shards": num_shards - len(missing), "num_shards": num_shards, "finished_shards": 0}
-        statistics = adaptation_statistics(output_dir, num_shards, classifier.model)
-    progress = tqdm(total=own_items, unit="file", position=state.process_index, desc=f"process {state.process_index}")
-    for shard, items in shards(inputs, args.shard_size):
-        num_shards = shard + 1
-        if not is_own(shard):
-            continue
-        if is_finished(output_dir, shard):
-            if streamed:
-                check_finished_shard(output_dir, shard, items)
-            progress.update(len(items))
-            continue
-        if args.max_shards is not None and new_shards >= args.max_shards:
-            continue
-        rows = annotator.annotate(items, statistics)
-        annotator.write(output_dir, shard, items, rows)
-        new_shards += 1
-        audio_seconds += sum(row["duration"] for row in rows["files"])
-        progress.update(len(items))
-        hours = (time.perf_counter() - started) / 3600
-        progress.set_postfix_str(f"{audio_seconds / 3600 / hours:.0f} audio h/h")
-    progress.close()
+            return {"adaptation_shards": done, "num_shards": share.num_shards, "finished_shards": 0}
+        statistics = adaptation_statistics(output_dir, share.num_shards, classifier.model, shaped_by)
+    share.classification_pass(annotator, statistics, streamed)
 
-    this_run = gather_object([(audio_seconds, new_shards)])  # also waits for every process
+    this_run = gather_object([(share.audio_seconds, share.new_shards, share.seconds)])  # also waits for every process
     elapsed = time.perf_counter() - started
     # Read the shards and write errors.csv once, then hand the totals to every process.
-    (summary,) = broadcast_object_list([summarise(output_dir, num_shards) if state.is_main_process else None])
-    run_audio_seconds = sum(seconds for seconds, _ in this_run)
+    (summary,) = broadcast_object_list([summarise(output_dir, share.num_shards) if state.is_main_process else None])
+    # The processes work at once: a pass takes as long as its slowest process.
+    classified = max(seconds["classification"] for _, _, seconds in this_run)
+    run_audio_seconds = sum(audio for audio, _, _ in this_run)
     summary.update(
         processes=state.num_processes,
-        new_shards=sum(count for _, count in this_run),
+        new_shards=sum(counts["classification"] for _, counts, _ in this_run),
+        new_adaptation_shards=sum(counts["adaptation"] for _, counts, _ in this_run),
         seconds=elapsed,
-        audio_hours_per_hour=run_audio_seconds / elapsed if elapsed > 0 else 0.0,
+        adaptation_seconds=max(seconds["adaptation"] for _, _, seconds in this_run),
+        # The classification pass's rate, the annotator's throughput; `seconds` includes the adaptation pass.
+        audio_hours_per_hour=run_audio_seconds / classified if classified > 0 else 0.0,
     )
     if state.is_main_process:
-        done = "all shards done" if summary["finished_shards"] == num_shards else "run again to finish"
-        print(
-            f"{output_dir}: {summary['files']} files annotated ({summary['windows']} windows, "
-            f"{summary['audio_hours']:.2f} h of audio), {summary['errors']} unreadable"
-            f"{' (errors.csv)' if summary['errors'] and done == 'all shards done' else ''}; "
-            f"{summary['finished_shards']}/{num_shards} shards, {done}. This run: {summary['new_shards']} shards by "
-            f"{state.num_processes} process(es) on {state.device.type} in {elapsed:.1f} s, "
-            f"{summary['audio_hours_per_hour']:.0f} audio h/h.",
-            file=sys.stderr,
-        )
+        print(closing_summary(output_dir, summary, state.device.type, args.adapt), file=sys.stderr)
     # Processes leaving with the process group alive can abort at exit ("terminate called without an active
     # exception") while its communication threads are torn down; every process leaves through an explicit teardown.
     state.wait_for_everyone()
     state.destroy_process_group()
     return summary
+
+
+def closing_summary(output_dir: Path, summary: dict, device: str, adapt: bool) -> str:
+    """The line a finished run prints: what the output holds, and what this run did, pass by pass."""
+    done = "all shards done" if summary["finished_shards"] == summary["num_shards"] else "run again to finish"
+    errors = " (errors.csv)" if summary["errors"] and done == "all shards done" else ""
+    passes = (
+        f"adaptation pass {summary['new_adaptation_shards']} shards in {summary['adaptation_seconds']:.1f} s, "
+        f"classification pass {summary['new_shards']} shards"
+        if adapt
+        else f"{summary['new_shards']} shards"
+    )
+    return (
+        f"{output_dir}: {summary['files']} files annotated ({summary['windows']} windows, {summary['audio_hours']:.2f} h "
+        f"of audio), {summary['errors']} unreadable{errors}; {summary['finished_shards']}/{summary['num_shards']} "
+        f"shards, {done}. This run: {passes} by {summary['processes']} process(es) on {device} in "
+        f"{summary['seconds']:.1f} s, {summary['audio_hours_per_hour']:.0f} audio h/h classified."
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -2,6 +2,7 @@
 clip is classified with them, exactly as the pipeline does with `collection_statistics`; resumable like the rest."""
 
 import json
+import shutil
 
 import pytest
 
@@ -100,3 +101,95 @@ def test_adapt_needs_a_model_trained_with_domain_normalisation(corpus, tmp_path)
     assert not (tmp_path / "out").exists()
     with pytest.raises(ValueError, match="--adapt_by must be one of"):
         run(plain, tmp_path / "out", folder=str(corpus), adapt=True, adapt_by="speaker")
+
+
+def hub_style_dataset(corpus, folder):  # noqa: F811
+    """speaker0's clips and one corrupted file as a dataset laid out as on the Hub (Parquet under data/, audio bytes
+    embedded), which the annotator streams."""
+    from datasets import Audio, Dataset
+
+    clips = sorted(corpus.glob("speaker0/*.wav"))
+    rows = {
+        "id": [f"utt{index}" for index in range(len(clips) + 1)],
+        "audio": [{"bytes": path.read_bytes(), "path": path.name} for path in clips] + [{"bytes": b"junk", "path": "x.wav"}],
+    }
+    (folder / "data").mkdir(parents=True)
+    Dataset.from_dict(rows).cast_column("audio", Audio()).to_parquet(str(folder / "data" / "train-00000-of-00001.parquet"))
+    return folder
+
+
+@pytest.mark.parametrize("kind", ["manifest", "dataset", "audiofolder"])
+def test_adapt_annotates_every_input_kind_and_resumes_in_either_pass(adaptive_model_dir, corpus, tmp_path, kind):  # noqa: F811
+    """A stream is read once per pass (the first pass used to exhaust it, leaving the second nothing to annotate)."""
+    clips = sorted(corpus.glob("speaker0/*.wav"))
+    if kind == "manifest":
+        manifest = tmp_path / "calls.csv"
+        manifest.write_text("path,id\n" + "".join(f"{path},utt{index}\n" for index, path in enumerate(clips)))
+        source = {"manifest": str(manifest), "id_column": "id"}
+    elif kind == "dataset":
+        source = {"dataset": str(hub_style_dataset(corpus, tmp_path / "org--calls")), "id_column": "id"}
+    else:  # an audiofolder read by `load_dataset`, streamed like a Hub dataset
+        folder = tmp_path / "audiofolder"
+        shutil.copytree(corpus / "speaker0", folder)
+        source = {"dataset": str(folder)}
+    options = {**source, "shard_size": 2, "adapt": True}
+    reference = tmp_path / "reference"
+    summary = run(adaptive_model_dir, reference, **options)
+    assert summary["files"] == len(clips) and summary["finished_shards"] == summary["num_shards"]
+    classifier = genser_classifier(str(adaptive_model_dir))
+    statistics = classifier.collection_statistics([str(path) for path in clips], segment_length_s=2.0)
+    expected = expected_scores(classifier, corpus, [path.relative_to(corpus).as_posix() for path in clips], statistics)
+    files = [row["scores"] for row in table(reference, "files")]
+    assert files == [pytest.approx(scores, abs=1e-5) for scores in expected.values()]
+
+    resumed, num_shards = tmp_path / "resumed", summary["num_shards"]
+    assert run(adaptive_model_dir, resumed, **options, max_shards=1)["adaptation_shards"] == 1  # stopped in pass 1
+    stopped = run(adaptive_model_dir, resumed, **options, max_shards=num_shards)  # pass 1 done, one shard of pass 2
+    assert stopped["finished_shards"] == 1 and stopped["new_adaptation_shards"] == num_shards - 1
+    run(adaptive_model_dir, resumed, **options)
+    for name in ("windows", "files", "errors"):
+        assert table(resumed, name) == table(reference, name)
+
+
+def test_moments_of_another_model_or_other_options_are_refused(adaptive_model_dir, corpus, tmp_path):  # noqa: F811
+    import torch
+
+    from modeling_genser import GenSERForAudioClassification
+    from test_domain_normalization import save_domain_model
+
+    output_dir = tmp_path / "labels"
+    run(adaptive_model_dir, output_dir, folder=str(corpus), adapt=True, max_shards=1)  # shard 0's moments only
+    other = save_domain_model(tmp_path / "other")
+    model = GenSERForAudioClassification.from_pretrained(other)
+    with torch.no_grad():
+        model.conditioner.domain_statistics.mul_(2)
+    model.save_pretrained(other)
+    with pytest.raises(ValueError, match="another model or other options.*model_sha256"):
+        run(other, output_dir, folder=str(corpus), adapt=True)
+    with pytest.raises(ValueError, match="another model or other options.*adapt_by: 'collection' -> 'folder'"):
+        run(adaptive_model_dir, output_dir, folder=str(corpus), adapt=True, adapt_by="folder")
+    # The moments themselves say what shaped them, whatever `run.json` says.
+    (output_dir / "run.json").unlink()
+    with pytest.raises(ValueError, match="moments of shard 0 computed with another model or other options"):
+        run(other, output_dir, folder=str(corpus), adapt=True)
+    (output_dir / "run.json").unlink()
+    with pytest.raises(ValueError, match="moments of shard 0 .*\\(adapt_by\\)"):
+        run(adaptive_model_dir, output_dir, folder=str(corpus), adapt=True, adapt_by="folder")
+
+
+def test_the_summary_counts_each_pass_and_an_older_runs_record_resumes(adaptive_model_dir, corpus, tmp_path, capsys):  # noqa: F811
+    summary = run(adaptive_model_dir, tmp_path / "adapted", folder=str(corpus), adapt=True)
+    assert summary["num_shards"] == 4 and summary["new_adaptation_shards"] == 4 and summary["new_shards"] == 4
+    assert "adaptation pass 4 shards in " in capsys.readouterr().err
+    assert summary["adaptation_seconds"] < summary["seconds"] and summary["audio_hours_per_hour"] > 0
+    assert json.loads((tmp_path / "adapted" / "run.json").read_text())["format"] == 2
+
+    # A run recorded before run.json had a format, or the --adapt options: they read as their defaults then.
+    plain = tmp_path / "plain"
+    run(adaptive_model_dir, plain, folder=str(corpus), max_shards=2)
+    record = json.loads((plain / "run.json").read_text())
+    (plain / "run.json").write_text(json.dumps({k: v for k, v in record.items() if k not in ("format", "adapt", "adapt_by")}))
+    assert run(adaptive_model_dir, plain, folder=str(corpus))["finished_shards"] == 4
+    (plain / "run.json").write_text(json.dumps({**record, "format": 99}))
+    with pytest.raises(ValueError, match="newer genser-annotate \\(run.json format 99"):
+        run(adaptive_model_dir, plain, folder=str(corpus))
