@@ -260,7 +260,8 @@ def test_a_saved_model_goes_on_training_with_what_it_carries(two_corpora, monkey
     new = generate_corpus(tmp_path / "newcorpus", num_speakers=2, num_sentences=1, seed=2)
     mapping = ",".join(f"{name}={target}" for name, target in SYNTHETIC_VOCABULARY)
     going_on = ["--model_name_or_path", str(general_dir), "--dataset_name", str(new), "--label_mapping", mapping]
-    run_genser([*going_on, "--output_dir", str(tmp_path / "continued"), *common])
+    metrics = run_genser([*going_on, "--output_dir", str(tmp_path / "continued"), *common])
+    assert "loso_unweighted_accuracy" in metrics and "loso_arousal_unweighted_accuracy" not in metrics  # no labels, no figure
     continued = GenSERForAudioClassification.from_pretrained(tmp_path / "continued")
     assert continued.config.domain_normalization and continued.config.label_sets == general.config.label_sets
     assert continued.config.domain_names == ["big", "small", "newcorpus"]
@@ -274,6 +275,8 @@ def test_a_saved_model_goes_on_training_with_what_it_carries(two_corpora, monkey
     assert GenSERForAudioClassification.from_pretrained(tmp_path / "shared-only").config.domain_names is None
     with pytest.raises(ValueError, match="residual weights per domain.*--domain_residuals false too"):
         run_genser([*going_on, "--output_dir", str(tmp_path / "x"), "--domain_normalization", "false", *common])
+    with pytest.raises(ValueError, match="--domain_normalization \\(inherited from .*\\).*leave_one_speaker_out"):
+        run_genser([*going_on, "--output_dir", str(tmp_path / "x"), "--report_to", "none"])  # held-out speakers
     with pytest.raises(ValueError, match="cannot set domain_names"):
         run_genser([*going_on, "--output_dir", str(tmp_path / "x"), "--config_overrides", 'domain_names=["a"]', *common])
     with pytest.raises(ValueError, match=r"labels \['anger', 'fear', .*are not among the labels of .*--label_mapping"):

@@ -250,9 +250,10 @@ def check_protocol(model_args: ModelArguments, data_args: DataTrainingArguments,
             )
     if data_args.evaluation_protocol != "leave_one_speaker_out":
         if model_args.domain_normalization or data_args.leave_one_corpus_out:
+            inherited = f" (inherited from {model_args.model_name_or_path})" if model_args.model_name_or_path else ""
             raise ValueError(
-                "--domain_normalization and --leave_one_corpus_out train on cached features by speaker folds: use "
-                "--evaluation_protocol leave_one_speaker_out."
+                f"--domain_normalization{inherited} and --leave_one_corpus_out train on cached features by speaker "
+                "folds: use --evaluation_protocol leave_one_speaker_out."
             )
         return
     if not (model_args.freeze_encoder and data_args.use_feature_cache):

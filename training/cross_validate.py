@@ -128,10 +128,10 @@ def main(argv: list[str] | None = None) -> dict:
             fold_scores[names[steps]] = {key: value for key, value in scores.items() if key != "confusion_matrix"}
         per_fold.append(fold_scores)
 
-    by_task = {task: {} for task in (labels if dimensional else tasks)}  # task (dimension) -> scored at -> metrics
+    by_task = {}  # task (dimension) -> scored at -> metrics; a task without labels in the data has none
     for steps in step_counts:
         for i, (task, scores) in enumerate(target_scores(metric, predictions[steps], targets, tasks, data_args.dimensions).items()):
-            by_task[task][names[steps]] = scores
+            by_task.setdefault(task, {})[names[steps]] = scores
             stem = output_dir / (f"confusion_{names[steps]}" + ("" if i == 0 else f"_{task}"))
             if "confusion_matrix" in scores:  # a dimension's only where its values are levels
                 save_confusion_matrix(scores["confusion_matrix"], confusion_labels(scores, tasks.get(task)), stem)

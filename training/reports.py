@@ -162,13 +162,17 @@ def write_model_card(
 
 def task_scores(metric, predictions, references, tasks: dict[str, list[str]]) -> dict[str, dict]:
     """Every task's metrics (`tasks`: name -> labels, in order) from class indices of shape `(num_clips,)` or
-    `(num_clips, num_tasks)`, each over the clips that have that task's label (not `MISSING_LABEL`)."""
+    `(num_clips, num_tasks)`, each over the clips that have that task's label (not `MISSING_LABEL`); a task no clip
+    has a label for (a saved model's task that new data does not label) has no figures, not zeros."""
     predictions = np.asarray(predictions).reshape(len(predictions), len(tasks))
     references = np.asarray(references).reshape(len(references), len(tasks))
     scores = {}
     for t, (task, labels) in enumerate(tasks.items()):
         rows = references[:, t] != MISSING_LABEL
-        scores[task] = metric.compute(predictions=predictions[rows, t], references=references[rows, t], num_labels=len(labels))
+        if rows.any():
+            scores[task] = metric.compute(
+                predictions=predictions[rows, t], references=references[rows, t], num_labels=len(labels)
+            )
     return scores
 
 

@@ -474,10 +474,12 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
             example_note, held_out_predictions,
         )
     references = np.asarray(example_clips["labels"]).reshape(len(example_clips), -1)
-    for t, (task, task_metrics) in enumerate(all_scores.items()):
+    for task, task_metrics in all_scores.items():
         named = f" ({task})" if label_sets or dimensions else ""
         # A multi-task model's task is scored on the clips that have its label.
-        clips = int((references[:, t] != MISSING_LABEL).sum()) if label_sets else len(example_clips)
+        clips = len(example_clips)
+        if label_sets:
+            clips = int((references[:, list(tasks).index(task)] != MISSING_LABEL).sum())
         print(f"\nGen-SER, {protocol}{named}: {summary(task_metrics)}  ({clips} clips)")
     cache_note = f" (feature cache built or read in {encoding_seconds:.0f} s)" if use_feature_cache else ""
     print(f"wall time {time.perf_counter() - started:.0f} s{cache_note}; model saved to {training_args.output_dir}")
