@@ -46,6 +46,12 @@ class GenSERConfig(PreTrainedConfig):
         pooled encoder features far more than emotions do. Training standardises each corpus with its own
         statistics; at inference, statistics of the collection being classified are passed as
         `domain_statistics`, and a lone clip uses the training pool's, stored in the model.
+    statistics_prior_windows (`float`, *optional*, defaults to 8.0):
+        With `domain_normalization`, how much a collection's own statistics (`collection_statistics`, `genser-annotate
+        --adapt`) are trusted: its pooled features' moments are pooled with this many windows of a prior's (the
+        training pool's for a collection, the collection's for a folder of it), `domain_normalization.shrunk_moments`.
+        A collection of `n` windows gets its own mean with weight `n / (n + statistics_prior_windows)`. The default is
+        measured by leaving corpora and speakers out (`benchmarks/evaluate_statistics_shrinkage.py`).
     pool_statistics_probability (`float`, *optional*, defaults to 0.0):
         With `domain_normalization`, the probability that a training clip is standardised with the training pool's
         statistics instead of its domain's, so that the head also learns the lone clip's case (a clip classified
@@ -148,6 +154,7 @@ class GenSERConfig(PreTrainedConfig):
     layer_aggregation: Literal["weighted_sum", "concat"] = "weighted_sum"
     condition_dropout: float = 0.0
     domain_normalization: bool = False
+    statistics_prior_windows: float = 8.0
     pool_statistics_probability: float = 0.0
     domain_names: list[str] | None = None
     domain_residual_dropout: float = 0.5
@@ -203,6 +210,8 @@ class GenSERConfig(PreTrainedConfig):
                 "domain_names give the initial distribution's map of the condition per-domain weights; the Gaussian "
                 'start has none: use initial_distribution="prior" (the default) or "condition".'
             )
+        if not self.statistics_prior_windows >= 0:
+            raise ValueError(f"statistics_prior_windows must be >= 0, got {self.statistics_prior_windows}.")
         if not 0.0 <= self.pool_statistics_probability <= 1.0:
             raise ValueError(f"pool_statistics_probability must be in [0, 1], got {self.pool_statistics_probability}.")
         if self.target_loss not in ("mse", "cosine"):

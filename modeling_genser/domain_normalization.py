@@ -19,9 +19,9 @@ def domain_moments(pooled: torch.Tensor) -> tuple[int, torch.Tensor, torch.Tenso
     return pooled.shape[0], pooled.sum(0), pooled.square().sum(0)
 
 
-def domain_statistics_from_moments(count: int, total: torch.Tensor, squares: torch.Tensor) -> torch.Tensor:
+def domain_statistics_from_moments(count: float, total: torch.Tensor, squares: torch.Tensor) -> torch.Tensor:
     """The mean and (population) standard deviation of a domain's pooled features, `(2, num_layers, width)` float32,
-    from its `domain_moments` (summed over batches)."""
+    from its `domain_moments` (summed over batches; or `shrunk_moments`, whose count need not be whole)."""
     if count < 2:
         raise ValueError(
             f"Domain statistics need at least 2 clips, got {count}: classify a lone clip without domain statistics "
@@ -30,6 +30,19 @@ def domain_statistics_from_moments(count: int, total: torch.Tensor, squares: tor
     mean = total / count
     std = (squares / count - mean.square()).clamp_min(0).sqrt()
     return torch.stack([mean, std]).float()
+
+
+def shrunk_moments(
+    count: int, total: torch.Tensor, squares: torch.Tensor, prior: torch.Tensor, prior_windows: float
+) -> tuple[float, torch.Tensor, torch.Tensor]:
+    """A domain's moments pooled with `prior_windows` pseudo-windows of the `(2, num_layers, width)` `prior`
+    statistics (its collection's, or the training pool's): their statistics (`domain_statistics_from_moments`) move
+    from the prior's to the domain's own as its window count `n` grows, the own mean's weight being
+    `n / (n + prior_windows)`, and the variance is the pooled one (it widens where the domain's mean lies far from the
+    prior's). A handful of windows then no longer standardise every feature to about +-1, a condition no training
+    clip had; a corpus's thousands of windows keep their own statistics."""
+    mean, std = prior.to(total.device, torch.float64).unbind(0)  # the moments' device: the annotator sums on the CPU
+    return count + prior_windows, total + prior_windows * mean, squares + prior_windows * (std.square() + mean.square())
 
 
 def domain_statistics(pooled: torch.Tensor) -> torch.Tensor:

@@ -36,6 +36,7 @@ from .configuration_genser import GenSERConfig
 from .domain_normalization import (
     domain_moments,
     domain_statistics_from_moments,
+    shrunk_moments,
     standardise_by_domain,
     with_pool_statistics,
 )
@@ -169,7 +170,9 @@ class GenSERDomainLinear(nn.Linear):
         """Residual weights for `count` more domains, after the existing ones: zero, so each reads as a new domain
         until it trains."""
         new = self.weight.new_zeros(count, self.out_features, self.in_features)
-        self.domain_weight = nn.Parameter(torch.cat([self.domain_weight.data, new]) if hasattr(self, "domain_weight") else new)
+        if hasattr(self, "domain_weight"):
+            new = torch.cat([self.domain_weight.data, new])
+        self.domain_weight = nn.Parameter(new)
 
     def forward(self, hidden: torch.Tensor, domain_ids: torch.Tensor | None = None) -> torch.Tensor:
         """`(batch_size, in_features)` -> `(batch_size, out_features)`; `domain_ids` `(batch_size,)`, -1 for none."""
@@ -377,7 +380,17 @@ class GenSERForAudioClassification(GenSERPreTrainedModel):
     # The domain normalisation's maths, reachable from the model for code that has no import of this module (the
     # pipeline shipped with a saved model).
     domain_moments = staticmethod(domain_moments)
-    domain_statistics_from_moments = staticmethod(domain_statistics_from_moments)
+
+    def collection_statistics_from_moments(
+        self, count: int, total: torch.Tensor, squares: torch.Tensor, prior: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """A collection's (or a folder's, a speaker's) `(2, num_layers, width)` statistics from its `domain_moments`
+        (`(num_layers, width)` each): shrunk towards `prior` (default: the training pool's, stored in the model) by
+        `config.statistics_prior_windows` pseudo-windows (`shrunk_moments`), so that a handful of windows counts for
+        a handful and a corpus for a corpus."""
+        prior = self.conditioner.domain_statistics if prior is None else prior
+        shrunk = shrunk_moments(count, total, squares, prior, self.config.statistics_prior_windows)
+        return domain_statistics_from_moments(*shrunk)
 
     @classmethod
     def from_encoder(cls, encoder_name_or_path: str, id2label: dict[int, str], **config_kwargs):
@@ -408,7 +421,9 @@ class GenSERForAudioClassification(GenSERPreTrainedModel):
         if not new:
             return
         if self.config.initial_distribution == "gaussian":
-            raise ValueError('Domain residuals weigh the initial distribution\'s map of the condition; the "gaussian" start has none.')
+            raise ValueError(
+                "Domain residuals weigh the initial distribution's map of the condition; the \"gaussian\" start has none."
+            )
         layer = self.prior if self.config.initial_distribution == "prior" else self.initial_proj
         layer.add_domains(len(new))
         self.config.domain_names = known + new

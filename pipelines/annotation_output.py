@@ -43,7 +43,8 @@ def is_finished(output_dir: Path, shard: int) -> bool:
 
 def has_finished_work(output_dir: Path) -> bool:
     """Whether a run left anything to protect: a finished shard, or a shard's moments from the adaptation pass."""
-    return any((output_dir / PROGRESS).glob("shard-*.json")) or any((output_dir / ADAPTATION).glob("shard-*.safetensors"))
+    finished = any((output_dir / PROGRESS).glob("shard-*.json"))
+    return finished or any((output_dir / ADAPTATION).glob("shard-*.safetensors"))
 
 
 def items_digest(items: list[AnnotationInput]) -> str:
@@ -117,28 +118,36 @@ def read_moments(output_dir: Path, shard: int, shaped_by: dict) -> tuple[str, di
 
 
 def adaptation_statistics(output_dir: Path, num_shards: int, model, shaped_by: dict) -> dict[str, torch.Tensor]:
-    """Every domain's statistics from the moments of all `num_shards` shards (`shaped_by`: see `read_moments`); a
-    domain with fewer than 2 windows gets the whole input's (listed in `adaptation/statistics.json`, with each
-    domain's window count)."""
+    """Every domain's statistics from the moments of all `num_shards` shards (`shaped_by`: see `read_moments`): the
+    whole input's shrunk towards the training pool's, and with `--adapt_by folder` each folder's shrunk towards the
+    whole input's, by their window counts (`collection_statistics_from_moments`). `adaptation/statistics.json` says
+    what each got: its windows, its prior, and its own statistics' weight."""
     summed = {}
     for shard in range(num_shards):
         for domain, moments in read_moments(output_dir, shard, shaped_by)[1].items():
             previous = summed.get(domain, (0, 0.0, 0.0))
             summed[domain] = tuple(old + new for old, new in zip(previous, moments))
-    whole = tuple(sum(moments[i] for moments in summed.values()) for i in range(3)) if summed else (0, 0.0, 0.0)
-    if whole[0] < 2:
+    if not summed:
         raise ValueError(
-            f"--adapt found {whole[0]} readable window(s) in the whole input: statistics need at least 2. Annotate "
-            "without --adapt (the model then uses its training pool's statistics)."
+            "--adapt found no readable window in the whole input: annotate without --adapt (the model then uses its "
+            "training pool's statistics)."
         )
-    collection = model.domain_statistics_from_moments(*whole)
-    too_small = sorted(domain for domain, moments in summed.items() if moments[0] < 2)
-    statistics = {
-        domain: collection if domain in too_small else model.domain_statistics_from_moments(*moments)
-        for domain, moments in summed.items()
-    }
-    record = {"windows": {domain: moments[0] for domain, moments in summed.items()}, "whole_input": whole[0]}
-    record["given_the_whole_inputs_statistics"] = too_small
+    whole = tuple(sum(moments[i] for moments in summed.values()) for i in range(3))
+    collection = model.collection_statistics_from_moments(*whole)
+    prior_windows = model.config.statistics_prior_windows
+
+    def described(windows: int, prior: str) -> dict:
+        return {"windows": windows, "prior": prior, "own_weight": round(windows / (windows + prior_windows), 4)}
+
+    record = {"prior_windows": prior_windows, "whole_input": described(whole[0], "training pool")}
+    if shaped_by["adapt_by"] == "collection":  # one domain, the whole input
+        statistics = {domain: collection for domain in summed}
+    else:
+        statistics = {
+            domain: model.collection_statistics_from_moments(*moments, prior=collection)
+            for domain, moments in summed.items()
+        }
+        record["domains"] = {domain: described(moments[0], "whole input") for domain, moments in summed.items()}
     write_whole(output_dir / ADAPTATION / "statistics.json", json.dumps(record, indent=2))
     return statistics
 

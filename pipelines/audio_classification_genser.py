@@ -216,8 +216,10 @@ class GenSERAudioClassificationPipeline(ChunkPipeline, AudioClassificationPipeli
     def collection_statistics(self, clips, segment_length_s: float = 30.0, segment_hop_s: float | None = None):
         """The domain statistics of a collection of clips (any input the pipeline takes; e.g. `dataset["audio"]`),
         `(2, num_layers, width)`: pass them as `domain_statistics=` when classifying its clips. Long clips count
-        window by window, as the pipeline classifies them (`segment_length_s`, `segment_hop_s`)."""
-        return self.model.domain_statistics_from_moments(*self.collection_moments(clips, segment_length_s, segment_hop_s))
+        window by window, as the pipeline classifies them (`segment_length_s`, `segment_hop_s`). A short collection's
+        statistics lean on the training pool's (`config.statistics_prior_windows`): a few clips are a few clips."""
+        moments = self.collection_moments(clips, segment_length_s, segment_hop_s)
+        return self.model.collection_statistics_from_moments(*moments)
 
     def _label_ids(self, candidate_labels) -> list[int]:
         if isinstance(candidate_labels, str):

@@ -39,9 +39,10 @@ Adaptation (`--adapt`, models trained with domain normalisation): a first pass o
 collection's statistics (`GenSERAudioClassificationPipeline.collection_moments`; one set for the whole input, or
 one per folder with `--adapt_by folder`, e.g. a folder per speaker or recording setup), and every clip is then
 classified with its collection's (`domain_statistics=`). The first pass is resumable like the second: each shard's
-moments go to `adaptation/shard-NNNNN.safetensors` (with its items digest), and the statistics are summed from all
-of them once every shard is there. A folder with fewer than 2 windows gets the whole input's statistics, and
-`adaptation/statistics.json` says which did.
+moments go to `adaptation/shard-NNNNN.safetensors` (with its items digest, the model's digest and the options that
+shape them, all checked on resume), and the statistics are summed from all of them once every shard is there: the
+whole input's shrunk towards the training pool's and each folder's towards the whole input's, by their window counts
+(`config.statistics_prior_windows`); `adaptation/statistics.json` says what each got. A stream is read once per pass.
 """
 
 import hashlib
@@ -355,8 +356,9 @@ class ProcessShare:
     def __init__(self, args: AnnotationArguments, state, output_dir: Path, inputs: Iterable[AnnotationInput]):
         self.args, self.state, self.output_dir = args, state, output_dir
         self.inputs = inputs if isinstance(inputs, list) else None  # a stream is read again by each pass
-        # A stream's length is unknown until it ends.
-        self.own_items = None if self.inputs is None else sum(self.is_own(item.index // args.shard_size) for item in inputs)
+        self.own_items = None  # a stream's length is unknown until it ends
+        if self.inputs is not None:
+            self.own_items = sum(self.is_own(item.index // args.shard_size) for item in self.inputs)
         self.num_shards = 0  # the input's, once a pass has read it to its end
         self.new_shards = {"adaptation": 0, "classification": 0}
         self.seconds = {"adaptation": 0.0, "classification": 0.0}
@@ -455,7 +457,10 @@ def annotate(args: AnnotationArguments) -> dict:
         if missing:
             done = share.num_shards - len(missing)
             if state.is_main_process:
-                print(f"{output_dir}: adaptation pass, {done}/{share.num_shards} shards; run again to go on.", file=sys.stderr)
+                print(
+                    f"{output_dir}: adaptation pass, {done}/{share.num_shards} shards; run again to go on.",
+                    file=sys.stderr,
+                )
             state.wait_for_everyone()
             state.destroy_process_group()
             return {"adaptation_shards": done, "num_shards": share.num_shards, "finished_shards": 0}
@@ -498,8 +503,8 @@ def closing_summary(output_dir: Path, summary: dict, device: str, adapt: bool) -
         else f"{summary['new_shards']} shards"
     )
     return (
-        f"{output_dir}: {summary['files']} files annotated ({summary['windows']} windows, {summary['audio_hours']:.2f} h "
-        f"of audio), {summary['errors']} unreadable{errors}; {summary['finished_shards']}/{summary['num_shards']} "
+        f"{output_dir}: {summary['files']} files annotated ({summary['windows']} windows, "
+        f"{summary['audio_hours']:.2f} h of audio), {summary['errors']} unreadable{errors}; {summary['finished_shards']}/{summary['num_shards']} "
         f"shards, {done}. This run: {passes} by {summary['processes']} process(es) on {device} in "
         f"{summary['seconds']:.1f} s, {summary['audio_hours_per_hour']:.0f} audio h/h classified."
     )

@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from conftest import genser_classifier
+from conftest import genser_classifier, tone
 from pipelines.annotation_inputs import decode
 from test_bulk_annotator import corpus, run, table  # noqa: F401  (the corpus fixture)
 from test_domain_normalization import save_domain_model
@@ -49,30 +49,37 @@ def test_adapt_classifies_every_file_with_the_inputs_own_statistics(adaptive_mod
     for path in paths:
         assert files[path] == pytest.approx(expected[path], abs=1e-5)
     record = json.loads((tmp_path / "adapted" / "adaptation" / "statistics.json").read_text())
-    assert record["whole_input"] == 10 + 3 and record["given_the_whole_inputs_statistics"] == []  # 10 clips + 3 windows
+    prior_windows = classifier.model.config.statistics_prior_windows
+    windows = 10 + 3  # 10 clips and a recording of 3 windows
+    assert record == {
+        "prior_windows": prior_windows,
+        "whole_input": {"windows": windows, "prior": "training pool", "own_weight": round(windows / (windows + prior_windows), 4)},
+    }
     # Without --adapt the same files get other scores (the training pool's statistics).
     run(adaptive_model_dir, tmp_path / "plain", folder=str(corpus))
     plain = {row["source"]: row["scores"] for row in table(tmp_path / "plain", "files")}
     assert any(plain[path] != pytest.approx(files[path], abs=1e-5) for path in paths)
 
 
-def test_adapt_by_folder_uses_each_folders_statistics_and_the_whole_inputs_for_a_lone_file(
+def test_adapt_by_folder_uses_each_folders_statistics_shrunk_towards_the_whole_inputs(
     adaptive_model_dir, corpus, tmp_path  # noqa: F811
 ):
     run(adaptive_model_dir, tmp_path / "by-folder", folder=str(corpus), adapt=True, adapt_by="folder")
     classifier = genser_classifier(str(adaptive_model_dir))
     rate = classifier.feature_extractor.sampling_rate
     paths = readable(corpus)
+    whole = classifier.collection_statistics(clips_of(corpus, paths, rate), segment_length_s=2.0)
     files = {row["source"]: row["scores"] for row in table(tmp_path / "by-folder", "files")}
     for folder in ("speaker0", "speaker1", "speaker2"):
         members = [path for path in paths if path.startswith(folder + "/")]
-        statistics = classifier.collection_statistics(clips_of(corpus, members, rate), segment_length_s=2.0)
+        moments = classifier.collection_moments(clips_of(corpus, members, rate), segment_length_s=2.0)
+        statistics = classifier.model.collection_statistics_from_moments(*moments, prior=whole)
         for path, scores in expected_scores(classifier, corpus, members, statistics).items():
             assert files[path] == pytest.approx(scores, abs=1e-5)
     record = json.loads((tmp_path / "by-folder" / "adaptation" / "statistics.json").read_text())
-    assert record["given_the_whole_inputs_statistics"] == []  # long/call.wav gives 3 windows
-    assert record["windows"] == {str(corpus / "speaker0"): 4, str(corpus / "speaker1"): 3, str(corpus / "speaker2"): 3,
-                                 str(corpus / "long"): 3}  # fmt: skip
+    windows = {str(corpus / "speaker0"): 4, str(corpus / "speaker1"): 3, str(corpus / "speaker2"): 3, str(corpus / "long"): 3}
+    assert {folder: entry["windows"] for folder, entry in record["domains"].items()} == windows
+    assert all(entry["prior"] == "whole input" for entry in record["domains"].values())
 
 
 def test_an_adapted_run_stopped_in_either_pass_and_resumed_equals_an_uninterrupted_one(
@@ -193,3 +200,42 @@ def test_the_summary_counts_each_pass_and_an_older_runs_record_resumes(adaptive_
     (plain / "run.json").write_text(json.dumps({**record, "format": 99}))
     with pytest.raises(ValueError, match="newer genser-annotate \\(run.json format 99"):
         run(adaptive_model_dir, plain, folder=str(corpus))
+
+
+def test_a_lone_long_file_is_shrunk_towards_the_whole_input_not_standardised_to_plus_minus_one(
+    adaptive_model_dir, corpus, tmp_path  # noqa: F811
+):
+    """A folder of one 4 s file read as 2 windows: its own statistics alone would put each feature of both windows at
+    exactly -1 or +1; shrunk towards the whole input's by its 2 windows, it stays a condition like the training ones,
+    and statistics.json says what each folder got."""
+    import torch
+
+    from pipelines.annotation_inputs import decode as decode_file
+    from training.synthetic_corpus import write_wav
+
+    folder = tmp_path / "recordings"
+    shutil.copytree(corpus / "speaker0", folder / "speaker0")
+    (folder / "call").mkdir()
+    write_wav(folder / "call" / "long.wav", tone(220.0, seconds=4.0, seed=7))
+    output_dir = tmp_path / "labels"
+    run(adaptive_model_dir, output_dir, folder=str(folder), adapt=True, adapt_by="folder")
+    classifier = genser_classifier(str(adaptive_model_dir))
+    model, prior_windows = classifier.model, classifier.model.config.statistics_prior_windows
+    record = json.loads((output_dir / "adaptation" / "statistics.json").read_text())
+    call = record["domains"][str(folder / "call")]
+    assert call == {"windows": 2, "prior": "whole input", "own_weight": round(2 / (2 + prior_windows), 4)}
+    assert record["whole_input"]["prior"] == "training pool" and record["whole_input"]["windows"] == 4 + 2
+
+    clip = {"array": decode_file(str(folder / "call" / "long.wav"), 16000), "sampling_rate": 16000}
+    with torch.no_grad():
+        windows = [w for w in classifier.preprocess(clip, segment_length_s=2.0)]
+        pooled = torch.cat([model.pooled_layer_features(w["input_values"], w["attention_mask"]) for w in windows])
+    alone = (pooled - pooled.mean(0)) / pooled.std(0, unbiased=False).clamp_min(1e-6)
+    assert alone.abs().sub(1).abs().max() < 1e-3  # the defect: its own statistics alone make every feature +-1
+    whole = classifier.collection_statistics([str(path) for path in sorted(folder.rglob("*.wav"))], segment_length_s=2.0)
+    shrunk = model.collection_statistics_from_moments(*model.domain_moments(pooled), prior=whole)
+    standardised = (pooled - shrunk[0]) / shrunk[1]
+    assert standardised.abs().sub(1).abs().median() > 0.05  # not a +-1 condition
+    files = {row["source"]: row["scores"] for row in table(output_dir, "files")}
+    expected = classifier(clip, top_k=3, segment_length_s=2.0, domain_statistics=shrunk)
+    assert files["call/long.wav"] == pytest.approx({item["label"]: item["score"] for item in expected}, abs=1e-5)

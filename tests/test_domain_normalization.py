@@ -14,6 +14,7 @@ from modeling_genser.domain_normalization import (
     domain_moments,
     domain_statistics,
     domain_statistics_from_moments,
+    shrunk_moments,
     standardise_by_domain,
     with_pool_statistics,
 )
@@ -42,6 +43,27 @@ def test_domain_statistics_standardise_a_domain_and_their_moments_add_up_over_pa
     torch.testing.assert_close(standardise_by_domain(pooled[:2], per_clip), expected)
     with pytest.raises(ValueError, match="at least 2 clips"):
         domain_statistics(pooled[:1])
+
+
+def test_shrunk_moments_pool_a_domain_with_pseudo_windows_of_the_prior():
+    generator = torch.Generator().manual_seed(0)
+    pooled = 4.0 + 3.0 * torch.randn(6, 3, 5, generator=generator)
+    prior = torch.stack([torch.randn(3, 5, generator=generator), 0.5 + torch.rand(3, 5, generator=generator)])
+    own = domain_moments(pooled)
+    torch.testing.assert_close(domain_statistics_from_moments(*shrunk_moments(*own, prior, 0.0)), domain_statistics(pooled))
+    nothing = (0, torch.zeros(3, 5, dtype=torch.float64), torch.zeros(3, 5, dtype=torch.float64))
+    torch.testing.assert_close(domain_statistics_from_moments(*shrunk_moments(*nothing, prior, 4.0)), prior)
+    # k pseudo-windows of the prior are k clips with its mean and spread: for k = 2, mean - std and mean + std.
+    mean, std = prior
+    pseudo = torch.cat([pooled, torch.stack([mean - std, mean + std])])
+    torch.testing.assert_close(domain_statistics_from_moments(*shrunk_moments(*own, prior, 2.0)), domain_statistics(pseudo))
+    shrunk_mean = domain_statistics_from_moments(*shrunk_moments(*own, prior, 10.0))[0]
+    torch.testing.assert_close(shrunk_mean, (6 * pooled.mean(0) + 10 * mean) / 16)  # own weight n / (n + k)
+    # One clip has no spread of its own: shrunk, its statistics are the prior's, moved by its count.
+    lone = domain_statistics_from_moments(*shrunk_moments(*domain_moments(pooled[:1]), prior, 16.0))
+    assert torch.isfinite(lone).all() and standardise_by_domain(pooled[:1], lone).abs().max() < standardise_by_domain(
+        pooled[:1], prior
+    ).abs().max()
 
 
 def test_model_uses_given_statistics_else_its_training_pools_and_saves_them(tmp_path):
@@ -104,7 +126,10 @@ def test_pipeline_computes_a_collections_statistics_and_classifies_with_them(cla
     with torch.no_grad():
         inputs = [extractor(clip, sampling_rate=16000, return_tensors="pt") for clip in clips]
         pooled = torch.cat([model.pooled_layer_features(x["input_values"], x["attention_mask"]) for x in inputs])
-    torch.testing.assert_close(statistics, domain_statistics(pooled), atol=1e-5, rtol=1e-4)
+    # Four clips' own statistics, shrunk towards the training pool's by their count.
+    pool, prior_windows = model.conditioner.domain_statistics, model.config.statistics_prior_windows
+    expected = domain_statistics_from_moments(*shrunk_moments(*domain_moments(pooled), pool, prior_windows))
+    torch.testing.assert_close(statistics, expected, atol=1e-5, rtol=1e-4)
     adapted = classifier(clips[0], domain_statistics=statistics, top_k=3)
     lone = classifier(clips[0], top_k=3)
     with torch.no_grad():
@@ -126,8 +151,6 @@ def test_pipeline_says_what_is_wrong_with_domain_options(classifier, tmp_path):
         classifier(clip, domain_statistics=torch.full((2, 3, 32), float("nan")))
     with pytest.raises(ValueError, match="several clips"):
         classifier.collection_statistics(clip)
-    with pytest.raises(ValueError, match="at least 2 clips"):
-        classifier.collection_statistics([clip])
     plain = GenSERForAudioClassification(GenSERConfig(encoder_config=tiny_wav2vec2_config(), id2label=LABELS))
     GenSERAudioClassificationPipeline(
         model=plain, feature_extractor=Wav2Vec2FeatureExtractor(return_attention_mask=True)

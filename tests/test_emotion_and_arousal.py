@@ -231,3 +231,32 @@ def test_cross_validate_scores_each_task_on_the_clips_that_have_its_label(emotio
     assert np.sum(results["tasks"]["arousal"]["pooled"]["steps_1"]["confusion_matrix"]) == 45  # every clip
     with pytest.raises(ValueError, match="Folds of whole corpora score a single-task head"):
         cross_validate([*arguments, "--group_column_name", "corpus"])
+
+
+def test_the_shrinkage_benchmark_measures_each_prior_weight_on_held_out_corpora(
+    emotion_and_arousal_corpora, monkeypatch, tmp_path
+):
+    import json
+
+    from benchmarks import evaluate_statistics_shrinkage
+
+    monkeypatch.setattr(sources, "CORPORA", {name: (source,) for name, source in emotion_and_arousal_corpora.items()})
+    encoder = tmp_path / "encoder"
+    Wav2Vec2Model(tiny_wav2vec2_config()).save_pretrained(encoder)
+    Wav2Vec2FeatureExtractor(return_attention_mask=True).save_pretrained(encoder)
+    job = {
+        "dataset_name": "big,small,levels", "task_columns": "arousal", "encoder_name_or_path": str(encoder),
+        "domain_normalization": True, "domain_residuals": True, "config_overrides": "encoding_dim=32,head_hidden_size=32",
+        "feature_cache_dir": str(tmp_path / "cache"), "max_steps": 3, "per_device_train_batch_size": 8,
+        "learning_rate": 1e-3, "weight_decay": 0.0, "seed": 0, "output_dir": str(tmp_path / "unused"),
+    }  # fmt: skip
+    (tmp_path / "job.json").write_text(json.dumps(job))
+    results = evaluate_statistics_shrinkage.main(
+        ["--output_dir", str(tmp_path / "out"), "--job_config", str(tmp_path / "job.json"), "--seeds", "0",
+         "--prior_windows", "0,4,inf", "--collection_sizes", "1,4", "--speaker_sizes", "1,2", "--clips_per_size", "4"]
+    )  # fmt: skip
+    assert set(results) == {"big", "small"}  # the arousal corpus is never held out
+    for corpus in results.values():
+        assert set(corpus["collection"]) == {1, 4} and set(corpus["speaker"]) == {1, 2}
+        assert all(set(by_k) == {0.0, 4.0, float("inf")} for by_n in corpus.values() for by_k in by_n.values())
+        assert all(0 <= ua <= 1 for by_n in corpus.values() for by_k in by_n.values() for ua in by_k.values())
