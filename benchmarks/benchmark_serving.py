@@ -1,8 +1,9 @@
 # Copyright 2026 The Gen-SER authors. Licensed under the Apache License, Version 2.0.
 """One loaded pipeline served from several threads, as a web server or a Gradio Space with concurrency does.
 
-Classifies `--num_clips` EmoDB clips (every 13th, so of many lengths) one after the other, then maps the same calls
-over a pool of `--threads` threads, `--rounds` times. Prints how many threaded calls raised, how many differ from
+Classifies `--num_clips` EmoDB clips (every 13th, so of many lengths) one after the other (every task of a
+multi-task model, `return_tasks=True`), then maps the same calls over a pool of `--threads` threads, `--rounds`
+times. Prints how many threaded calls raised, how many differ from
 their sequential result, and the wall time of a threaded round over the sequential one (median over rounds).
 
     python -m benchmarks.benchmark_serving --model outputs/gen-ser
@@ -45,9 +46,11 @@ def main():
     lengths = sorted(len(clip) / rate for clip in clips)
     print(f"model {args.model}; {len(clips)} clips of {lengths[0]:.1f} to {lengths[-1]:.1f} s; {args.threads} threads")
 
+    tasks = {"return_tasks": True} if classifier.model.config.label_sets else {}
+
     def classify(clip):
         try:
-            return classifier(clip, top_k=None)
+            return classifier(clip, top_k=None, **tasks)
         except Exception as error:  # noqa: BLE001  (counted and reported: that is what is measured)
             return error
 

@@ -226,9 +226,9 @@ def with_domains(
     model with residual weights as its `domain_ids`), the table of every domain's statistics, `(num_domains, 2,
     num_layers, width)`, each over its own clips (a corpus, a speaker), and the domains' names in table order.
 
-    The table's order is `names` when given (a model's `config.domain_names`, `model_construction.residual_domain_names`,
-    which must hold every domain of the data; a name without clips gets a row of NaN, which no clip reads), else the
-    data's domains, sorted. No label is used, so a held-out domain's own statistics are fair to use: adaptation to
+    The table's order is `names` when given (a model's `config.domain_names`,
+    `model_construction.residual_domain_names`, which must hold every domain of the data; a name without clips gets a
+    row of NaN, which no clip reads), else the data's domains, sorted. No label is used, so a held-out domain's own statistics are fair to use: adaptation to
     its recording conditions."""
     names = sorted_domain_names(domains) if names is None else list(names)
     position = {name: k for k, name in enumerate(names)}

@@ -64,8 +64,9 @@ def residual_domain_names(model_args: ModelArguments, data_domains: list[str]) -
     order of `build_model`'s model, and so of the statistics table (`feature_cache.with_domains`)."""
     if not model_args.domain_residuals:
         return None
-    saved = GenSERConfig.from_pretrained(model_args.model_name_or_path).domain_names if model_args.model_name_or_path else None
-    saved = list(saved or [])
+    saved = []
+    if model_args.model_name_or_path:
+        saved = list(GenSERConfig.from_pretrained(model_args.model_name_or_path).domain_names or [])
     return saved + [str(name) for name in data_domains if str(name) not in saved]
 
 
@@ -78,7 +79,9 @@ def continued_label_space(config, data_label_sets: dict[str, list[str]] | None) 
     return labels, config.label_sets, unlabelled
 
 
-def check_data_fits_saved_model(config, source: str, labels: list[str], label_sets: dict[str, list[str]] | None) -> None:
+def check_data_fits_saved_model(
+    config, source: str, labels: list[str], label_sets: dict[str, list[str]] | None
+) -> None:
     """Refuses data a saved model cannot go on training on: labels outside its label set, or tasks it does not have
     (`continued_label_space` reads the rest)."""
     model_labels, model_tasks = [config.id2label[i] for i in range(config.num_labels)], config.label_sets
@@ -111,8 +114,9 @@ def build_model(
     (`problem_type="regression"`) whose `labels` are the dimensions (`--value_columns`).
 
     Going on from a saved model (`--model_name_or_path`), the model keeps its labels and tasks (the data's must be
-    among them: `check_data_fits_saved_model`; encode the data with `continued_label_space`), its residual weights (the data's
-    new domains get theirs) and the settings of `ModelArguments` that the user left unset (`INHERITED_DEFAULTS`)."""
+    among them: `check_data_fits_saved_model`; encode the data with `continued_label_space`), its residual weights
+    (the data's new domains get theirs) and the settings of `ModelArguments` that the user left unset
+    (`INHERITED_DEFAULTS`)."""
     id2label = dict(enumerate(labels))
     overrides = parse_config_overrides(model_args.config_overrides)
     if "domain_names" in overrides:

@@ -1,0 +1,93 @@
+# Copyright 2026 The Gen-SER authors. Licensed under the Apache License, Version 2.0.
+"""`genser-annotate` killed (SIGKILL) at random moments, then resumed, ends with exactly an uninterrupted run's rows.
+
+    python -m benchmarks.check_annotator_resume --model outputs/gen-ser --adapt --adapt_by folder
+
+Copies `--clips_per_corpus` clips of each of `--corpora` (../shared/data) into a folder per corpus, annotates them
+once without interruption, then starts the same command again and again in a second output folder, killing each
+start after a random delay (between the model's loading and the uninterrupted run's length), until a start finishes
+on its own. Prints each kill's moment and the pass it landed in, then, per table, whether it equals the uninterrupted
+run's row for row.
+"""
+
+import argparse
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pyarrow.parquet as parquet
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+REPO = Path(__file__).resolve().parents[1]
+
+
+def rows(output_dir: Path, table: str) -> list[dict]:
+    """Every row of one table, in input (and window) order."""
+    found = [row for path in sorted((output_dir / table).glob("*.parquet")) for row in parquet.read_table(path).to_pylist()]
+    return sorted(found, key=lambda row: (row["index"], row.get("start", 0.0)))
+
+
+def progress(output_dir: Path) -> str:
+    """Where a run stands: its shards' moments (adaptation pass) and finished shards."""
+    moments = len(list((output_dir / "adaptation").glob("shard-*.safetensors")))
+    finished = len(list((output_dir / "progress").glob("shard-*.json")))
+    return f"{moments} shards' moments, {finished} finished shards"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="outputs/gen-ser")
+    parser.add_argument("--corpora", default="emodb,casia")
+    parser.add_argument("--clips_per_corpus", type=int, default=60)
+    parser.add_argument("--kills", type=int, default=8, help="Kill at most this many starts, then let one finish.")
+    parser.add_argument("--seed", type=int, default=0)
+    args, annotator_options = parser.parse_known_args()  # the rest goes to genser-annotate (--adapt, --shard_size...)
+    rng = random.Random(args.seed)
+    work = Path(tempfile.mkdtemp(prefix="annotator-resume-"))
+    folder = work / "recordings"
+    for corpus in args.corpora.split(","):
+        clips = sorted((SHARED_DATA / corpus).rglob("*.*"))
+        clips = [path for path in clips if path.suffix in (".wav", ".opus")][:: 7][: args.clips_per_corpus]
+        (folder / corpus).mkdir(parents=True)
+        for path in clips:
+            shutil.copy(path, folder / corpus / path.name)
+
+    def command(output_dir: Path) -> list[str]:
+        return [sys.executable, "-m", "pipelines.bulk_annotator", "--model", args.model, "--folder", str(folder),
+                "--output_dir", str(output_dir), "--shard_size", "8", *annotator_options]  # fmt: skip
+
+    environment = {**os.environ, "PYTHONPATH": str(REPO)}
+    started = time.perf_counter()
+    subprocess.run(command(work / "uninterrupted"), check=True, env=environment, capture_output=True)
+    whole = time.perf_counter() - started
+    print(f"{sum(1 for _ in folder.rglob('*.*'))} clips; uninterrupted run {whole:.1f} s; options {annotator_options}")
+    resumed = work / "resumed"
+    log = work / "resumed.log"
+    for kill in range(args.kills + 1):
+        with open(log, "w") as handle:  # a file, not a pipe: an unread pipe would stall the run once full
+            process = subprocess.Popen(command(resumed), env=environment, stdout=handle, stderr=subprocess.STDOUT)
+        delay = rng.uniform(0.2 * whole, whole)
+        try:
+            process.wait(timeout=None if kill == args.kills else delay)
+            print(f"start {kill + 1} finished on its own: {progress(resumed)}")
+            break
+        except subprocess.TimeoutExpired:
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait()
+            print(f"start {kill + 1} killed after {delay:.1f} s: {progress(resumed)}")
+    if process.returncode:
+        raise SystemExit(f"the last start failed:\n{log.read_text()[-3000:]}")
+    for table in ("windows", "files", "errors"):
+        same = rows(resumed, table) == rows(work / "uninterrupted", table)
+        print(f"{table}: {len(rows(resumed, table))} rows, {'equal to' if same else 'DIFFERENT from'} the uninterrupted run's")
+    shutil.rmtree(work)
+
+
+if __name__ == "__main__":
+    main()
