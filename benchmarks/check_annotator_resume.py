@@ -2,11 +2,13 @@
 """`genser-annotate` killed (SIGKILL) at random moments, then resumed, ends with exactly an uninterrupted run's rows.
 
     python -m benchmarks.check_annotator_resume --model outputs/gen-ser --adapt --adapt_by folder
+    python -m benchmarks.check_annotator_resume --model outputs/gen-ser --input dataset --adapt
 
 Copies `--clips_per_corpus` clips of each of `--corpora` (../shared/data) into a folder per corpus, annotates them
-once without interruption, then starts the same command again and again in a second output folder, killing each
-start after a random delay (between the model's loading and the uninterrupted run's length), until a start finishes
-on its own. Prints each kill's moment and the pass it landed in, then, per table, whether it equals the uninterrupted
+(`--input`: as a folder, as a CSV manifest of their paths, or as a `datasets` audiofolder, streamed) once without
+interruption, then starts the same command again and again in a second output folder, killing each
+start after a random delay (its start-up, then up to twice an even share of the uninterrupted run's work), until a
+start finishes on its own. Prints each kill's moment and the pass it landed in, then, per table, whether it equals the uninterrupted
 run's row for row.
 """
 
@@ -46,6 +48,7 @@ def main():
     parser.add_argument("--corpora", default="emodb,casia")
     parser.add_argument("--clips_per_corpus", type=int, default=60)
     parser.add_argument("--kills", type=int, default=8, help="Kill at most this many starts, then let one finish.")
+    parser.add_argument("--input", choices=("folder", "manifest", "dataset"), default="folder")
     parser.add_argument("--seed", type=int, default=0)
     args, annotator_options = parser.parse_known_args()  # the rest goes to genser-annotate (--adapt, --shard_size...)
     rng = random.Random(args.seed)
@@ -58,21 +61,35 @@ def main():
         for path in clips:
             shutil.copy(path, folder / corpus / path.name)
 
+    source = {"folder": ["--folder", str(folder)], "dataset": ["--dataset", str(folder)]}
+    manifest = work / "manifest.csv"
+    manifest.write_text("path\n" + "".join(f"{path}\n" for path in sorted(folder.rglob("*.*"))))
+    source["manifest"] = ["--manifest", str(manifest)]
+
     def command(output_dir: Path) -> list[str]:
-        return [sys.executable, "-m", "pipelines.bulk_annotator", "--model", args.model, "--folder", str(folder),
+        return [sys.executable, "-m", "pipelines.bulk_annotator", "--model", args.model, *source[args.input],
                 "--output_dir", str(output_dir), "--shard_size", "8", *annotator_options]  # fmt: skip
 
     environment = {**os.environ, "PYTHONPATH": str(REPO)}
+    uninterrupted, startup = work / "uninterrupted", None
     started = time.perf_counter()
-    subprocess.run(command(work / "uninterrupted"), check=True, env=environment, capture_output=True)
+    process = subprocess.Popen(command(uninterrupted), env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    while process.poll() is None:  # start-up: until its first shard's moments or tables are written
+        if startup is None and any(uninterrupted.glob("*/shard-*")):
+            startup = time.perf_counter() - started
+        time.sleep(0.05)
     whole = time.perf_counter() - started
-    print(f"{sum(1 for _ in folder.rglob('*.*'))} clips; uninterrupted run {whole:.1f} s; options {annotator_options}")
+    if process.returncode:
+        raise SystemExit(f"the uninterrupted run failed (exit {process.returncode}): run its command by hand to see why")
+    startup = startup or whole
+    print(f"{sum(1 for _ in folder.rglob('*.*'))} clips as a {args.input}; uninterrupted run {whole:.1f} s ({startup:.1f} s "
+          f"to its first shard); options {annotator_options}")  # fmt: skip
     resumed = work / "resumed"
     log = work / "resumed.log"
     for kill in range(args.kills + 1):
         with open(log, "w") as handle:  # a file, not a pipe: an unread pipe would stall the run once full
             process = subprocess.Popen(command(resumed), env=environment, stdout=handle, stderr=subprocess.STDOUT)
-        delay = rng.uniform(0.2 * whole, whole)
+        delay = startup + rng.uniform(0, 2 * (whole - startup) / args.kills)
         try:
             process.wait(timeout=None if kill == args.kills else delay)
             print(f"start {kill + 1} finished on its own: {progress(resumed)}")
