@@ -8,8 +8,8 @@ Copies `--clips_per_corpus` clips of each of `--corpora` (../shared/data) into a
 (`--input`: as a folder, as a CSV manifest of their paths, or as a `datasets` audiofolder, streamed) once without
 interruption, then starts the same command again and again in a second output folder, killing each
 start after a random delay (its start-up, then up to twice an even share of the uninterrupted run's work), until a
-start finishes on its own. Prints each kill's moment and the pass it landed in, then, per table, whether it equals the uninterrupted
-run's row for row.
+start finishes on its own. Prints each kill's moment and where the run stood then, and, per table, whether it equals
+the uninterrupted run's row for row.
 """
 
 import argparse
@@ -31,7 +31,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 def rows(output_dir: Path, table: str) -> list[dict]:
     """Every row of one table, in input (and window) order."""
-    found = [row for path in sorted((output_dir / table).glob("*.parquet")) for row in parquet.read_table(path).to_pylist()]
+    paths = sorted((output_dir / table).glob("*.parquet"))
+    found = [row for path in paths for row in parquet.read_table(path).to_pylist()]
     return sorted(found, key=lambda row: (row["index"], row.get("start", 0.0)))
 
 
@@ -73,17 +74,19 @@ def main():
     environment = {**os.environ, "PYTHONPATH": str(REPO)}
     uninterrupted, startup = work / "uninterrupted", None
     started = time.perf_counter()
-    process = subprocess.Popen(command(uninterrupted), env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    process = subprocess.Popen(command(uninterrupted), env=environment, **quiet)
     while process.poll() is None:  # start-up: until its first shard's moments or tables are written
         if startup is None and any(uninterrupted.glob("*/shard-*")):
             startup = time.perf_counter() - started
         time.sleep(0.05)
     whole = time.perf_counter() - started
     if process.returncode:
-        raise SystemExit(f"the uninterrupted run failed (exit {process.returncode}): run its command by hand to see why")
+        raise SystemExit(f"the uninterrupted run failed (exit {process.returncode}); run it by hand to see why")
     startup = startup or whole
-    print(f"{sum(1 for _ in folder.rglob('*.*'))} clips as a {args.input}; uninterrupted run {whole:.1f} s ({startup:.1f} s "
-          f"to its first shard); options {annotator_options}")  # fmt: skip
+    clips = sum(1 for _ in folder.rglob("*.*"))
+    print(f"{clips} clips as a {args.input}; uninterrupted run {whole:.1f} s ({startup:.1f} s to its first shard)")
+    print(f"genser-annotate options: {annotator_options}")
     resumed = work / "resumed"
     log = work / "resumed.log"
     for kill in range(args.kills + 1):
@@ -102,7 +105,8 @@ def main():
         raise SystemExit(f"the last start failed:\n{log.read_text()[-3000:]}")
     for table in ("windows", "files", "errors"):
         same = rows(resumed, table) == rows(work / "uninterrupted", table)
-        print(f"{table}: {len(rows(resumed, table))} rows, {'equal to' if same else 'DIFFERENT from'} the uninterrupted run's")
+        verdict = "equal to" if same else "DIFFERENT from"
+        print(f"{table}: {len(rows(resumed, table))} rows, {verdict} the uninterrupted run's")
     shutil.rmtree(work)
 
 

@@ -12,8 +12,8 @@ it (its feature cache is reused), with the release's head (training/configs/main
 - each emotion corpus is held out in turn; a head is trained on the other corpora (BAVED always among them), with
   every training corpus standardised with its own statistics, and reads the held-out corpus with its shared weights;
 - **collection** (a user's collection, `collection_statistics`): random samples of `n` clips of the held-out corpus
-  (`--clips_per_size` clips in all per `n`), each sample classified with its own statistics shrunk towards the training pool's (`k` = 0: its own
-  alone; `inf`: the pool's alone, as a lone clip);
+  (`--clips_per_size` clips in all per `n`), each sample classified with its own statistics shrunk towards the
+  training pool's (`k` = 0: its own alone; `inf`: the pool's alone, as a lone clip);
 - **speaker** (`--adapt_by folder` with a folder per speaker, i.e. leaving speakers out): `n` clips of each speaker of
   the held-out corpus, every speaker's clips classified with its statistics shrunk towards the collection's (all the
   sampled clips' own statistics); `inf`: the collection's alone.
@@ -55,12 +55,14 @@ class ShrinkageArguments:
     job_config: str = field(
         default=str(MAIN_JOB_CONFIG), metadata={"help": "The training job whose data, encoder and head are used."}
     )
-    prior_windows: str = field(default="0,1,2,4,8,16,32,64,inf", metadata={"help": "The k to measure (inf: the prior)."})
+    prior_windows: str = field(
+        default="0,1,2,4,8,16,32,64,inf", metadata={"help": "The k to measure (inf: the prior alone)."}
+    )
     collection_sizes: str = field(default="1,2,4,8,16,32,64", metadata={"help": "Clips per sampled collection."})
     speaker_sizes: str = field(default="1,2,4,8,16", metadata={"help": "Clips per speaker."})
     clips_per_size: int = field(
         default=640,
-        metadata={"help": "Samples are drawn until each size has classified about this many clips (3 samples at least)."},
+        metadata={"help": "Samples per size until about this many clips are classified (3 samples at least)."},
     )
     seeds: str = field(default="0,1,2")
 
@@ -102,7 +104,8 @@ def held_out_scores(head, pooled, targets, speakers, core_ids, args, rng) -> dic
             rows = rng.choice(len(pooled), size=min(n, len(pooled)), replace=False)
             truth.append(targets[rows])
             for k in ks:
-                predicted[k].append(core_predictions(head, pooled[rows], statistics_of(pooled[rows], pool, k), core_ids))
+                statistics = statistics_of(pooled[rows], pool, k)
+                predicted[k].append(core_predictions(head, pooled[rows], statistics, core_ids))
         truth = np.concatenate(truth)
         scores["collection"][n] = {k: unweighted_accuracy(np.concatenate(predicted[k]), truth) for k in ks}
     for n in (int(n) for n in args.speaker_sizes.split(",")):
@@ -118,7 +121,8 @@ def held_out_scores(head, pooled, targets, speakers, core_ids, args, rng) -> dic
             collection = statistics_of(pooled[rows], pool, 0)
             truth.append(targets[rows])
             for k in ks:  # every speaker's clips with its own (shrunk) statistics, in one pass of the head
-                statistics = torch.cat([statistics_of(pooled[part], collection, k).expand(n, -1, -1, -1) for part in chosen])
+                per_speaker = [statistics_of(pooled[part], collection, k).expand(n, -1, -1, -1) for part in chosen]
+                statistics = torch.cat(per_speaker)
                 predicted[k].append(core_predictions(head, pooled[rows], statistics, core_ids))
         truth = np.concatenate(truth)
         scores["speaker"][n] = {k: unweighted_accuracy(np.concatenate(predicted[k]), truth) for k in ks}
@@ -138,9 +142,11 @@ def tables(results: dict) -> str:
     corpora = sorted(results)
     for scenario in SCENARIOS:
         ks = list(next(iter(results[corpora[0]][scenario].values())))
-        lines += [f"\n{scenario}: UA on core labels by clips per {'collection' if scenario == 'collection' else 'speaker'}"
-                  f" (n) and prior windows (k)\n", "| corpus | n | " + " | ".join(f"k={k:g}" for k in ks) + " |",
-                  "|" + " --- |" * (2 + len(ks))]  # fmt: skip
+        lines += [
+            f"\n{scenario}: UA on core labels by clips per {scenario} (n) and prior windows (k)\n",
+            "| corpus | n | " + " | ".join(f"k={k:g}" for k in ks) + " |",
+            "|" + " --- |" * (2 + len(ks)),
+        ]
         for corpus in corpora:
             for n, by_k in results[corpus][scenario].items():
                 lines.append(f"| {corpus} | {n} | " + " | ".join(f"{by_k[k]:.3f}" for k in ks) + " |")
@@ -153,19 +159,22 @@ def tables(results: dict) -> str:
             cells = [results[corpus][scenario][n][nested[corpus]] for corpus in corpora]
             own = np.mean([results[corpus][scenario][n][0.0] for corpus in corpora])
             prior = np.mean([results[corpus][scenario][n][float("inf")] for corpus in corpora])
-            lines.append(f"| {n} | " + " | ".join(f"{c:.3f}" for c in cells) + f" | {np.mean(cells):.3f} | {own:.3f} | {prior:.3f} |")
+            means = f" | {np.mean(cells):.3f} | {own:.3f} | {prior:.3f} |"
+            lines.append(f"| {n} | " + " | ".join(f"{c:.3f}" for c in cells) + means)
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> dict:
     started = time.perf_counter()
-    (args,) = HfArgumentParser(ShrinkageArguments).parse_args_into_dataclasses(args=sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    (args,) = HfArgumentParser(ShrinkageArguments).parse_args_into_dataclasses(args=argv)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     # The release's data, encoder and head, read as `make main` reads them: its feature cache is reused.
     parser = HfArgumentParser((ModelArguments, DataTrainingArguments))
-    job = {key: value for key, value in json.loads(Path(args.job_config).read_text()).items() if key != "offline_fallback"}
+    job = json.loads(Path(args.job_config).read_text())
+    job.pop("offline_fallback", None)  # a measurement on stand-in data would say nothing
     model_args, data_args = parser.parse_dict(job, allow_extra_keys=True)
     model_args, data_args, corpus, _ = resolve_sources(model_args, data_args)
     features, labels, _, label_sets = cached_corpus(model_args, data_args, corpus, job["seed"])

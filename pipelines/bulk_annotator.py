@@ -397,12 +397,12 @@ class ProcessShare:
                 self.new_shards["adaptation"] += 1
         self.seconds["adaptation"] = time.perf_counter() - started
 
-    def classification_pass(self, annotator: "ShardAnnotator", statistics: dict | None, streamed: bool) -> None:
+    def classification_pass(self, annotator: "ShardAnnotator", statistics: dict | None) -> None:
         """Annotates and writes this process's unfinished shards (each clip with its domain's `statistics`)."""
         started = time.perf_counter()
         for shard, items in self.shards(f"process {self.state.process_index}"):
             if is_finished(self.output_dir, shard):
-                if streamed:  # a list's finished shards were checked before anything was written
+                if self.inputs is None:  # a list's finished shards were checked before anything was written
                     check_finished_shard(self.output_dir, shard, items)
             elif self.may_start():
                 rows = annotator.annotate(items, statistics)
@@ -441,8 +441,7 @@ def annotate(args: AnnotationArguments) -> dict:
         )
     model_sha256 = model_digest(classifier)
     check_run_options(output_dir, args, model_sha256)
-    streamed = not isinstance(inputs, list)  # a stream's finished shards are checked as the stream reaches them
-    if not streamed:
+    if isinstance(inputs, list):  # a stream's finished shards are checked as the stream reaches them
         for shard, items in shards(inputs, args.shard_size):
             if is_finished(output_dir, shard):
                 check_finished_shard(output_dir, shard, items)
@@ -465,7 +464,7 @@ def annotate(args: AnnotationArguments) -> dict:
             state.destroy_process_group()
             return {"adaptation_shards": done, "num_shards": share.num_shards, "finished_shards": 0}
         statistics = adaptation_statistics(output_dir, share.num_shards, classifier.model, shaped_by)
-    share.classification_pass(annotator, statistics, streamed)
+    share.classification_pass(annotator, statistics)
 
     this_run = gather_object([(share.audio_seconds, share.new_shards, share.seconds)])  # also waits for every process
     elapsed = time.perf_counter() - started
@@ -504,9 +503,10 @@ def closing_summary(output_dir: Path, summary: dict, device: str, adapt: bool) -
     )
     return (
         f"{output_dir}: {summary['files']} files annotated ({summary['windows']} windows, "
-        f"{summary['audio_hours']:.2f} h of audio), {summary['errors']} unreadable{errors}; {summary['finished_shards']}/{summary['num_shards']} "
-        f"shards, {done}. This run: {passes} by {summary['processes']} process(es) on {device} in "
-        f"{summary['seconds']:.1f} s, {summary['audio_hours_per_hour']:.0f} audio h/h classified."
+        f"{summary['audio_hours']:.2f} h of audio), {summary['errors']} unreadable{errors}; "
+        f"{summary['finished_shards']}/{summary['num_shards']} shards, {done}. This run: {passes} by "
+        f"{summary['processes']} process(es) on {device} in {summary['seconds']:.1f} s, "
+        f"{summary['audio_hours_per_hour']:.0f} audio h/h classified."
     )
 
 

@@ -301,7 +301,7 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
         data_domains = sorted_domain_names(domain_values(train, data_args.domain_column_name, dataset_name))
         residual_domains = residual_domain_names(model_args, data_domains)
     model, feature_extractor = build_model(model_args, labels, label_sets, residual_domains, value_range)
-    unlabelled_tasks = []
+    data_labels, unlabelled_tasks = labels, []
     if model_args.model_name_or_path and not dimensions:  # a saved model keeps its labels and tasks
         labels, label_sets, unlabelled_tasks = continued_label_space(model.config, label_sets)
     tasks = label_sets or {data_args.label_column_name: labels}
@@ -453,7 +453,7 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
             model.config,
             scores,
             dataset_name=list(corpora) if corpora else dataset_name,
-            training_data_description=describe_training_data(data_args, train, labels, training_args.seed, corpus),
+            training_data_description=describe_training_data(data_args, train, data_labels, training_args.seed, corpus),
             training_data_limitations=training_data_limitations(data_args, corpus),
             evaluation_description=evaluation_description,
             evaluation_protocol=protocol,
