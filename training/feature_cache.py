@@ -228,8 +228,8 @@ def with_domains(
 
     The table's order is `names` when given (a model's `config.domain_names`,
     `model_construction.residual_domain_names`, which must hold every domain of the data; a name without clips gets a
-    row of NaN, which no clip reads), else the data's domains, sorted. No label is used, so a held-out domain's own statistics are fair to use: adaptation to
-    its recording conditions."""
+    row of NaN, which no clip reads), else the data's domains, sorted. No label is used, so a held-out domain's own
+    statistics are fair to use: adaptation to its recording conditions."""
     names = sorted_domain_names(domains) if names is None else list(names)
     position = {name: k for k, name in enumerate(names)}
     domains = [str(domain) for domain in domains]

@@ -74,9 +74,8 @@ def continued_label_space(config, data_label_sets: dict[str, list[str]] | None) 
     """What data is encoded with to go on training a saved model (`config`): its labels (its first task's), every
     task's (None for one task), and its further tasks that the data does not label (`data_label_sets`), whose labels
     are then missing (`data.encode_labels`' `unlabelled_tasks`), as an arousal corpus's emotions are."""
-    labels = [config.id2label[i] for i in range(config.num_labels)]
     unlabelled = [task for task in list(config.label_sets or [])[1:] if task not in (data_label_sets or {})]
-    return labels, config.label_sets, unlabelled
+    return next(iter(config.tasks.values())), config.label_sets, unlabelled
 
 
 def check_data_fits_saved_model(
@@ -84,7 +83,7 @@ def check_data_fits_saved_model(
 ) -> None:
     """Refuses data a saved model cannot go on training on: labels outside its label set, or tasks it does not have
     (`continued_label_space` reads the rest)."""
-    model_labels, model_tasks = [config.id2label[i] for i in range(config.num_labels)], config.label_sets
+    model_labels = next(iter(config.tasks.values()))
     unknown = sorted(set(labels) - set(model_labels))
     if unknown:
         raise ValueError(
@@ -92,13 +91,12 @@ def check_data_fits_saved_model(
             "labels with --label_mapping (e.g. 'joy=happy')."
         )
     for task, task_labels in list((label_sets or {}).items())[1:]:
-        if task not in (model_tasks or {}):
+        if task not in config.tasks:
             raise ValueError(
-                f"{source} has no task {task!r} (its tasks: {list(model_tasks or {'label': model_labels})}): leave it "
-                "out of --task_columns."
+                f"{source} has no task {task!r} (its tasks: {list(config.tasks)}): leave it out of --task_columns."
             )
-        if unknown := sorted(set(task_labels) - set(model_tasks[task])):
-            raise ValueError(f"The data's {task} labels {unknown} are not among {source}'s ({model_tasks[task]}).")
+        if unknown := sorted(set(task_labels) - set(config.tasks[task])):
+            raise ValueError(f"The data's {task} labels {unknown} are not among {source}'s ({config.tasks[task]}).")
 
 
 def build_model(
