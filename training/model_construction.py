@@ -130,10 +130,10 @@ def build_model(
     residual_domains = domain_names if model_args.domain_residuals else None
     if model_args.model_name_or_path:
         source = model_args.model_name_or_path
-        if not (residual_domains and GenSERConfig.from_pretrained(source).domain_names):
-            overrides["domain_names"] = residual_domains  # none, the saved ones dropped, or new ones from the start
+        if not model_args.domain_residuals:
+            overrides["domain_names"] = None  # the saved residuals, if any, dropped
         model = GenSERForAudioClassification.from_pretrained(source, **overrides)
-        model.add_domains(residual_domains or [])  # the data's domains the saved model has no residuals for
+        model.add_domains(residual_domains or [])  # zero residuals for the data's domains the saved model lacks
         if value_range is None:
             check_data_fits_saved_model(model.config, source, labels, label_sets)
         feature_extractor = AutoFeatureExtractor.from_pretrained(source)
