@@ -531,9 +531,10 @@ class GenSERForAudioClassification(GenSERPreTrainedModel):
     ) -> torch.Tensor:
         """Runs the speech encoder once and pools every layer over its real frames.
 
-        With `config.trim_padding` the encoder never runs on padding: a wav2vec2-style batch is cut to its longest
-        clip (its attention masks the rest), while Whisper, whose attention has no padding mask, encodes every clip
-        at its own length (clips of equal length together), so a clip's features do not depend on its batch.
+        With `config.trim_padding` the encoder never runs on padding: a batch is cut to its longest clip, and its
+        attention masks each shorter clip's padding (Whisper's too, see `whisper_hidden_states`), so a clip's
+        features do not depend on its batch. Without it, Whisper encodes its 30 s window, padding included, as it
+        was trained to.
 
         Args:
             inputs (`torch.Tensor`): the encoder's main input, `(batch_size, num_samples)` waveforms or
@@ -545,24 +546,18 @@ class GenSERForAudioClassification(GenSERPreTrainedModel):
             `pooled_layer_features`.
         """
         attention_mask = input_mask(inputs, attention_mask)
+        if not self.config.trim_padding and isinstance(self.encoder, WhisperEncoder) and attention_mask is not None:
+            hidden_states, _ = self._encode(inputs, None)
+            frame_mask = real_frame_mask(self.encoder, attention_mask, hidden_states[0].shape[1])
+            return pool_frames(hidden_states, frame_mask, self.config.pooling)
         if not self.config.trim_padding or attention_mask is None:
             return self._encode_and_pool(inputs, attention_mask)
         lengths = trimmed_lengths(self.encoder, attention_mask)
-        distinct_lengths = lengths.unique().tolist()
+        length = int(lengths.max())
         # Clips of one length, cut to it, are all real input: they need no mask (nor the cost of building one).
-        if len(distinct_lengths) == 1:
-            return self._encode_and_pool(inputs[..., : distinct_lengths[0]], None)
-        if not isinstance(self.encoder, WhisperEncoder):
-            length = distinct_lengths[-1]
-            return self._encode_and_pool(inputs[..., :length], attention_mask[:, :length])
-        pooled = None
-        for length in distinct_lengths:
-            rows = (lengths == length).nonzero().squeeze(1)
-            group = self._encode_and_pool(inputs[rows, ..., :length], None)
-            if pooled is None:
-                pooled = group.new_empty((inputs.shape[0], *group.shape[1:]))
-            pooled[rows] = group
-        return pooled
+        if int(lengths.min()) == length:
+            return self._encode_and_pool(inputs[..., :length], None)
+        return self._encode_and_pool(inputs[..., :length], attention_mask[:, :length])
 
     @property
     def encoder_trains(self) -> bool:

@@ -19,14 +19,18 @@ def whisper_input_stride(encoder: WhisperEncoder) -> int:
     return encoder.conv1.stride[0] * encoder.conv2.stride[0]
 
 
-def whisper_hidden_states(encoder: WhisperEncoder, input_features: torch.Tensor) -> tuple[torch.Tensor, ...]:
+def whisper_hidden_states(
+    encoder: WhisperEncoder, input_features: torch.Tensor, attention_mask: torch.Tensor | None = None
+) -> tuple[torch.Tensor, ...]:
     """`WhisperEncoder`'s hidden states for `(batch_size, num_mel_bins, num_frames)` features of any length up to its
     3000 frames (30 s): the embedding output, then every layer's output, the last through the final layer norm.
 
-    Whisper's attention has no padding mask, so the only way to keep padding out of the real frames' context is to
-    drop it, but `WhisperEncoder.forward` refuses anything but 3000 frames. This runs the encoder's own modules, as
-    its `forward` does, with the first `num_frames // 2` position embeddings: nothing of the encoder is changed for
-    the call, so other threads can use it at the same time.
+    `WhisperEncoder.forward` refuses anything but 3000 frames and masks nothing, so padding would enter the real
+    frames' context. This runs the encoder's own modules, as its `forward` does, with the first `num_frames // 2`
+    position embeddings: nothing of the encoder is changed for the call, so other threads can use it at the same time.
+    With `attention_mask` (`(batch_size, num_frames)`, 1 for a clip's mel frames), each clip's frames past its
+    `trimmed_lengths` are zeroed (the convolutions' own padding at that length) and masked out of attention, so a clip
+    of a padded batch gets the hidden states it has alone at its own length: clips of any lengths batch together.
     """
     num_positions = input_features.shape[-1] // whisper_input_stride(encoder)
     if num_positions > encoder.embed_positions.num_embeddings:
@@ -34,6 +38,15 @@ def whisper_hidden_states(encoder: WhisperEncoder, input_features: torch.Tensor)
             f"Whisper input of {input_features.shape[-1]} mel frames is longer than the encoder's "
             f"{encoder.embed_positions.num_embeddings * whisper_input_stride(encoder)}; classify longer audio in windows."
         )
+    key_mask = None
+    if attention_mask is not None:
+        lengths = trimmed_lengths(encoder, attention_mask)
+        positions = torch.arange(input_features.shape[-1], device=input_features.device)
+        input_features = input_features * (positions[None] < lengths[:, None])[:, None].to(input_features.dtype)
+        padding = torch.arange(num_positions, device=lengths.device)[None] >= (lengths // whisper_input_stride(encoder))[:, None]
+        # An additive mask, (batch, 1, 1, keys): a padding key's weight is exactly zero after the softmax.
+        key_mask = torch.zeros(padding.shape, dtype=input_features.dtype, device=padding.device)
+        key_mask = key_mask.masked_fill(padding, torch.finfo(input_features.dtype).min)[:, None, None]
     embeddings = nn.functional.gelu(encoder.conv2(nn.functional.gelu(encoder.conv1(input_features)))).permute(0, 2, 1)
     hidden = embeddings + encoder.embed_positions.weight[:num_positions]
     hidden = nn.functional.dropout(hidden, p=encoder.dropout, training=encoder.training)
@@ -41,7 +54,7 @@ def whisper_hidden_states(encoder: WhisperEncoder, input_features: torch.Tensor)
     for layer in encoder.layers:
         # Layer drop, as in the encoder's forward; a dropped layer passes its input on, so every layer has a state.
         if not (encoder.training and encoder.layerdrop > 0 and torch.rand([]) < encoder.layerdrop):
-            hidden = layer(hidden, None)
+            hidden = layer(hidden, key_mask)
         hidden_states.append(hidden)
     hidden_states[-1] = encoder.layer_norm(hidden_states[-1])
     return tuple(hidden_states)
@@ -198,5 +211,5 @@ def encoder_hidden_states(
     """`encoder`'s hidden states of every layer for its main input `inputs`, `(batch_size, num_frames, hidden_size)`
     each (Whisper's at the input's own length, see `whisper_hidden_states`)."""
     if isinstance(encoder, WhisperEncoder):
-        return whisper_hidden_states(encoder, inputs)
+        return whisper_hidden_states(encoder, inputs, attention_mask)
     return encoder(inputs, attention_mask=attention_mask, output_hidden_states=True).hidden_states

@@ -13,7 +13,7 @@ from transformers.pipelines.base import ChunkPipeline
 
 # Relative imports only: this module and `audio_input` are copied beside every saved model's code, so that
 # `pipeline(..., trust_remote_code=True)` runs them where this package is not installed.
-from .audio_input import MIN_DURATION_S, load_audio, pad_to_min_duration
+from .audio_input import MIN_DURATION_S, load_audio, pad_to_min_duration, speech_encoder_inputs
 
 GENSER_MODEL_TYPE = "genser"  # `GenSERConfig.model_type`; a remote-code model has a class of its own module
 
@@ -207,7 +207,7 @@ class GenSERAudioClassificationPipeline(ChunkPipeline, AudioClassificationPipeli
         count, total, squares = 0, 0.0, 0.0
         for clip in clips:
             for window in self.preprocess(clip, segment_length_s, segment_hop_s):
-                inputs = self._ensure_tensor_on_device(window, self.device)
+                inputs = self._encoder_layout(self._ensure_tensor_on_device(window, self.device))
                 pooled = self.model.pooled_layer_features(inputs[self.model.main_input_name], inputs.get("attention_mask"))
                 window_count, window_total, window_squares = self.model.domain_moments(pooled)
                 count, total, squares = count + window_count, total + window_total.cpu(), squares + window_squares.cpu()
@@ -250,20 +250,34 @@ class GenSERAudioClassificationPipeline(ChunkPipeline, AudioClassificationPipeli
                 f"segment_hop_s={segment_hop_s} is longer than segment_length_s={segment_length_s}: the audio between "
                 "windows would be skipped. Pass a hop no longer than the window."
             )
+        # A model that trims padding never reads Whisper's 30 s window past the clip: no need to compute it.
+        whole_window = not getattr(self.model.config, "trim_padding", False)
         start = 0
         while True:
             end = min(start + window, audio.shape[0])
             # A window under 0.1 s (a very short clip, or the tail of a long one) is padded with silence.
-            segment = self.feature_extractor(
-                pad_to_min_duration(audio[start:end], sampling_rate), sampling_rate=sampling_rate, return_tensors="pt"
+            segment = speech_encoder_inputs(
+                self.feature_extractor, [pad_to_min_duration(audio[start:end], sampling_rate)], whole_window
             )
             if self.dtype is not None:
                 segment = segment.to(dtype=self.dtype)
+            main_input = self.model.main_input_name
+            if segment[main_input].dim() == 3:
+                # Whisper's (1, mel bins, frames) time first, so that the stock collate pads a batch's windows of
+                # different lengths along time (`_forward` turns them back); their attention masks say where.
+                segment[main_input] = segment[main_input].transpose(1, 2)
             is_last = end == audio.shape[0]
             yield {"is_last": is_last, "start": start / sampling_rate, "end": end / sampling_rate, **segment}
             if is_last:
                 return
             start += hop
+
+    def _encoder_layout(self, model_inputs: dict) -> dict:
+        """`preprocess`'s windows with Whisper's features back in the encoder's `(batch, mel bins, frames)`."""
+        main_input = self.model.main_input_name
+        if model_inputs[main_input].dim() == 3:
+            model_inputs[main_input] = model_inputs[main_input].transpose(1, 2)
+        return model_inputs
 
     def _forward(
         self,
@@ -276,6 +290,7 @@ class GenSERAudioClassificationPipeline(ChunkPipeline, AudioClassificationPipeli
         domain_id=None,
     ):
         segment = {key: model_inputs.pop(key) for key in ("is_last", "start", "end")}
+        model_inputs = self._encoder_layout(model_inputs)
         if self.is_genser:
             # A CPU generator, as the model's default: one seed, the same draws on every device.
             generator = None if seed is None else torch.Generator().manual_seed(seed)

@@ -11,6 +11,7 @@ import sys
 import numpy as np
 import torch
 import torchaudio.functional
+from transformers import WhisperFeatureExtractor
 
 # Shorter clips are padded with silence to this length: a wav2vec2-style front end needs 400 samples (25 ms) before
 # it yields a single frame, and 0.1 s gives every supported encoder a few frames.
@@ -122,3 +123,22 @@ def pad_to_min_duration(array: np.ndarray, sampling_rate: int) -> np.ndarray:
     """Pads a waveform shorter than `MIN_DURATION_S` with silence at the end."""
     min_length = int(np.ceil(MIN_DURATION_S * sampling_rate))
     return np.pad(array, (0, max(0, min_length - array.shape[0])))
+
+
+def speech_encoder_inputs(feature_extractor, arrays: list, whole_window: bool = False):
+    """The speech encoder's inputs plus `attention_mask` for a batch of mono arrays at the extractor's sampling rate:
+    a `BatchFeature` of tensors, padded to the batch's longest clip.
+
+    Whisper's extractor pads every clip to its 30 s window. Unless `whole_window` (for a model that encodes that
+    window, `trim_padding=False`), the batch is padded instead to its longest clip plus `n_fft` samples of silence,
+    rounded to whole encoder frames (two mel frames): every mel frame that a clip's real input reaches is then
+    computed from the same samples as in the 30 s window, at a fraction of the cost.
+    """
+    rate = feature_extractor.sampling_rate
+    if not isinstance(feature_extractor, WhisperFeatureExtractor):
+        return feature_extractor(arrays, sampling_rate=rate, padding=True, return_attention_mask=True, return_tensors="pt")
+    length = feature_extractor.n_samples
+    if not whole_window:
+        step = 2 * feature_extractor.hop_length
+        length = min(-(-(max(len(array) for array in arrays) + feature_extractor.n_fft) // step) * step, length)
+    return feature_extractor(arrays, sampling_rate=rate, max_length=length, return_attention_mask=True, return_tensors="pt")

@@ -1,13 +1,13 @@
-"""The frozen-encoder feature cache: a `datasets` map whose fingerprint follows the encoder and the clips."""
+"""The frozen-encoder feature cache: keyed by the encoder and the audio, never by the other columns."""
 
 import pytest
 import torch
-from datasets import Audio, Dataset
+from datasets import Audio, Dataset, concatenate_datasets
 from transformers import Wav2Vec2FeatureExtractor
 
 from conftest import tiny_wav2vec2_config, tone
 from modeling_genser import GenSERConfig, GenSERForAudioClassification
-from training.data import extract_features
+from pipelines.audio_input import speech_encoder_inputs
 from training.feature_cache import POOLED_FEATURES_COLUMN, add_encoder_features
 from training.synthetic_corpus import write_wav
 
@@ -38,7 +38,11 @@ def clips_dataset(folder, frequencies):
     return dataset.cast_column("audio", Audio(sampling_rate=16000))
 
 
-def test_second_run_reads_the_cache_and_a_rewritten_clip_is_encoded_again(tmp_path):
+def stores(cache) -> list:
+    return sorted(path for path in cache.iterdir() if path.is_dir())
+
+
+def test_second_run_reads_the_cache_and_only_a_rewritten_clip_is_encoded_again(tmp_path):
     model, extractor = make_model(), Wav2Vec2FeatureExtractor()
     calls = counting_encoder_calls(model)
     dataset = clips_dataset(tmp_path, [200.0, 400.0, 600.0, 800.0, 1000.0])
@@ -46,22 +50,65 @@ def test_second_run_reads_the_cache_and_a_rewritten_clip_is_encoded_again(tmp_pa
     first = add_encoder_features(dataset, model, extractor, "audio", tmp_path / "cache", batch_size=2)
     assert sum(calls) == 5
     assert first.column_names == ["label", POOLED_FEATURES_COLUMN] and list(first["label"]) == list(dataset["label"])
-    assert len(list((tmp_path / "cache").glob("*.arrow"))) == 1  # one Arrow file, not one file per clip
+    [store] = stores(tmp_path / "cache")
+    assert len(list(store.glob("part-*.arrow"))) == 1  # one Arrow file of clips, not one file per clip
     second = add_encoder_features(dataset, model, extractor, "audio", tmp_path / "cache", batch_size=2)
     assert sum(calls) == 5  # read, not encoded
     cached = features_of(first)
     assert torch.equal(cached, features_of(second))
     with torch.no_grad():
-        direct = model.pooled_layer_features(extract_features(extractor, [tone(200.0, seconds=0.5)])["input_values"])
+        direct = model.pooled_layer_features(speech_encoder_inputs(extractor, [tone(200.0, seconds=0.5)])["input_values"])
     torch.testing.assert_close(cached[0], direct[0], atol=1e-4, rtol=1e-4)
 
     write_wav(tmp_path / "clip3.wav", tone(999.0, seconds=0.9))  # same path, new content
     calls.clear()
     changed = add_encoder_features(dataset, model, extractor, "audio", tmp_path / "cache")
-    assert sum(calls) == 5  # a new cache entry for the changed corpus
+    assert sum(calls) == 1  # the changed clip alone
     changed_features = features_of(changed)
-    torch.testing.assert_close(changed_features[0], cached[0], atol=1e-4, rtol=1e-4)  # batched differently
+    assert torch.equal(changed_features[[0, 1, 2, 4]], cached[[0, 1, 2, 4]])
     assert (changed_features[3] - cached[3]).abs().max() > 1e-2
+    with torch.no_grad():
+        rewritten = model.pooled_layer_features(speech_encoder_inputs(extractor, [tone(999.0, seconds=0.9)])["input_values"])
+    torch.testing.assert_close(changed_features[3], rewritten[0], atol=1e-4, rtol=1e-4)
+
+
+def test_new_labels_tasks_orders_and_mixes_of_known_clips_encode_nothing(tmp_path):
+    model, extractor = make_model(), Wav2Vec2FeatureExtractor()
+    dataset = clips_dataset(tmp_path, [200.0, 400.0, 600.0, 800.0])
+    reference = features_of(add_encoder_features(dataset, model, extractor, "audio", tmp_path / "cache"))
+    calls = counting_encoder_calls(model)
+
+    relabelled = dataset.map(lambda row: {"label": {"a": "calm", "b": "angry"}[row["label"]]})  # a new label mapping
+    with_task = relabelled.add_column("arousal", ["low", "high", "low", "high"])  # a new task's column
+    mixed = concatenate_datasets([with_task.select([3, 1]), with_task.select([0, 2, 3])])  # reordered, repeated
+    features = add_encoder_features(mixed, model, extractor, "audio", tmp_path / "cache")
+    assert calls == []
+    assert features.column_names == ["label", "arousal", POOLED_FEATURES_COLUMN]
+    assert features["label"] == ["angry", "angry", "calm", "calm", "angry"] and features["arousal"] == mixed["arousal"]
+    assert torch.equal(features_of(features), reference[[3, 1, 0, 2, 3]])
+
+    # Known clips and a new corpus: only the new corpus is encoded, into a part of its own.
+    more = tmp_path / "more"
+    more.mkdir()
+    extended = concatenate_datasets([dataset, clips_dataset(more, [300.0, 500.0])])
+    features = add_encoder_features(extended, model, extractor, "audio", tmp_path / "cache")
+    assert sum(calls) == 2
+    assert torch.equal(features_of(features)[:4], reference)
+    assert len(list(stores(tmp_path / "cache")[0].glob("part-*.arrow"))) == 2
+
+
+def test_a_cache_of_the_earlier_layout_is_not_read(tmp_path):
+    """The earlier cache was one Arrow file per dataset, `pooled-<fingerprint>.arrow` in the cache folder, keyed by
+    the dataset's fingerprint (so by its label columns too): none of its files is a store of this layout."""
+    model, extractor = make_model(), Wav2Vec2FeatureExtractor()
+    dataset = clips_dataset(tmp_path, [200.0, 400.0])
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    stale = Dataset.from_dict({"label": ["a", "b"], POOLED_FEATURES_COLUMN: torch.zeros(2, 3, 4).tolist()})
+    stale.to_parquet(cache / "pooled-0123456789abcdef01234567.arrow")  # a stray file where the old cache wrote
+    calls = counting_encoder_calls(model)
+    features = add_encoder_features(dataset, model, extractor, "audio", cache)
+    assert sum(calls) == 2 and features_of(features).abs().sum() > 0
 
 
 def test_a_different_encoder_pooling_or_crop_gets_its_own_entry(tmp_path):
@@ -77,7 +124,7 @@ def test_a_different_encoder_pooling_or_crop_gets_its_own_entry(tmp_path):
     mean_std = add_encoder_features(dataset, make_model(pooling="mean_std"), extractor, "audio", cache)
     assert len(mean_std[0][POOLED_FEATURES_COLUMN][0]) == 2 * tiny_wav2vec2_config().hidden_size
     add_encoder_features(dataset, make_model(), extractor, "audio", cache, max_length_seconds=0.2)
-    assert len(list(cache.glob("*.arrow"))) == 4
+    assert len(stores(cache)) == 4
 
 
 def test_a_trainable_encoder_cannot_be_cached(tmp_path):

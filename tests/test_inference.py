@@ -8,6 +8,7 @@ from transformers import WhisperFeatureExtractor
 from conftest import SAMPLING_RATE, genser_classifier, tiny_whisper_config, tone
 from modeling_genser import GenSERConfig, GenSERForAudioClassification
 from modeling_genser.speech_encoder import whisper_hidden_states
+from pipelines.audio_input import speech_encoder_inputs
 from test_pipeline import LABELS, assert_valid_scores, save_genser
 from training.synthetic_corpus import write_wav
 
@@ -217,6 +218,28 @@ def test_whisper_encodes_real_frames_only_and_keeps_30s_results():
         short = extractor([tone(300.0, seconds=1.0)], sampling_rate=SAMPLING_RATE, return_tensors="pt")
         model.pooled_layer_features(short.input_features, short.attention_mask)
         assert seen == [100]  # 1 s = 100 mel frames instead of 3000
+
+
+def test_whisper_clips_of_any_lengths_batch_together_with_their_30s_features():
+    """`speech_encoder_inputs` pads a batch to its longest clip (not 30 s) and Whisper masks each shorter clip's
+    padding: one encoder call, and every clip's features as it has them alone in its 30 s window."""
+    torch.manual_seed(0)
+    config = GenSERConfig(encoder_config=tiny_whisper_config(), id2label=LABELS, label2id={v: k for k, v in LABELS.items()})
+    model = GenSERForAudioClassification(config).eval()
+    extractor = WhisperFeatureExtractor(feature_size=80)
+    clips = [tone(300.0 + 70 * i, seconds=seconds, seed=i) for i, seconds in enumerate([0.73, 1.9, 1.2, 0.31])]
+    seen = []
+    model.encoder.conv1.register_forward_pre_hook(lambda module, args: seen.append(tuple(args[0].shape)))
+    with torch.no_grad():
+        inputs = speech_encoder_inputs(extractor, clips)
+        assert inputs.input_features.shape == (4, 80, 194)  # the longest clip's 190 frames and a margin, not 3000
+        batched = model.pooled_layer_features(inputs.input_features, inputs.attention_mask)
+        assert seen == [(4, 80, 190)]  # one call, cut to the longest clip
+        for clip, features in zip(clips, batched):
+            window = speech_encoder_inputs(extractor, [clip], whole_window=True)
+            assert window.input_features.shape[-1] == 3000
+            alone = model.pooled_layer_features(window.input_features, window.attention_mask)
+            torch.testing.assert_close(features, alone[0], atol=1e-5, rtol=1e-5)
 
 
 # --- uncertainty ---------------------------------------------------------------------------------------------------

@@ -11,10 +11,10 @@ import torch
 from datasets import Audio, ClassLabel, Dataset, DatasetDict, Value, concatenate_datasets, load_dataset
 from tqdm.auto import tqdm
 from torch.utils.data import WeightedRandomSampler
-from transformers import FeatureExtractionMixin, Trainer, WhisperFeatureExtractor
+from transformers import FeatureExtractionMixin, Trainer
 
 from modeling_genser.modeling_genser import MISSING_LABEL
-from pipelines.audio_input import load_audio
+from pipelines.audio_input import load_audio, speech_encoder_inputs
 
 logger = logging.getLogger(__name__)
 
@@ -412,19 +412,6 @@ def audio_transform(audio_column_name: str, sampling_rate: int, max_length_secon
     return transform
 
 
-def extract_features(feature_extractor: FeatureExtractionMixin, arrays: list[np.ndarray]):
-    """Model inputs plus `attention_mask` for a batch of mono arrays at the extractor's sampling rate."""
-    # Whisper pads every clip to its fixed 30 s window itself; waveform encoders pad to the longest clip.
-    padding = {} if isinstance(feature_extractor, WhisperFeatureExtractor) else {"padding": True}
-    return feature_extractor(
-        arrays,
-        sampling_rate=feature_extractor.sampling_rate,
-        return_attention_mask=True,
-        return_tensors="pt",
-        **padding,
-    )
-
-
 @dataclass
 class AudioClassificationCollator:
     """Feature-extracts a batch of decoded clips (from `audio_transform`) into model inputs plus `labels`."""
@@ -432,7 +419,9 @@ class AudioClassificationCollator:
     feature_extractor: FeatureExtractionMixin
 
     def __call__(self, examples: list[dict]) -> dict[str, torch.Tensor]:
-        batch = extract_features(self.feature_extractor, [example["audio_array"] for example in examples])
+        # Whisper's whole 30 s window: the model may encode it (`trim_padding=False`); a trimming model cuts it.
+        arrays = [example["audio_array"] for example in examples]
+        batch = speech_encoder_inputs(self.feature_extractor, arrays, whole_window=True)
         batch["labels"] = torch.tensor([example["labels"] for example in examples], dtype=torch.long)
         return dict(batch)
 

@@ -2,15 +2,14 @@
 """Frozen-encoder feature caching: encode each clip once, then train the head for many epochs on the cache.
 
 A clip's cached entry is its per-layer pooled features (`GenSERForAudioClassification.pooled_layer_features`),
-which are all the head needs: pooling and the learnable layer sum commute. The cache is a `datasets` cache: one
-`Dataset.map` adds a `pooled_layer_features` column and writes it to a memory-mapped Arrow file,
-``cache_dir/pooled-<fingerprint>.arrow`` (by default in the `datasets` cache, `HF_DATASETS_CACHE`), so a corpus of
-100,000+ clips costs one file, not one per clip.
-
-The map's fingerprint is explicit: it hashes the encoder (config, weights, feature extractor settings, pooling,
-padding trim, crop length) and the audio (the dataset's own fingerprint, plus each audio file's path, size and
-modification time where the audio lives in files). A changed encoder or clip therefore never reads a stale entry,
-and a second run with the same ones reads the cache instead of encoding.
+which are all the head needs: pooling and the learnable layer sum commute. The cache is keyed by the audio alone:
+per encoder, a store (a folder under `HF_DATASETS_CACHE/gen-ser-pooled-features` by default) holds every clip that
+encoder has encoded, keyed by the clip's bytes or its file's path, size and modification time (`clip_keys`), in
+memory-mapped Arrow parts (`part-*.arrow`, one per encoding run, not one file per clip). A dataset of known clips,
+whatever its label columns, label mapping or tasks, reads them (gathered into `rows-*.arrow`, which its next run
+reads directly); only new or changed clips are encoded. The store's name hashes the encoder (config, weights,
+feature extractor settings, pooling, padding trim), the audio column's decoding and the crop length, so another
+encoder never reads a stale entry.
 
 With the encoder's top N layers trainable (`trainable_encoder_layers`), the frozen part is cached instead: each
 clip's frames entering the first trainable layer (`lower_layer_frames`, `(num_frames, hidden_size)`, variable
@@ -29,18 +28,24 @@ from pathlib import Path
 import datasets
 import numpy as np
 import torch
-from datasets import Array2D, Audio, Dataset, Features, Value
+from datasets import Array2D, Audio, Dataset, Features, Value, concatenate_datasets
 from torch.nn.utils.rnn import pad_sequence
 
 from modeling_genser.domain_normalization import domain_statistics
 
-from .data import check_unreadable_audio_option, decode_audio, extract_features, report_unreadable_audio
+from pipelines.audio_input import speech_encoder_inputs
+
+from .data import check_unreadable_audio_option, decode_audio, report_unreadable_audio
 
 POOLED_FEATURES_COLUMN = "pooled_layer_features"
 FRAMES_COLUMN = "lower_layer_frames"
 LOWER_POOLED_COLUMN = "lower_pooled_layer_features"
 DOMAIN_COLUMN = "domain"
 AUDIO_ERROR_COLUMN = "audio_error"
+CLIP_KEY_COLUMN = "clip_key"
+# The store's layout: clips by `clip_keys`, in parts. Stores of earlier layouts (keyed by the whole dataset, label
+# columns included) have other names and are never read.
+CACHE_FORMAT = "clip-keyed-parts-1"
 CACHED_COLUMNS = (POOLED_FEATURES_COLUMN, FRAMES_COLUMN, LOWER_POOLED_COLUMN, DOMAIN_COLUMN)
 
 
@@ -59,18 +64,32 @@ def encoder_key(model, feature_extractor) -> str:
     return digest.hexdigest()[:16]
 
 
-def audio_key(dataset: Dataset, audio_column_name: str) -> str:
-    """Hash of the clips: the dataset's fingerprint (which covers in-memory audio bytes) and, for audio stored in
-    files, each file's path, size and modification time (a file rewritten in place keeps its path)."""
-    digest = hashlib.sha256(dataset._fingerprint.encode())
+def clip_keys(dataset: Dataset, audio_column_name: str) -> list[str]:
+    """Each clip's identity, row by row: the hash of its bytes where they are embedded in the dataset, else of its
+    file's path, size and modification time (a file rewritten in place keeps its path, not its size and time)."""
     raw = dataset.select_columns([audio_column_name]).cast_column(audio_column_name, Audio(decode=False))
+    keys = []
     for batch in raw.iter(batch_size=1000):  # in batches: embedded audio bytes are never all in memory
         for value in batch[audio_column_name]:
-            path = value.get("path")
-            if value.get("bytes") is None and path and os.path.exists(path):
+            path = value.get("path") or ""
+            if value.get("bytes") is not None:
+                identity = b"bytes:" + value["bytes"]
+            elif os.path.exists(path):
                 stat = os.stat(path)
-                digest.update(f"{path}:{stat.st_size}:{stat.st_mtime_ns}".encode())
-    return digest.hexdigest()[:16]
+                identity = f"file:{os.path.abspath(path)}:{stat.st_size}:{stat.st_mtime_ns}".encode()
+            else:  # cannot be decoded: keyed by its name, so that its error is reported once per run
+                identity = f"missing:{path}".encode()
+            keys.append(hashlib.sha256(identity).hexdigest()[:32])
+    return keys
+
+
+def cached_clips(store: Path) -> tuple[Dataset | None, dict[str, int]]:
+    """Every clip `store` holds, as one dataset of its parts (memory-mapped), and each clip key's row in it."""
+    parts = [Dataset.from_file(str(path)) for path in sorted(store.glob("part-*.arrow"))]
+    if not parts:
+        return None, {}
+    clips = concatenate_datasets(parts)
+    return clips, {key: row for row, key in enumerate(clips[CLIP_KEY_COLUMN])}
 
 
 def add_encoder_features(
@@ -84,16 +103,21 @@ def add_encoder_features(
     unreadable_audio: str = "raise",
     return_clips: bool = False,
 ) -> Dataset | tuple[Dataset, Dataset]:
-    """`dataset` with its audio column replaced by what the frozen encoder gives, read from `cache_dir` (default:
-    `HF_DATASETS_CACHE/gen-ser-pooled-features`) when this encoder has already encoded these clips:
-    `pooled_layer_features`, `(num_layers, width)` per clip; or, with `trainable_encoder_layers` = N > 0,
-    `lower_layer_frames` `(num_frames, hidden_size)` and `lower_pooled_layer_features` `(num_layers - N, width)`.
+    """`dataset` with its audio column replaced by what the frozen encoder gives: `pooled_layer_features`,
+    `(num_layers, width)` per clip; or, with `trainable_encoder_layers` = N > 0, `lower_layer_frames`
+    `(num_frames, hidden_size)` and `lower_pooled_layer_features` `(num_layers - N, width)`.
+
+    The cache is keyed by the audio alone: a store per encoder (`encoder_key`, crop length) under `cache_dir`
+    (default: `HF_DATASETS_CACHE/gen-ser-pooled-features`) holds every clip it has encoded, by `clip_keys`, so any
+    dataset of known clips (new labels, a new label mapping, another task, another mix of corpora) encodes none of
+    them again, and a changed clip is encoded anew. Clips to encode are decoded in chunks, sorted by length and encoded
+    `batch_size` at a time, so a batch carries little padding.
 
     The audio column must decode at the feature extractor's sampling rate (`training.data.cast_audio`); clips
-    longer than `max_length_seconds` are encoded from their start up to that length. Each clip is decoded once, in
-    the encoding itself: clips that cannot be decoded are named and raise (`unreadable_audio="raise"`) or are left
-    out with a warning (`"skip"`). With `return_clips`, returns `(clips, features)`: also the rows of `dataset` that
-    were kept, with their audio, row for row with the features.
+    longer than `max_length_seconds` are encoded from their start up to that length. Clips that cannot be decoded
+    are named and raise (`unreadable_audio="raise"`) or are left out with a warning (`"skip"`). With `return_clips`,
+    returns `(clips, features)`: also the rows of `dataset` that were kept, with their audio, row for row with the
+    features.
     """
     check_unreadable_audio_option(unreadable_audio)
     config = model.config
@@ -102,80 +126,100 @@ def add_encoder_features(
             "Feature caching needs a frozen encoder (freeze_encoder=True, optionally with trainable_encoder_layers): "
             "a fully trained encoder changes its features every step."
         )
+    decoder = dataset.features[audio_column_name]
+    if not isinstance(decoder, Audio):
+        raise ValueError(
+            f"Column {audio_column_name!r} holds {decoder}, not audio: cast it with training.data.cast_audio first."
+        )
     rate = feature_extractor.sampling_rate
     max_length = None if max_length_seconds is None else int(max_length_seconds * rate)
-    # The tag keeps caches written before clips' decoding errors were recorded (in AUDIO_ERROR_COLUMN) from being read.
-    fingerprint = hashlib.sha256(
-        f"{encoder_key(model, feature_extractor)} {audio_key(dataset, audio_column_name)} {max_length} "
-        f"{AUDIO_ERROR_COLUMN}".encode()
-    ).hexdigest()[:24]
     num_layers = config.encoder_config.num_hidden_layers + 1
     hidden_size = config.encoder_config.hidden_size
     width = hidden_size * (2 if config.pooling == "mean_std" else 1)
-    features = Features({name: feature for name, feature in dataset.features.items() if name != audio_column_name})
     trainable = config.trainable_encoder_layers
+    features = Features({CLIP_KEY_COLUMN: Value("string")})
     if trainable:
         features[FRAMES_COLUMN] = Array2D((None, hidden_size), "float32")
         features[LOWER_POOLED_COLUMN] = Array2D((num_layers - trainable, width), "float32")
     else:
         features[POOLED_FEATURES_COLUMN] = Array2D((num_layers, width), "float32")
     features[AUDIO_ERROR_COLUMN] = Value("string")
-    decoder = dataset.features[audio_column_name]
-    if not isinstance(decoder, Audio):
-        raise ValueError(
-            f"Column {audio_column_name!r} holds {decoder}, not audio: cast it with training.data.cast_audio first."
-        )
     model.eval()
+
+    def encode_batch(arrays: list[np.ndarray]) -> dict:
+        inputs = speech_encoder_inputs(feature_extractor, arrays, whole_window=not config.trim_padding)
+        inputs = (inputs[model.main_input_name].to(model.device), inputs["attention_mask"].to(model.device))
+        if trainable:
+            clips, lower_pooled = model.lower_layer_features(*inputs)
+            return {FRAMES_COLUMN: [clip.float().cpu().numpy() for clip in clips], LOWER_POOLED_COLUMN: lower_pooled}
+        return {POOLED_FEATURES_COLUMN: model.pooled_layer_features(*inputs)}
 
     @torch.no_grad()
     def encode(batch: dict) -> dict:
-        arrays, errors = [], []
-        for value in batch[audio_column_name]:  # undecoded, so that one bad file does not stop the map
+        arrays, errors = {}, []
+        for i, value in enumerate(batch[audio_column_name]):  # undecoded, so that one bad file does not stop the map
             try:
-                arrays.append(decode_audio(decoder.decode_example(value), rate)[:max_length])
+                arrays[i] = decode_audio(decoder.decode_example(value), rate)[:max_length]
                 errors.append("")
             except Exception as error:  # noqa: BLE001  (any decoding failure is reported per file)
                 errors.append(f"{type(error).__name__}: {error}")
-        readable = [i for i, error in enumerate(errors) if not error]
         # An unreadable clip keeps its row, with zeros, until the caller has seen the errors.
-        if trainable:
-            frames = [np.zeros((0, hidden_size), np.float32)] * len(errors)
-            lower = np.zeros((len(errors), num_layers - trainable, width), np.float32)
-        else:
-            pooled = np.zeros((len(errors), num_layers, width), np.float32)
-        if arrays:
-            inputs = extract_features(feature_extractor, arrays)
-            inputs = (inputs[model.main_input_name].to(model.device), inputs["attention_mask"].to(model.device))
-            if trainable:
-                clips, lower_pooled = model.lower_layer_features(*inputs)
-                for i, clip in zip(readable, clips):
-                    frames[i] = clip.float().cpu().numpy()
-                lower[readable] = lower_pooled.float().cpu().numpy()
-            else:
-                pooled[readable] = model.pooled_layer_features(*inputs).float().cpu().numpy()
-        encoded = {FRAMES_COLUMN: frames, LOWER_POOLED_COLUMN: lower} if trainable else {POOLED_FEATURES_COLUMN: pooled}
-        return {**encoded, AUDIO_ERROR_COLUMN: errors}
+        encoded = (
+            {FRAMES_COLUMN: [np.zeros((0, hidden_size), np.float32)] * len(errors),
+             LOWER_POOLED_COLUMN: np.zeros((len(errors), num_layers - trainable, width), np.float32)}
+            if trainable else {POOLED_FEATURES_COLUMN: np.zeros((len(errors), num_layers, width), np.float32)}
+        )  # fmt: skip
+        by_length = sorted(arrays, key=lambda i: len(arrays[i]))
+        for start in range(0, len(by_length), batch_size):
+            rows = by_length[start : start + batch_size]
+            for name, values in encode_batch([arrays[i] for i in rows]).items():
+                for i, value in zip(rows, values):
+                    encoded[name][i] = value if name == FRAMES_COLUMN else value.float().cpu().numpy()
+        return {CLIP_KEY_COLUMN: batch[CLIP_KEY_COLUMN], **encoded, AUDIO_ERROR_COLUMN: errors}
 
     cache_dir = Path(cache_dir or Path(datasets.config.HF_DATASETS_CACHE) / "gen-ser-pooled-features")
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    undecoded = dataset.cast_column(audio_column_name, Audio(decode=False))
-    encoded = undecoded.map(
-        encode,
-        batched=True,
-        batch_size=batch_size,
-        remove_columns=[audio_column_name],
-        features=features,
-        new_fingerprint=fingerprint,
-        cache_file_name=str(cache_dir / f"{'frames' if trainable else 'pooled'}-{fingerprint}.arrow"),
-        load_from_cache_file=True,
-        desc="Encoding clips with the frozen encoder (cached)",
-    )
+    # One store per encoder and crop; the format tag keeps stores of earlier layouts from being read.
+    store_key = hashlib.sha256(
+        f"{encoder_key(model, feature_extractor)} {decoder} {max_length} {CACHE_FORMAT}".encode()
+    ).hexdigest()[:24]
+    store = cache_dir / f"{'frames' if trainable else 'pooled'}-{store_key}"
+    store.mkdir(parents=True, exist_ok=True)
+    keys = clip_keys(dataset, audio_column_name)
+    rows_key = hashlib.sha256(" ".join(keys).encode()).hexdigest()[:24]
+    rows_file = store / f"rows-{rows_key}.arrow"  # this dataset's rows, gathered from the parts (memory-mapped)
+    if rows_file.exists():
+        encoded = Dataset.from_file(str(rows_file))
+    else:
+        clips, known = cached_clips(store)
+        new_rows = list({key: row for row, key in reversed(list(enumerate(keys))) if key not in known}.values())
+        if new_rows:
+            new_rows.sort()
+            undecoded = dataset.select_columns([audio_column_name]).select(new_rows)
+            undecoded = undecoded.add_column(CLIP_KEY_COLUMN, [keys[row] for row in new_rows])
+            part_key = hashlib.sha256(" ".join(keys[row] for row in new_rows).encode()).hexdigest()[:24]
+            undecoded.cast_column(audio_column_name, Audio(decode=False)).map(
+                encode,
+                batched=True,
+                batch_size=batch_size * 8,  # a chunk sorted by length into batches of batch_size
+                remove_columns=[audio_column_name],
+                features=features,
+                new_fingerprint=part_key,
+                cache_file_name=str(store / f"part-{part_key}.arrow"),
+                load_from_cache_file=True,
+                desc="Encoding clips with the frozen encoder (cached)",
+            )
+            clips, known = cached_clips(store)
+        encoded = clips.select([known[key] for key in keys]).remove_columns(CLIP_KEY_COLUMN)
+        encoded = encoded.flatten_indices(cache_file_name=str(rows_file), new_fingerprint=rows_key)
     errors = encoded[AUDIO_ERROR_COLUMN]
-    encoded = encoded.remove_columns(AUDIO_ERROR_COLUMN)
+    rest = dataset.remove_columns(audio_column_name)
+    if rest._indices is not None:  # a selection's other columns, in memory: they are small
+        rest = rest.flatten_indices(keep_in_memory=True)
+    encoded = concatenate_datasets([rest, encoded.remove_columns(AUDIO_ERROR_COLUMN)], axis=1)
     failures = {i: error for i, error in enumerate(errors) if error}
     if not failures:
         return (dataset, encoded) if return_clips else encoded
-    values = undecoded.select(list(failures))[audio_column_name]
+    values = dataset.cast_column(audio_column_name, Audio(decode=False)).select(list(failures))[audio_column_name]
     report_unreadable_audio({i: (value, failures[i]) for i, value in zip(failures, values)}, unreadable_audio)
     if len(failures) == len(dataset):
         raise ValueError(f"None of the {len(dataset)} clips could be decoded (the warning above names each).")
