@@ -1,7 +1,7 @@
 # Copyright 2026 The Gen-SER authors. Licensed under the Apache License, Version 2.0.
 """What `genser-annotate` leaves on disk and how a run is resumed from it: shards of the input, each shard's Parquet
 tables and its marker (written last, through temporary files, so a shard is either finished or absent), the
-adaptation pass's per-shard moments, and the closing summary, `errors.csv` and dataset card. `bulk_annotator.py`
+adaptation pass's per-shard moments and encoder features, and the closing summary, `errors.csv` and dataset card. `bulk_annotator.py`
 describes the layout; these functions are the only ones that touch it.
 """
 
@@ -20,7 +20,8 @@ from .annotation_inputs import AnnotationInput
 
 TABLES = ("windows", "files", "errors")
 PROGRESS = "progress"  # a shard's marker, written after its tables: the shard is finished once it exists
-ADAPTATION = "adaptation"  # the first pass's per-shard moments and the statistics summed from them
+# The first pass's per-shard moments, the statistics summed from them, and the shards' encoder features.
+ADAPTATION = "adaptation"
 
 
 def shards(inputs: Iterable[AnnotationInput], shard_size: int) -> Iterator[tuple[int, list[AnnotationInput]]]:
@@ -115,6 +116,63 @@ def read_moments(output_dir: Path, shard: int, shaped_by: dict) -> tuple[str, di
         )
     domains = json.loads(metadata["domains"])
     return metadata["items"], {domain: (int(count[i]), total[i], squares[i]) for i, domain in enumerate(domains)}
+
+
+def encoded_windows_path(output_dir: Path, shard: int) -> Path:
+    return output_dir / ADAPTATION / f"features-{shard:05d}.safetensors"
+
+
+def write_encoded_windows(output_dir: Path, shard: int, items: list[AnnotationInput], encoded: dict, shaped_by: dict):
+    """A shard's readable items through the encoder (`{index: encode_windows' clip with its "duration"}`), so that the
+    classification pass runs the head alone; with its items digest and `shaped_by`, written whole before the shard's
+    moments (which mark the adaptation pass's shard as done)."""
+    from safetensors.torch import save_file
+
+    tensors = {}
+    for index, clip in encoded.items():
+        tensors[f"{index}/pooled"] = clip["pooled_layer_features"].float().cpu().contiguous()
+        tensors[f"{index}/bounds"] = torch.tensor([clip["starts"], clip["ends"]], dtype=torch.float64)
+        tensors[f"{index}/duration"] = torch.tensor(clip["duration"], dtype=torch.float64)
+    path = encoded_windows_path(output_dir, shard)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = temporary_path(path)
+    save_file(tensors, temporary, metadata={"items": items_digest(items), "shaped_by": json.dumps(shaped_by)})
+    os.replace(temporary, path)
+
+
+def read_encoded_windows(output_dir: Path, shard: int, items: list[AnnotationInput], shaped_by: dict) -> dict | None:
+    """What `write_encoded_windows` wrote for the shard (None where it has no file: removed once the run finished, or
+    never kept); a file of other items, another model or other options is refused."""
+    from safetensors import safe_open
+
+    path = encoded_windows_path(output_dir, shard)
+    if not path.exists():
+        return None
+    encoded = {}
+    with safe_open(path, "pt") as handle:
+        metadata = handle.metadata()
+        if metadata["items"] != items_digest(items) or json.loads(metadata["shaped_by"]) != shaped_by:
+            raise ValueError(
+                f"{path} holds the encoder features of other items, another model or other options than this run's "
+                f"shard {shard}: delete it (the shard is then classified from its audio), or pass another --output_dir."
+            )
+        for name in handle.keys():
+            index, kind = name.split("/")
+            encoded.setdefault(int(index), {})[kind] = handle.get_tensor(name)
+    return {
+        index: {
+            "pooled_layer_features": tensors["pooled"],
+            "starts": tensors["bounds"][0].tolist(),
+            "ends": tensors["bounds"][1].tolist(),
+            "duration": tensors["duration"].item(),
+        }
+        for index, tensors in encoded.items()
+    }
+
+
+def remove_encoded_windows(output_dir: Path) -> None:
+    for path in (output_dir / ADAPTATION).glob("features-*.safetensors"):
+        path.unlink()
 
 
 def adaptation_statistics(output_dir: Path, num_shards: int, model, shaped_by: dict) -> dict[str, torch.Tensor]:

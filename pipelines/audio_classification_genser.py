@@ -3,6 +3,7 @@
 
 import difflib
 import inspect
+import itertools
 import numbers
 import os
 
@@ -15,6 +16,8 @@ from transformers.pipelines.base import ChunkPipeline
 # `pipeline(..., trust_remote_code=True)` runs them where this package is not installed.
 from .audio_input import MIN_DURATION_S, load_audio, pad_to_min_duration, speech_encoder_inputs
 
+# The key of a clip already through the encoder (`encode_windows`): its windows' pooled features.
+ENCODED_WINDOWS = "pooled_layer_features"
 GENSER_MODEL_TYPE = "genser"  # `GenSERConfig.model_type`; a remote-code model has a class of its own module
 
 
@@ -194,10 +197,45 @@ class GenSERAudioClassificationPipeline(ChunkPipeline, AudioClassificationPipeli
         return statistics
 
     @torch.inference_mode()
-    def collection_moments(self, clips, segment_length_s: float = 30.0, segment_hop_s: float | None = None) -> tuple:
+    def encode_windows(
+        self, clips, segment_length_s: float = 30.0, segment_hop_s: float | None = None, batch_size: int = 8
+    ) -> list[dict]:
+        """Every clip's windows through the speech encoder, as the pipeline cuts them, pooled: for each clip a dict
+        the pipeline takes as input in place of the clip (`{"pooled_layer_features": (num_windows, num_layers,
+        width), "starts": [...], "ends": [...]}`, seconds), which it then classifies with the head alone. The windows
+        of all `clips` are encoded `batch_size` at a time, shortest first, so a batch carries little padding."""
+        if not self.is_genser:
+            raise ValueError(f"encode_windows needs a Gen-SER model; this pipeline runs {type(self.model).__name__}.")
+        windows = [
+            (clip, start, end, audio)
+            for clip, inputs in enumerate(clips)
+            for start, end, audio in self._windows(inputs, segment_length_s, segment_hop_s)
+        ]
+        pooled = [None] * len(windows)
+        order = sorted(range(len(windows)), key=lambda window: len(windows[window][3]))
+        main_input = self.model.main_input_name
+        for first in range(0, len(order), batch_size):
+            batch = order[first : first + batch_size]
+            inputs = self._window_inputs([windows[window][3] for window in batch])
+            inputs = self._ensure_tensor_on_device(dict(inputs), self.device)
+            features = self.model.pooled_layer_features(inputs[main_input], inputs["attention_mask"])
+            for window, window_features in zip(batch, features):
+                pooled[window] = window_features
+        encoded = [{"pooled_layer_features": [], "starts": [], "ends": []} for _ in clips]
+        for (clip, start, end, _), features in zip(windows, pooled):
+            encoded[clip]["pooled_layer_features"].append(features)
+            encoded[clip]["starts"].append(start)
+            encoded[clip]["ends"].append(end)
+        for clip in encoded:
+            clip["pooled_layer_features"] = torch.stack(clip["pooled_layer_features"])
+        return encoded
+
+    def collection_moments(
+        self, clips, segment_length_s: float = 30.0, segment_hop_s: float | None = None, batch_size: int = 8
+    ) -> tuple:
         """What `collection_statistics` is computed from: the number of windows, and the float64 sum and sum of
         squares of their pooled encoder features, `(num_layers, width)` each. Moments of several parts of a
-        collection add up (the annotator sums them over its shards)."""
+        collection add up (the annotator sums them over its shards). `clips` may also be `encode_windows`' output."""
         self._require_domain_normalization("Collection statistics")
         if isinstance(clips, (str, bytes, dict)) or hasattr(clips, "shape"):
             raise ValueError(
@@ -205,12 +243,13 @@ class GenSERAudioClassificationPipeline(ChunkPipeline, AudioClassificationPipeli
                 "column), not one clip."
             )
         count, total, squares = 0, 0.0, 0.0
-        for clip in clips:
-            for window in self.preprocess(clip, segment_length_s, segment_hop_s):
-                inputs = self._encoder_layout(self._ensure_tensor_on_device(window, self.device))
-                pooled = self.model.pooled_layer_features(inputs[self.model.main_input_name], inputs.get("attention_mask"))
-                window_count, window_total, window_squares = self.model.domain_moments(pooled)
-                count, total, squares = count + window_count, total + window_total.cpu(), squares + window_squares.cpu()
+        clips = iter(clips)
+        while chunk := list(itertools.islice(clips, 64)):  # a chunk's windows batched together, never all in memory
+            if not all(isinstance(clip, dict) and ENCODED_WINDOWS in clip for clip in chunk):
+                chunk = self.encode_windows(chunk, segment_length_s, segment_hop_s, batch_size)
+            pooled = torch.cat([clip[ENCODED_WINDOWS] for clip in chunk]).to(self.device)
+            chunk_count, chunk_total, chunk_squares = self.model.domain_moments(pooled)
+            count, total, squares = count + chunk_count, total + chunk_total.cpu(), squares + chunk_squares.cpu()
         return count, total, squares
 
     def collection_statistics(self, clips, segment_length_s: float = 30.0, segment_hop_s: float | None = None):
@@ -233,8 +272,9 @@ class GenSERAudioClassificationPipeline(ChunkPipeline, AudioClassificationPipeli
             )
         return sorted({label2id[label] for label in candidate_labels})
 
-    def preprocess(self, inputs, segment_length_s=30.0, segment_hop_s=None):
-        """Yields the model inputs of every window of the clip, with its `start`/`end` (seconds)."""
+    def _windows(self, inputs, segment_length_s=30.0, segment_hop_s=None):
+        """Yields the clip's windows, `(start, end, waveform)` (seconds; a window under 0.1 s, a very short clip or
+        the tail of a long one, padded with silence)."""
         sampling_rate = self.feature_extractor.sampling_rate
         audio = load_audio(inputs, sampling_rate)
         window = max(1, round(segment_length_s * sampling_rate))
@@ -250,32 +290,47 @@ class GenSERAudioClassificationPipeline(ChunkPipeline, AudioClassificationPipeli
                 f"segment_hop_s={segment_hop_s} is longer than segment_length_s={segment_length_s}: the audio between "
                 "windows would be skipped. Pass a hop no longer than the window."
             )
-        # A model that trims padding never reads Whisper's 30 s window past the clip: no need to compute it.
-        whole_window = not getattr(self.model.config, "trim_padding", False)
         start = 0
         while True:
             end = min(start + window, audio.shape[0])
-            # A window under 0.1 s (a very short clip, or the tail of a long one) is padded with silence.
-            segment = speech_encoder_inputs(
-                self.feature_extractor, [pad_to_min_duration(audio[start:end], sampling_rate)], whole_window
-            )
-            if self.dtype is not None:
-                segment = segment.to(dtype=self.dtype)
+            yield start / sampling_rate, end / sampling_rate, pad_to_min_duration(audio[start:end], sampling_rate)
+            if end == audio.shape[0]:
+                return
+            start += hop
+
+    def _window_inputs(self, arrays: list):
+        """The model inputs of a batch of windows' waveforms."""
+        # A model that trims padding never reads Whisper's 30 s window past the clip: no need to compute it.
+        whole_window = not getattr(self.model.config, "trim_padding", False)
+        inputs = speech_encoder_inputs(self.feature_extractor, arrays, whole_window)
+        return inputs if self.dtype is None else inputs.to(dtype=self.dtype)
+
+    def preprocess(self, inputs, segment_length_s=30.0, segment_hop_s=None):
+        """Yields the model inputs of every window of the clip, with its `start`/`end` (seconds). A clip already
+        through the encoder (`encode_windows`) yields its pooled windows."""
+        if isinstance(inputs, dict) and ENCODED_WINDOWS in inputs:
+            windows = inputs[ENCODED_WINDOWS]
+            for index, (start, end) in enumerate(zip(inputs["starts"], inputs["ends"], strict=True)):
+                is_last = index == len(windows) - 1
+                yield {"is_last": is_last, "start": start, "end": end, ENCODED_WINDOWS: windows[index : index + 1]}
+            return
+        windows = self._windows(inputs, segment_length_s, segment_hop_s)
+        window = next(windows)
+        for following in itertools.chain(windows, [None]):
+            start, end, audio = window
+            segment = self._window_inputs([audio])
             main_input = self.model.main_input_name
             if segment[main_input].dim() == 3:
                 # Whisper's (1, mel bins, frames) time first, so that the stock collate pads a batch's windows of
                 # different lengths along time (`_forward` turns them back); their attention masks say where.
                 segment[main_input] = segment[main_input].transpose(1, 2)
-            is_last = end == audio.shape[0]
-            yield {"is_last": is_last, "start": start / sampling_rate, "end": end / sampling_rate, **segment}
-            if is_last:
-                return
-            start += hop
+            yield {"is_last": following is None, "start": start, "end": end, **segment}
+            window = following
 
     def _encoder_layout(self, model_inputs: dict) -> dict:
         """`preprocess`'s windows with Whisper's features back in the encoder's `(batch, mel bins, frames)`."""
         main_input = self.model.main_input_name
-        if model_inputs[main_input].dim() == 3:
+        if main_input in model_inputs and model_inputs[main_input].dim() == 3:
             model_inputs[main_input] = model_inputs[main_input].transpose(1, 2)
         return model_inputs
 

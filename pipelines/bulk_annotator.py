@@ -43,6 +43,9 @@ moments go to `adaptation/shard-NNNNN.safetensors` (with its items digest, the m
 shape them, all checked on resume), and the statistics are summed from all of them once every shard is there: the
 whole input's shrunk towards the training pool's and each folder's towards the whole input's, by their window counts
 (`config.statistics_prior_windows`); `adaptation/statistics.json` says what each got. A stream is read once per pass.
+The first pass also keeps what it encoded, each window's pooled encoder features (`adaptation/features-NNNNN.safetensors`,
+written before the shard's moments), so that the second pass runs the head alone: the audio is decoded and encoded
+once. They are removed once every shard is done, unless `--keep_features`.
 """
 
 import hashlib
@@ -67,12 +70,15 @@ from .annotation_output import (
     is_finished,
     items_digest,
     marker_path,
+    read_encoded_windows,
     read_moments,
+    remove_encoded_windows,
     shard_path,
     shards,
     summarise,
     temporary_path,
     write_dataset_card,
+    write_encoded_windows,
     write_moments,
     write_whole,
 )
@@ -139,6 +145,13 @@ class AnnotationArguments:
         default="collection",
         metadata={"help": "With --adapt: one set of statistics for the whole input (collection), or one per folder."},
     )
+    keep_features: bool = field(
+        default=False,
+        metadata={
+            "help": "With --adapt: keep the encoder features of every window (adaptation/features-*.safetensors), "
+            "which are otherwise removed once every shard is done."
+        },
+    )
 
     def __post_init__(self):
         given = [name for name in ("folder", "manifest", "dataset") if getattr(self, name)]
@@ -150,6 +163,8 @@ class AnnotationArguments:
             raise ValueError(f"--max_shards must be a positive integer, got {self.max_shards}.")
         if self.adapt_by not in ADAPT_BY:
             raise ValueError(f"--adapt_by must be one of {ADAPT_BY}, got {self.adapt_by!r}.")
+        if self.keep_features and not self.adapt:
+            raise ValueError("--keep_features keeps what the adaptation pass encodes: it needs --adapt.")
 
     def inputs(self) -> Iterable[AnnotationInput]:
         if self.folder:
@@ -243,50 +258,71 @@ class ShardAnnotator:
                 prediction["agreement"] = top["agreement"]
         return prediction
 
-    def moments(self, items: list[AnnotationInput]) -> dict[str, tuple]:
-        """The adaptation pass over a shard: each domain's moments over its readable items (the others become error
-        rows in the second pass)."""
-        clips = {}
+    def encode(self, items: list[AnnotationInput]) -> dict[int, dict]:
+        """The adaptation pass over a shard: every readable item's windows through the encoder
+        (`GenSERAudioClassificationPipeline.encode_windows`), with its duration, by item index (the others become
+        error rows in the second pass)."""
+        readable = {}
         for item in items:
             if item.error is not None:
                 continue
             try:
-                audio = decode(item.audio, self.sampling_rate)
+                readable[item.index] = decode(item.audio, self.sampling_rate)
             except (OSError, ValueError, TypeError):
                 continue
-            clip = {"array": audio, "sampling_rate": self.sampling_rate}
-            clips.setdefault(domain_of(item, self.args.adapt_by), []).append(clip)
-        windows = {"segment_length_s": self.args.segment_length_s, "segment_hop_s": self.args.segment_hop_s}
-        return {domain: self.classifier.collection_moments(audio, **windows) for domain, audio in clips.items()}
+        clips = [{"array": audio, "sampling_rate": self.sampling_rate} for audio in readable.values()]
+        encoded = self.classifier.encode_windows(clips, **self.window_options(), batch_size=self.args.batch_size)
+        return {
+            index: {**clip, "duration": audio.shape[0] / self.sampling_rate}
+            for (index, audio), clip in zip(readable.items(), encoded)
+        }
 
-    def annotate(self, items: list[AnnotationInput], statistics: dict | None = None) -> dict[str, list[dict]]:
+    def window_options(self) -> dict:
+        return {"segment_length_s": self.args.segment_length_s, "segment_hop_s": self.args.segment_hop_s}
+
+    def moments(self, items: list[AnnotationInput], encoded: dict[int, dict]) -> dict[str, tuple]:
+        """Each domain's moments over the shard's `encoded` items."""
+        clips = {}
+        for item in items:
+            if item.index in encoded:
+                clips.setdefault(domain_of(item, self.args.adapt_by), []).append(encoded[item.index])
+        return {domain: self.classifier.collection_moments(domain_clips) for domain, domain_clips in clips.items()}
+
+    def annotate(
+        self, items: list[AnnotationInput], statistics: dict | None = None, encoded: dict[int, dict] | None = None
+    ) -> dict[str, list[dict]]:
         """The rows of every table for `items`, in input order; with `statistics` (`adaptation_statistics`) each clip
-        is classified with its domain's."""
+        is classified with its domain's, and an item of `encoded` (`encode`) by the head alone on its features."""
         rows = {table: [] for table in TABLES}
-        decoded, results = [], []
+        inputs, results = [], []
         for item in items:
             if item.error is not None:
                 rows["errors"].append({"source": item.source, "index": item.index, "error": item.error})
                 continue
+            if encoded is not None and item.index in encoded:
+                inputs.append((item, encoded[item.index], encoded[item.index]["duration"]))
+                continue
             try:
-                decoded.append((item, decode(item.audio, self.sampling_rate)))
+                audio = decode(item.audio, self.sampling_rate)
             except (OSError, ValueError, TypeError) as error:
                 rows["errors"].append({"source": item.source, "index": item.index, "error": str(error)})
-        decoded.sort(key=lambda pair: pair[1].shape[0])
+                continue
+            clip = {"array": audio, "sampling_rate": self.sampling_rate}
+            inputs.append((item, clip, audio.shape[0] / self.sampling_rate))
+        inputs.sort(key=lambda triple: triple[2])
         domains = {}
-        for item, audio in decoded:  # one pipeline call per domain, each shortest first
-            domains.setdefault(domain_of(item, self.args.adapt_by) if statistics else None, []).append((item, audio))
-        for domain, pairs in domains.items():
+        for triple in inputs:  # one pipeline call per domain, each shortest first
+            domains.setdefault(domain_of(triple[0], self.args.adapt_by) if statistics else None, []).append(triple)
+        for domain, triples in domains.items():
             options = self.call_options() | ({"domain_statistics": statistics[domain]} if statistics else {})
-            clips = [{"array": audio, "sampling_rate": self.sampling_rate} for _, audio in pairs]
-            results.extend(zip(pairs, self.classifier(clips, batch_size=self.args.batch_size, **options)))
-        for (item, audio), result in sorted(results, key=lambda pair: pair[0][0].index):
+            clips = [clip for _, clip, _ in triples]
+            results.extend(zip(triples, self.classifier(clips, batch_size=self.args.batch_size, **options)))
+        for (item, _, duration), result in sorted(results, key=lambda pair: pair[0][0].index):
             key = {"source": item.source, "index": item.index}
             for segment in result["segments"]:
                 rows["windows"].append(
                     {**key, "start": segment["start"], "end": segment["end"], **self._prediction(segment["scores"])}
                 )
-            duration = audio.shape[0] / self.sampling_rate
             rows["files"].append(
                 {
                     **key,
@@ -393,19 +429,24 @@ class ProcessShare:
             if adaptation_path(self.output_dir, shard).exists():
                 check_finished_shard(self.output_dir, shard, items, read_moments(self.output_dir, shard, shaped_by)[0])
             elif self.may_start():
-                write_moments(self.output_dir, shard, items, annotator.moments(items), shape, shaped_by)
+                encoded = annotator.encode(items)
+                # The features first: the moments mark the shard as done.
+                write_encoded_windows(self.output_dir, shard, items, encoded, shaped_by)
+                write_moments(self.output_dir, shard, items, annotator.moments(items, encoded), shape, shaped_by)
                 self.new_shards["adaptation"] += 1
         self.seconds["adaptation"] = time.perf_counter() - started
 
-    def classification_pass(self, annotator: "ShardAnnotator", statistics: dict | None) -> None:
-        """Annotates and writes this process's unfinished shards (each clip with its domain's `statistics`)."""
+    def classification_pass(self, annotator: "ShardAnnotator", statistics: dict | None, shaped_by: dict | None) -> None:
+        """Annotates and writes this process's unfinished shards (each clip with its domain's `statistics`, from the
+        encoder features the adaptation pass kept where it did, `shaped_by` as it recorded them)."""
         started = time.perf_counter()
         for shard, items in self.shards(f"process {self.state.process_index}"):
             if is_finished(self.output_dir, shard):
                 if self.inputs is None:  # a list's finished shards were checked before anything was written
                     check_finished_shard(self.output_dir, shard, items)
             elif self.may_start():
-                rows = annotator.annotate(items, statistics)
+                encoded = None if shaped_by is None else read_encoded_windows(self.output_dir, shard, items, shaped_by)
+                rows = annotator.annotate(items, statistics, encoded)
                 annotator.write(self.output_dir, shard, items, rows)
                 self.new_shards["classification"] += 1
                 self.audio_seconds += sum(row["duration"] for row in rows["files"])
@@ -447,7 +488,7 @@ def annotate(args: AnnotationArguments) -> dict:
                 check_finished_shard(output_dir, shard, items)
     write_dataset_card(output_dir)
 
-    share, started, statistics = ProcessShare(args, state, output_dir, inputs), time.perf_counter(), None
+    share, started, statistics, shaped_by = ProcessShare(args, state, output_dir, inputs), time.perf_counter(), None, None
     if args.adapt:  # the first pass: every shard's moments, then the statistics summed from all of them
         shaped_by = {"model_sha256": model_sha256, **{name: getattr(args, name) for name in MOMENT_OPTIONS}}
         share.adaptation_pass(annotator, shaped_by)
@@ -464,7 +505,7 @@ def annotate(args: AnnotationArguments) -> dict:
             state.destroy_process_group()
             return {"adaptation_shards": done, "num_shards": share.num_shards, "finished_shards": 0}
         statistics = adaptation_statistics(output_dir, share.num_shards, classifier.model, shaped_by)
-    share.classification_pass(annotator, statistics)
+    share.classification_pass(annotator, statistics, shaped_by)
 
     this_run = gather_object([(share.audio_seconds, share.new_shards, share.seconds)])  # also waits for every process
     elapsed = time.perf_counter() - started
@@ -483,6 +524,8 @@ def annotate(args: AnnotationArguments) -> dict:
         audio_hours_per_hour=run_audio_seconds / classified if classified > 0 else 0.0,
     )
     if state.is_main_process:
+        if summary["finished_shards"] == summary["num_shards"] and not args.keep_features:
+            remove_encoded_windows(output_dir)
         print(closing_summary(output_dir, summary, state.device.type, args.adapt), file=sys.stderr)
     # Processes leaving with the process group alive can abort at exit ("terminate called without an active
     # exception") while its communication threads are torn down; every process leaves through an explicit teardown.

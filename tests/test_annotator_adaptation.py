@@ -239,3 +239,39 @@ def test_a_lone_long_file_is_shrunk_towards_the_whole_input_not_standardised_to_
     files = {row["source"]: row["scores"] for row in table(output_dir, "files")}
     expected = classifier(clip, top_k=3, segment_length_s=2.0, domain_statistics=shrunk)
     assert files["call/long.wav"] == pytest.approx({item["label"]: item["score"] for item in expected}, abs=1e-5)
+
+
+def test_adapt_encodes_each_window_once_and_removes_the_features_unless_kept(
+    adaptive_model_dir, corpus, tmp_path, monkeypatch  # noqa: F811
+):
+    from pipelines.audio_classification_genser import GenSERAudioClassificationPipeline
+
+    encoded = []
+    window_inputs = GenSERAudioClassificationPipeline._window_inputs
+    monkeypatch.setattr(
+        GenSERAudioClassificationPipeline, "_window_inputs", lambda self, arrays: encoded.extend(arrays) or window_inputs(self, arrays)
+    )
+    plain = run(adaptive_model_dir, tmp_path / "plain", folder=str(corpus))
+    plain_windows, encoded[:] = len(encoded), []
+    assert plain_windows == plain["windows"] == 13
+    reference = tmp_path / "reference"
+    run(adaptive_model_dir, reference, folder=str(corpus), adapt=True)
+    assert len(encoded) == plain_windows  # the adaptation pass's features serve the classification pass
+    assert not list((reference / "adaptation").glob("features-*"))  # removed once every shard is done
+
+    kept = tmp_path / "kept"
+    run(adaptive_model_dir, kept, folder=str(corpus), adapt=True, keep_features=True, max_shards=4)  # the first pass
+    features = sorted(path.name for path in (kept / "adaptation").glob("features-*.safetensors"))
+    assert features == [f"features-{shard:05d}.safetensors" for shard in range(4)]
+    (kept / "adaptation" / features[1]).unlink()  # that shard is classified from its audio
+    encoded[:] = []
+    run(adaptive_model_dir, kept, folder=str(corpus), adapt=True, keep_features=True)
+    assert 0 < len(encoded) < plain_windows
+    assert len(list((kept / "adaptation").glob("features-*"))) == 3
+    for name in ("windows", "files", "errors"):
+        ours, theirs = table(kept, name), table(reference, name)
+        assert [(row["source"], row.get("start")) for row in ours] == [(row["source"], row.get("start")) for row in theirs]
+        for mine, other in zip(ours, theirs):
+            assert mine.get("scores") == pytest.approx(other.get("scores"), abs=1e-5)
+    with pytest.raises(ValueError, match="--keep_features .* needs --adapt"):
+        run(adaptive_model_dir, tmp_path / "no-adapt", folder=str(corpus), keep_features=True)

@@ -221,7 +221,7 @@ def test_a_failed_start_then_the_corrected_command_runs(model_dir, corpus, unint
     assert not output_dir.exists()
 
     # A start that died in its first shard, with other options: no shard is finished, so nothing is refused.
-    def die(self, items, statistics=None):
+    def die(self, items, statistics=None, encoded=None):
         raise RuntimeError("out of memory")
 
     with monkeypatch.context() as patch:

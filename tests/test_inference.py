@@ -242,6 +242,29 @@ def test_whisper_clips_of_any_lengths_batch_together_with_their_30s_features():
             torch.testing.assert_close(features, alone[0], atol=1e-5, rtol=1e-5)
 
 
+def test_clips_encoded_beforehand_in_batches_classify_as_their_audio(whisper_classifier):
+    """`encode_windows` runs every window of several clips through the encoder in length-sorted batches; the pipeline
+    then classifies them with the head alone, as it classifies the audio."""
+    clips = [tone(300.0 + 90 * i, seconds=seconds, seed=i) for i, seconds in enumerate([2.5, 0.4, 1.3])]
+    options = {"segment_length_s": 1.0, "segment_hop_s": 0.75, "top_k": None, "return_segments": True}
+    calls = []
+    hook = whisper_classifier.model.encoder.conv1.register_forward_pre_hook(lambda module, args: calls.append(1))
+    try:
+        encoded = whisper_classifier.encode_windows(clips, 1.0, 0.75, batch_size=4)
+        assert len(calls) == 2  # 3 + 1 + 2 windows, 4 at a time
+        assert [len(clip["starts"]) for clip in encoded] == [3, 1, 2]
+        assert encoded[0]["starts"] == [0.0, 0.75, 1.5] and encoded[0]["ends"] == [1.0, 1.75, 2.5]
+        calls.clear()
+        from_features = whisper_classifier(encoded, batch_size=2, **options)
+        assert calls == []  # the head alone
+    finally:
+        hook.remove()
+    from_audio = whisper_classifier(clips, batch_size=2, **options)
+    for ours, theirs in zip(from_features, from_audio, strict=True):
+        assert scores_by_label(ours["scores"]) == pytest.approx(scores_by_label(theirs["scores"]), abs=1e-5)
+        assert [(s["start"], s["end"]) for s in ours["segments"]] == [(s["start"], s["end"]) for s in theirs["segments"]]
+
+
 # --- uncertainty ---------------------------------------------------------------------------------------------------
 
 
