@@ -1,12 +1,18 @@
 # Copyright 2026 The Gen-SER authors. Licensed under the Apache License, Version 2.0.
-"""Throughput of the bulk annotator (`genser-annotate`) with 1 and 2 processes on this machine.
+"""Throughput of the bulk annotator (`genser-annotate`) on this machine: with 1 and 2 processes, or plain against
+`--adapt` on clips of given lengths.
 
 Generates `--num_clips` synthetic clips (`training/synthetic_corpus.py`, about 2 s each) once, then annotates the
 folder from scratch `--runs` times per process count, each run a fresh command (process start and model loading
 included, as a user would run it): one process with every core, then `torchrun` with N processes of one core's
 share each. Prints the median wall time, audio hours per hour and the speed-up over one process.
 
+With `--clip_seconds 2,10`, the synthetic speech is instead joined and cut into clips of exactly those lengths
+(`--audio_seconds` of audio for each length), and one process annotates each folder plain and with `--adapt`
+(the model must have domain normalisation), alternately, `--runs` times: the median wall times and their ratio.
+
     python -m benchmarks.benchmark_annotator --model outputs/gen-ser
+    python -m benchmarks.benchmark_annotator --model outputs/gen-ser --clip_seconds 2,10
 """
 
 import argparse
@@ -34,8 +40,28 @@ def corpus_hours(folder: Path) -> float:
     return seconds / 3600
 
 
+def fixed_length_corpus(source: Path, folder: Path, seconds: float, audio_seconds: float) -> Path:
+    """`folder` of clips of exactly `seconds`, cut from the clips of `source` joined end to end (repeated as needed),
+    `audio_seconds` of audio in all."""
+    import numpy as np
+
+    from training.synthetic_corpus import SAMPLING_RATE, write_wav
+
+    joined = []
+    for path in sorted(source.glob("*.wav")):
+        with wave.open(str(path)) as audio:
+            joined.append(np.frombuffer(audio.readframes(audio.getnframes()), dtype=np.int16).astype(np.float32) / 32768)
+    joined = np.concatenate(joined)
+    length, count = int(seconds * SAMPLING_RATE), int(audio_seconds // seconds)
+    joined = np.tile(joined, -(-length * count // len(joined)))
+    folder.mkdir(parents=True)
+    for clip in range(count):
+        write_wav(folder / f"clip{clip:05d}.wav", joined[clip * length : (clip + 1) * length])
+    return folder
+
+
 def annotate_seconds(
-    model: str, folder: Path, output_dir: Path, processes: int, threads: int, batch_size: int
+    model: str, folder: Path, output_dir: Path, processes: int, threads: int, batch_size: int, adapt: bool = False
 ) -> float:
     """Wall time of one complete annotation of `folder` from an empty `output_dir`."""
     shutil.rmtree(output_dir, ignore_errors=True)
@@ -63,7 +89,8 @@ def annotate_seconds(
     ]
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONPATH": str(REPO)}
     started = time.perf_counter()
-    completed = subprocess.run([*command, "--batch_size", str(batch_size)], env=env, capture_output=True, text=True)
+    command += ["--batch_size", str(batch_size), *(["--adapt", "true"] if adapt else [])]
+    completed = subprocess.run(command, env=env, capture_output=True, text=True)
     elapsed = time.perf_counter() - started
     if completed.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed:\n{completed.stderr[-3000:]}")
@@ -77,6 +104,8 @@ def main():
     parser.add_argument("--processes", default="1,2", help="Process counts to compare.")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--batch_size", type=int, default=8)
+    parser.add_argument("--clip_seconds", default=None, help="Compare plain and --adapt on clips of these lengths.")
+    parser.add_argument("--audio_seconds", type=float, default=2000.0, help="Audio per clip length (--clip_seconds).")
     args = parser.parse_args()
     if not Path(args.model).is_dir():
         raise SystemExit(f"--model {args.model} is not a saved model directory; run `make main` or pass one.")
@@ -88,6 +117,9 @@ def main():
         folder = generate_corpus(work / "clips", num_speakers=speakers, num_sentences=num_sentences)
         for extra in sorted(folder.glob("*.wav"))[args.num_clips :]:
             extra.unlink()
+        if args.clip_seconds:
+            compare_adapt(args, folder, work)
+            return
         hours = corpus_hours(folder)
         cores = os.cpu_count()
         print(
@@ -112,6 +144,27 @@ def main():
             )
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def compare_adapt(args, source: Path, work: Path) -> None:
+    """One process, plain against `--adapt`, on clips of each of `args.clip_seconds`."""
+    print(f"model {args.model}; {os.cpu_count()} CPU cores, one process; batch size {args.batch_size}; median of {args.runs} runs")
+    print("| clips | audio s | plain wall s (runs) | plain audio h/h | --adapt wall s (runs) | --adapt / plain |")
+    print("|---|---|---|---|---|---|")
+    for seconds in [float(value) for value in args.clip_seconds.split(",")]:
+        folder = fixed_length_corpus(source, work / f"clips-{seconds:g}s", seconds, args.audio_seconds)
+        audio = corpus_hours(folder) * 3600
+        times = {False: [], True: []}
+        for _ in range(args.runs):  # alternately, so that a slow spell of the machine hits both
+            for adapt in (False, True):
+                times[adapt].append(annotate_seconds(args.model, folder, work / "out", 1, os.cpu_count(), args.batch_size, adapt))
+        plain, adapted = statistics.median(times[False]), statistics.median(times[True])
+        runs = {adapt: ", ".join(f"{value:.0f}" for value in values) for adapt, values in times.items()}
+        print(
+            f"| {len(list(folder.glob('*.wav')))} x {seconds:g} s | {audio:.0f} | {plain:.1f} ({runs[False]}) | "
+            f"{audio / plain:.0f} | {adapted:.1f} ({runs[True]}) | {adapted / plain:.2f}x |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

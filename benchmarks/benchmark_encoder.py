@@ -12,6 +12,7 @@ candidate shares, is timed once on its own), `--batch_size` at a time, in one pr
 - `float-1-thread`: `float` on one thread instead of the machine's cores.
 - `int8`: `float` with the encoder's linear layers dynamically quantised to int8
   (`torch.ao.quantization.quantize_dynamic`).
+- `bf16`: `float` under `torch.autocast("cpu", dtype=torch.bfloat16)` (CPUs with bfloat16 instructions).
 
 Per corpus and candidate: clips/s and audio hours per hour (median over `--repeats` runs), the speed-up over
 `30s-each-alone`; and against `30s-each-alone`'s features, the median cosine of the pooled features and the share of
@@ -36,7 +37,7 @@ from modeling_genser import GenSERForAudioClassification
 from pipelines.audio_input import decode_audio_file, speech_encoder_inputs
 
 CORPORA = ["emodb", "cremad", "ravdess", "casia", "nemo", "ased", "baved"]
-CANDIDATES = ["30s-each-alone", "float", "float-1-thread", "int8"]
+CANDIDATES = ["30s-each-alone", "float", "float-1-thread", "int8", "bf16"]
 
 
 def sample_clips(folder: Path, count: int, seed: int) -> list[Path]:
@@ -58,8 +59,10 @@ def encode(model, extractor, arrays: list, candidate: str, batch_size: int) -> t
     for start in range(0, len(order), batch_size):
         rows = order[start : start + batch_size]
         inputs = speech_encoder_inputs(extractor, [arrays[i] for i in rows])
-        for i, features in zip(rows, model.pooled_layer_features(inputs[model.main_input_name], inputs["attention_mask"])):
-            pooled[i] = features
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=candidate == "bf16"):
+            features = model.pooled_layer_features(inputs[model.main_input_name], inputs["attention_mask"])
+        for i, clip_features in zip(rows, features.float()):
+            pooled[i] = clip_features
     return torch.stack(pooled)
 
 

@@ -43,7 +43,8 @@ def whisper_hidden_states(
         lengths = trimmed_lengths(encoder, attention_mask)
         positions = torch.arange(input_features.shape[-1], device=input_features.device)
         input_features = input_features * (positions[None] < lengths[:, None])[:, None].to(input_features.dtype)
-        padding = torch.arange(num_positions, device=lengths.device)[None] >= (lengths // whisper_input_stride(encoder))[:, None]
+        frame_lengths = lengths // whisper_input_stride(encoder)
+        padding = torch.arange(num_positions, device=lengths.device)[None] >= frame_lengths[:, None]
         # An additive mask, (batch, 1, 1, keys): a padding key's weight is exactly zero after the softmax.
         key_mask = torch.zeros(padding.shape, dtype=input_features.dtype, device=padding.device)
         key_mask = key_mask.masked_fill(padding, torch.finfo(input_features.dtype).min)[:, None, None]

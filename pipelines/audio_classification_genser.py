@@ -14,7 +14,7 @@ from transformers.pipelines.base import ChunkPipeline
 
 # Relative imports only: this module and `audio_input` are copied beside every saved model's code, so that
 # `pipeline(..., trust_remote_code=True)` runs them where this package is not installed.
-from .audio_input import MIN_DURATION_S, load_audio, pad_to_min_duration, speech_encoder_inputs
+from .audio_input import MIN_DURATION_S, encoder_autocast, load_audio, pad_to_min_duration, speech_encoder_inputs
 
 # The key of a clip already through the encoder (`encode_windows`): its windows' pooled features.
 ENCODED_WINDOWS = "pooled_layer_features"
@@ -67,7 +67,10 @@ class GenSERAudioClassificationPipeline(ChunkPipeline, AudioClassificationPipeli
     - Gen-SER models trained with domain residuals (`config.domain_names`, e.g. the release's corpora) only: `domain`
       (`str`, one of `config.domain_names`): read the clip with that training domain's residual weights on top of the
       shared ones, for more clips of a corpus the model was trained on (its in-corpus figures were measured so, with
-      that corpus's `domain_statistics`). Without it the shared weights alone, as for any new speech.
+      that corpus's `domain_statistics`). Without it the shared weights alone, as for any new speech;
+    - Gen-SER models only: `encoder_precision` (`"float32"`, the default, or `"bfloat16"`): run the speech encoder
+      with its matrix products in bfloat16 (`torch.autocast`), about twice as fast on CPUs with bfloat16
+      instructions and on GPUs, for features very close to float32's (`BENCHMARKS.md`); the head runs in float32.
 
     Input can be a file path, file bytes, a waveform (numpy or torch; int PCM is scaled, up to 8 channels are
     averaged) with or without `{"array"/"raw", "sampling_rate"}` (any rate, resampled), or a `datasets` audio value;
@@ -91,6 +94,7 @@ class GenSERAudioClassificationPipeline(ChunkPipeline, AudioClassificationPipeli
         return_tasks=None,
         domain_statistics=None,
         domain=None,
+        encoder_precision=None,
         **kwargs,
     ):
         if kwargs:
@@ -120,6 +124,9 @@ class GenSERAudioClassificationPipeline(ChunkPipeline, AudioClassificationPipeli
             forward_params["domain_statistics"] = self._checked_domain_statistics(domain_statistics)
         if domain is not None:
             forward_params["domain_id"] = self._domain_id(domain)
+        if encoder_precision is not None:
+            encoder_autocast(encoder_precision, self.device.type)  # checks the name
+            forward_params["encoder_precision"] = encoder_precision
         if return_trajectory is not None:
             postprocess_params["return_trajectory"] = return_trajectory
         genser = self.is_genser
@@ -198,18 +205,24 @@ class GenSERAudioClassificationPipeline(ChunkPipeline, AudioClassificationPipeli
 
     @torch.inference_mode()
     def encode_windows(
-        self, clips, segment_length_s: float = 30.0, segment_hop_s: float | None = None, batch_size: int = 8
+        self,
+        clips,
+        segment_length_s: float = 30.0,
+        segment_hop_s: float | None = None,
+        batch_size: int = 8,
+        encoder_precision: str = "float32",
     ) -> list[dict]:
         """Every clip's windows through the speech encoder, as the pipeline cuts them, pooled: for each clip a dict
         the pipeline takes as input in place of the clip (`{"pooled_layer_features": (num_windows, num_layers,
         width), "starts": [...], "ends": [...]}`, seconds), which it then classifies with the head alone. The windows
-        of all `clips` are encoded `batch_size` at a time, shortest first, so a batch carries little padding."""
+        of all `clips` are encoded `batch_size` at a time, shortest first, so a batch carries little padding, at
+        `encoder_precision` (as the pipeline's option)."""
         if not self.is_genser:
             raise ValueError(f"encode_windows needs a Gen-SER model; this pipeline runs {type(self.model).__name__}.")
         windows = [
             (clip, start, end, audio)
             for clip, inputs in enumerate(clips)
-            for start, end, audio in self._windows(inputs, segment_length_s, segment_hop_s)
+            for start, end, _, audio in self._windows(inputs, segment_length_s, segment_hop_s)
         ]
         pooled = [None] * len(windows)
         order = sorted(range(len(windows)), key=lambda window: len(windows[window][3]))
@@ -218,8 +231,9 @@ class GenSERAudioClassificationPipeline(ChunkPipeline, AudioClassificationPipeli
             batch = order[first : first + batch_size]
             inputs = self._window_inputs([windows[window][3] for window in batch])
             inputs = self._ensure_tensor_on_device(dict(inputs), self.device)
-            features = self.model.pooled_layer_features(inputs[main_input], inputs["attention_mask"])
-            for window, window_features in zip(batch, features):
+            with encoder_autocast(encoder_precision, self.device.type):
+                features = self.model.pooled_layer_features(inputs[main_input], inputs["attention_mask"])
+            for window, window_features in zip(batch, features.to(self.model.dtype)):
                 pooled[window] = window_features
         encoded = [{"pooled_layer_features": [], "starts": [], "ends": []} for _ in clips]
         for (clip, start, end, _), features in zip(windows, pooled):
@@ -273,8 +287,8 @@ class GenSERAudioClassificationPipeline(ChunkPipeline, AudioClassificationPipeli
         return sorted({label2id[label] for label in candidate_labels})
 
     def _windows(self, inputs, segment_length_s=30.0, segment_hop_s=None):
-        """Yields the clip's windows, `(start, end, waveform)` (seconds; a window under 0.1 s, a very short clip or
-        the tail of a long one, padded with silence)."""
+        """Yields the clip's windows, `(start, end, is_last, waveform)` (seconds; a window under 0.1 s, a very short
+        clip or the tail of a long one, padded with silence)."""
         sampling_rate = self.feature_extractor.sampling_rate
         audio = load_audio(inputs, sampling_rate)
         window = max(1, round(segment_length_s * sampling_rate))
@@ -293,8 +307,9 @@ class GenSERAudioClassificationPipeline(ChunkPipeline, AudioClassificationPipeli
         start = 0
         while True:
             end = min(start + window, audio.shape[0])
-            yield start / sampling_rate, end / sampling_rate, pad_to_min_duration(audio[start:end], sampling_rate)
-            if end == audio.shape[0]:
+            is_last = end == audio.shape[0]
+            yield start / sampling_rate, end / sampling_rate, is_last, pad_to_min_duration(audio[start:end], sampling_rate)
+            if is_last:
                 return
             start += hop
 
@@ -309,23 +324,39 @@ class GenSERAudioClassificationPipeline(ChunkPipeline, AudioClassificationPipeli
         """Yields the model inputs of every window of the clip, with its `start`/`end` (seconds). A clip already
         through the encoder (`encode_windows`) yields its pooled windows."""
         if isinstance(inputs, dict) and ENCODED_WINDOWS in inputs:
-            windows = inputs[ENCODED_WINDOWS]
-            for index, (start, end) in enumerate(zip(inputs["starts"], inputs["ends"], strict=True)):
+            windows = self._checked_encoded_windows(inputs)
+            for index, (start, end) in enumerate(zip(inputs["starts"], inputs["ends"])):
                 is_last = index == len(windows) - 1
                 yield {"is_last": is_last, "start": start, "end": end, ENCODED_WINDOWS: windows[index : index + 1]}
             return
-        windows = self._windows(inputs, segment_length_s, segment_hop_s)
-        window = next(windows)
-        for following in itertools.chain(windows, [None]):
-            start, end, audio = window
+        for start, end, is_last, audio in self._windows(inputs, segment_length_s, segment_hop_s):
             segment = self._window_inputs([audio])
             main_input = self.model.main_input_name
             if segment[main_input].dim() == 3:
                 # Whisper's (1, mel bins, frames) time first, so that the stock collate pads a batch's windows of
                 # different lengths along time (`_forward` turns them back); their attention masks say where.
                 segment[main_input] = segment[main_input].transpose(1, 2)
-            yield {"is_last": following is None, "start": start, "end": end, **segment}
-            window = following
+            yield {"is_last": is_last, "start": start, "end": end, **segment}
+
+    def _checked_encoded_windows(self, clip: dict) -> torch.Tensor:
+        """The pooled windows of an `encode_windows` clip, refused unless they fit this model and their times."""
+        windows = torch.as_tensor(clip[ENCODED_WINDOWS])
+        config = self.model.config
+        expected = (config.encoder_config.num_hidden_layers + 1, config.encoder_config.hidden_size)
+        if config.pooling == "mean_std":
+            expected = (expected[0], 2 * expected[1])
+        starts, ends = clip.get("starts"), clip.get("ends")
+        if not self.is_genser or windows.dim() != 3 or tuple(windows.shape[1:]) != expected or len(windows) == 0:
+            raise ValueError(
+                f"Encoded windows must be this Gen-SER model's pooled features, (num_windows, {expected[0]}, "
+                f"{expected[1]}), as its pipeline's `encode_windows` gives; got {tuple(windows.shape)}."
+            )
+        if starts is None or ends is None or not len(starts) == len(ends) == len(windows):
+            raise ValueError(
+                f"Encoded windows need their `starts` and `ends` (seconds), one of each per window ({len(windows)}), "
+                "as `encode_windows` gives them."
+            )
+        return windows
 
     def _encoder_layout(self, model_inputs: dict) -> dict:
         """`preprocess`'s windows with Whisper's features back in the encoder's `(batch, mel bins, frames)`."""
@@ -343,9 +374,16 @@ class GenSERAudioClassificationPipeline(ChunkPipeline, AudioClassificationPipeli
         return_trajectory=False,
         domain_statistics=None,
         domain_id=None,
+        encoder_precision="float32",
     ):
         segment = {key: model_inputs.pop(key) for key in ("is_last", "start", "end")}
         model_inputs = self._encoder_layout(model_inputs)
+        main_input = self.model.main_input_name
+        if encoder_precision != "float32" and main_input in model_inputs:  # the encoder alone at that precision
+            with encoder_autocast(encoder_precision, self.device.type):
+                inputs, attention_mask = model_inputs.pop(main_input), model_inputs.pop("attention_mask", None)
+                pooled = self.model.pooled_layer_features(inputs, attention_mask)
+            model_inputs[ENCODED_WINDOWS] = pooled.to(self.model.dtype)
         if self.is_genser:
             # A CPU generator, as the model's default: one seed, the same draws on every device.
             generator = None if seed is None else torch.Generator().manual_seed(seed)

@@ -125,6 +125,18 @@ def pad_to_min_duration(array: np.ndarray, sampling_rate: int) -> np.ndarray:
     return np.pad(array, (0, max(0, min_length - array.shape[0])))
 
 
+# How the frozen speech encoder may run: in float32, or with its matrix products in bfloat16 (`torch.autocast`): about
+# twice as fast on CPUs with bfloat16 instructions and on GPUs, for features very close to float32's (BENCHMARKS.md).
+ENCODER_PRECISIONS = ("float32", "bfloat16")
+
+
+def encoder_autocast(precision: str, device_type: str):
+    """The context to run the speech encoder in at `precision` (one of `ENCODER_PRECISIONS`) on `device_type`."""
+    if precision not in ENCODER_PRECISIONS:
+        raise ValueError(f"encoder_precision must be one of {ENCODER_PRECISIONS}, got {precision!r}.")
+    return torch.autocast(device_type, dtype=torch.bfloat16, enabled=precision == "bfloat16")
+
+
 def speech_encoder_inputs(feature_extractor, arrays: list, whole_window: bool = False):
     """The speech encoder's inputs plus `attention_mask` for a batch of mono arrays at the extractor's sampling rate:
     a `BatchFeature` of tensors, padded to the batch's longest clip.

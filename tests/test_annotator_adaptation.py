@@ -275,3 +275,19 @@ def test_adapt_encodes_each_window_once_and_removes_the_features_unless_kept(
             assert mine.get("scores") == pytest.approx(other.get("scores"), abs=1e-5)
     with pytest.raises(ValueError, match="--keep_features .* needs --adapt"):
         run(adaptive_model_dir, tmp_path / "no-adapt", folder=str(corpus), keep_features=True)
+
+
+def test_the_encoder_precision_shapes_the_rows_and_the_moments(adaptive_model_dir, corpus, tmp_path):  # noqa: F811
+    output_dir = tmp_path / "bf16"
+    run(adaptive_model_dir, output_dir, folder=str(corpus), adapt=True, encoder_precision="bfloat16", max_shards=1)
+    assert json.loads((output_dir / "run.json").read_text())["encoder_precision"] == "bfloat16"
+    with pytest.raises(ValueError, match="encoder_precision: 'bfloat16' -> 'float32'"):
+        run(adaptive_model_dir, output_dir, folder=str(corpus), adapt=True)
+    run(adaptive_model_dir, output_dir, folder=str(corpus), adapt=True, encoder_precision="bfloat16")
+    reference = tmp_path / "float32"
+    run(adaptive_model_dir, reference, folder=str(corpus), adapt=True)
+    ours, theirs = table(output_dir, "files"), table(reference, "files")
+    assert [row["source"] for row in ours] == [row["source"] for row in theirs]
+    assert any(mine["scores"] != other["scores"] for mine, other in zip(ours, theirs))
+    for mine, other in zip(ours, theirs):
+        assert mine["scores"] == pytest.approx(other["scores"], abs=0.05)

@@ -160,3 +160,28 @@ def test_unreadable_clips_are_found_by_the_encoding_itself_each_clip_decoded_onc
         add_encoder_features(dataset, model, extractor, "audio", tmp_path / "cache", unreadable_audio="ignore")
     with pytest.raises(ValueError, match="not audio: cast it with training.data.cast_audio"):
         add_encoder_features(Dataset.from_dict({"audio": [str(tmp_path / "clip0.wav")]}), model, extractor, "audio")
+
+
+def test_the_bfloat16_encoder_is_a_store_of_its_own_with_features_close_to_float32s(tmp_path):
+    model, extractor = make_model(), Wav2Vec2FeatureExtractor()
+    dataset = clips_dataset(tmp_path, [200.0, 400.0, 600.0])
+    cache = tmp_path / "cache"
+    full = features_of(add_encoder_features(dataset, model, extractor, "audio", cache))
+    calls = counting_encoder_calls(model)
+    fast = features_of(add_encoder_features(dataset, model, extractor, "audio", cache, encoder_precision="bfloat16"))
+    assert sum(calls) == 3 and len(stores(cache)) == 2  # encoded again, into its own store
+    assert not torch.equal(fast, full)
+    cosine = torch.nn.functional.cosine_similarity(fast.flatten(1), full.flatten(1))
+    assert cosine.min() > 0.99
+    with pytest.raises(ValueError, match=r"encoder_precision must be one of \('float32', 'bfloat16'\), got 'int8'"):
+        add_encoder_features(dataset, model, extractor, "audio", cache, encoder_precision="int8")
+
+
+def test_an_encoder_precision_without_the_cache_or_of_another_name_is_refused():
+    from training.arguments import DataTrainingArguments
+
+    assert DataTrainingArguments(encoder_precision="bfloat16").encoder_precision == "bfloat16"
+    with pytest.raises(ValueError, match="--encoder_precision sets how the feature cache is encoded"):
+        DataTrainingArguments(encoder_precision="bfloat16", use_feature_cache=False)
+    with pytest.raises(ValueError, match="--encoder_precision must be one of"):
+        DataTrainingArguments(encoder_precision="bf16")

@@ -263,6 +263,26 @@ def test_clips_encoded_beforehand_in_batches_classify_as_their_audio(whisper_cla
     for ours, theirs in zip(from_features, from_audio, strict=True):
         assert scores_by_label(ours["scores"]) == pytest.approx(scores_by_label(theirs["scores"]), abs=1e-5)
         assert [(s["start"], s["end"]) for s in ours["segments"]] == [(s["start"], s["end"]) for s in theirs["segments"]]
+    width = encoded[0]["pooled_layer_features"].shape[-1]
+    with pytest.raises(ValueError, match=rf"this Gen-SER model's pooled features, \(num_windows, 3, {width}\)"):
+        whisper_classifier({"pooled_layer_features": torch.zeros(1, 2, width), "starts": [0.0], "ends": [1.0]})
+    with pytest.raises(ValueError, match="need their `starts` and `ends`"):
+        whisper_classifier({"pooled_layer_features": encoded[0]["pooled_layer_features"], "starts": [0.0]})
+
+
+def test_the_encoder_runs_in_bfloat16_when_asked_and_the_scores_stay_close(whisper_classifier):
+    clips = [tone(300.0 + 90 * i, seconds=seconds, seed=i) for i, seconds in enumerate([2.5, 0.4])]
+    full = whisper_classifier(clips, top_k=None, segment_length_s=1.0, batch_size=2)
+    fast = whisper_classifier(clips, top_k=None, segment_length_s=1.0, batch_size=2, encoder_precision="bfloat16")
+    assert fast != full
+    for ours, theirs in zip(fast, full):
+        assert scores_by_label(ours) == pytest.approx(scores_by_label(theirs), abs=0.05)
+    encoded = whisper_classifier.encode_windows(clips, 1.0, encoder_precision="bfloat16")
+    from_features = whisper_classifier(encoded, top_k=None)
+    for ours, theirs in zip(from_features, fast):  # other batches, other bfloat16 roundings: close, not equal
+        assert scores_by_label(ours) == pytest.approx(scores_by_label(theirs), abs=2e-3)
+    with pytest.raises(ValueError, match="encoder_precision must be one of"):
+        whisper_classifier(clips[0], encoder_precision="float16")
 
 
 # --- uncertainty ---------------------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@
 A clip's cached entry is its per-layer pooled features (`GenSERForAudioClassification.pooled_layer_features`),
 which are all the head needs: pooling and the learnable layer sum commute. The cache is keyed by the audio alone:
 per encoder, a store (a folder under `HF_DATASETS_CACHE/gen-ser-pooled-features` by default) holds every clip that
-encoder has encoded, keyed by the clip's bytes or its file's path, size and modification time (`clip_keys`), in
+encoder has encoded (at each `encoder_precision`), keyed by the clip's bytes or its file's path, size and modification time (`clip_keys`), in
 memory-mapped Arrow parts (`part-*.arrow`, one per encoding run, not one file per clip). A dataset of known clips,
 whatever its label columns, label mapping or tasks, reads them (gathered into `rows-*.arrow`, which its next run
 reads directly); only new or changed clips are encoded. The store's name hashes the encoder (config, weights,
@@ -33,7 +33,7 @@ from torch.nn.utils.rnn import pad_sequence
 
 from modeling_genser.domain_normalization import domain_statistics
 
-from pipelines.audio_input import speech_encoder_inputs
+from pipelines.audio_input import encoder_autocast, speech_encoder_inputs
 
 from .data import check_unreadable_audio_option, decode_audio, report_unreadable_audio
 
@@ -102,6 +102,7 @@ def add_encoder_features(
     batch_size: int = 8,
     unreadable_audio: str = "raise",
     return_clips: bool = False,
+    encoder_precision: str = "float32",
 ) -> Dataset | tuple[Dataset, Dataset]:
     """`dataset` with its audio column replaced by what the frozen encoder gives: `pooled_layer_features`,
     `(num_layers, width)` per clip; or, with `trainable_encoder_layers` = N > 0, `lower_layer_frames`
@@ -114,12 +115,14 @@ def add_encoder_features(
     `batch_size` at a time, so a batch carries little padding.
 
     The audio column must decode at the feature extractor's sampling rate (`training.data.cast_audio`); clips
-    longer than `max_length_seconds` are encoded from their start up to that length. Clips that cannot be decoded
+    longer than `max_length_seconds` are encoded from their start up to that length, at `encoder_precision`
+    (`pipelines.audio_input.ENCODER_PRECISIONS`, part of the store's key). Clips that cannot be decoded
     are named and raise (`unreadable_audio="raise"`) or are left out with a warning (`"skip"`). With `return_clips`,
     returns `(clips, features)`: also the rows of `dataset` that were kept, with their audio, row for row with the
     features.
     """
     check_unreadable_audio_option(unreadable_audio)
+    encoder_autocast(encoder_precision, model.device.type)  # checks the name before any work
     config = model.config
     if not config.freeze_encoder:
         raise ValueError(
@@ -149,10 +152,12 @@ def add_encoder_features(
     def encode_batch(arrays: list[np.ndarray]) -> dict:
         inputs = speech_encoder_inputs(feature_extractor, arrays, whole_window=not config.trim_padding)
         inputs = (inputs[model.main_input_name].to(model.device), inputs["attention_mask"].to(model.device))
-        if trainable:
-            clips, lower_pooled = model.lower_layer_features(*inputs)
-            return {FRAMES_COLUMN: [clip.float().cpu().numpy() for clip in clips], LOWER_POOLED_COLUMN: lower_pooled}
-        return {POOLED_FEATURES_COLUMN: model.pooled_layer_features(*inputs)}
+        with encoder_autocast(encoder_precision, model.device.type):
+            if trainable:
+                clips, lower_pooled = model.lower_layer_features(*inputs)
+                frames = [clip.float().cpu().numpy() for clip in clips]
+                return {FRAMES_COLUMN: frames, LOWER_POOLED_COLUMN: lower_pooled}
+            return {POOLED_FEATURES_COLUMN: model.pooled_layer_features(*inputs)}
 
     @torch.no_grad()
     def encode(batch: dict) -> dict:
@@ -180,7 +185,7 @@ def add_encoder_features(
     cache_dir = Path(cache_dir or Path(datasets.config.HF_DATASETS_CACHE) / "gen-ser-pooled-features")
     # One store per encoder and crop; the format tag keeps stores of earlier layouts from being read.
     store_key = hashlib.sha256(
-        f"{encoder_key(model, feature_extractor)} {decoder} {max_length} {CACHE_FORMAT}".encode()
+        f"{encoder_key(model, feature_extractor)} {decoder} {max_length} {encoder_precision} {CACHE_FORMAT}".encode()
     ).hexdigest()[:24]
     store = cache_dir / f"{'frames' if trainable else 'pooled'}-{store_key}"
     store.mkdir(parents=True, exist_ok=True)

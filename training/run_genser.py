@@ -329,6 +329,7 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
                 else add_encoder_features(
                     split, model, feature_extractor, audio_column, data_args.feature_cache_dir,
                     data_args.max_length_seconds, unreadable_audio=data_args.unreadable_audio, return_clips=True,
+                    encoder_precision=data_args.encoder_precision,
                 )
                 for split in (train, evaluation)
             )

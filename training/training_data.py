@@ -103,6 +103,7 @@ def cached_corpus(
         data_args.feature_cache_dir,
         data_args.max_length_seconds,
         unreadable_audio=data_args.unreadable_audio,
+        encoder_precision=data_args.encoder_precision,
     )
     groups = speaker_groups(features, data_args.group_column_name)
     return features, labels, groups, label_sets
