@@ -34,7 +34,7 @@ import torch
 from transformers import AutoFeatureExtractor
 
 from modeling_genser import GenSERForAudioClassification
-from pipelines.audio_input import decode_audio_file, speech_encoder_inputs
+from pipelines.audio_input import batches_by_length, decode_audio_file, encoder_autocast, speech_encoder_inputs
 
 CORPORA = ["emodb", "cremad", "ravdess", "casia", "nemo", "ased", "baved"]
 CANDIDATES = ["30s-each-alone", "float", "float-1-thread", "int8", "bf16"]
@@ -51,15 +51,13 @@ def encode(model, extractor, arrays: list, candidate: str, batch_size: int) -> t
     """Pooled features of `arrays`, in their order, `(num_clips, num_layers, width)`."""
     pooled = [None] * len(arrays)
     if candidate == "30s-each-alone":
-        for array in range(len(arrays)):
-            inputs = speech_encoder_inputs(extractor, [arrays[array]], whole_window=True)
-            pooled[array] = model.pooled_layer_features(inputs[model.main_input_name], inputs["attention_mask"])[0]
+        for i, array in enumerate(arrays):
+            inputs = speech_encoder_inputs(extractor, [array], whole_window=True)
+            pooled[i] = model.pooled_layer_features(inputs[model.main_input_name], inputs["attention_mask"])[0]
         return torch.stack(pooled)
-    order = sorted(range(len(arrays)), key=lambda i: len(arrays[i]))
-    for start in range(0, len(order), batch_size):
-        rows = order[start : start + batch_size]
+    for rows in batches_by_length(arrays, batch_size):
         inputs = speech_encoder_inputs(extractor, [arrays[i] for i in rows])
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=candidate == "bf16"):
+        with encoder_autocast("bfloat16" if candidate == "bf16" else "float32", "cpu"):
             features = model.pooled_layer_features(inputs[model.main_input_name], inputs["attention_mask"])
         for i, clip_features in zip(rows, features.float()):
             pooled[i] = clip_features

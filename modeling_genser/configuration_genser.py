@@ -289,6 +289,13 @@ class GenSERConfig(PreTrainedConfig):
         return output
 
     @property
+    def pooled_features_shape(self) -> tuple[int, int]:
+        """`(num_layers, width)` of a clip's pooled encoder features: every layer's output and the embedding output,
+        each `hidden_size` wide (twice that with `"mean_std"` pooling)."""
+        width = self.encoder_config.hidden_size * (2 if self.pooling == "mean_std" else 1)
+        return self.encoder_config.num_hidden_layers + 1, width
+
+    @property
     def tasks(self) -> dict[str, list[str]]:
         """Every task's labels: `label_sets`, or `{"label": [...id2label...]}` for a single-task model."""
         return self.label_sets or {"label": [self.id2label[i] for i in range(self.num_labels)]}

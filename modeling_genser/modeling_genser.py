@@ -236,8 +236,7 @@ class GenSERConditioner(nn.Module):
     def __init__(self, config: GenSERConfig):
         super().__init__()
         self.aggregation = config.layer_aggregation
-        num_layers = config.encoder_config.num_hidden_layers + 1  # the embedding output counts as a layer
-        width = config.encoder_config.hidden_size * (2 if config.pooling == "mean_std" else 1)
+        num_layers, width = config.pooled_features_shape
         if self.aggregation == "concat":
             self.condition_dim = width * num_layers
         else:

@@ -1,8 +1,8 @@
 # Copyright 2026 The Gen-SER authors. Licensed under the Apache License, Version 2.0.
 """What `genser-annotate` leaves on disk and how a run is resumed from it: shards of the input, each shard's Parquet
 tables and its marker (written last, through temporary files, so a shard is either finished or absent), the
-adaptation pass's per-shard moments and encoder features, and the closing summary, `errors.csv` and dataset card. `bulk_annotator.py`
-describes the layout; these functions are the only ones that touch it.
+adaptation pass's per-shard moments and encoder features, and the closing summary, `errors.csv` and dataset card.
+`bulk_annotator.py` describes the layout; these functions are the only ones that touch it.
 """
 
 import csv
@@ -83,20 +83,14 @@ def write_moments(
 ) -> None:
     """A shard's per-domain moments, with its items digest and what shaped them (`shaped_by`: the model's digest and
     the window and domain options), written whole (through a temporary file)."""
-    from safetensors.torch import save_file
-
     domains = sorted(moments)
     tensors = {
         "count": torch.tensor([moments[domain][0] for domain in domains], dtype=torch.int64),
         "total": torch.stack([moments[domain][1] for domain in domains]) if domains else torch.zeros(0, *shape),
         "squares": torch.stack([moments[domain][2] for domain in domains]) if domains else torch.zeros(0, *shape),
     }
-    path = adaptation_path(output_dir, shard)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = temporary_path(path)
     metadata = {"items": items_digest(items), "domains": json.dumps(domains), "shaped_by": json.dumps(shaped_by)}
-    save_file(tensors, temporary, metadata=metadata)
-    os.replace(temporary, path)
+    save_tensors_whole(adaptation_path(output_dir, shard), tensors, metadata)
 
 
 def read_moments(output_dir: Path, shard: int, shaped_by: dict) -> tuple[str, dict]:
@@ -126,18 +120,13 @@ def write_encoded_windows(output_dir: Path, shard: int, items: list[AnnotationIn
     """A shard's readable items through the encoder (`{index: encode_windows' clip with its "duration"}`), so that the
     classification pass runs the head alone; with its items digest and `shaped_by`, written whole before the shard's
     moments (which mark the adaptation pass's shard as done)."""
-    from safetensors.torch import save_file
-
     tensors = {}
     for index, clip in encoded.items():
         tensors[f"{index}/pooled"] = clip["pooled_layer_features"].float().cpu().contiguous()
         tensors[f"{index}/bounds"] = torch.tensor([clip["starts"], clip["ends"]], dtype=torch.float64)
         tensors[f"{index}/duration"] = torch.tensor(clip["duration"], dtype=torch.float64)
-    path = encoded_windows_path(output_dir, shard)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = temporary_path(path)
-    save_file(tensors, temporary, metadata={"items": items_digest(items), "shaped_by": json.dumps(shaped_by)})
-    os.replace(temporary, path)
+    metadata = {"items": items_digest(items), "shaped_by": json.dumps(shaped_by)}
+    save_tensors_whole(encoded_windows_path(output_dir, shard), tensors, metadata)
 
 
 def read_encoded_windows(output_dir: Path, shard: int, items: list[AnnotationInput], shaped_by: dict) -> dict | None:
@@ -224,6 +213,16 @@ def temporary_path(path: Path) -> Path:
     """Where a process writes `path` before renaming it into place: a kill leaves a stray file, never a partial one
     under the real name."""
     return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+def save_tensors_whole(path: Path, tensors: dict, metadata: dict) -> None:
+    """Saves `tensors` with `metadata` to the safetensors file `path` through a temporary file."""
+    from safetensors.torch import save_file
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = temporary_path(path)
+    save_file(tensors, temporary, metadata=metadata)
+    os.replace(temporary, path)
 
 
 def write_whole(path: Path, text: str) -> None:

@@ -14,7 +14,14 @@ from transformers.pipelines.base import ChunkPipeline
 
 # Relative imports only: this module and `audio_input` are copied beside every saved model's code, so that
 # `pipeline(..., trust_remote_code=True)` runs them where this package is not installed.
-from .audio_input import MIN_DURATION_S, encoder_autocast, load_audio, pad_to_min_duration, speech_encoder_inputs
+from .audio_input import (
+    MIN_DURATION_S,
+    batches_by_length,
+    encoder_autocast,
+    load_audio,
+    pad_to_min_duration,
+    speech_encoder_inputs,
+)
 
 # The key of a clip already through the encoder (`encode_windows`): its windows' pooled features.
 ENCODED_WINDOWS = "pooled_layer_features"
@@ -224,24 +231,23 @@ class GenSERAudioClassificationPipeline(ChunkPipeline, AudioClassificationPipeli
             for clip, inputs in enumerate(clips)
             for start, end, _, audio in self._windows(inputs, segment_length_s, segment_hop_s)
         ]
+        audio = [window[3] for window in windows]
         pooled = [None] * len(windows)
-        order = sorted(range(len(windows)), key=lambda window: len(windows[window][3]))
         main_input = self.model.main_input_name
-        for first in range(0, len(order), batch_size):
-            batch = order[first : first + batch_size]
-            inputs = self._window_inputs([windows[window][3] for window in batch])
+        for batch in batches_by_length(audio, batch_size):
+            inputs = self._window_inputs([audio[window] for window in batch])
             inputs = self._ensure_tensor_on_device(dict(inputs), self.device)
             with encoder_autocast(encoder_precision, self.device.type):
                 features = self.model.pooled_layer_features(inputs[main_input], inputs["attention_mask"])
             for window, window_features in zip(batch, features.to(self.model.dtype)):
                 pooled[window] = window_features
-        encoded = [{"pooled_layer_features": [], "starts": [], "ends": []} for _ in clips]
+        encoded = [{ENCODED_WINDOWS: [], "starts": [], "ends": []} for _ in clips]
         for (clip, start, end, _), features in zip(windows, pooled):
-            encoded[clip]["pooled_layer_features"].append(features)
+            encoded[clip][ENCODED_WINDOWS].append(features)
             encoded[clip]["starts"].append(start)
             encoded[clip]["ends"].append(end)
         for clip in encoded:
-            clip["pooled_layer_features"] = torch.stack(clip["pooled_layer_features"])
+            clip[ENCODED_WINDOWS] = torch.stack(clip[ENCODED_WINDOWS])
         return encoded
 
     def collection_moments(
@@ -330,23 +336,15 @@ class GenSERAudioClassificationPipeline(ChunkPipeline, AudioClassificationPipeli
                 yield {"is_last": is_last, "start": start, "end": end, ENCODED_WINDOWS: windows[index : index + 1]}
             return
         for start, end, is_last, audio in self._windows(inputs, segment_length_s, segment_hop_s):
-            segment = self._window_inputs([audio])
-            main_input = self.model.main_input_name
-            if segment[main_input].dim() == 3:
-                # Whisper's (1, mel bins, frames) time first, so that the stock collate pads a batch's windows of
-                # different lengths along time (`_forward` turns them back); their attention masks say where.
-                segment[main_input] = segment[main_input].transpose(1, 2)
+            segment = self._swap_mel_axes(dict(self._window_inputs([audio])))
             yield {"is_last": is_last, "start": start, "end": end, **segment}
 
     def _checked_encoded_windows(self, clip: dict) -> torch.Tensor:
         """The pooled windows of an `encode_windows` clip, refused unless they fit this model and their times."""
         windows = torch.as_tensor(clip[ENCODED_WINDOWS])
-        config = self.model.config
-        expected = (config.encoder_config.num_hidden_layers + 1, config.encoder_config.hidden_size)
-        if config.pooling == "mean_std":
-            expected = (expected[0], 2 * expected[1])
+        expected = self.model.config.pooled_features_shape if self.is_genser else None
         starts, ends = clip.get("starts"), clip.get("ends")
-        if not self.is_genser or windows.dim() != 3 or tuple(windows.shape[1:]) != expected or len(windows) == 0:
+        if expected is None or windows.dim() != 3 or tuple(windows.shape[1:]) != expected or len(windows) == 0:
             raise ValueError(
                 f"Encoded windows must be this Gen-SER model's pooled features, (num_windows, {expected[0]}, "
                 f"{expected[1]}), as its pipeline's `encode_windows` gives; got {tuple(windows.shape)}."
@@ -358,8 +356,10 @@ class GenSERAudioClassificationPipeline(ChunkPipeline, AudioClassificationPipeli
             )
         return windows
 
-    def _encoder_layout(self, model_inputs: dict) -> dict:
-        """`preprocess`'s windows with Whisper's features back in the encoder's `(batch, mel bins, frames)`."""
+    def _swap_mel_axes(self, model_inputs: dict) -> dict:
+        """`model_inputs` with Whisper's features' last two axes swapped: `preprocess` yields them time first, so that
+        the stock collate pads a batch's windows of different lengths along time (their attention masks say where),
+        and `_forward` swaps them back to the encoder's `(batch, mel bins, frames)`."""
         main_input = self.model.main_input_name
         if main_input in model_inputs and model_inputs[main_input].dim() == 3:
             model_inputs[main_input] = model_inputs[main_input].transpose(1, 2)
@@ -377,7 +377,7 @@ class GenSERAudioClassificationPipeline(ChunkPipeline, AudioClassificationPipeli
         encoder_precision="float32",
     ):
         segment = {key: model_inputs.pop(key) for key in ("is_last", "start", "end")}
-        model_inputs = self._encoder_layout(model_inputs)
+        model_inputs = self._swap_mel_axes(model_inputs)
         main_input = self.model.main_input_name
         if encoder_precision != "float32" and main_input in model_inputs:  # the encoder alone at that precision
             with encoder_autocast(encoder_precision, self.device.type):

@@ -137,6 +137,13 @@ def encoder_autocast(precision: str, device_type: str):
     return torch.autocast(device_type, dtype=torch.bfloat16, enabled=precision == "bfloat16")
 
 
+def batches_by_length(arrays: dict | list, batch_size: int) -> list[list]:
+    """The keys of `arrays` (indices of a list) sorted by their array's length, cut into batches of `batch_size`: the
+    clips of a batch are of similar length, so padding them to the longest costs little."""
+    keys = sorted(arrays.keys() if isinstance(arrays, dict) else range(len(arrays)), key=lambda key: len(arrays[key]))
+    return [keys[start : start + batch_size] for start in range(0, len(keys), batch_size)]
+
+
 def speech_encoder_inputs(feature_extractor, arrays: list, whole_window: bool = False):
     """The speech encoder's inputs plus `attention_mask` for a batch of mono arrays at the extractor's sampling rate:
     a `BatchFeature` of tensors, padded to the batch's longest clip.

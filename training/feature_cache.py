@@ -4,8 +4,8 @@
 A clip's cached entry is its per-layer pooled features (`GenSERForAudioClassification.pooled_layer_features`),
 which are all the head needs: pooling and the learnable layer sum commute. The cache is keyed by the audio alone:
 per encoder, a store (a folder under `HF_DATASETS_CACHE/gen-ser-pooled-features` by default) holds every clip that
-encoder has encoded (at each `encoder_precision`), keyed by the clip's bytes or its file's path, size and modification time (`clip_keys`), in
-memory-mapped Arrow parts (`part-*.arrow`, one per encoding run, not one file per clip). A dataset of known clips,
+encoder has encoded (at each `encoder_precision`), keyed by the clip's bytes or its file's path, size and
+modification time (`clip_keys`), in memory-mapped Arrow parts (`part-*.arrow`, one per encoding run, not one file per clip). A dataset of known clips,
 whatever its label columns, label mapping or tasks, reads them (gathered into `rows-*.arrow`, which its next run
 reads directly); only new or changed clips are encoded. The store's name hashes the encoder (config, weights,
 feature extractor settings, pooling, padding trim), the audio column's decoding and the crop length, so another
@@ -33,7 +33,7 @@ from torch.nn.utils.rnn import pad_sequence
 
 from modeling_genser.domain_normalization import domain_statistics
 
-from pipelines.audio_input import encoder_autocast, speech_encoder_inputs
+from pipelines.audio_input import batches_by_length, encoder_autocast, speech_encoder_inputs
 
 from .data import check_unreadable_audio_option, decode_audio, report_unreadable_audio
 
@@ -83,13 +83,9 @@ def clip_keys(dataset: Dataset, audio_column_name: str) -> list[str]:
     return keys
 
 
-def cached_clips(store: Path) -> tuple[Dataset | None, dict[str, int]]:
-    """Every clip `store` holds, as one dataset of its parts (memory-mapped), and each clip key's row in it."""
-    parts = [Dataset.from_file(str(path)) for path in sorted(store.glob("part-*.arrow"))]
-    if not parts:
-        return None, {}
-    clips = concatenate_datasets(parts)
-    return clips, {key: row for row, key in enumerate(clips[CLIP_KEY_COLUMN])}
+def cached_parts(store: Path) -> list[Dataset]:
+    """Every part of `store` (memory-mapped), each a dataset of clips with their `clip_key`."""
+    return [Dataset.from_file(str(path)) for path in sorted(store.glob("part-*.arrow"))]
 
 
 def add_encoder_features(
@@ -136,9 +132,8 @@ def add_encoder_features(
         )
     rate = feature_extractor.sampling_rate
     max_length = None if max_length_seconds is None else int(max_length_seconds * rate)
-    num_layers = config.encoder_config.num_hidden_layers + 1
+    num_layers, width = config.pooled_features_shape
     hidden_size = config.encoder_config.hidden_size
-    width = hidden_size * (2 if config.pooling == "mean_std" else 1)
     trainable = config.trainable_encoder_layers
     features = Features({CLIP_KEY_COLUMN: Value("string")})
     if trainable:
@@ -156,8 +151,8 @@ def add_encoder_features(
             if trainable:
                 clips, lower_pooled = model.lower_layer_features(*inputs)
                 frames = [clip.float().cpu().numpy() for clip in clips]
-                return {FRAMES_COLUMN: frames, LOWER_POOLED_COLUMN: lower_pooled}
-            return {POOLED_FEATURES_COLUMN: model.pooled_layer_features(*inputs)}
+                return {FRAMES_COLUMN: frames, LOWER_POOLED_COLUMN: lower_pooled.float().cpu().numpy()}
+            return {POOLED_FEATURES_COLUMN: model.pooled_layer_features(*inputs).float().cpu().numpy()}
 
     @torch.no_grad()
     def encode(batch: dict) -> dict:
@@ -174,12 +169,10 @@ def add_encoder_features(
              LOWER_POOLED_COLUMN: np.zeros((len(errors), num_layers - trainable, width), np.float32)}
             if trainable else {POOLED_FEATURES_COLUMN: np.zeros((len(errors), num_layers, width), np.float32)}
         )  # fmt: skip
-        by_length = sorted(arrays, key=lambda i: len(arrays[i]))
-        for start in range(0, len(by_length), batch_size):
-            rows = by_length[start : start + batch_size]
+        for rows in batches_by_length(arrays, batch_size):
             for name, values in encode_batch([arrays[i] for i in rows]).items():
                 for i, value in zip(rows, values):
-                    encoded[name][i] = value if name == FRAMES_COLUMN else value.float().cpu().numpy()
+                    encoded[name][i] = value
         return {CLIP_KEY_COLUMN: batch[CLIP_KEY_COLUMN], **encoded, AUDIO_ERROR_COLUMN: errors}
 
     cache_dir = Path(cache_dir or Path(datasets.config.HF_DATASETS_CACHE) / "gen-ser-pooled-features")
@@ -195,14 +188,19 @@ def add_encoder_features(
     if rows_file.exists():
         encoded = Dataset.from_file(str(rows_file))
     else:
-        clips, known = cached_clips(store)
-        new_rows = list({key: row for row, key in reversed(list(enumerate(keys))) if key not in known}.values())
-        if new_rows:
-            new_rows.sort()
+        parts = cached_parts(store)
+        # Each clip's row in the parts concatenated (a clip is in one part only: a part holds clips new to the store).
+        position = {key: row for row, key in enumerate(key for part in parts for key in part[CLIP_KEY_COLUMN])}
+        first_rows = {}  # each new clip's first row, in row order
+        for row, key in enumerate(keys):
+            if key not in position:
+                first_rows.setdefault(key, row)
+        if first_rows:
+            new_rows = list(first_rows.values())
             undecoded = dataset.select_columns([audio_column_name]).select(new_rows)
             undecoded = undecoded.add_column(CLIP_KEY_COLUMN, [keys[row] for row in new_rows])
             part_key = hashlib.sha256(" ".join(keys[row] for row in new_rows).encode()).hexdigest()[:24]
-            undecoded.cast_column(audio_column_name, Audio(decode=False)).map(
+            new_part = undecoded.cast_column(audio_column_name, Audio(decode=False)).map(
                 encode,
                 batched=True,
                 batch_size=batch_size * 8,  # a chunk sorted by length into batches of batch_size
@@ -213,8 +211,11 @@ def add_encoder_features(
                 load_from_cache_file=True,
                 desc="Encoding clips with the frozen encoder (cached)",
             )
-            clips, known = cached_clips(store)
-        encoded = clips.select([known[key] for key in keys]).remove_columns(CLIP_KEY_COLUMN)
+            parts.append(new_part)
+            offset = len(position)
+            position.update({key: offset + row for row, key in enumerate(first_rows)})
+        clips = concatenate_datasets(parts)
+        encoded = clips.select([position[key] for key in keys]).remove_columns(CLIP_KEY_COLUMN)
         encoded = encoded.flatten_indices(cache_file_name=str(rows_file), new_fingerprint=rows_key)
     errors = encoded[AUDIO_ERROR_COLUMN]
     rest = dataset.remove_columns(audio_column_name)
