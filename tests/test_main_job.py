@@ -204,7 +204,7 @@ def test_the_real_main_job_on_real_corpora_and_a_real_encoder(requires_shared, t
     """`training/configs/main_job.json` as `make main` runs it, on two of its corpora (EmoDB and CASIA, to keep the
     encoding short) and a few optimiser steps per head: real speech, the real encoder, every stage of the job."""
     config = json.loads(arguments.MAIN_JOB_CONFIG.read_text())
-    assert config["dataset_name"] == "emodb,cremad,ravdess,casia,baved" and config["domain_normalization"]
+    assert config["dataset_name"] == "emodb,cremad,ravdess,casia,nemo,ased,baved" and config["domain_normalization"]
     assert config["task_columns"] == "arousal"  # emotions and arousal in one model: derived here, without BAVED
     config.update(output_dir=str(tmp_path / "gen-ser"), dataset_name="emodb,casia", max_steps=10)
     argv = [item for key, value in config.items() for item in (f"--{key}", str(value))]

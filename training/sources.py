@@ -156,6 +156,24 @@ CORPORA = {
             f"CASIA is {ACTED}, of 4 speakers only", language="Mandarin", licence=RESEARCH_ONLY,
         ),
     ),
+    "nemo": (
+        shared_corpus(
+            "nemo",
+            "nEMO (amu-cai/nEMO): acted Polish, 9 speakers reading sentences, 4,481 clips in 6 emotions "
+            "(angry, fearful, happy, neutral, sad, surprised), coded as Opus at 16 kbit/s",
+            f"nEMO is {ACTED}, of 9 speakers only", language="Polish", licence="CC BY-NC-SA 4.0",
+        ),
+    ),
+    "ased": (
+        shared_corpus(
+            "ased",
+            "ASED (Amharic Speech Emotion Dataset, Ethio2021/ASED_V1): acted Amharic, 65 speakers each recorded on "
+            "their own device, 2,470 clips in 5 emotions (angry, fearful, happy, neutral, sad), coded as Opus at "
+            "16 kbit/s",
+            "ASED is acted speech recorded on the speakers' own devices; not made for natural conversation",
+            language="Amharic", licence=RESEARCH_ONLY,
+        ),
+    ),
     "baved": (
         shared_corpus(
             "baved",
