@@ -8,9 +8,10 @@ Then, for each encoder, seed and head, on the same cached features and with the 
 
 - **leave one corpus out** (zero-shot): a head trained on the other corpora (drawn balanced over corpus and class)
   scores the held-out corpus on the labels it shares with them and on the core emotions among those, its
-  predictions made within those labels; with adaptation (the held-out corpus standardised with its own statistics,
-  or with `--domain_column speaker` each of its speakers with their own; no labels used) and without (with the
-  training pool's, as a lone clip is);
+  predictions made within those labels; without adaptation (`none`: with the training pool's statistics, as a lone
+  clip is) and with each adaptation to it that uses no label (`STATISTICS_VARIANTS`: its own statistics, or each
+  of its speakers' shrunk towards them; with `--domain_column speaker` each speaker's own; each then with and without
+  a label-shift correction of the scores, `SCORE_CORRECTIONS`);
 - **in corpus**: speaker-independent folds over every corpus's namespaced speakers (`--in_corpus_folds`, dealt
   round-robin, so with 10 folds each of EmoDB's 10 speakers is held out once: EmoDB's leave-one-speaker-out); each
   corpus is scored on its own held-out clips, predicted within its own labels (as its users would, with the
@@ -50,10 +51,15 @@ from transformers import AutoFeatureExtractor, HfArgumentParser
 from datasets import concatenate_datasets
 
 from modeling_genser import GenSERConfig, GenSERForAudioClassification
-from modeling_genser.modeling_genser import MISSING_LABEL
+from modeling_genser.modeling_genser import MISSING_LABEL, GenSEROutput, read_domain_ids
 from training.arguments import MAIN_JOB_CONFIG
 from training.data import CORPUS_COLUMN, cast_audio, encode_labels, label_names, load_corpora, with_arousal
-from training.feature_cache import POOLED_FEATURES_COLUMN, add_encoder_features, with_domains
+from training.feature_cache import (
+    POOLED_FEATURES_COLUMN,
+    add_encoder_features,
+    shrunk_domain_statistics,
+    with_domains,
+)
 from training.folds import (
     benchmark_training_arguments,
     corpus_label_subsets,
@@ -63,6 +69,7 @@ from training.folds import (
     run_folds,
 )
 from training.heads import PooledFeatureClassifier
+from training.label_shift import adjust_to_priors, balancing_offsets, estimate_class_priors
 from training.model_construction import parse_config_overrides
 from training.reports import METRICS_PATH
 from training.sources import (
@@ -86,7 +93,7 @@ RELEASE_CONFIG_OVERRIDES = RELEASE_CONFIG["config_overrides"]
 @dataclass
 class EvaluationArguments:
     output_dir: str = field(default="outputs/across-corpora")
-    dataset_name: str = field(default="emodb,cremad,ravdess,casia", metadata={"help": "Named emotion corpora."})
+    dataset_name: str = field(default="emodb,cremad,ravdess,casia,nemo,ased", metadata={"help": "Named emotion corpora."})
     encoders: str = field(
         default="whisper-tiny.en,whisper-base",
         metadata={"help": "Encoders of the leave-one-corpus-out table: named (training/sources.py) or paths ('' for none)."},
@@ -94,7 +101,9 @@ class EvaluationArguments:
     in_corpus_encoders: str = field(
         default="whisper-tiny.en,whisper-base", metadata={"help": "Encoders of the in-corpus table ('' for none)."}
     )
-    heads: str = field(default="genser,linear,mlp", metadata={"help": "Among genser, linear, mlp and genser-arousal."})
+    heads: str = field(
+        default="genser,linear,mlp", metadata={"help": "Among genser, genser-prior, linear, mlp and genser-arousal."}
+    )
     arousal_corpora: str = field(
         default="baved", metadata={"help": "Arousal corpora the genser-arousal head also trains on."}
     )
@@ -129,11 +138,30 @@ class EvaluationArguments:
     )
 
 
+class GenSERPriorReadout(GenSERForAudioClassification):
+    """Gen-SER trained exactly as `genser` is (same seed, same weights), but scored by its initial distribution's
+    prior alone, the linear map of the condition that starts the bridge: where the generative step gains or loses
+    against it."""
+
+    def forward(self, pooled_layer_features, domain_statistics=None, domain_ids=None, labels=None, num_inference_steps=None):
+        if self.training:
+            return super().forward(
+                pooled_layer_features=pooled_layer_features, domain_statistics=domain_statistics,
+                domain_ids=domain_ids, labels=labels,
+            )  # fmt: skip
+        condition = self.conditioner(pooled_layer_features, domain_statistics)
+        return GenSEROutput(logits=self.prior(condition, read_domain_ids(domain_ids, self.config, training=False)))
+
+
 def new_head(kind: str, config, args: EvaluationArguments):
-    """A fresh head on the condition `config` describes: Gen-SER (of emotions, or of emotions and arousal), or a
-    linear / MLP classifier."""
+    """A fresh head on the condition `config` describes: Gen-SER (of emotions, or of emotions and arousal; or read by
+    its prior alone), or a linear / MLP classifier."""
     if kind in ("genser", "genser-arousal"):
         return GenSERForAudioClassification(config)
+    if kind == "genser-prior":
+        if config.initial_distribution != "prior":
+            raise ValueError("The genser-prior head needs initial_distribution=prior in --config_overrides.")
+        return GenSERPriorReadout(config)
     if kind in ("linear", "mlp"):
         hidden = args.mlp_hidden_size if kind == "mlp" else None
         return PooledFeatureClassifier(config, hidden, args.mlp_dropout)
@@ -208,30 +236,47 @@ def ua(metric, predictions, references, num_labels) -> float:
     return metric.compute(predictions=predictions, references=references, num_labels=num_labels)["unweighted_accuracy"]
 
 
-def leave_one_corpus_out(features, table, labels, config, kind, training_args, args, metric) -> dict:
-    """`{corpus: {"shared"/"core": {"adapted"/"unadapted": UA}}}` for one head and seed; `features` and their
-    domains' statistics `table` from `feature_cache.with_domains`."""
+# How a held-out corpus is adapted to, no label used: the statistics its clips are standardised with (`none`: the
+# training pool's, as a lone clip is; `corpus`: its own, as `genser-annotate --adapt` does; `speaker`: each speaker's
+# own shrunk towards the corpus's, as `--adapt_by folder` does with a folder per speaker), then a correction of the
+# head's scores over the clips scored (`training/label_shift.py`): none, the class priors estimated by EM, or equal
+# class shares forced.
+STATISTICS_VARIANTS = {"none": "unadapted", "corpus": None, "speaker": "speaker"}
+SCORE_CORRECTIONS = {
+    "": lambda logits: logits,
+    " + EM priors": lambda logits: adjust_to_priors(logits, estimate_class_priors(logits)),
+    " + balanced": lambda logits: logits + balancing_offsets(logits),
+}
+
+
+def leave_one_corpus_out(features, table, speakers, labels, config, kind, training_args, args, metric) -> dict:
+    """`{corpus: {"shared"/"core": {adaptation: UA}}}` for one head and seed, each adaptation of `STATISTICS_VARIANTS`
+    and `SCORE_CORRECTIONS`; `features` and their domains' statistics `table` from `feature_cache.with_domains`, and
+    `speakers` (`feature_cache.shrunk_domain_statistics`, or None when the domains are speakers already)."""
     corpora = np.asarray(features[CORPUS_COLUMN])
     targets = first_task(features["labels"])  # the emotions; MISSING_LABEL for an arousal corpus's clips
-    steps = [config.num_inference_steps if kind.startswith("genser") else None]
+    steps = config.num_inference_steps if kind.startswith("genser") else None
+    statistics = {name: key for name, key in STATISTICS_VARIANTS.items() if name != "speaker" or speakers is not None}
     # An arousal corpus has no emotion to score: it is always trained on, never held out.
     masks = group_folds(corpora, 0, always_trained=targets == MISSING_LABEL)
     tasks = [
-        (partial(new_head, kind, config, args), features, ~mask, mask, training_args, steps,
-         held_out_label_subsets(targets, labels, mask), table)
+        (partial(new_head, kind, config, args), features, ~mask, mask, training_args, [steps],
+         held_out_label_subsets(targets, labels, mask), table, {"speaker": speakers} if speakers else None, True)
         for mask in masks
     ]  # fmt: skip
     scores = {}
     for mask, (predictions, _) in zip(masks, run_folds(tasks, args.parallel_folds)):
         (corpus,) = set(corpora[mask])
-        subsets = held_out_label_subsets(targets, labels, mask)
         scores[corpus] = {}
-        for subset, label_ids in subsets.items():
+        for subset, label_ids in held_out_label_subsets(targets, labels, mask).items():
             rows = np.isin(targets[mask], label_ids)
-            scores[corpus][subset] = {
-                variant: ua(metric, predictions[key][rows], targets[mask][rows], len(labels))
-                for variant, key in (("adapted", (steps[0], subset)), ("unadapted", ("unadapted", (steps[0], subset))))
-            }
+            scores[corpus][subset] = {}
+            for name, variant in statistics.items():
+                key = (steps, subset, "logits")
+                logits = predictions[key if variant is None else (variant, key)][rows]
+                for correction, correct in SCORE_CORRECTIONS.items():
+                    predicted = np.asarray(label_ids)[correct(logits).argmax(-1)]
+                    scores[corpus][subset][name + correction] = ua(metric, predicted, targets[mask][rows], len(labels))
     return scores
 
 
@@ -283,17 +328,17 @@ def mean_sd(values: list[float]) -> str:
 
 
 def loco_table(results: dict) -> str:
-    """Markdown: per encoder and head, each held-out corpus's UA (core / shared labels), with and without
-    adaptation, mean ± sd over seeds, and the mean over corpora."""
-    lines = ["| encoder | head | adaptation | labels | mean | " + " | ".join(next(iter(results.values()))["corpora"]) + " |"]
+    """Markdown: per encoder, labels (core, then shared) and head, each held-out corpus's UA under each adaptation,
+    mean ± sd over seeds, and the mean over corpora."""
+    lines = ["| encoder | labels | head | adaptation | mean | " + " | ".join(next(iter(results.values()))["corpora"]) + " |"]
     lines.append("|" + " --- |" * (5 + len(next(iter(results.values()))["corpora"])))
     for encoder, entry in results.items():
-        for kind, per_seed in entry.get("leave_one_corpus_out", {}).items():
-            for variant in ("adapted", "unadapted"):
-                for subset in ("core", "shared"):
+        for subset in ("core", "shared"):
+            for kind, per_seed in entry.get("leave_one_corpus_out", {}).items():
+                for variant in per_seed[0][entry["corpora"][0]][subset]:
                     cells = [[seed[c][subset][variant] for seed in per_seed] for c in entry["corpora"]]
                     means = [float(np.mean([cell[i] for cell in cells])) for i in range(len(per_seed))]
-                    row = [encoder, kind, "yes" if variant == "adapted" else "no", subset, mean_sd(means)]
+                    row = [encoder, subset, kind, variant, mean_sd(means)]
                     lines.append("| " + " | ".join(row + [mean_sd(cell) for cell in cells]) + " |")
     return "\n".join(lines)
 
@@ -342,6 +387,11 @@ def main(argv: list[str] | None = None) -> dict:
         for kind in heads:
             features, config = head_data["emotion and arousal" if kind == "genser-arousal" else "emotion"]
             features, table, domain_names = with_domains(features, np.asarray(features[args.domain_column]))
+            speakers = None
+            if args.domain_column != "speaker":
+                speakers = shrunk_domain_statistics(
+                    features, features["speaker"], features[CORPUS_COLUMN], config.statistics_prior_windows
+                )
             if args.domain_residuals:  # a held-out corpus's residuals get no clip: it is read with the shared weights
                 config = copy.deepcopy(config)
                 config.domain_names = domain_names
@@ -350,7 +400,7 @@ def main(argv: list[str] | None = None) -> dict:
                     str(output_dir / "scratch"), seed, args.max_steps, args.batch_size, args.learning_rate, args.weight_decay
                 )
                 if encoder in loco_encoders:
-                    loco = leave_one_corpus_out(features, table, labels, config, kind, training_args, args, metric)
+                    loco = leave_one_corpus_out(features, table, speakers, labels, config, kind, training_args, args, metric)
                     entry.setdefault("leave_one_corpus_out", {}).setdefault(kind, []).append(loco)
                     logger.info("%s %s seed %d leave-one-corpus-out: %s", encoder, kind, seed, loco)
                 if encoder in in_corpus_encoders:

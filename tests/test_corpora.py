@@ -57,6 +57,20 @@ def test_every_shared_corpus_maps_onto_the_vocabulary(requires_shared):
         assert source.language and source.licence and source.description
 
 
+def test_nemo_and_ased_are_emotion_corpora_with_their_speakers(requires_shared):
+    expected = {
+        "nemo": ("Polish", {"angry", "fearful", "happy", "neutral", "sad", "surprised"}, 9),
+        "ased": ("Amharic", {"angry", "fearful", "happy", "neutral", "sad"}, 65),
+    }
+    for name, (language, labels, speakers) in expected.items():
+        (source,) = CORPORA[name]
+        with open(source.dataset_name + "/metadata.csv", newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        assert source.target == "emotion" and source.language == language
+        assert set(map_labels([row[source.label_column_name] for row in rows], source.label_mapping)) == labels
+        assert len({row[source.group_column_name] for row in rows}) == speakers
+
+
 @pytest.fixture(scope="module")
 def two_corpora(tmp_path_factory):
     """Two synthetic corpora whose speakers are both called spk00 and spk01: 30 clips of 5 emotions, and 8 clips of

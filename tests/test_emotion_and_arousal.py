@@ -112,16 +112,20 @@ def test_the_benchmark_scores_the_emotion_and_arousal_head_on_emotions_like_the_
     results = evaluate_across_corpora.main(
         [
             "--output_dir", str(tmp_path / "out"), "--dataset_name", "big,small", "--arousal_corpora", "levels",
-            "--encoders", str(encoder), "--in_corpus_encoders", str(encoder), "--heads", "genser-arousal,genser",
+            "--encoders", str(encoder), "--in_corpus_encoders", str(encoder), "--heads", "genser-arousal,genser,genser-prior",
             "--seeds", "0", "--max_steps", "5", "--in_corpus_folds", "2", "--parallel_folds", "1",
             "--single_corpus", "false", "--config_overrides", "encoding_dim=32,head_hidden_size=32",
         ]
     )  # fmt: skip
     (entry,) = results.values()
     assert entry["corpora"] == ["big", "small"]
-    for kind in ("genser-arousal", "genser"):
+    for kind in ("genser-arousal", "genser", "genser-prior"):
         (loco,) = entry["leave_one_corpus_out"][kind]
         assert set(loco) == {"big", "small"}  # the arousal corpus is never held out
+        assert set(loco["big"]["core"]) == {  # each adaptation to the held-out corpus, and none
+            statistics + correction for statistics in ("none", "corpus", "speaker")
+            for correction in ("", " + EM priors", " + balanced")
+        }
         (in_corpus,) = entry["in_corpus"][kind]
         assert {"multi-corpus", "multi-corpus, all labels"} <= set(in_corpus["big"])
     (joint,) = entry["in_corpus"]["genser-arousal"]

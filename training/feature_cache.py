@@ -31,7 +31,12 @@ import torch
 from datasets import Array2D, Audio, Dataset, Features, Value, concatenate_datasets
 from torch.nn.utils.rnn import pad_sequence
 
-from modeling_genser.domain_normalization import domain_statistics
+from modeling_genser.domain_normalization import (
+    domain_moments,
+    domain_statistics,
+    domain_statistics_from_moments,
+    shrunk_moments,
+)
 
 from pipelines.audio_input import batches_by_length, encoder_autocast, speech_encoder_inputs
 
@@ -41,12 +46,14 @@ POOLED_FEATURES_COLUMN = "pooled_layer_features"
 FRAMES_COLUMN = "lower_layer_frames"
 LOWER_POOLED_COLUMN = "lower_pooled_layer_features"
 DOMAIN_COLUMN = "domain"
+# A clip's row in the table of statistics where it is not its domain's (`folds.train_and_predict`'s other statistics).
+STATISTICS_ROW_COLUMN = "statistics_row"
 AUDIO_ERROR_COLUMN = "audio_error"
 CLIP_KEY_COLUMN = "clip_key"
 # The store's layout: clips by `clip_keys`, in parts. Stores of earlier layouts (keyed by the whole dataset, label
 # columns included) have other names and are never read.
 CACHE_FORMAT = "clip-keyed-parts-1"
-CACHED_COLUMNS = (POOLED_FEATURES_COLUMN, FRAMES_COLUMN, LOWER_POOLED_COLUMN, DOMAIN_COLUMN)
+CACHED_COLUMNS = (POOLED_FEATURES_COLUMN, FRAMES_COLUMN, LOWER_POOLED_COLUMN, DOMAIN_COLUMN, STATISTICS_ROW_COLUMN)
 
 
 def encoder_key(model, feature_extractor) -> str:
@@ -237,12 +244,13 @@ def add_encoder_features(
 def collate_cached_features(examples: list[dict], domain_statistics: torch.Tensor | None = None) -> dict:
     """A batch of cached features as the model's keyword arguments: fixed-shape columns stacked, `lower_layer_frames`
     padded to the longest clip with its `frame_mask`, and each clip's `domain_statistics` looked up by its `domain`
-    column in `domain_statistics` (`(num_domains, 2, num_layers, width)`, from `with_domains`), with the column
-    itself as `domain_ids` (read by a model with those domains' residual weights, `config.domain_names`)."""
+    column in `domain_statistics` (`(num_domains, 2, num_layers, width)`, from `with_domains`), or by its
+    `statistics_row` column where it has one, with the `domain` column itself as `domain_ids` (read by a model with
+    those domains' residual weights, `config.domain_names`)."""
     batch = {
         key: torch.stack([torch.as_tensor(example[key]) for example in examples])
         for key in examples[0]
-        if key not in (FRAMES_COLUMN, DOMAIN_COLUMN)
+        if key not in (FRAMES_COLUMN, DOMAIN_COLUMN, STATISTICS_ROW_COLUMN)
     }
     if FRAMES_COLUMN in examples[0]:
         frames = [torch.as_tensor(example[FRAMES_COLUMN]) for example in examples]
@@ -253,7 +261,8 @@ def collate_cached_features(examples: list[dict], domain_statistics: torch.Tenso
         if domain_statistics is None:
             raise ValueError("Clips with a domain column need the table of domain statistics (`with_domains`).")
         batch["domain_ids"] = torch.as_tensor([example[DOMAIN_COLUMN] for example in examples], dtype=torch.long)
-        batch["domain_statistics"] = domain_statistics[batch["domain_ids"]]
+        rows = [example.get(STATISTICS_ROW_COLUMN, example[DOMAIN_COLUMN]) for example in examples]
+        batch["domain_statistics"] = domain_statistics[torch.as_tensor(rows, dtype=torch.long)]
     return batch
 
 
@@ -295,3 +304,25 @@ def with_domains(
         ]
     )
     return features.add_column(DOMAIN_COLUMN, index.tolist()), table, names
+
+
+def shrunk_domain_statistics(
+    features: Dataset, domains: np.ndarray, parents: np.ndarray, prior_windows: float
+) -> tuple[np.ndarray, torch.Tensor]:
+    """Each clip's row in a table of its domain's statistics (e.g. its speaker's), `(num_domains, 2, num_layers,
+    width)`, each shrunk towards its parent domain's (its corpus's, over all the parent's clips) by `prior_windows`
+    pseudo-clips (`domain_normalization.shrunk_moments`, `config.statistics_prior_windows`), as the annotator shrinks
+    a folder's towards its collection's (`--adapt_by folder`). Every domain lies within one parent. No label is used."""
+    pooled = pooled_features(features)
+    names, index = np.unique(np.asarray(domains).astype(str), return_inverse=True)
+    parents = np.asarray(parents).astype(str)
+    parent_statistics = {parent: domain_statistics(pooled[torch.as_tensor(parents == parent)]) for parent in set(parents)}
+    table = []
+    for k, name in enumerate(names):
+        rows = index == k
+        if len(set(parents[rows])) != 1:
+            raise ValueError(f"Domain {name!r} lies in several parents {sorted(set(parents[rows]))}: namespace it.")
+        parent = parents[rows][0]
+        moments = domain_moments(pooled[torch.as_tensor(rows)])
+        table.append(domain_statistics_from_moments(*shrunk_moments(*moments, parent_statistics[parent], prior_windows)))
+    return index, torch.stack(table)

@@ -26,7 +26,13 @@ from transformers.trainer_utils import IntervalStrategy
 from modeling_genser.domain_normalization import domain_statistics
 
 from .data import BalancedTrainer, corpus_balancing_weights
-from .feature_cache import CACHED_COLUMNS, DOMAIN_COLUMN, collate_cached_features, pooled_features
+from .feature_cache import (
+    CACHED_COLUMNS,
+    DOMAIN_COLUMN,
+    STATISTICS_ROW_COLUMN,
+    collate_cached_features,
+    pooled_features,
+)
 from .reports import scalar_scores
 from .sources import CORE_EMOTIONS
 
@@ -174,15 +180,20 @@ def train_and_predict(
     step_counts: list[int | None],
     label_subsets: dict[str, list[int]] | None = None,
     domain_table: torch.Tensor | None = None,
+    other_statistics: dict[str, tuple[np.ndarray, torch.Tensor]] | None = None,
+    with_logits: bool = False,
     num_threads: int | None = None,
 ) -> tuple[dict, float]:
     """A fresh head from `new_head()` (seeded with `training_args.seed`) trained on the `train_rows` of `features`
     (a boolean mask), and its predictions on the `test_rows` per step count, and with `label_subsets` (name -> label
-    ids) per `(step count, name)` within each subset too; also the training time in seconds.
+    ids) per `(step count, name)` within each subset too; also the training time in seconds. `with_logits`: also
+    each subset's logits (`predict_subsets`).
 
     With domain normalisation (`domain_table`, `feature_cache.with_domains`) the test clips are predicted with their
     own domain's statistics (adapted), and again with the training pool's, as a lone clip would be: those
-    predictions are keyed `("unadapted", key)`."""
+    predictions are keyed `("unadapted", key)`. `other_statistics` (name -> every clip's row in a table of
+    statistics, and that table, e.g. `feature_cache.shrunk_domain_statistics`'s per speaker) predicts them again
+    with those statistics, their domains unchanged: keyed `(name, key)`."""
     if num_threads:
         torch.set_num_threads(num_threads)
     set_seed(training_args.seed)
@@ -192,11 +203,18 @@ def train_and_predict(
         train_rows = np.flatnonzero(train_rows)
         train_head(head, features.select(train_rows), head_training_arguments(training_args, fold_dir), domain_table)
     seconds = time.perf_counter() - started
-    test_features = features.select(np.flatnonzero(test_rows))
-    predictions = predict_subsets(head, test_features, step_counts, label_subsets, domain_table)
+    test_rows = np.flatnonzero(test_rows)
+    test_features = features.select(test_rows)
+    predict = partial(predict_subsets, head, step_counts=step_counts, label_subsets=label_subsets, with_logits=with_logits)
+    predictions = predict(test_features, domain_table=domain_table)
     if domain_table is not None:
-        unadapted = predict_subsets(head, test_features.remove_columns(DOMAIN_COLUMN), step_counts, label_subsets)
+        unadapted = predict(test_features.remove_columns(DOMAIN_COLUMN))
         predictions.update({("unadapted", key): value for key, value in unadapted.items()})
+    for name, (rows, table) in (other_statistics or {}).items():
+        # Appended after the domains' own, so that each clip keeps its domain (its residual weights).
+        with_rows = test_features.add_column(STATISTICS_ROW_COLUMN, (len(domain_table) + rows[test_rows]).tolist())
+        other = predict(with_rows, domain_table=torch.cat([domain_table, table]))
+        predictions.update({(name, key): value for key, value in other.items()})
     return predictions, seconds
 
 
@@ -206,17 +224,22 @@ def predict_subsets(
     step_counts: list[int | None],
     label_subsets: dict[str, list[int]] | None = None,
     domain_table: torch.Tensor | None = None,
+    with_logits: bool = False,
 ) -> dict:
     """`head`'s predictions on `features` per step count (a dimensional head's values, `(num_clips,
     num_dimensions)`), and per `(step count, name)` within each of `label_subsets` (labels of the first task, e.g. the
     emotions of an emotion and arousal head): one pass of the head per step count, whose logits the subsets
-    restrict."""
+    restrict. `with_logits`: also those restricted logits, `(num_clips, len(label_ids))`, keyed `(step count, name,
+    "logits")`, for corrections made after the head (`training.label_shift`)."""
     predictions = {}
     for steps in step_counts:
         logits = task_logits(head, features, steps, domain_table=domain_table)
         predictions[steps] = logits["label"] if head.config.problem_type == "regression" else classes_of(logits)
         for name, label_ids in (label_subsets or {}).items():
-            predictions[(steps, name)] = classes_within(next(iter(logits.values())), label_ids)
+            first = next(iter(logits.values()))
+            predictions[(steps, name)] = classes_within(first, label_ids)
+            if with_logits:
+                predictions[(steps, name, "logits")] = first[:, label_ids]
     return predictions
 
 
@@ -233,7 +256,7 @@ def run_folds(tasks: list[tuple], parallel_folds: int = 1) -> list[tuple[dict, f
         return [train_and_predict(*task) for task in tasks]
     threads = max(1, torch.get_num_threads() // parallel_folds)
     with ProcessPoolExecutor(parallel_folds, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return list(pool.map(train_and_predict, *zip(*tasks), [threads] * len(tasks)))
+        return list(pool.map(partial(train_and_predict, num_threads=threads), *zip(*tasks)))
 
 
 def cross_validate_head(
