@@ -272,13 +272,16 @@ class GenSERAudioClassificationPipeline(ChunkPipeline, AudioClassificationPipeli
             count, total, squares = count + chunk_count, total + chunk_total.cpu(), squares + chunk_squares.cpu()
         return count, total, squares
 
-    def collection_statistics(self, clips, segment_length_s: float = 30.0, segment_hop_s: float | None = None):
+    def collection_statistics(
+        self, clips, segment_length_s: float = 30.0, segment_hop_s: float | None = None, prior: torch.Tensor | None = None
+    ):
         """The domain statistics of a collection of clips (any input the pipeline takes; e.g. `dataset["audio"]`),
         `(2, num_layers, width)`: pass them as `domain_statistics=` when classifying its clips. Long clips count
         window by window, as the pipeline classifies them (`segment_length_s`, `segment_hop_s`). A short collection's
-        statistics lean on the training pool's (`config.statistics_prior_windows`): a few clips are a few clips."""
+        statistics lean on the training pool's (`config.statistics_prior_windows`): a few clips are a few clips.
+        `prior`: statistics to lean on instead, e.g. the whole collection's for one speaker's clips."""
         moments = self.collection_moments(clips, segment_length_s, segment_hop_s)
-        return self.model.collection_statistics_from_moments(*moments)
+        return self.model.collection_statistics_from_moments(*moments, prior=prior)
 
     def _label_ids(self, candidate_labels) -> list[int]:
         if isinstance(candidate_labels, str):

@@ -36,12 +36,13 @@ Streamed datasets are read as they come, so their finished shards are checked as
 The shards, markers, moments and summary are read and written by `annotation_output.py`.
 
 Adaptation (`--adapt`, models trained with domain normalisation): a first pass over the input computes the
-collection's statistics (`GenSERAudioClassificationPipeline.collection_moments`; one set for the whole input, or
-one per folder with `--adapt_by folder`, e.g. a folder per speaker or recording setup), and every clip is then
+collection's statistics (`GenSERAudioClassificationPipeline.collection_moments`; one set for the whole input, one
+per folder with `--adapt_by folder`, e.g. a folder per speaker or recording setup, or one per value of a manifest's or
+dataset's column, `--adapt_by speaker`), and every clip is then
 classified with its collection's (`domain_statistics=`). The first pass is resumable like the second: each shard's
 moments go to `adaptation/shard-NNNNN.safetensors` (with its items digest, the model's digest and the options that
 shape them, all checked on resume), and the statistics are summed from all of them once every shard is there: the
-whole input's shrunk towards the training pool's and each folder's towards the whole input's, by their window counts
+whole input's shrunk towards the training pool's and each folder's (value's) towards the whole input's, by their window counts
 (`config.statistics_prior_windows`); `adaptation/statistics.json` says what each got. A stream is read once per pass.
 The first pass also keeps what it encoded, each window's pooled encoder features (`adaptation/features-NNNNN.safetensors`,
 written before the shard's moments), so that the second pass runs the head alone: the audio is decoded and encoded
@@ -150,7 +151,12 @@ class AnnotationArguments:
     )
     adapt_by: str = field(
         default="collection",
-        metadata={"help": "With --adapt: one set of statistics for the whole input (collection), or one per folder."},
+        metadata={
+            "help": "With --adapt: one set of statistics for the whole input (collection), one per folder (folder), "
+            "or, for a manifest or dataset, one per value of the column this names (e.g. speaker); a folder's or a "
+            "value's shrunk towards the whole input's. Per speaker suits collections where each speaker shows "
+            "several emotions (BENCHMARKS.md)."
+        },
     )
     keep_features: bool = field(
         default=False,
@@ -168,17 +174,27 @@ class AnnotationArguments:
             raise ValueError("--shard_size, --batch_size and --num_samples must be positive integers.")
         if self.max_shards is not None and self.max_shards < 1:
             raise ValueError(f"--max_shards must be a positive integer, got {self.max_shards}.")
-        if self.adapt_by not in ADAPT_BY:
-            raise ValueError(f"--adapt_by must be one of {ADAPT_BY}, got {self.adapt_by!r}.")
+        if self.adapt_by not in ADAPT_BY and self.folder:
+            raise ValueError(
+                f"--adapt_by must be one of {ADAPT_BY} for a --folder input, got {self.adapt_by!r}: only a --manifest "
+                "or --dataset has columns to adapt by."
+            )
+        if self.adapt_by != "collection" and not self.adapt:
+            raise ValueError(f"--adapt_by {self.adapt_by} says what --adapt adapts to: it needs --adapt.")
+        if not self.adapt_by:
+            raise ValueError(f"--adapt_by takes one of {ADAPT_BY} or a column of the manifest or dataset, got ''.")
         if self.keep_features and not self.adapt:
             raise ValueError("--keep_features keeps what the adaptation pass encodes: it needs --adapt.")
 
     def inputs(self) -> Iterable[AnnotationInput]:
         if self.folder:
             return folder_inputs(self.folder, self.extensions.split(",") if self.extensions else None)
+        group_column = None if self.adapt_by in ADAPT_BY or not self.adapt else self.adapt_by
         if self.manifest:
-            return manifest_inputs(self.manifest, self.path_column, self.id_column)
-        return dataset_inputs(self.dataset, self.dataset_config, self.split, self.audio_column, self.id_column)
+            return manifest_inputs(self.manifest, self.path_column, self.id_column, group_column)
+        return dataset_inputs(
+            self.dataset, self.dataset_config, self.split, self.audio_column, self.id_column, group_column
+        )
 
     def pipeline_options(self) -> dict:
         """Window and sampling options, passed to the pipeline call as given."""
@@ -192,10 +208,13 @@ class AnnotationArguments:
 
 
 def domain_of(item: AnnotationInput, adapt_by: str) -> str:
-    """The collection whose statistics `item` is classified with: the whole input (""), or its file's folder."""
+    """The collection whose statistics `item` is classified with: the whole input (""), its file's folder, or its
+    value of the column `adapt_by` names (`item.group`)."""
     if adapt_by == "collection":
         return ""
-    return os.path.dirname(item.audio if isinstance(item.audio, str) else item.source)
+    if adapt_by == "folder":
+        return os.path.dirname(item.audio if isinstance(item.audio, str) else item.source)
+    return item.group
 
 
 def without_private_keys(value):

@@ -5,6 +5,7 @@ import json
 import shutil
 
 import pytest
+import torch
 
 from conftest import genser_classifier, tone
 from pipelines.annotation_inputs import decode
@@ -74,12 +75,54 @@ def test_adapt_by_folder_uses_each_folders_statistics_shrunk_towards_the_whole_i
         members = [path for path in paths if path.startswith(folder + "/")]
         moments = classifier.collection_moments(clips_of(corpus, members, rate), segment_length_s=2.0)
         statistics = classifier.model.collection_statistics_from_moments(*moments, prior=whole)
+        # The pipeline's own way to a speaker's (a folder's) statistics leaning on the collection's.
+        leaning = classifier.collection_statistics(clips_of(corpus, members, rate), segment_length_s=2.0, prior=whole)
+        torch.testing.assert_close(leaning, statistics)
         for path, scores in expected_scores(classifier, corpus, members, statistics).items():
             assert files[path] == pytest.approx(scores, abs=1e-5)
     record = json.loads((tmp_path / "by-folder" / "adaptation" / "statistics.json").read_text())
     windows = {str(corpus / "speaker0"): 4, str(corpus / "speaker1"): 3, str(corpus / "speaker2"): 3, str(corpus / "long"): 3}
     assert {folder: entry["windows"] for folder, entry in record["domains"].items()} == windows
     assert all(entry["prior"] == "whole input" for entry in record["domains"].values())
+
+
+def test_adapt_by_a_manifest_column_groups_clips_as_folders_do(adaptive_model_dir, corpus, tmp_path):  # noqa: F811
+    """A manifest's speaker column naming each file's folder gives the per-folder run's statistics and scores; a row
+    without a speaker becomes an error row, never a clip read with other statistics."""
+    run(adaptive_model_dir, tmp_path / "by-folder", folder=str(corpus), adapt=True, adapt_by="folder")
+    paths = sorted(p.relative_to(corpus).as_posix() for p in corpus.rglob("*.wav"))
+    rows = [f"{path},{path.split('/')[0]}\n" for path in paths] + ["speaker0/a.wav,\n"]
+    manifest = corpus / "calls.csv"
+    manifest.write_text("path,speaker\n" + "".join(rows))
+    try:
+        run(adaptive_model_dir, tmp_path / "by-column", manifest=str(manifest), adapt=True, adapt_by="speaker")
+    finally:
+        manifest.unlink()
+    by_folder = {row["source"]: row["scores"] for row in table(tmp_path / "by-folder", "files")}
+    by_column = {row["source"]: row["scores"] for row in table(tmp_path / "by-column", "files")}
+    assert set(by_column) == set(by_folder) and len(by_column) == len(readable(corpus))
+    for path, scores in by_folder.items():
+        assert by_column[path] == pytest.approx(scores, abs=1e-5)
+    (unnamed,) = [row for row in table(tmp_path / "by-column", "errors") if row["index"] == len(paths)]
+    assert "no value in column 'speaker'" in unnamed["error"]
+    record = json.loads((tmp_path / "by-column" / "adaptation" / "statistics.json").read_text())
+    assert {domain: entry["windows"] for domain, entry in record["domains"].items()} == {
+        "speaker0": 4, "speaker1": 3, "speaker2": 3, "long": 3,
+    }  # fmt: skip
+
+
+def test_adapt_by_a_column_needs_that_column_a_manifest_or_dataset_and_adapt(
+    adaptive_model_dir, corpus, tmp_path  # noqa: F811
+):
+    manifest = tmp_path / "calls.csv"
+    manifest.write_text(f"path\n{corpus / 'speaker0' / 'a.wav'}\n")
+    with pytest.raises(ValueError, match="no column 'speaker'.*adapt_by"):
+        run(adaptive_model_dir, tmp_path / "out", manifest=str(manifest), adapt=True, adapt_by="speaker")
+    with pytest.raises(ValueError, match="only a --manifest or --dataset has columns"):
+        run(adaptive_model_dir, tmp_path / "out", folder=str(corpus), adapt=True, adapt_by="speaker")
+    with pytest.raises(ValueError, match="it needs --adapt"):
+        run(adaptive_model_dir, tmp_path / "out", manifest=str(manifest), adapt_by="folder")
+    assert not (tmp_path / "out").exists()
 
 
 def test_an_adapted_run_stopped_in_either_pass_and_resumed_equals_an_uninterrupted_one(
@@ -119,6 +162,7 @@ def hub_style_dataset(corpus, folder):  # noqa: F811
     rows = {
         "id": [f"utt{index}" for index in range(len(clips) + 1)],
         "audio": [{"bytes": path.read_bytes(), "path": path.name} for path in clips] + [{"bytes": b"junk", "path": "x.wav"}],
+        "speaker": [("a", "b")[index % 2] for index in range(len(clips) + 1)],
     }
     (folder / "data").mkdir(parents=True)
     Dataset.from_dict(rows).cast_column("audio", Audio()).to_parquet(str(folder / "data" / "train-00000-of-00001.parquet"))
@@ -153,6 +197,29 @@ def test_adapt_annotates_every_input_kind_and_resumes_in_either_pass(adaptive_mo
     assert run(adaptive_model_dir, resumed, **options, max_shards=1)["adaptation_shards"] == 1  # stopped in pass 1
     stopped = run(adaptive_model_dir, resumed, **options, max_shards=num_shards)  # pass 1 done, one shard of pass 2
     assert stopped["finished_shards"] == 1 and stopped["new_adaptation_shards"] == num_shards - 1
+    run(adaptive_model_dir, resumed, **options)
+    for name in ("windows", "files", "errors"):
+        assert table(resumed, name) == table(reference, name)
+
+
+def test_a_dataset_adapted_by_its_speaker_column_resumes_in_either_pass(adaptive_model_dir, corpus, tmp_path):  # noqa: F811
+    options = {"dataset": str(hub_style_dataset(corpus, tmp_path / "calls")), "id_column": "id", "shard_size": 2}
+    options.update(adapt=True, adapt_by="speaker")
+    reference = tmp_path / "reference"
+    summary = run(adaptive_model_dir, reference, **options)
+    classifier = genser_classifier(str(adaptive_model_dir))
+    clips = sorted(corpus.glob("speaker0/*.wav"))
+    whole = classifier.collection_statistics([str(path) for path in clips], segment_length_s=2.0)
+    files = {row["source"]: row["scores"] for row in table(reference, "files")}
+    for speaker in ("a", "b"):
+        members = [path.relative_to(corpus).as_posix() for path in clips[("a", "b").index(speaker) :: 2]]
+        moments = classifier.collection_moments(clips_of(corpus, members, classifier.feature_extractor.sampling_rate), 2.0)
+        statistics = classifier.model.collection_statistics_from_moments(*moments, prior=whole)
+        for index, scores in enumerate(expected_scores(classifier, corpus, members, statistics).values()):
+            assert files[f"utt{2 * index + ('a', 'b').index(speaker)}"] == pytest.approx(scores, abs=1e-5)
+    resumed = tmp_path / "resumed"
+    run(adaptive_model_dir, resumed, **options, max_shards=1)  # stopped in the first pass
+    run(adaptive_model_dir, resumed, **options, max_shards=summary["num_shards"])  # and in the second
     run(adaptive_model_dir, resumed, **options)
     for name in ("windows", "files", "errors"):
         assert table(resumed, name) == table(reference, name)
