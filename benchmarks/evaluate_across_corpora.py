@@ -93,7 +93,9 @@ RELEASE_CONFIG_OVERRIDES = RELEASE_CONFIG["config_overrides"]
 @dataclass
 class EvaluationArguments:
     output_dir: str = field(default="outputs/across-corpora")
-    dataset_name: str = field(default="emodb,cremad,ravdess,casia,nemo,ased", metadata={"help": "Named emotion corpora."})
+    dataset_name: str = field(
+        default="emodb,cremad,ravdess,casia,nemo,ased", metadata={"help": "Named emotion corpora."}
+    )
     encoders: str = field(
         default="whisper-tiny.en,whisper-base",
         metadata={"help": "Encoders of the leave-one-corpus-out table: named (training/sources.py) or paths ('' for none)."},
@@ -143,7 +145,9 @@ class GenSERPriorReadout(GenSERForAudioClassification):
     prior alone, the linear map of the condition that starts the bridge: where the generative step gains or loses
     against it."""
 
-    def forward(self, pooled_layer_features, domain_statistics=None, domain_ids=None, labels=None, num_inference_steps=None):
+    def forward(
+        self, pooled_layer_features, domain_statistics=None, domain_ids=None, labels=None, num_inference_steps=None
+    ):
         if self.training:
             return super().forward(
                 pooled_layer_features=pooled_layer_features, domain_statistics=domain_statistics,
@@ -330,8 +334,9 @@ def mean_sd(values: list[float]) -> str:
 def loco_table(results: dict) -> str:
     """Markdown: per encoder, labels (core, then shared) and head, each held-out corpus's UA under each adaptation,
     mean ± sd over seeds, and the mean over corpora."""
-    lines = ["| encoder | labels | head | adaptation | mean | " + " | ".join(next(iter(results.values()))["corpora"]) + " |"]
-    lines.append("|" + " --- |" * (5 + len(next(iter(results.values()))["corpora"])))
+    corpora = next(iter(results.values()))["corpora"]
+    lines = ["| encoder | labels | head | adaptation | mean | " + " | ".join(corpora) + " |"]
+    lines.append("|" + " --- |" * (5 + len(corpora)))
     for encoder, entry in results.items():
         for subset in ("core", "shared"):
             for kind, per_seed in entry.get("leave_one_corpus_out", {}).items():
@@ -400,7 +405,9 @@ def main(argv: list[str] | None = None) -> dict:
                     str(output_dir / "scratch"), seed, args.max_steps, args.batch_size, args.learning_rate, args.weight_decay
                 )
                 if encoder in loco_encoders:
-                    loco = leave_one_corpus_out(features, table, speakers, labels, config, kind, training_args, args, metric)
+                    loco = leave_one_corpus_out(
+                        features, table, speakers, labels, config, kind, training_args, args, metric
+                    )
                     entry.setdefault("leave_one_corpus_out", {}).setdefault(kind, []).append(loco)
                     logger.info("%s %s seed %d leave-one-corpus-out: %s", encoder, kind, seed, loco)
                 if encoder in in_corpus_encoders:

@@ -60,7 +60,10 @@ def folder_inputs(folder: str | os.PathLike, extensions: list[str] | None = None
 
 
 def manifest_inputs(
-    manifest: str | os.PathLike, path_column: str = "path", id_column: str | None = None, group_column: str | None = None
+    manifest: str | os.PathLike,
+    path_column: str = "path",
+    id_column: str | None = None,
+    group_column: str | None = None,
 ) -> list[AnnotationInput]:
     """The rows of a CSV, JSON (a list of objects) or JSON Lines manifest; relative paths are taken from the
     manifest's folder. Rows are named by `id_column` when given, else by the path as written; `group_column` gives
@@ -154,7 +157,8 @@ def dataset_inputs(
         audio = row[audio_column]
         source = row[id_column] if id_column else audio.get("path") or str(index)
         group, error = row_group(row, group_column, f"dataset row {index + 1}")
-        yield AnnotationInput(index, str(source), None if error else audio.get("bytes") or audio["path"], error, group)
+        audio = None if error else audio.get("bytes") or audio["path"]
+        yield AnnotationInput(index, str(source), audio, error, group)
 
 
 def decode(audio: str | bytes, sampling_rate: int) -> np.ndarray:

@@ -169,7 +169,8 @@ def remove_encoded_windows(output_dir: Path) -> None:
 def adaptation_statistics(output_dir: Path, num_shards: int, model, shaped_by: dict) -> dict[str, torch.Tensor]:
     """Every domain's statistics from the moments of all `num_shards` shards (`shaped_by`: see `read_moments`): the
     whole input's shrunk towards the training pool's, and with `--adapt_by folder` (or a column) each folder's (each
-    value's) shrunk towards the whole input's, by their window counts (`collection_statistics_from_moments`). `adaptation/statistics.json` says
+    value's) shrunk towards the whole input's, by their window counts
+    (`collection_statistics_from_moments`). `adaptation/statistics.json` says
     what each got: its windows, its prior, and its own statistics' weight."""
     summed = {}
     for shard in range(num_shards):

@@ -273,7 +273,11 @@ class GenSERAudioClassificationPipeline(ChunkPipeline, AudioClassificationPipeli
         return count, total, squares
 
     def collection_statistics(
-        self, clips, segment_length_s: float = 30.0, segment_hop_s: float | None = None, prior: torch.Tensor | None = None
+        self,
+        clips,
+        segment_length_s: float = 30.0,
+        segment_hop_s: float | None = None,
+        prior: torch.Tensor | None = None,
     ):
         """The domain statistics of a collection of clips (any input the pipeline takes; e.g. `dataset["audio"]`),
         `(2, num_layers, width)`: pass them as `domain_statistics=` when classifying its clips. Long clips count

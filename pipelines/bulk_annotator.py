@@ -42,7 +42,8 @@ dataset's column, `--adapt_by speaker`), and every clip is then
 classified with its collection's (`domain_statistics=`). The first pass is resumable like the second: each shard's
 moments go to `adaptation/shard-NNNNN.safetensors` (with its items digest, the model's digest and the options that
 shape them, all checked on resume), and the statistics are summed from all of them once every shard is there: the
-whole input's shrunk towards the training pool's and each folder's (value's) towards the whole input's, by their window counts
+whole input's shrunk towards the training pool's and each folder's (value's) towards the whole input's, by their
+window counts
 (`config.statistics_prior_windows`); `adaptation/statistics.json` says what each got. A stream is read once per pass.
 The first pass also keeps what it encoded, each window's pooled encoder features (`adaptation/features-NNNNN.safetensors`,
 written before the shard's moments), so that the second pass runs the head alone: the audio is decoded and encoded

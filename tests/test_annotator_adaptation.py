@@ -213,7 +213,8 @@ def test_a_dataset_adapted_by_its_speaker_column_resumes_in_either_pass(adaptive
     files = {row["source"]: row["scores"] for row in table(reference, "files")}
     for speaker in ("a", "b"):
         members = [path.relative_to(corpus).as_posix() for path in clips[("a", "b").index(speaker) :: 2]]
-        moments = classifier.collection_moments(clips_of(corpus, members, classifier.feature_extractor.sampling_rate), 2.0)
+        rate = classifier.feature_extractor.sampling_rate
+        moments = classifier.collection_moments(clips_of(corpus, members, rate), segment_length_s=2.0)
         statistics = classifier.model.collection_statistics_from_moments(*moments, prior=whole)
         for index, scores in enumerate(expected_scores(classifier, corpus, members, statistics).values()):
             assert files[f"utt{2 * index + ('a', 'b').index(speaker)}"] == pytest.approx(scores, abs=1e-5)

@@ -112,7 +112,8 @@ def test_the_benchmark_scores_the_emotion_and_arousal_head_on_emotions_like_the_
     results = evaluate_across_corpora.main(
         [
             "--output_dir", str(tmp_path / "out"), "--dataset_name", "big,small", "--arousal_corpora", "levels",
-            "--encoders", str(encoder), "--in_corpus_encoders", str(encoder), "--heads", "genser-arousal,genser,genser-prior",
+            "--encoders", str(encoder), "--in_corpus_encoders", str(encoder),
+            "--heads", "genser-arousal,genser,genser-prior",
             "--seeds", "0", "--max_steps", "5", "--in_corpus_folds", "2", "--parallel_folds", "1",
             "--single_corpus", "false", "--config_overrides", "encoding_dim=32,head_hidden_size=32",
         ]

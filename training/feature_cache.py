@@ -316,7 +316,7 @@ def shrunk_domain_statistics(
     pooled = pooled_features(features)
     names, index = np.unique(np.asarray(domains).astype(str), return_inverse=True)
     parents = np.asarray(parents).astype(str)
-    parent_statistics = {parent: domain_statistics(pooled[torch.as_tensor(parents == parent)]) for parent in set(parents)}
+    parent_statistics = {p: domain_statistics(pooled[torch.as_tensor(parents == p)]) for p in set(parents)}
     table = []
     for k, name in enumerate(names):
         rows = index == k
@@ -324,5 +324,6 @@ def shrunk_domain_statistics(
             raise ValueError(f"Domain {name!r} lies in several parents {sorted(set(parents[rows]))}: namespace it.")
         parent = parents[rows][0]
         moments = domain_moments(pooled[torch.as_tensor(rows)])
-        table.append(domain_statistics_from_moments(*shrunk_moments(*moments, parent_statistics[parent], prior_windows)))
+        shrunk = shrunk_moments(*moments, parent_statistics[parent], prior_windows)
+        table.append(domain_statistics_from_moments(*shrunk))
     return index, torch.stack(table)

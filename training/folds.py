@@ -205,7 +205,9 @@ def train_and_predict(
     seconds = time.perf_counter() - started
     test_rows = np.flatnonzero(test_rows)
     test_features = features.select(test_rows)
-    predict = partial(predict_subsets, head, step_counts=step_counts, label_subsets=label_subsets, with_logits=with_logits)
+    predict = partial(
+        predict_subsets, head, step_counts=step_counts, label_subsets=label_subsets, with_logits=with_logits
+    )
     predictions = predict(test_features, domain_table=domain_table)
     if domain_table is not None:
         unadapted = predict(test_features.remove_columns(DOMAIN_COLUMN))
