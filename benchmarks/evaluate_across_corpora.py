@@ -104,7 +104,8 @@ class EvaluationArguments:
         default="whisper-tiny.en,whisper-base", metadata={"help": "Encoders of the in-corpus table ('' for none)."}
     )
     heads: str = field(
-        default="genser,linear,mlp", metadata={"help": "Among genser, genser-prior, linear, mlp and genser-arousal."}
+        default="genser,linear,mlp",
+        metadata={"help": "Among genser, genser-prior, genser-detached, linear, mlp and genser-arousal."},
     )
     arousal_corpora: str = field(
         default="baved", metadata={"help": "Arousal corpora the genser-arousal head also trains on."}
@@ -157,11 +158,25 @@ class GenSERPriorReadout(GenSERForAudioClassification):
         return GenSEROutput(logits=self.prior(condition, read_domain_ids(domain_ids, self.config, training=False)))
 
 
+class GenSERDetachedDenoiserCondition(GenSERForAudioClassification):
+    """Gen-SER whose denoiser reads the condition detached: the target-matching and similarity losses no longer train
+    the condition's shared per-feature norm, which the prior's cross-entropy alone then shapes, as a linear head's
+    own loss shapes its norm. Whether those losses pulling the shared condition cost the prior what a linear head
+    keeps."""
+
+    def __init__(self, config):
+        super().__init__(config)
+        denoise = self.denoiser.forward
+        self.denoiser.forward = lambda sample, timesteps, condition: denoise(sample, timesteps, condition.detach())
+
+
 def new_head(kind: str, config, args: EvaluationArguments):
-    """A fresh head on the condition `config` describes: Gen-SER (of emotions, or of emotions and arousal; or read by
-    its prior alone), or a linear / MLP classifier."""
+    """A fresh head on the condition `config` describes: Gen-SER (of emotions, or of emotions and arousal; read by
+    its prior alone; or with its denoiser's condition detached), or a linear / MLP classifier."""
     if kind in ("genser", "genser-arousal"):
         return GenSERForAudioClassification(config)
+    if kind == "genser-detached":
+        return GenSERDetachedDenoiserCondition(config)
     if kind == "genser-prior":
         if config.initial_distribution != "prior":
             raise ValueError("The genser-prior head needs initial_distribution=prior in --config_overrides.")

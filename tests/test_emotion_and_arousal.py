@@ -113,14 +113,14 @@ def test_the_benchmark_scores_the_emotion_and_arousal_head_on_emotions_like_the_
         [
             "--output_dir", str(tmp_path / "out"), "--dataset_name", "big,small", "--arousal_corpora", "levels",
             "--encoders", str(encoder), "--in_corpus_encoders", str(encoder),
-            "--heads", "genser-arousal,genser,genser-prior",
+            "--heads", "genser-arousal,genser,genser-prior,genser-detached",
             "--seeds", "0", "--max_steps", "5", "--in_corpus_folds", "2", "--parallel_folds", "1",
             "--single_corpus", "false", "--config_overrides", "encoding_dim=32,head_hidden_size=32",
         ]
     )  # fmt: skip
     (entry,) = results.values()
     assert entry["corpora"] == ["big", "small"]
-    for kind in ("genser-arousal", "genser", "genser-prior"):
+    for kind in ("genser-arousal", "genser", "genser-prior", "genser-detached"):
         (loco,) = entry["leave_one_corpus_out"][kind]
         assert set(loco) == {"big", "small"}  # the arousal corpus is never held out
         assert set(loco["big"]["core"]) == {  # each adaptation to the held-out corpus, and none
