@@ -3,9 +3,11 @@
 
     python -m benchmarks.check_annotator_resume --model outputs/gen-ser --adapt --adapt_by folder
     python -m benchmarks.check_annotator_resume --model outputs/gen-ser --input dataset --adapt
+    python -m benchmarks.check_annotator_resume --model outputs/gen-ser --input manifest --adapt --adapt_by speaker
 
 Copies `--clips_per_corpus` clips of each of `--corpora` (../shared/data) into a folder per corpus, annotates them
-(`--input`: as a folder, as a CSV manifest of their paths, or as a `datasets` audiofolder, streamed) once without
+(`--input`: as a folder, as a CSV manifest of their paths and speakers, or as a `datasets` audiofolder with their
+speakers, streamed) once without
 interruption, then starts the same command again and again in a second output folder, killing each
 start after a random delay (its start-up, then up to twice an even share of the uninterrupted run's work), until a
 start finishes on its own. Prints each kill's moment and where the run stood then, and, per table, whether it equals
@@ -13,6 +15,7 @@ the uninterrupted run's row for row.
 """
 
 import argparse
+import csv
 import os
 import random
 import shutil
@@ -55,16 +58,24 @@ def main():
     rng = random.Random(args.seed)
     work = Path(tempfile.mkdtemp(prefix="annotator-resume-"))
     folder = work / "recordings"
+    speakers = {}  # each copied clip's speaker, from its corpus's metadata: a column to adapt by (--adapt_by speaker)
     for corpus in args.corpora.split(","):
         clips = sorted((SHARED_DATA / corpus).rglob("*.*"))
         clips = [path for path in clips if path.suffix in (".wav", ".opus")][:: 7][: args.clips_per_corpus]
+        with open(SHARED_DATA / corpus / "metadata.csv", newline="") as handle:
+            speaker_of = {row["file_name"]: f"{corpus}/{row['speaker']}" for row in csv.DictReader(handle)}
         (folder / corpus).mkdir(parents=True)
         for path in clips:
             shutil.copy(path, folder / corpus / path.name)
+            speakers[f"{corpus}/{path.name}"] = speaker_of[path.relative_to(SHARED_DATA / corpus).as_posix()]
 
     source = {"folder": ["--folder", str(folder)], "dataset": ["--dataset", str(folder)]}
+    if args.input == "dataset":  # the audiofolder's metadata gives the streamed dataset its speaker column
+        metadata = "file_name,speaker\n" + "".join(f"{name},{speaker}\n" for name, speaker in speakers.items())
+        (folder / "metadata.csv").write_text(metadata)
     manifest = work / "manifest.csv"
-    manifest.write_text("path\n" + "".join(f"{path}\n" for path in sorted(folder.rglob("*.*"))))
+    rows_text = "".join(f"{folder / name},{speaker}\n" for name, speaker in sorted(speakers.items()))
+    manifest.write_text("path,speaker\n" + rows_text)
     source["manifest"] = ["--manifest", str(manifest)]
 
     def command(output_dir: Path) -> list[str]:
@@ -84,7 +95,7 @@ def main():
     if process.returncode:
         raise SystemExit(f"the uninterrupted run failed (exit {process.returncode}); run it by hand to see why")
     startup = startup or whole
-    clips = sum(1 for _ in folder.rglob("*.*"))
+    clips = len(speakers)
     print(f"{clips} clips as a {args.input}; uninterrupted run {whole:.1f} s ({startup:.1f} s to its first shard)")
     print(f"genser-annotate options: {annotator_options}")
     resumed = work / "resumed"

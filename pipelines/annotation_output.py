@@ -58,7 +58,7 @@ def items_digest(items: list[AnnotationInput]) -> str:
             audio = hashlib.sha256(audio).hexdigest()
         elif audio is not None:
             audio = os.path.realpath(audio)
-        # An item's group (`--adapt_by` a column) decides its statistics; items without one digest as before groups.
+        # An item's group (`--adapt_by` a column) decides its statistics; one without a group digests as before.
         group = [] if item.group is None else [item.group]
         digest.update(json.dumps([item.index, item.source, audio, *group]).encode())
     return digest.hexdigest()
@@ -169,9 +169,8 @@ def remove_encoded_windows(output_dir: Path) -> None:
 def adaptation_statistics(output_dir: Path, num_shards: int, model, shaped_by: dict) -> dict[str, torch.Tensor]:
     """Every domain's statistics from the moments of all `num_shards` shards (`shaped_by`: see `read_moments`): the
     whole input's shrunk towards the training pool's, and with `--adapt_by folder` (or a column) each folder's (each
-    value's) shrunk towards the whole input's, by their window counts
-    (`collection_statistics_from_moments`). `adaptation/statistics.json` says
-    what each got: its windows, its prior, and its own statistics' weight."""
+    value's) shrunk towards the whole input's, by their window counts (`collection_statistics_from_moments`).
+    `adaptation/statistics.json` says what each got: its windows, its prior, and its own statistics' weight."""
     summed = {}
     for shard in range(num_shards):
         for domain, moments in read_moments(output_dir, shard, shaped_by)[1].items():

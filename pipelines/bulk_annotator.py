@@ -43,8 +43,8 @@ classified with its collection's (`domain_statistics=`). The first pass is resum
 moments go to `adaptation/shard-NNNNN.safetensors` (with its items digest, the model's digest and the options that
 shape them, all checked on resume), and the statistics are summed from all of them once every shard is there: the
 whole input's shrunk towards the training pool's and each folder's (value's) towards the whole input's, by their
-window counts
-(`config.statistics_prior_windows`); `adaptation/statistics.json` says what each got. A stream is read once per pass.
+window counts (`config.statistics_prior_windows`); `adaptation/statistics.json` says what each got. A stream is read
+once per pass.
 The first pass also keeps what it encoded, each window's pooled encoder features (`adaptation/features-NNNNN.safetensors`,
 written before the shard's moments), so that the second pass runs the head alone: the audio is decoded and encoded
 once. They are removed once every shard is done, unless `--keep_features`.
@@ -190,7 +190,7 @@ class AnnotationArguments:
     def inputs(self) -> Iterable[AnnotationInput]:
         if self.folder:
             return folder_inputs(self.folder, self.extensions.split(",") if self.extensions else None)
-        group_column = None if self.adapt_by in ADAPT_BY or not self.adapt else self.adapt_by
+        group_column = None if self.adapt_by in ADAPT_BY else self.adapt_by
         if self.manifest:
             return manifest_inputs(self.manifest, self.path_column, self.id_column, group_column)
         return dataset_inputs(
