@@ -5,7 +5,7 @@
     GENSER_MODEL=org/gen-ser python spaces_demo/app.py          # any Gen-SER model: Hub id or local directory
 
 The model comes from the `GENSER_MODEL` environment variable; without it, from `outputs/gen-ser`, the general model
-that `make main` trains on four emotion corpora and an arousal corpus with Whisper base (offline, from `../shared`):
+that `make main` trains on six emotion corpora and an arousal corpus with Whisper base (offline, from `../shared`):
 its emotions are shown, its arousal level named.
 """
 
