@@ -19,6 +19,7 @@ import logging
 import sys
 from dataclasses import dataclass, field
 
+import evaluate
 import numpy as np
 import torch
 import torchaudio
@@ -27,9 +28,10 @@ from transformers import AutoFeatureExtractor, HfArgumentParser
 from modeling_genser import GenSERForAudioClassification
 from modeling_genser.domain_normalization import domain_statistics, standardise_by_domain
 from training.arguments import MAIN_JOB_CONFIG
-from training.data import CORPUS_COLUMN, cast_audio, decode_audio, load_corpora
+from training.data import CORPUS_COLUMN, balanced_sample_weights, cast_audio, decode_audio, load_corpora
 from training.feature_cache import add_encoder_features, pooled_features
 from training.model_construction import parse_config_overrides
+from training.reports import METRICS_PATH
 from training.sources import CORE_EMOTIONS, EMOTION_COLUMN, resolve_corpora, resolve_encoder
 
 logger = logging.getLogger(__name__)
@@ -63,9 +65,8 @@ def prosodic_statistics(waveform: np.ndarray, sampling_rate: int = SAMPLING_RATE
         audio[None], sampling_rate, frame_time=FRAME_SECONDS, freq_low=60, freq_high=500
     )[0]
     # Voiced: loud enough (within 25 dB of the clip's loudest frames) and a pitch inside the search range.
-    loud = loudness[: len(pitch)] > loudness.quantile(0.95) - 25
-    pitch = pitch[: len(loud)]
-    voiced = loud[: len(pitch)] & (pitch > 60) & (pitch < 500)
+    pitch = pitch[: len(loudness)]
+    voiced = (loudness[: len(pitch)] > loudness.quantile(0.95) - 25) & (pitch > 60) & (pitch < 500)
     semitones = 12 * torch.log2(pitch[voiced] / 100) if voiced.sum() >= 2 else torch.zeros(2)
     smoothed = torch.nn.functional.avg_pool1d(loudness[None, None], 5, 1, 2)[0, 0]
     middle = smoothed[1:-1]
@@ -91,25 +92,13 @@ def standardised_per_corpus(features: torch.Tensor, corpora: np.ndarray) -> torc
     return out
 
 
-def balanced_weights(corpora: np.ndarray, targets: np.ndarray) -> torch.Tensor:
-    """Per-clip weights under which every corpus weighs alike, and within it every class."""
-    weights = np.zeros(len(targets))
-    for corpus in np.unique(corpora):
-        in_corpus = corpora == corpus
-        classes = np.unique(targets[in_corpus])
-        for label in classes:
-            rows = in_corpus & (targets == label)
-            weights[rows] = 1 / (rows.sum() * len(classes))
-    return torch.as_tensor(weights / weights.sum(), dtype=torch.float32)
-
-
-def probe_ua(features, targets, corpora, held_out, label_ids, seed, args) -> float:
+def probe_ua(features, targets, corpora, held_out, label_ids, seed, args, metric) -> float:
     """UA on the held-out corpus's clips of `label_ids` of a softmax regression trained on the other corpora,
     predicting within `label_ids`."""
     torch.manual_seed(seed)
     train = corpora != held_out
     x, y = features[torch.as_tensor(train)], torch.as_tensor(targets[train])
-    weights = balanced_weights(corpora[train], targets[train])
+    weights = torch.as_tensor(balanced_sample_weights(corpora[train], targets[train]), dtype=torch.float32)
     layer = torch.nn.Linear(x.shape[1], int(targets.max()) + 1)
     optimiser = torch.optim.AdamW(layer.parameters(), lr=1e-2, weight_decay=args.weight_decay)
     for _ in range(args.steps):
@@ -121,14 +110,16 @@ def probe_ua(features, targets, corpora, held_out, label_ids, seed, args) -> flo
     with torch.no_grad():
         logits = layer(features[torch.as_tensor(test)])[:, label_ids]
     predicted = np.asarray(label_ids)[logits.argmax(-1).numpy()]
-    truth = targets[test]
-    return float(np.mean([(predicted[truth == label] == label).mean() for label in label_ids]))
+    return metric.compute(predictions=predicted, references=targets[test], num_labels=len(layer.bias))[
+        "unweighted_accuracy"
+    ]
 
 
 def main(argv=None):
     parser = HfArgumentParser(ProsodyArguments)
     (args,) = parser.parse_args_into_dataclasses(args=sys.argv[1:] if argv is None else argv)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    metric = evaluate.load(METRICS_PATH)
     location = resolve_encoder(args.encoder)
     dataset = load_corpora(resolve_corpora(args.dataset_name.split(",")))
     labels = sorted(set(dataset[EMOTION_COLUMN]))
@@ -161,7 +152,7 @@ def main(argv=None):
             shared = sorted(set(targets[corpora == corpus]) & set(targets[corpora != corpus]))
             core = [i for i in shared if labels[i] in CORE_EMOTIONS]
             for seed in seeds:
-                cells[corpus].append(probe_ua(features, targets, corpora, corpus, core, seed, args))
+                cells[corpus].append(probe_ua(features, targets, corpora, corpus, core, seed, args, metric))
         means = [np.mean([cells[c][k] for c in held]) for k in range(len(seeds))]
         row = [f"{np.mean(v):.3f} ± {np.std(v):.3f}" for v in [means, *cells.values()]]
         print(f"| {name} | " + " | ".join(row) + " |", flush=True)
