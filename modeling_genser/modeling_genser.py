@@ -174,6 +174,21 @@ class GenSERDomainLinear(nn.Linear):
             new = torch.cat([self.domain_weight.data, new])
         self.domain_weight = nn.Parameter(new)
 
+    def add_outputs(self, position: int, count: int) -> None:
+        """`count` more outputs inserted before output `position` (a new class's logit), their shared and residual
+        weights and bias zero: every existing output keeps its value."""
+
+        def inserted(tensor: torch.Tensor, dim: int) -> nn.Parameter:
+            shape = list(tensor.shape)
+            shape[dim] = count
+            before, after = tensor.split([position, tensor.shape[dim] - position], dim=dim)
+            return nn.Parameter(torch.cat([before, tensor.new_zeros(shape), after], dim=dim))
+
+        self.weight, self.bias = inserted(self.weight.data, 0), inserted(self.bias.data, 0)
+        if hasattr(self, "domain_weight"):
+            self.domain_weight = inserted(self.domain_weight.data, 1)
+        self.out_features += count
+
     def forward(self, hidden: torch.Tensor, domain_ids: torch.Tensor | None = None) -> torch.Tensor:
         """`(batch_size, in_features)` -> `(batch_size, out_features)`; `domain_ids` `(batch_size,)`, -1 for none."""
         output = super().forward(hidden)
@@ -426,6 +441,35 @@ class GenSERForAudioClassification(GenSERPreTrainedModel):
         layer = self.prior if self.config.initial_distribution == "prior" else self.initial_proj
         layer.add_domains(len(new))
         self.config.domain_names = known + new
+
+    def add_labels(self, names: list[str]) -> None:
+        """New classes of the first task (e.g. a user's "contempt"), after its labels: each gets the taxonomy code of
+        the next class index, so every existing class keeps its code (with several tasks, every existing label tuple
+        keeps its code and its index, the first task's label varying slowest), and the prior an output of its own, zero
+        until it trains (the existing classes' logits unchanged). Names the model has already are refused."""
+        labels = list(self.config.id2label.values())
+        if known := sorted(set(names) & set(labels)):
+            raise ValueError(f"{known} are labels of this model already: only labels it lacks can be added.")
+        if len(set(names)) != len(names):
+            raise ValueError(f"New labels must be distinct, got {names}.")
+        if self.is_dimensional:
+            raise ValueError("A dimensional model (problem_type='regression') predicts values: it has no labels to add.")
+        if not names:
+            return
+        if self.config.initial_distribution == "prior":
+            # The prior's outputs: one per class (label tuple, new ones last), or per task with the first task's first.
+            if self.per_task_prior:
+                self.prior.add_outputs(len(labels), len(names))
+            else:
+                tuples_per_label = math.prod(self.label_counts[1:])
+                self.prior.add_outputs(self.prior.out_features, len(names) * tuples_per_label)
+        labels += list(names)
+        self.config.id2label = dict(enumerate(labels))
+        self.config.label2id = {label: index for index, label in enumerate(labels)}
+        if self.config.label_sets:
+            first = next(iter(self.config.label_sets))
+            self.config.label_sets = {**self.config.label_sets, first: labels}
+        self.class_codes = self.terminal_codes().to(self.class_codes.device)
 
     @property
     def is_dimensional(self) -> bool:
