@@ -32,5 +32,10 @@ setup(
     package_data={"training": ["metrics/ser_metrics/*.py", "metrics/dimensional_metrics/*.py", "configs/*.json", "model_card.md"]},
     install_requires=REQUIREMENTS,
     extras_require=EXTRAS,
-    entry_points={"console_scripts": ["genser-annotate = pipelines.bulk_annotator:main"]},
+    entry_points={
+        "console_scripts": [
+            "genser-annotate = pipelines.bulk_annotator:main",
+            "genser-adapt = training.run_genser:adapt_command",
+        ]
+    },
 )

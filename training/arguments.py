@@ -37,6 +37,20 @@ INHERITED_DEFAULTS = {
 }  # fmt: skip
 
 
+# How `genser-adapt` goes on training a saved model on a user's labelled clips (`run_genser.adapt`; each overridden by
+# its flag) and how `benchmarks/evaluate_few_shot.py` measures it: the head alone on cached features, a fixed budget
+# of steps whatever the data's size (a few hundred clips train in minutes on 2 cores), and no weight decay, so the
+# saved domains' residual weights, which no clip of the new data trains, stay exactly as saved.
+ADAPTATION_TRAINING = {
+    "learning_rate": 1e-3, "max_steps": 300, "per_device_train_batch_size": 32, "weight_decay": 0.0,
+    "lr_scheduler_type": "cosine",
+}  # fmt: skip
+ADAPTATION_ARGUMENTS = {
+    **ADAPTATION_TRAINING, "evaluation_protocol": "leave_one_speaker_out", "num_folds": 5, "eval_strategy": "no",
+    "save_strategy": "no", "logging_strategy": "no", "report_to": "none", "disable_tqdm": True,
+}  # fmt: skip
+
+
 @dataclass
 class ModelArguments:
     model_name_or_path: str | None = field(
@@ -82,7 +96,21 @@ class ModelArguments:
         },
     )
 
+    new_labels: bool = field(
+        default=False,
+        metadata={
+            "help": "Going on from a saved model (--model_name_or_path): each label of the data that is none of its "
+            "labels (after --label_mapping) becomes a new class, with the next taxonomy code; its labels keep theirs. "
+            "Without it such a label is an error that lists the model's labels."
+        },
+    )
+
     def __post_init__(self):
+        if self.new_labels and not self.model_name_or_path:
+            raise ValueError(
+                "--new_labels adds labels to a saved model's: give it with --model_name_or_path (a new model takes "
+                "the data's labels anyway)."
+            )
         saved = saved_settings(self.model_name_or_path) if self.model_name_or_path else {}
         for name, default in INHERITED_DEFAULTS.items():
             if getattr(self, name) is None:
@@ -148,8 +176,9 @@ class DataTrainingArguments:
     group_column_name: str | None = field(
         default="speaker",
         metadata={
-            "help": "Speaker column for speaker-independent evaluation (empty: random split); columns joined by '+' "
-            "(e.g. 'gender+age') when their values together identify a speaker."
+            "help": "Speaker column for speaker-independent evaluation (empty: a random split, or with "
+            "leave_one_speaker_out folds of clips); columns joined by '+' (e.g. 'gender+age') when their values together "
+            "identify a speaker."
         },
     )
     evaluation_protocol: str = field(
@@ -278,9 +307,12 @@ def check_protocol(model_args: ModelArguments, data_args: DataTrainingArguments,
             "leave_one_speaker_out trains one head per speaker on cached features: it needs --freeze_encoder true and "
             "--use_feature_cache true. Use --evaluation_protocol held_out_speakers to fine-tune the encoder."
         )
-    if data_args.eval_split_name or not data_args.group_column_name:
+    if data_args.eval_split_name:
+        raise ValueError("leave_one_speaker_out folds the training split by speaker: give no --eval_split_name.")
+    if not data_args.group_column_name and not data_args.num_folds:
         raise ValueError(
-            "leave_one_speaker_out folds the training split by speaker: give --group_column_name and no --eval_split_name."
+            "leave_one_speaker_out without a speaker column (--group_column_name '') deals clips into folds: give "
+            "--num_folds (e.g. 5)."
         )
     if data_args.leave_one_corpus_out and "," not in (data_args.dataset_name or ""):
         raise ValueError("--leave_one_corpus_out needs several corpora: --dataset_name emodb,cremad,...")

@@ -78,17 +78,21 @@ def continued_label_space(config, data_label_sets: dict[str, list[str]] | None) 
     return next(iter(config.tasks.values())), config.label_sets, unlabelled
 
 
+def labels_outside(config, labels: list[str]) -> list[str]:
+    """The data's `labels` that are none of a saved model's (its first task's), in the data's order."""
+    return [label for label in labels if label not in next(iter(config.tasks.values()))]
+
+
 def check_data_fits_saved_model(
     config, source: str, labels: list[str], label_sets: dict[str, list[str]] | None
 ) -> None:
     """Refuses data a saved model cannot go on training on: labels outside its label set, or tasks it does not have
     (`continued_label_space` reads the rest)."""
-    model_labels = next(iter(config.tasks.values()))
-    unknown = sorted(set(labels) - set(model_labels))
-    if unknown:
+    if unknown := labels_outside(config, labels):
         raise ValueError(
-            f"The data's labels {unknown} are not among the labels of {source} ({model_labels}): map them onto its "
-            "labels with --label_mapping (e.g. 'joy=happy')."
+            f"The data's labels {unknown} are not among the labels of {source} "
+            f"({next(iter(config.tasks.values()))}): map them onto its labels with --label_mapping (e.g. "
+            "'joy=happy'), or learn them as new classes with --new_labels."
         )
     for task, task_labels in list((label_sets or {}).items())[1:]:
         if task not in config.tasks:
@@ -112,7 +116,8 @@ def build_model(
     (`problem_type="regression"`) whose `labels` are the dimensions (`--value_columns`).
 
     Going on from a saved model (`--model_name_or_path`), the model keeps its labels and tasks (the data's must be
-    among them: `check_data_fits_saved_model`; encode the data with `continued_label_space`), its residual weights
+    among them, `check_data_fits_saved_model`, or with `--new_labels` are added to its first task's,
+    `add_labels`; encode the data with `continued_label_space`), its residual weights
     (the data's new domains get theirs) and the settings of `ModelArguments` that the user left unset
     (`INHERITED_DEFAULTS`)."""
     id2label = dict(enumerate(labels))
@@ -134,6 +139,13 @@ def build_model(
             overrides["domain_names"] = None  # the saved residuals, if any, dropped
         model = GenSERForAudioClassification.from_pretrained(source, **overrides)
         model.add_domains(residual_domains or [])  # zero residuals for the data's domains the saved model lacks
+        if model_args.new_labels:
+            if value_range is not None or not (new := labels_outside(model.config, labels)):
+                raise ValueError(
+                    f"--new_labels has nothing to add: every label of the data is one of {source}'s "
+                    f"({list(model.config.label2id)}), or the data has values, not labels. Drop --new_labels."
+                )
+            model.add_labels(new)
         if value_range is None:
             check_data_fits_saved_model(model.config, source, labels, label_sets)
         feature_extractor = AutoFeatureExtractor.from_pretrained(source)

@@ -296,6 +296,25 @@ def describe_training_data(
     )
 
 
+def describe_adaptation(source: str, saved_config, new_labels: list[str], new_domains: list[str]) -> str:
+    """The model card's sentence on the saved model a run went on from (`--model_name_or_path`, whose config is
+    `saved_config`): what it was, and what the data added to it (labels, `--new_labels`; domains, `--domain_residuals`)."""
+    tasks = "; ".join(f"{task}: {', '.join(labels)}" for task, labels in saved_config.tasks.items())
+    text = f"Adapted from `{source}` (its labels: {tasks}) by training its head further on the data below"
+    if new_labels:
+        text += f", which taught it the new label(s) {', '.join(new_labels)}"
+    if new_domains:
+        named = ", ".join(f"`{domain}`" for domain in new_domains)
+        text += (
+            f". The data is its new domain {named}, with residual weights of its own (the pipeline's `domain=` reads "
+            "a clip with them; its default, the shared weights, did better after a few-shot adaptation: "
+            "`BENCHMARKS.md`)"
+        )
+    if saved_config.domain_normalization:
+        text += ". A clip classified without statistics of its own is standardised with those of the data below"
+    return text + "."
+
+
 def training_data_limitations(data_args: DataTrainingArguments, corpus: CorpusSource | dict | None) -> str | None:
     """What the training data rules out, for the model card's Limitations (None when nothing is known of it)."""
     if data_args.dataset_name is None:

@@ -19,6 +19,11 @@ epoch trains the head alone. Two evaluation protocols:
     python -m training.run_genser training/configs/synthetic_demo.json  # offline demo on the synthetic corpus
     python -m training.run_genser --dataset_name path/to/audiofolder --encoder_name_or_path openai/whisper-tiny.en \
         --output_dir outputs/my-genser --learning_rate 1e-3 --num_train_epochs 30 --eval_strategy epoch
+
+`genser-adapt` (`adapt`) goes on training a saved model on the user's labelled clips, with the adaptation's defaults:
+
+    genser-adapt --model_name_or_path outputs/gen-ser --dataset_name my_clips --output_dir outputs/my-gen-ser \
+        --label_mapping "wut=angry,freude=happy,trauer=sad,neutral=neutral,ekel=disgust" --new_labels
 """
 
 import logging
@@ -34,9 +39,16 @@ import transformers
 from datasets import Audio
 from transformers import HfArgumentParser, TrainerCallback, TrainingArguments, pipeline, set_seed
 
+from modeling_genser import GenSERConfig
 from modeling_genser.modeling_genser import MISSING_LABEL
 from pipelines import GenSERAudioClassificationPipeline, ship_pipeline
-from training.arguments import DataTrainingArguments, ModelArguments, check_protocol, resolve_sources
+from training.arguments import (
+    ADAPTATION_ARGUMENTS,
+    DataTrainingArguments,
+    ModelArguments,
+    check_protocol,
+    resolve_sources,
+)
 from training.data import (
     AROUSAL_DERIVED_COLUMN,
     CORPUS_COLUMN,
@@ -53,6 +65,7 @@ from training.data import (
     encode_values,
     group_train_test_split,
     label_names,
+    label_values,
     speaker_groups,
     task_label_sets,
     with_mapped_labels,
@@ -67,12 +80,20 @@ from training.folds import (
     held_out_label_subsets,
     predict,
     store_pool_statistics,
+    task_logits,
 )
-from training.model_construction import build_model, continued_label_space, new_genser_head, residual_domain_names
+from training.model_construction import (
+    build_model,
+    continued_label_space,
+    labels_outside,
+    new_genser_head,
+    residual_domain_names,
+)
 from training.reports import (
     METRICS_PATH,
     card_dataset_name,
     confusion_labels,
+    describe_adaptation,
     describe_training_data,
     dimension_scores,
     save_confusion_matrix,
@@ -117,13 +138,40 @@ def cross_validated_predictions(
     """Every clip's prediction by a fresh Gen-SER head trained on the other speakers' cached features, at `steps`
     sampling steps, keyed `steps` (one class index per task with `label_sets`; a dimensional head's values with
     `value_range`) and, within each of `label_subsets` (name -> label ids), `(steps, name)`; and the number of folds."""
-    groups = speaker_groups(features, data_args.group_column_name)
+    if data_args.group_column_name:
+        groups = speaker_groups(features, data_args.group_column_name)
+    else:  # the data names no speaker (`--group_column_name ""`): folds of clips
+        groups = np.arange(len(features)).astype(str)
     predictions, folds = cross_validate_head(
         partial(new_genser_head, model_args, labels, label_sets, domain_names, value_range), features, groups,
         training_args, [steps], data_args.num_folds, data_args.parallel_folds, domain_table=domain_table,
         label_subsets=None if label_subsets is None else lambda held_out: label_subsets,
     )
     return predictions, len(folds)
+
+
+def adaptation_gain(metric, model, features, held_out_predictions, source: str, domain_table) -> tuple[float, float]:
+    """Going on from the saved model `source` (`model`, not yet trained further): the first task's UA on the clips of
+    the labels it had, zero-shot (the data's statistics, predictions within its labels) and cross-validated after
+    adaptation (`held_out_predictions`, among every label). An adaptation that loses against its start is a warning."""
+    saved = len(next(iter(GenSERConfig.from_pretrained(source).tasks.values())))
+    targets = first_task(features["labels"])
+    rows = (targets != MISSING_LABEL) & (targets < saved)
+    clips = features.select(np.flatnonzero(rows))
+    logits = next(iter(task_logits(model, clips, None, domain_table=domain_table).values()))
+    before, after = (
+        metric.compute(predictions=predicted, references=targets[rows], num_labels=len(model.config.id2label))
+        for predicted in (logits[:, :saved].argmax(-1), held_out_predictions[rows])
+    )
+    before, after = before["unweighted_accuracy"], after["unweighted_accuracy"]
+    print(f"\nOn the clips of {source}'s labels: UA {before:.4f} before adaptation, {after:.4f} after (folds)")
+    if after < before:
+        logger.warning(
+            "Adaptation lost against %s on your held-out clips (UA %.4f after, %.4f before): label more clips (more "
+            "speakers), or keep %s and classify your collection with its statistics (genser-annotate --adapt).",
+            source, after, before, source,
+        )
+    return before, after
 
 
 def leave_one_corpus_out(
@@ -286,6 +334,13 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
         if corpora:
             raise ValueError("--label_mapping renames one dataset's labels; named corpora bring their own mapping.")
         mapping = parse_label_mapping(data_args.label_mapping)
+        splits = [split for split in (train, evaluation) if split is not None]
+        present = {label for split in splits for label in label_values(split, data_args.label_column_name)}
+        if absent := sorted(set(mapping) - present):
+            raise ValueError(
+                f"--label_mapping names {absent}, which no clip is labelled with (the data's labels: "
+                f"{sorted(present, key=str)}): correct or drop them."
+            )
         train, evaluation = (
             None if split is None else with_mapped_labels(split, data_args.label_column_name, mapping)
             for split in (train, evaluation)
@@ -398,20 +453,39 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
             for i, (task, task_metrics) in enumerate(all_scores.items())
             for key, value in scalar_scores(task_metrics).items()
         }
+        gain = None
+        if model_args.model_name_or_path and not dimensions:
+            source = model_args.model_name_or_path
+            gain = adaptation_gain(metric, model, train_data, held_out_predictions, source, domain_table)
+            for name, value in zip(("before", "after"), gain):
+                metrics[f"loso_{name}_adaptation_unweighted_accuracy"] = value
         trainer.save_metrics("loso", metrics)
-        if data_args.num_folds:
+        if not data_args.group_column_name:
+            protocol = f"cross-validation over clips, {num_folds} folds"
+            folds_described = (
+                f"{num_folds} folds of clips, dealt round-robin (the data names no speaker, so a speaker's clips may "
+                "be on both sides of a fold and the figures overstate what the model does on new speakers)"
+            )
+        elif data_args.num_folds:
             protocol = f"speaker-independent cross-validation, {num_folds} folds"
-            folds_described = f"{num_folds} folds of whole speakers, dealt round-robin in sorted order"
+            folds_described = (
+                f"{num_folds} folds of whole speakers, dealt round-robin in sorted order (column "
+                f"{data_args.group_column_name!r})"
+            )
         else:
             protocol = f"leave-one-speaker-out cross-validation, {num_folds} folds"
-            folds_described = f"{num_folds} folds, one per speaker"
+            folds_described = f"{num_folds} folds, one per speaker (column {data_args.group_column_name!r})"
         evaluation_description = (
-            f"Speaker-independent cross-validation by `training/run_genser.py`: {folds_described} "
-            f"(column {data_args.group_column_name!r}). Each fold trains a fresh head with this model's configuration "
-            f"on the other speakers' clips and predicts the held-out speaker's, at {steps} sampling step(s); the "
+            f"Cross-validation by `training/run_genser.py`: {folds_described}. Each fold trains a fresh head with this "
+            f"model's configuration on the other folds' clips and predicts its own, at {steps} sampling step(s); the "
             f"figures pool the predictions of all folds ({len(train)} clips). The released model was then trained on "
-            "every speaker: no figure here was measured on clips the scoring head was trained on."
+            "every clip: no figure here was measured on clips the scoring head was trained on."
         )
+        if gain:
+            evaluation_description += (
+                f" On the clips of the labels `{model_args.model_name_or_path}` had, it scored UA {gain[0]:.4f} before "
+                f"this training (with the data's statistics) and {gain[1]:.4f} after (cross-validated)."
+            )
         if corpora:
             corpus_metrics, extra_evaluation = corpus_figures(
                 model_args, data_args, training_args, train_data, labels, fold_predictions, protocol, steps,
@@ -443,6 +517,12 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
         example_clips, example_note = evaluation, "held-out clips"
     trainer.save_metrics("train", train_metrics)  # train_results.json: its train_runtime is benchmark_cache's figure
     trainer.log_metrics(protocol, metrics)
+    training_data_description = describe_training_data(data_args, train, data_labels, training_args.seed, corpus)
+    if source := model_args.model_name_or_path:
+        saved_config = GenSERConfig.from_pretrained(source)
+        new_domains = [name for name in residual_domains or [] if name not in (saved_config.domain_names or [])]
+        adaptation = describe_adaptation(source, saved_config, labels_outside(saved_config, data_labels), new_domains)
+        training_data_description = f"{adaptation} {training_data_description}"
     if trainer.is_world_process_zero():
         for i, (task, task_metrics) in enumerate(all_scores.items()):
             stem = Path(training_args.output_dir) / ("confusion_eval" if i == 0 else f"confusion_eval_{task}")
@@ -454,7 +534,7 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
             model.config,
             scores,
             dataset_name=list(corpora) if corpora else dataset_name,
-            training_data_description=describe_training_data(data_args, train, data_labels, training_args.seed, corpus),
+            training_data_description=training_data_description,
             training_data_limitations=training_data_limitations(data_args, corpus),
             evaluation_description=evaluation_description,
             evaluation_protocol=protocol,
@@ -485,6 +565,28 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
     cache_note = f" (feature cache built or read in {encoding_seconds:.0f} s)" if use_feature_cache else ""
     print(f"wall time {time.perf_counter() - started:.0f} s{cache_note}; model saved to {training_args.output_dir}")
     return metrics
+
+
+def adapt(argv: list[str] | None = None) -> dict:
+    """`genser-adapt`: adapts a saved Gen-SER model (`--model_name_or_path`, e.g. the release) to the user's labelled
+    clips (`--dataset_name`: an audiofolder, a CSV manifest or a `datasets` id): `main` with `ADAPTATION_ARGUMENTS`,
+    which any flag given overrides."""
+    argv = sys.argv[1:] if argv is None else argv
+    parser = HfArgumentParser(ModelArguments)
+    model_args, _ = parser.parse_args_into_dataclasses(args=argv, return_remaining_strings=True)
+    if not model_args.model_name_or_path:
+        raise ValueError(
+            "genser-adapt goes on training a saved Gen-SER model: name it with --model_name_or_path (e.g. "
+            "outputs/gen-ser, or its Hub id)."
+        )
+    defaults = [f"--{name}={value}" for name, value in ADAPTATION_ARGUMENTS.items()]
+    return main([*defaults, *argv])
+
+
+def adapt_command() -> None:
+    """The `genser-adapt` console script: `adapt`, whose metrics are in the output folder (a console script's exit
+    status is what its function returns)."""
+    adapt()
 
 
 if __name__ == "__main__":
