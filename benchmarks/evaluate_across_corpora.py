@@ -46,20 +46,13 @@ from pathlib import Path
 
 import evaluate
 import numpy as np
-from transformers import AutoFeatureExtractor, HfArgumentParser
+from transformers import HfArgumentParser
 
-from datasets import concatenate_datasets
-
-from modeling_genser import GenSERConfig, GenSERForAudioClassification
+from modeling_genser import GenSERForAudioClassification
 from modeling_genser.modeling_genser import MISSING_LABEL, GenSEROutput, read_domain_ids
 from training.arguments import MAIN_JOB_CONFIG
-from training.data import CORPUS_COLUMN, cast_audio, encode_labels, label_names, load_corpora, with_arousal
-from training.feature_cache import (
-    POOLED_FEATURES_COLUMN,
-    add_encoder_features,
-    shrunk_domain_statistics,
-    with_domains,
-)
+from training.data import CORPUS_COLUMN
+from training.feature_cache import shrunk_domain_statistics, with_domains
 from training.folds import (
     benchmark_training_arguments,
     corpus_label_subsets,
@@ -70,18 +63,9 @@ from training.folds import (
 )
 from training.heads import PooledFeatureClassifier
 from training.label_shift import adjust_to_priors, balancing_offsets, estimate_class_priors
-from training.model_construction import parse_config_overrides
 from training.reports import METRICS_PATH
-from training.sources import (
-    AROUSAL_COLUMN,
-    AROUSAL_LEVELS,
-    CORPORA,
-    EMOTION_COLUMN,
-    ENCODERS,
-    resolve_corpora,
-    resolve_corpus,
-    resolve_encoder,
-)
+from training.sources import AROUSAL_LEVELS
+from training.training_data import encoded_corpora
 
 logger = logging.getLogger(__name__)
 
@@ -185,58 +169,6 @@ def new_head(kind: str, config, args: EvaluationArguments):
         hidden = args.mlp_hidden_size if kind == "mlp" else None
         return PooledFeatureClassifier(config, hidden, args.mlp_dropout)
     raise ValueError(f"Unknown head {kind!r}: choose among genser, linear and mlp.")
-
-
-def encoded_corpora(encoder: str, args: EvaluationArguments):
-    """The corpora as one dataset of cached pooled features (label, speaker, corpus columns), with the head
-    configuration on this encoder (domain normalisation on), and for the genser-arousal head the emotion and arousal
-    corpora's features with their configuration (else None)."""
-    location = resolve_encoder(encoder) if encoder in ENCODERS else encoder
-    if location is None:
-        raise OSError(f"Encoder {encoder!r} is not available here: {' nor '.join(ENCODERS[encoder])} was found.")
-    dataset = load_corpora(resolve_corpora(args.dataset_name.split(",")))
-    labels = label_names(dataset, EMOTION_COLUMN)
-    reference = GenSERForAudioClassification.from_encoder(
-        location,
-        dict(enumerate(labels)),
-        **{**parse_config_overrides(args.config_overrides), "domain_normalization": True},
-    )
-    extractor = AutoFeatureExtractor.from_pretrained(location)
-    extractor.return_attention_mask = True
-    dataset = encode_labels(cast_audio(dataset, "audio", extractor.sampling_rate), EMOTION_COLUMN, reference.config.label2id)
-    features = add_encoder_features(dataset, reference, extractor, "audio", max_length_seconds=args.max_length_seconds)
-    joint = None
-    if "genser-arousal" in args.heads.split(","):
-        arousal = load_corpora(arousal_sources(args.arousal_corpora.split(",")))
-        arousal = add_encoder_features(
-            cast_audio(arousal, "audio", extractor.sampling_rate), reference, extractor, "audio",
-            max_length_seconds=args.max_length_seconds,
-        )  # fmt: skip
-        joint = emotion_and_arousal_features(features, arousal, labels), GenSERConfig.from_dict(
-            {**reference.config.to_dict(), "label_sets": {EMOTION_COLUMN: labels, AROUSAL_COLUMN: list(AROUSAL_LEVELS)}}
-        )
-    return features, labels, reference.config, joint
-
-
-def arousal_sources(names: list[str]) -> dict:
-    """The first available source of each named arousal corpus (`training/sources.py`)."""
-    sources = {name: resolve_corpus(name) if name in CORPORA else None for name in names}
-    for name, source in sources.items():
-        if source is None or source.target != "arousal":
-            raise ValueError(
-                f"{name!r} is not an available arousal corpus: name one of `training/sources.py`, e.g. baved."
-            )
-    return sources
-
-
-def emotion_and_arousal_features(features, arousal_features, labels: list[str]):
-    """The emotion corpora's cached features and the arousal corpora's as one dataset, whose `labels` are each clip's
-    `[emotion id or MISSING_LABEL, arousal level id]` (an emotion corpus's level derived,
-    `training.data.with_arousal`)."""
-    columns = [POOLED_FEATURES_COLUMN, EMOTION_COLUMN, "speaker", CORPUS_COLUMN]
-    both = concatenate_datasets([features.select_columns(columns), arousal_features.select_columns(columns)])
-    both = with_arousal(both, set(arousal_features[CORPUS_COLUMN]))
-    return encode_labels(both, EMOTION_COLUMN, {}, {EMOTION_COLUMN: labels, AROUSAL_COLUMN: list(AROUSAL_LEVELS)})
 
 
 def speaker_folds(speakers: np.ndarray, scored: np.ndarray, num_folds: int) -> list[np.ndarray]:
@@ -401,7 +333,10 @@ def main(argv: list[str] | None = None) -> dict:
         raise ValueError("No encoder to evaluate: give --encoders (leave-one-corpus-out) or --in_corpus_encoders.")
     results = {}
     for encoder in dict.fromkeys(loco_encoders + in_corpus_encoders):  # each encoded once, in the order given
-        features, labels, config, joint = encoded_corpora(encoder, args)
+        arousal_corpora = args.arousal_corpora.split(",") if "genser-arousal" in heads else None
+        features, labels, config, joint = encoded_corpora(
+            encoder, args.dataset_name.split(","), args.config_overrides, args.max_length_seconds, arousal_corpora
+        )
         entry = results[encoder] = {"corpora": sorted(set(features[CORPUS_COLUMN])), "labels": labels}
         head_data = {"emotion": (features, config), "emotion and arousal": joint}
         for kind in heads:

@@ -103,9 +103,10 @@ def test_the_benchmark_scores_the_emotion_and_arousal_head_on_emotions_like_the_
     emotion_and_arousal_corpora, monkeypatch, tmp_path
 ):
     from benchmarks import evaluate_across_corpora
+    from training import training_data
 
     monkeypatch.setattr(sources, "CORPORA", {name: (source,) for name, source in emotion_and_arousal_corpora.items()})
-    monkeypatch.setattr(evaluate_across_corpora, "CORPORA", sources.CORPORA)
+    monkeypatch.setattr(training_data, "CORPORA", sources.CORPORA)
     encoder = tmp_path / "encoder"
     Wav2Vec2Model(tiny_wav2vec2_config()).save_pretrained(encoder)
     Wav2Vec2FeatureExtractor(return_attention_mask=True).save_pretrained(encoder)

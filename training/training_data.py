@@ -1,15 +1,19 @@
 # Copyright 2026 The Gen-SER authors. Licensed under the Apache License, Version 2.0.
 """The data a training run names (`arguments.DataTrainingArguments`): its splits, read with unreadable clips handled
 (`load_training_data`), and for cross-validation the whole corpus encoded once into the feature cache
-(`cached_corpus`)."""
+(`cached_corpus`); for the benchmarks, named corpora encoded once (`encoded_corpora`)."""
 
 import logging
 from pathlib import Path
 
-from transformers import TrainingArguments, set_seed
+from datasets import concatenate_datasets
+from transformers import AutoFeatureExtractor, TrainingArguments, set_seed
+
+from modeling_genser import GenSERConfig, GenSERForAudioClassification
 
 from training.arguments import DataTrainingArguments, ModelArguments
 from training.data import (
+    CORPUS_COLUMN,
     cast_audio,
     dimension_values,
     dimensional_value_range,
@@ -21,10 +25,21 @@ from training.data import (
     load_corpora,
     speaker_groups,
     task_label_sets,
+    with_arousal,
 )
-from training.feature_cache import add_encoder_features
-from training.model_construction import build_model, continued_label_space
-from training.sources import CorpusSource
+from training.feature_cache import POOLED_FEATURES_COLUMN, add_encoder_features
+from training.model_construction import build_model, continued_label_space, parse_config_overrides
+from training.sources import (
+    AROUSAL_COLUMN,
+    AROUSAL_LEVELS,
+    CORPORA,
+    EMOTION_COLUMN,
+    ENCODERS,
+    CorpusSource,
+    resolve_corpora,
+    resolve_corpus,
+    resolve_encoder,
+)
 from training.synthetic_corpus import generate_corpus
 
 logger = logging.getLogger(__name__)
@@ -107,3 +122,62 @@ def cached_corpus(
     )
     groups = speaker_groups(features, data_args.group_column_name)
     return features, labels, groups, label_sets
+
+
+def encoded_corpora(
+    encoder: str,
+    corpora: list[str],
+    config_overrides: str | None,
+    max_length_seconds: float,
+    arousal_corpora: list[str] | None = None,
+):
+    """Named emotion `corpora` (`training/sources.py`) as one dataset of cached pooled features (label, speaker,
+    corpus columns), with a head configuration (`config_overrides`, domain normalisation on) on `encoder` (named or a
+    path); and with `arousal_corpora`, the emotion and arousal corpora's features together
+    (`emotion_and_arousal_features`) with their two-task configuration (else None)."""
+    location = resolve_encoder(encoder) if encoder in ENCODERS else encoder
+    if location is None:
+        raise OSError(f"Encoder {encoder!r} is not available here: {' nor '.join(ENCODERS[encoder])} was found.")
+    dataset = load_corpora(resolve_corpora(corpora))
+    labels = label_names(dataset, EMOTION_COLUMN)
+    reference = GenSERForAudioClassification.from_encoder(
+        location,
+        dict(enumerate(labels)),
+        **{**parse_config_overrides(config_overrides), "domain_normalization": True},
+    )
+    extractor = AutoFeatureExtractor.from_pretrained(location)
+    extractor.return_attention_mask = True
+    dataset = encode_labels(cast_audio(dataset, "audio", extractor.sampling_rate), EMOTION_COLUMN, reference.config.label2id)
+    features = add_encoder_features(dataset, reference, extractor, "audio", max_length_seconds=max_length_seconds)
+    joint = None
+    if arousal_corpora:
+        arousal = load_corpora(arousal_sources(arousal_corpora))
+        arousal = add_encoder_features(
+            cast_audio(arousal, "audio", extractor.sampling_rate), reference, extractor, "audio",
+            max_length_seconds=max_length_seconds,
+        )  # fmt: skip
+        joint = emotion_and_arousal_features(features, arousal, labels), GenSERConfig.from_dict(
+            {**reference.config.to_dict(), "label_sets": {EMOTION_COLUMN: labels, AROUSAL_COLUMN: list(AROUSAL_LEVELS)}}
+        )
+    return features, labels, reference.config, joint
+
+
+def arousal_sources(names: list[str]) -> dict:
+    """The first available source of each named arousal corpus (`training/sources.py`)."""
+    sources = {name: resolve_corpus(name) if name in CORPORA else None for name in names}
+    for name, source in sources.items():
+        if source is None or source.target != "arousal":
+            raise ValueError(
+                f"{name!r} is not an available arousal corpus: name one of `training/sources.py`, e.g. baved."
+            )
+    return sources
+
+
+def emotion_and_arousal_features(features, arousal_features, labels: list[str]):
+    """The emotion corpora's cached features and the arousal corpora's as one dataset, whose `labels` are each clip's
+    `[emotion id or MISSING_LABEL, arousal level id]` (an emotion corpus's level derived,
+    `training.data.with_arousal`)."""
+    columns = [POOLED_FEATURES_COLUMN, EMOTION_COLUMN, "speaker", CORPUS_COLUMN]
+    both = concatenate_datasets([features.select_columns(columns), arousal_features.select_columns(columns)])
+    both = with_arousal(both, set(arousal_features[CORPUS_COLUMN]))
+    return encode_labels(both, EMOTION_COLUMN, {}, {EMOTION_COLUMN: labels, AROUSAL_COLUMN: list(AROUSAL_LEVELS)})
