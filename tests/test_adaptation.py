@@ -1,6 +1,7 @@
 """Adapting a saved model to a user's labelled clips (`genser-adapt`): what it keeps, what it adds, new labels."""
 
 import math
+import re
 
 import pytest
 import torch
@@ -9,6 +10,7 @@ from huggingface_hub import ModelCard
 import training.sources as sources
 from conftest import classify_from_offline_hub_cache, tiny_wav2vec2_config
 from modeling_genser import GenSERConfig, GenSERForAudioClassification
+from training.folds import chosen_budget
 from training.run_genser import adapt
 from training.run_genser import main as run_genser
 from training.sources import EMODB_VOCABULARY
@@ -18,7 +20,8 @@ from training.synthetic_corpus import generate_corpus
 SYNTHETIC_VOCABULARY = [(name, EMODB_VOCABULARY[name]) for name in ("anger", "fear", "happiness", "neutral", "sadness")]
 
 QUICK = [
-    "--num_folds", "2", "--max_steps", "6", "--per_device_train_batch_size", "8", "--num_example_predictions", "0",
+    "--num_folds", "2", "--max_steps", "6", "--max_steps_candidates", "2,6", "--per_device_train_batch_size", "8",
+    "--num_example_predictions", "0",
 ]  # fmt: skip
 # The synthetic corpus's labels onto the release's, but for fear, which becomes the user's own "contempt".
 MAPPING = ",".join(f"{name}={'contempt' if name == 'fear' else target}" for name, target in SYNTHETIC_VOCABULARY)
@@ -138,6 +141,7 @@ def test_genser_adapt_keeps_what_the_model_carries_and_learns_a_new_domain_and_a
     card = ModelCard.load(output_dir / "README.md")
     assert f"Adapted from `{general_model}`" in card.text and "new label(s) contempt" in card.text
     assert "new domain `my_clips`, with residual weights of its own" in card.text and card.data.datasets == ["my_clips"]
+    assert re.search(r"Its step budget, [26], was chosen among --max_steps_candidates by these folds \(2 steps UA", card.text)
     before = metrics["loso_before_adaptation_unweighted_accuracy"]
     assert f"it scored UA {before:.4f} before this training" in card.text
 
@@ -183,3 +187,20 @@ def test_clips_without_speakers_are_validated_on_folds_of_clips_when_asked(gener
     assert "a speaker's clips may be on both sides of a fold" in card.text
     with pytest.raises(ValueError, match="without a speaker column .* give --num_folds"):
         adapt([*going_on, "--output_dir", str(tmp_path / "x"), "--group_column_name", "", "--num_folds", "0"])
+
+
+def test_the_step_budget_is_the_best_by_its_folds_and_the_fewest_steps_on_a_tie():
+    def scores(ua):
+        return {"emotion": {"unweighted_accuracy": ua}, "arousal": {"unweighted_accuracy": 0.9}}
+
+    assert chosen_budget({30: scores(0.6), 100: scores(0.7), 300: scores(0.65)}) == 100
+    assert chosen_budget({30: scores(0.7), 100: scores(0.7), 300: scores(0.65)}) == 30
+    assert chosen_budget({300: {"arousal": {"ccc": 0.5}}}) == 300  # a lone budget, a dimensional model's too
+
+
+def test_step_budget_candidates_are_checked(tmp_path):
+    common = ["--output_dir", str(tmp_path / "x"), "--report_to", "none"]
+    with pytest.raises(ValueError, match="--max_steps_candidates takes positive step counts"):
+        run_genser([*common, "--evaluation_protocol", "leave_one_speaker_out", "--max_steps_candidates", "0,30"])
+    with pytest.raises(ValueError, match="--max_steps_candidates chooses .* leave_one_speaker_out folds"):
+        run_genser([*common, "--max_steps_candidates", "30,100"])

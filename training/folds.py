@@ -304,6 +304,18 @@ def cross_validate_head(
     return predictions, folds
 
 
+def chosen_budget(budget_scores: dict[int, dict]) -> int:
+    """The step budget whose cross-validated first task's UA is best, the fewest steps on a tie (`budget_scores`: step
+    budget -> every task's scores, `reports.target_scores`); a lone budget (a dimensional model's too) is returned."""
+    if len(budget_scores) == 1:
+        return next(iter(budget_scores))
+
+    def ua(budget: int) -> float:
+        return next(iter(budget_scores[budget].values()))["unweighted_accuracy"]
+
+    return min(budget_scores, key=lambda budget: (-ua(budget), budget))
+
+
 def held_out_label_subsets(targets: np.ndarray, labels: list[str], held_out: np.ndarray) -> dict[str, list[int]]:
     """The label ids a held-out corpus is scored on: those it shares with the training corpora (`"shared"`), and
     of those the core emotions (`"core"`, `CORE_EMOTIONS`)."""

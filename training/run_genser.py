@@ -26,6 +26,7 @@ epoch trains the head alone. Two evaluation protocols:
         --label_mapping "wut=angry,freude=happy,trauer=sad,neutral=neutral,ekel=disgust" --new_labels
 """
 
+import copy
 import logging
 import os
 import sys
@@ -72,6 +73,7 @@ from training.data import (
 )
 from training.feature_cache import add_encoder_features, collate_cached_features, sorted_domain_names, with_domains
 from training.folds import (
+    chosen_budget,
     corpus_label_subsets,
     cross_validate_head,
     first_task,
@@ -440,12 +442,22 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
             emotions = first_task(train_data["labels"])
             scored = emotions != MISSING_LABEL
             corpus_subsets = corpus_label_subsets(np.asarray(train_data[CORPUS_COLUMN])[scored], emotions[scored])
-        fold_predictions, num_folds = cross_validated_predictions(
-            model_args, data_args, training_args, train_data, labels, steps, label_sets, domain_table, corpus_subsets,
-            residual_domains, value_range,
-        )
+        budgets = {}  # step budget -> (fold predictions, number of folds, every task's scores)
+        for budget in data_args.step_budgets or [training_args.max_steps]:
+            budget_args = copy.copy(training_args)
+            budget_args.max_steps = budget
+            fold_predictions, num_folds = cross_validated_predictions(
+                model_args, data_args, budget_args, train_data, labels, steps, label_sets, domain_table,
+                corpus_subsets, residual_domains, value_range,
+            )  # fmt: skip
+            references = np.asarray(train["labels"])
+            budgets[budget] = fold_predictions, num_folds, target_scores(
+                metric, fold_predictions[steps], references, tasks, dimensions
+            )
+        chosen = chosen_budget({budget: entry[2] for budget, entry in budgets.items()})
+        training_args.max_steps = chosen  # the Trainer's own arguments: the saved model trains with the chosen budget
+        fold_predictions, num_folds, all_scores = budgets[chosen]
         held_out_predictions = fold_predictions[steps]
-        all_scores = target_scores(metric, held_out_predictions, np.asarray(train["labels"]), tasks, dimensions)
         scores = next(iter(all_scores.values()))
         held_out_predictions = first_task(held_out_predictions)
         metrics = {
@@ -481,6 +493,16 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
             f"figures pool the predictions of all folds ({len(train)} clips). The released model was then trained on "
             "every clip: no figure here was measured on clips the scoring head was trained on."
         )
+        if len(budgets) > 1:
+            tried = ", ".join(
+                f"{budget} steps UA {next(iter(entry[2].values()))['unweighted_accuracy']:.4f}"
+                for budget, entry in budgets.items()
+            )
+            print(f"\nStep budgets on the folds: {tried}; the saved model trains with {chosen} steps")
+            evaluation_description += (
+                f" Its step budget, {chosen}, was chosen among --max_steps_candidates by these folds ({tried}), so "
+                "they flatter it slightly."
+            )
         if gain:
             evaluation_description += (
                 f" On the clips of the labels `{model_args.model_name_or_path}` had, it scored UA {gain[0]:.4f} before "
