@@ -13,15 +13,18 @@ to, as `genser-annotate --adapt` does). UA is the mean of the per-emotion recall
 
 - k = 0: the release zero-shot, adapted to the collection by its statistics alone.
 - k > 0, each with the adaptation's budget (`training.arguments.ADAPTATION_TRAINING`) on the k-shot clips:
-  (a) `release adapted`: the release trained further exactly as `genser-adapt` trains it (`adapt_release`): the corpus
-      a new domain with its residual weights and, for training, the k-shot clips' statistics; the arousal task kept,
-      unlabelled; read with the new domain's weights (the pipeline's `domain=`) and, as `shared weights`, without;
+  (a) `release adapted`: the release trained further as `genser-adapt` trains it (`adapt_release`): the corpus a new
+      domain with its residual weights and, for training, the k-shot clips' statistics; the arousal task kept,
+      unlabelled; read with the new domain's weights (the pipeline's `domain=`) and, as `shared weights`, without.
+      With the adaptation's `max_steps`, and, as `steps by its folds`, with the budget `genser-adapt` chooses among
+      `--max_steps_candidates` by folds of the labelled speakers (`budget_by_folds`; at most its 5 folds);
   (b) `fresh Gen-SER`: a new Gen-SER head of the release's configuration and the corpus's core emotions;
   (c) `linear probe`: a linear classifier on the same condition (`training/heads.py`).
 - New label: a corpus with an emotion no other corpus has (EmoDB's boredom, RAVDESS's calm) is one the release never
   heard of. The release adapted on `--new_label_shots` clips of each of the corpus's emotions, that one a new label
   (`--new_labels`), is scored on the second half's clips of all of them, predicted within them: the new label's
-  recall, and the old labels' mean recall against the release adapted on the same clips but the new label's.
+  recall, and the old labels' mean recall against the release adapted on the same clips but the new label's; each
+  with the step budget its folds choose.
 
 Prints the tables as markdown (mean ± sd over seeds) and writes `results.json`.
 """
@@ -45,10 +48,10 @@ from transformers import HfArgumentParser, set_seed
 from modeling_genser import GenSERConfig, GenSERForAudioClassification
 from modeling_genser.domain_normalization import domain_statistics
 from modeling_genser.modeling_genser import MISSING_LABEL
-from training.arguments import ADAPTATION_TRAINING, MAIN_JOB_CONFIG
+from training.arguments import ADAPTATION_ARGUMENTS, ADAPTATION_TRAINING, MAIN_JOB_CONFIG
 from training.data import CORPUS_COLUMN
 from training.feature_cache import pooled_features, with_domains
-from training.folds import benchmark_training_arguments, train_head
+from training.folds import benchmark_training_arguments, chosen_budget, cross_validate_head, first_task, train_head
 from training.heads import PooledFeatureClassifier
 from training.reports import METRICS_PATH
 from training.sources import AROUSAL_COLUMN, AROUSAL_LEVELS, CORE_EMOTIONS, EMOTION_COLUMN
@@ -57,7 +60,13 @@ from training.training_data import encoded_corpora
 logger = logging.getLogger(__name__)
 
 MAIN_JOB = json.loads(MAIN_JOB_CONFIG.read_text())
-METHODS = ("release adapted", "release adapted, shared weights", "fresh Gen-SER", "linear probe")
+METHODS = (
+    "release adapted", "release adapted, shared weights", "release adapted, steps by its folds",
+    "release adapted, steps by its folds, shared weights", "fresh Gen-SER", "linear probe",
+)  # fmt: skip
+STEP_BUDGETS = [int(budget) for budget in ADAPTATION_ARGUMENTS["max_steps_candidates"].split(",")]
+# genser-adapt's folds of the user's speakers, fewer where fewer speakers are labelled.
+ADAPTATION_FOLDS = ADAPTATION_ARGUMENTS["num_folds"]
 
 
 @dataclass
@@ -83,8 +92,8 @@ def head_config(config: GenSERConfig, labels: list[str], arousal: bool, domain_n
     """`config` (the release's head) for `labels`, with the arousal task or without, and `domain_names`."""
     label_sets = {EMOTION_COLUMN: labels, AROUSAL_COLUMN: list(AROUSAL_LEVELS)} if arousal else None
     return GenSERConfig.from_dict(
-        {**config.to_dict(), "id2label": dict(enumerate(labels)), "label2id": {label: i for i, label in enumerate(labels)},
-         "label_sets": label_sets, "domain_names": domain_names}
+        {**config.to_dict(), "id2label": dict(enumerate(labels)), "label_sets": label_sets,
+         "label2id": {label: i for i, label in enumerate(labels)}, "domain_names": domain_names}
     )  # fmt: skip
 
 
@@ -101,10 +110,39 @@ def adapt_release(release, features, corpus: str, label_ids: list[int], new_labe
     return adapted
 
 
-def train_on_clips(head, features, label_ids: list[int], training_args):
-    """`head` trained on `features` alone (one domain: their own statistics), with one label per clip."""
+def budget_by_folds(
+    release, features, corpus: str, label_ids: list[int], new_labels: list[str], speakers, training_args, metric
+) -> int:
+    """The step budget `genser-adapt` chooses on `features` (`--max_steps_candidates`): each of `STEP_BUDGETS`
+    cross-validated over the clips' `speakers`, the release adapted on the other folds (`adapt_release`, each held-out
+    fold read with the new domain's weights, as `run_genser` reads it), scored by the UA of its predictions among all
+    its labels."""
+    start = copy.deepcopy(release)
+    start.add_domains([corpus])
+    start.add_labels(new_labels)
+    features = with_labels(features, [[label, MISSING_LABEL] for label in label_ids])
+    features, table, _ = with_domains(features, np.full(len(features), corpus), start.config.domain_names)
+    steps = release.config.num_inference_steps
+    folds = min(ADAPTATION_FOLDS, len(set(speakers)))
+    scores = {}
+    for budget in STEP_BUDGETS:
+        budget_args = copy.copy(training_args)
+        budget_args.max_steps = budget
+        predictions, _ = cross_validate_head(
+            partial(copy.deepcopy, start), features, speakers, budget_args, [steps], folds, domain_table=table
+        )
+        predicted = first_task(predictions[steps])
+        computed = metric.compute(predictions=predicted, references=label_ids, num_labels=len(start.config.id2label))
+        scores[budget] = {"emotion": computed}
+    return chosen_budget(scores)
+
+
+def train_on_clips(new_head, features, label_ids: list[int], training_args):
+    """A head from `new_head()` trained on `features` alone (one domain: their own statistics), with one label per
+    clip."""
     features, table, _ = with_domains(with_labels(features, label_ids), np.zeros(len(features), dtype=int))
     set_seed(training_args.seed)
+    head = new_head()
     train_head(head, features, training_args, table)
     return head
 
@@ -124,7 +162,8 @@ def recalls(metric, logits: np.ndarray, label_ids: list[int], targets: np.ndarra
     """Each of `label_ids`' recall, the predictions made within them."""
     predicted = np.asarray(label_ids)[logits[:, label_ids].argmax(-1)]
     size = max(label_ids) + 1
-    confusion = np.asarray(metric.compute(predictions=predicted, references=targets, num_labels=size)["confusion_matrix"])
+    computed = metric.compute(predictions=predicted, references=targets, num_labels=size)
+    confusion = np.asarray(computed["confusion_matrix"])
     return {label: float(confusion[label, label] / confusion[label].sum()) for label in label_ids}
 
 
@@ -192,15 +231,26 @@ def held_out_corpus(corpus: str, seed: int, features, config, args: FewShotArgum
         clips = features.select(rows)
         label_ids = [heard.index(label) for label in emotions[rows]]
         adapted = adapt_release(release, clips, corpus, label_ids, [], adaptation_args)
+        budget = budget_by_folds(release, clips, corpus, label_ids, [], speakers[rows], adaptation_args, metric)
+        budget_args = copy.copy(adaptation_args)
+        budget_args.max_steps = budget
+        by_folds = adapted if budget == adaptation_args.max_steps else adapt_release(
+            release, clips, corpus, label_ids, [], budget_args
+        )
         own_config = head_config(config, core, False, None)
-        core_label_ids = [core.index(label) for label in emotions[rows]]
-        fresh = train_on_clips(GenSERForAudioClassification(own_config), clips, core_label_ids, adaptation_args)
-        linear = train_on_clips(PooledFeatureClassifier(own_config), clips, core_label_ids, adaptation_args)
+        clip_ids = [core.index(label) for label in emotions[rows]]
+        fresh = train_on_clips(partial(GenSERForAudioClassification, own_config), clips, clip_ids, adaptation_args)
+        linear = train_on_clips(partial(PooledFeatureClassifier, own_config), clips, clip_ids, adaptation_args)
         own_targets = np.asarray([core.index(label) for label in emotions[test_rows]])
         own_ids = list(range(len(core)))
         scores["k-shot"][str(k)] = {
             "release adapted": ua(first_task_logits(adapted, test_pooled, statistics, domain)),
             "release adapted, shared weights": ua(first_task_logits(adapted, test_pooled, statistics)),
+            "release adapted, steps by its folds": ua(first_task_logits(by_folds, test_pooled, statistics, domain)),
+            "release adapted, steps by its folds, shared weights": ua(
+                first_task_logits(by_folds, test_pooled, statistics)
+            ),
+            "steps chosen": budget,
             "fresh Gen-SER": ua(first_task_logits(fresh, test_pooled, statistics), own_ids, own_targets),
             "linear probe": ua(first_task_logits(linear, test_pooled, statistics), own_ids, own_targets),
             "clips": int(len(rows)),
@@ -214,14 +264,17 @@ def held_out_corpus(corpus: str, seed: int, features, config, args: FewShotArgum
         targets = np.asarray([label_ids[label] for label in emotions[test_rows]])
         with_new = np.concatenate([draws[label][: args.new_label_shots] for label in own_labels])
         without = np.concatenate([draws[label][: args.new_label_shots] for label in old])
-        runs = {
-            name: adapt_release(
-                release, features.select(rows), corpus, [label_ids[label] for label in emotions[rows]], added,
-                adaptation_args,
-            )  # fmt: skip
-            for name, rows, added in (("with", with_new, new), ("without", without, []))
-        }
-        every = recalls(metric, first_task_logits(runs["with"], test_pooled, statistics, domain), [label_ids[label] for label in own_labels], targets)
+        runs = {}
+        for name, rows, added in (("with", with_new, new), ("without", without, [])):
+            clips, ids = features.select(rows), [label_ids[label] for label in emotions[rows]]
+            budget_args = copy.copy(adaptation_args)
+            budget_args.max_steps = budget_by_folds(
+                release, clips, corpus, ids, added, speakers[rows], adaptation_args, metric
+            )
+            runs[name] = adapt_release(release, clips, corpus, ids, added, budget_args)
+            scores.setdefault("new label steps chosen", {})[name] = budget_args.max_steps
+        own_ids = [label_ids[label] for label in own_labels]
+        every = recalls(metric, first_task_logits(runs["with"], test_pooled, statistics, domain), own_ids, targets)
         old_rows = np.isin(emotions[test_rows], old)
         before = recalls(
             metric, first_task_logits(runs["without"], test_pooled[torch.as_tensor(old_rows)], statistics, domain),
@@ -260,13 +313,15 @@ def new_label_table(results: dict, corpora: list[str]) -> str:
     for corpus in corpora:
         if "new label" in results[0][corpus]:
             cells = [mean_sd([seed[corpus]["new label"][key] for seed in results]) for key in keys]
-            lines.append(f"| {corpus} | {', '.join(results[0][corpus]['new label']['labels'])} | " + " | ".join(cells) + " |")
+            new = ", ".join(results[0][corpus]["new label"]["labels"])
+            lines.append(f"| {corpus} | {new} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
     started = time.perf_counter()
-    (args,) = HfArgumentParser(FewShotArguments).parse_args_into_dataclasses(args=sys.argv[1:] if argv is None else argv)
+    parser = HfArgumentParser(FewShotArguments)
+    (args,) = parser.parse_args_into_dataclasses(args=sys.argv[1:] if argv is None else argv)
     args.shot_counts = [int(k) for k in args.shots.split(",")]
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     Path(args.output_dir).mkdir(parents=True, exist_ok=True)
