@@ -49,8 +49,8 @@ ADAPTATION_TRAINING = {
 }  # fmt: skip
 ADAPTATION_ARGUMENTS = {
     **ADAPTATION_TRAINING, "max_steps_candidates": "30,100,300", "evaluation_protocol": "leave_one_speaker_out",
-    "num_folds": 5, "eval_strategy": "no",
-    "save_strategy": "no", "logging_strategy": "no", "report_to": "none", "disable_tqdm": True,
+    "num_folds": 5, "eval_strategy": "no", "save_strategy": "no", "logging_strategy": "no", "report_to": "none",
+    "disable_tqdm": True,
 }  # fmt: skip
 
 

@@ -443,6 +443,7 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
             scored = emotions != MISSING_LABEL
             corpus_subsets = corpus_label_subsets(np.asarray(train_data[CORPUS_COLUMN])[scored], emotions[scored])
         budgets = {}  # step budget -> (fold predictions, number of folds, every task's scores)
+        references = np.asarray(train["labels"])
         for budget in data_args.step_budgets or [training_args.max_steps]:
             budget_args = copy.copy(training_args)
             budget_args.max_steps = budget
@@ -450,10 +451,8 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
                 model_args, data_args, budget_args, train_data, labels, steps, label_sets, domain_table,
                 corpus_subsets, residual_domains, value_range,
             )  # fmt: skip
-            references = np.asarray(train["labels"])
-            budgets[budget] = fold_predictions, num_folds, target_scores(
-                metric, fold_predictions[steps], references, tasks, dimensions
-            )
+            budget_scores = target_scores(metric, fold_predictions[steps], references, tasks, dimensions)
+            budgets[budget] = fold_predictions, num_folds, budget_scores
         chosen = chosen_budget({budget: entry[2] for budget, entry in budgets.items()})
         training_args.max_steps = chosen  # the Trainer's own arguments: the saved model trains with the chosen budget
         fold_predictions, num_folds, all_scores = budgets[chosen]
