@@ -10,7 +10,6 @@ from datasets import concatenate_datasets
 from transformers import AutoFeatureExtractor, TrainingArguments, set_seed
 
 from modeling_genser import GenSERConfig, GenSERForAudioClassification
-
 from training.arguments import DataTrainingArguments, ModelArguments
 from training.data import (
     CORPUS_COLUMN,
