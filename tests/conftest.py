@@ -1,4 +1,5 @@
-"""Shared fixtures: tiny randomly initialised encoders of two families, generated audio, the ../shared folder."""
+"""Shared fixtures and helpers: tiny randomly initialised encoders of two families, generated audio, the ../shared
+folder, saved Gen-SER models and their pipeline, the annotator's corpus and tables, the synthetic corpus's labels."""
 
 import json
 import os
@@ -8,10 +9,17 @@ from pathlib import Path
 
 import datasets
 import numpy as np
+import pyarrow.parquet as parquet
 import pytest
+import torch
 from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, WhisperConfig, WhisperFeatureExtractor, pipeline
 
+from modeling_genser import GenSERConfig, GenSERForAudioClassification
+from modeling_genser.domain_normalization import domain_statistics
 from pipelines import GenSERAudioClassificationPipeline
+from pipelines.bulk_annotator import AnnotationArguments, annotate
+from training.sources import EMODB_VOCABULARY
+from training.synthetic_corpus import write_wav
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 WHISPER_TINY_EN = SHARED / "models" / "whisper-tiny.en"
@@ -164,3 +172,70 @@ def classify_from_offline_hub_cache(model_dir: Path, tmp_path: Path) -> dict:
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
     return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+# A saved Gen-SER model and its pipeline (test_pipeline.py and the modules that classify with one).
+LABELS = {0: "anger", 1: "happiness", 2: "neutral", 3: "sadness"}
+
+
+def save_genser(directory, encoder_config=None, feature_extractor=None, model=None):
+    if model is None:
+        torch.manual_seed(0)
+        config = GenSERConfig(
+            encoder_config=encoder_config or tiny_wav2vec2_config(),
+            id2label=LABELS,
+            label2id={v: k for k, v in LABELS.items()},
+        )
+        model = GenSERForAudioClassification(config)
+    extractor = feature_extractor or Wav2Vec2FeatureExtractor(return_attention_mask=True)
+    GenSERAudioClassificationPipeline(model=model, feature_extractor=extractor).save_pretrained(directory)
+    return directory
+
+
+def assert_valid_scores(result, top_k):
+    assert len(result) == top_k
+    scores = [item["score"] for item in result]
+    assert scores == sorted(scores, reverse=True)
+    assert {item["label"] for item in result} <= set(LABELS.values())
+
+
+def save_domain_model(directory):
+    """A saved model with domain normalisation, whose training pool's statistics are those of random features."""
+    model = domain_model()
+    model.conditioner.set_domain_statistics(domain_statistics(torch.randn(20, 3, 32) * 0.1))
+    extractor = Wav2Vec2FeatureExtractor(return_attention_mask=True)
+    GenSERAudioClassificationPipeline(model=model, feature_extractor=extractor).save_pretrained(directory)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """Clips of 0.3 to 1.2 s in nested folders, a 5 s recording (3 windows of 2 s), and a corrupted file."""
+    folder = tmp_path_factory.mktemp("recordings")
+    for index in range(10):
+        path = folder / f"speaker{index % 3}" / f"clip{index:02d}.wav"
+        path.parent.mkdir(exist_ok=True)
+        write_wav(path, tone(150.0 * (1 + index % 4), seconds=0.3 + 0.1 * index, seed=index))
+    (folder / "long").mkdir()
+    write_wav(folder / "long" / "call.wav", tone(300.0, seconds=5.0))
+    (folder / "speaker1" / "broken.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEnot really audio")
+    return folder
+
+
+def run(model_dir, output_dir, **options) -> dict:
+    options = {"segment_length_s": 2.0, "shard_size": 3, "batch_size": 4, **options}
+    return annotate(AnnotationArguments(model=str(model_dir), output_dir=str(output_dir), **options))
+
+
+def table(output_dir: Path, name: str) -> list[dict]:
+    """Every row of one table, in input order (and window order)."""
+    rows = [
+        row for path in sorted((output_dir / name).glob("*.parquet")) for row in parquet.read_table(path).to_pylist()
+    ]
+    return sorted(rows, key=lambda row: (row["index"], row.get("start", 0.0)))
+
+
+# The synthetic corpus names its emotions as EmoDB does (anger, fear, happiness, neutral, sadness).
+SYNTHETIC_VOCABULARY = tuple(
+    (name, EMODB_VOCABULARY[name]) for name in ("anger", "fear", "happiness", "neutral", "sadness")
+)

@@ -8,16 +8,12 @@ import torch
 from huggingface_hub import ModelCard
 
 import training.sources as sources
-from conftest import classify_from_offline_hub_cache, tiny_wav2vec2_config
+from conftest import SYNTHETIC_VOCABULARY, classify_from_offline_hub_cache, tiny_wav2vec2_config
 from modeling_genser import GenSERConfig, GenSERForAudioClassification
 from training.folds import chosen_budget
 from training.run_genser import adapt
 from training.run_genser import main as run_genser
-from training.sources import EMODB_VOCABULARY
 from training.synthetic_corpus import generate_corpus
-
-# The synthetic corpus names its emotions as EmoDB does.
-SYNTHETIC_VOCABULARY = [(name, EMODB_VOCABULARY[name]) for name in ("anger", "fear", "happiness", "neutral", "sadness")]
 
 QUICK = [
     "--num_folds", "2", "--max_steps", "6", "--max_steps_candidates", "2,6", "--per_device_train_batch_size", "8",

@@ -7,10 +7,8 @@ import shutil
 import pytest
 import torch
 
-from conftest import genser_classifier, tone
+from conftest import genser_classifier, run, save_domain_model, save_genser, table, tone
 from pipelines.annotation_inputs import decode
-from test_bulk_annotator import corpus, run, table  # noqa: F401  (the corpus fixture)
-from test_domain_normalization import save_domain_model
 
 
 @pytest.fixture(scope="module")
@@ -143,8 +141,6 @@ def test_an_adapted_run_stopped_in_either_pass_and_resumed_equals_an_uninterrupt
 
 
 def test_adapt_needs_a_model_trained_with_domain_normalisation(corpus, tmp_path):  # noqa: F811
-    from test_pipeline import save_genser
-
     plain = save_genser(tmp_path / "plain-model")
     with pytest.raises(ValueError, match="--adapt needs a Gen-SER model trained with domain normalisation"):
         run(plain, tmp_path / "out", folder=str(corpus), adapt=True)
@@ -230,8 +226,6 @@ def test_moments_of_another_model_or_other_options_are_refused(adaptive_model_di
     import torch
 
     from modeling_genser import GenSERForAudioClassification
-    from test_domain_normalization import save_domain_model
-
     output_dir = tmp_path / "labels"
     run(adaptive_model_dir, output_dir, folder=str(corpus), adapt=True, max_shards=1)  # shard 0's moments only
     other = save_domain_model(tmp_path / "other")

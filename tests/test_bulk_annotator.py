@@ -11,16 +11,14 @@ from pathlib import Path
 
 import datasets
 import numpy as np
-import pyarrow.parquet as parquet
 import pytest
 import torch
 from datasets import Audio, Dataset, load_dataset
 
-from conftest import genser_classifier, tone
+from conftest import LABELS, genser_classifier, run, save_genser, table, tone
 from modeling_genser import GenSERForAudioClassification
 from pipelines.audio_input import load_audio
-from pipelines.bulk_annotator import AnnotationArguments, ShardAnnotator, annotate
-from test_pipeline import LABELS, save_genser
+from pipelines.bulk_annotator import AnnotationArguments, ShardAnnotator
 from training.data import cast_audio, decode_audio
 from training.synthetic_corpus import write_wav
 
@@ -31,33 +29,6 @@ NUM_READABLE = 11  # the corpus below: 10 clips and one long recording, plus one
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
     return save_genser(tmp_path_factory.mktemp("genser"))
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    """Clips of 0.3 to 1.2 s in nested folders, a 5 s recording (3 windows of 2 s), and a corrupted file."""
-    folder = tmp_path_factory.mktemp("recordings")
-    for index in range(10):
-        path = folder / f"speaker{index % 3}" / f"clip{index:02d}.wav"
-        path.parent.mkdir(exist_ok=True)
-        write_wav(path, tone(150.0 * (1 + index % 4), seconds=0.3 + 0.1 * index, seed=index))
-    (folder / "long").mkdir()
-    write_wav(folder / "long" / "call.wav", tone(300.0, seconds=5.0))
-    (folder / "speaker1" / "broken.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEnot really audio")
-    return folder
-
-
-def run(model_dir, output_dir, **options) -> dict:
-    options = {"segment_length_s": 2.0, "shard_size": 3, "batch_size": 4, **options}
-    return annotate(AnnotationArguments(model=str(model_dir), output_dir=str(output_dir), **options))
-
-
-def table(output_dir: Path, name: str) -> list[dict]:
-    """Every row of one table, in input order (and window order)."""
-    rows = [
-        row for path in sorted((output_dir / name).glob("*.parquet")) for row in parquet.read_table(path).to_pylist()
-    ]
-    return sorted(rows, key=lambda row: (row["index"], row.get("start", 0.0)))
 
 
 @pytest.fixture(scope="module")

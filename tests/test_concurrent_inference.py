@@ -6,8 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import torch
 
-from conftest import genser_classifier, tone
-from test_pipeline import save_genser
+from conftest import genser_classifier, save_genser, tone
 
 # Clips of different lengths, so that Whisper runs at a different number of frames in every thread.
 CLIPS = [tone(150.0 * (1 + index % 4), seconds=0.4 + 0.23 * index, seed=index) for index in range(12)]

@@ -26,13 +26,8 @@ from training.sources import (
     parse_label_mapping,
     resolve_corpora,
 )
+from conftest import SYNTHETIC_VOCABULARY
 from training.synthetic_corpus import generate_corpus
-
-# The synthetic corpus names its emotions as EmoDB does (anger, fear, happiness, neutral, sadness).
-SYNTHETIC_VOCABULARY = tuple(
-    (name, EMODB_VOCABULARY[name]) for name in ("anger", "fear", "happiness", "neutral", "sadness")
-)
-
 
 def test_labels_map_onto_the_vocabulary_and_an_unmapped_label_is_an_error():
     assert map_labels(["anger", "fear", "sadness"], EMODB_VOCABULARY) == ["angry", "fearful", "sad"]

@@ -8,7 +8,7 @@ from datasets import Array2D, Dataset, Features, Value
 from transformers import TrainingArguments, Wav2Vec2FeatureExtractor
 
 import modeling_genser.modeling_genser as modeling_genser_module
-from conftest import domain_model, genser_classifier, tiny_wav2vec2_config, tone
+from conftest import domain_model, genser_classifier, save_domain_model, tiny_wav2vec2_config, tone
 from modeling_genser import GenSERConfig, GenSERForAudioClassification
 from modeling_genser.domain_normalization import (
     domain_moments,
@@ -103,15 +103,6 @@ def test_heads_share_the_domain_normalisation_and_models_without_it_refuse_stati
         plain(pooled_layer_features=pooled, domain_statistics=statistics)
     with pytest.raises(ValueError, match="domain_normalization=True"):
         plain.conditioner.set_domain_statistics(statistics)
-
-
-def save_domain_model(directory):
-    """A saved model with domain normalisation, whose training pool's statistics are those of random features."""
-    model = domain_model()
-    model.conditioner.set_domain_statistics(domain_statistics(torch.randn(20, 3, 32) * 0.1))
-    extractor = Wav2Vec2FeatureExtractor(return_attention_mask=True)
-    GenSERAudioClassificationPipeline(model=model, feature_extractor=extractor).save_pretrained(directory)
-    return directory
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ from datasets import Dataset
 from transformers import Wav2Vec2FeatureExtractor, Wav2Vec2Model
 
 import training.sources as sources
-from conftest import tiny_wav2vec2_config
+from conftest import save_genser, table, tiny_wav2vec2_config
 from modeling_genser.modeling_genser import MISSING_LABEL
 from training.data import encode_labels, label_names, load_corpora, with_arousal
 from training.folds import group_folds
@@ -141,8 +141,6 @@ def test_the_pipeline_and_the_annotator_give_emotions_and_arousal_together(tmp_p
     from conftest import genser_classifier, tone
     from modeling_genser import GenSERConfig, GenSERForAudioClassification
     from pipelines.bulk_annotator import AnnotationArguments, annotate
-    from test_bulk_annotator import table
-    from test_pipeline import save_genser
     from training.synthetic_corpus import write_wav
 
     emotions = ["angry", "happy", "neutral", "sad"]

@@ -5,11 +5,18 @@ import pytest
 import torch
 from transformers import WhisperFeatureExtractor
 
-from conftest import SAMPLING_RATE, genser_classifier, tiny_whisper_config, tone
+from conftest import (
+    LABELS,
+    SAMPLING_RATE,
+    assert_valid_scores,
+    genser_classifier,
+    save_genser,
+    tiny_whisper_config,
+    tone,
+)
 from modeling_genser import GenSERConfig, GenSERForAudioClassification
 from modeling_genser.speech_encoder import whisper_hidden_states
 from pipelines.audio_input import speech_encoder_inputs
-from test_pipeline import LABELS, assert_valid_scores, save_genser
 from training.synthetic_corpus import write_wav
 
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 from transformers import AutoModelForAudioClassification
 
-from conftest import genser_classifier, tiny_wav2vec2_config, tone
+from conftest import genser_classifier, save_genser, tiny_wav2vec2_config, tone
 from modeling_genser import GenSERConfig, GenSERForAudioClassification, sinusoidal_taxonomy_encoding
 from modeling_genser.modeling_genser import MISSING_LABEL, observed_label_nll, target_matching_error
 from modeling_genser.taxonomy_encoding import joint_taxonomy_codes
@@ -142,8 +142,6 @@ def test_label_sets_are_checked():
 def test_pipeline_returns_every_task_behind_an_option_and_the_first_task_otherwise(tmp_path):
     from transformers import Wav2Vec2FeatureExtractor
 
-    from test_pipeline import save_genser
-
     save_genser(
         tmp_path, model=make_model("concat"), feature_extractor=Wav2Vec2FeatureExtractor(return_attention_mask=True)
     )
@@ -186,8 +184,6 @@ def test_pipeline_returns_every_task_behind_an_option_and_the_first_task_otherwi
 
 
 def test_return_tasks_is_refused_for_a_single_task_model(tmp_path):
-    from test_pipeline import save_genser
-
     classifier = genser_classifier(str(save_genser(tmp_path)))
     with pytest.raises(ValueError, match="needs a multi-task Gen-SER model"):
         classifier(tone(300.0), return_tasks=True)
@@ -316,8 +312,6 @@ def test_labels_missing_where_they_cannot_be_are_refused():
 
 def test_top_k_is_clamped_per_task_not_to_the_first_tasks_label_count(tmp_path):
     from transformers import Wav2Vec2FeatureExtractor
-
-    from test_pipeline import save_genser
 
     # The first task has 2 labels, the second 3: top_k=3 gives every label of each task.
     label_sets = {"gender": ["female", "male"], "emotion": ["anger", "neutral", "sadness"]}

@@ -16,27 +16,19 @@ from transformers import (
 )
 from transformers.dynamic_module_utils import get_class_from_dynamic_module
 
-from conftest import WHISPER_TINY_EN, classify_from_offline_hub_cache, genser_classifier, tiny_wav2vec2_config, tone
+from conftest import (
+    LABELS,
+    WHISPER_TINY_EN,
+    assert_valid_scores,
+    classify_from_offline_hub_cache,
+    genser_classifier,
+    save_genser,
+    tiny_wav2vec2_config,
+    tone,
+)
 from modeling_genser import GenSERConfig, GenSERForAudioClassification
 from pipelines import GenSERAudioClassificationPipeline
 from training.synthetic_corpus import write_wav
-
-LABELS = {0: "anger", 1: "happiness", 2: "neutral", 3: "sadness"}
-
-
-def save_genser(directory, encoder_config=None, feature_extractor=None, model=None):
-    if model is None:
-        torch.manual_seed(0)
-        config = GenSERConfig(
-            encoder_config=encoder_config or tiny_wav2vec2_config(),
-            id2label=LABELS,
-            label2id={v: k for k, v in LABELS.items()},
-        )
-        model = GenSERForAudioClassification(config)
-    extractor = feature_extractor or Wav2Vec2FeatureExtractor(return_attention_mask=True)
-    GenSERAudioClassificationPipeline(model=model, feature_extractor=extractor).save_pretrained(directory)
-    return directory
-
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
@@ -46,13 +38,6 @@ def model_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def classifier(model_dir):
     return genser_classifier(str(model_dir))
-
-
-def assert_valid_scores(result, top_k):
-    assert len(result) == top_k
-    scores = [item["score"] for item in result]
-    assert scores == sorted(scores, reverse=True)
-    assert {item["label"] for item in result} <= set(LABELS.values())
 
 
 def test_auto_classes_resolve_a_saved_model(model_dir):

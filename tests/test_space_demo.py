@@ -12,9 +12,8 @@ import pytest
 from gradio_client import Client, handle_file
 from huggingface_hub import SpaceCard
 
-from conftest import tone
+from conftest import LABELS, save_genser, tone
 from spaces_demo import app
-from test_pipeline import LABELS, save_genser
 from training.synthetic_corpus import write_wav
 
 SPACE = Path(app.__file__).parent
