@@ -11,10 +11,7 @@ Training is *target matching*: the denoiser sees a bridge sample ``x_t`` between
 code, and regresses the class code itself, with a mean squared error or ``1 - cos`` (`target_loss`).
 
 The speech encoder's input handling lives in `speech_encoder.py`, the domain normalisation's maths in
-`domain_normalization.py`, the codes in `taxonomy_encoding.py` and the bridge in `scheduling_genser.py`. This file
-keeps one model, as a transformers model file does; it runs past 500 lines because that model's head has several
-documented modes (initial distributions, multi-task codes, dimensional targets, sampled uncertainty), each a few
-methods that read the same conditioner and denoiser.
+`domain_normalization.py`, the codes in `taxonomy_encoding.py` and the bridge in `scheduling_genser.py`.
 """
 
 import math
@@ -225,8 +222,9 @@ class GenSERConditionNorm(nn.BatchNorm1d):
     """Per-feature standardisation of the condition, with statistics learned over the training data.
 
     Pooled encoder features differ between classes by far less than their shared offset (frozen Whisper features
-    vary by ~1e-3 around it), which a per-vector LayerNorm does not undo: with it the head stayed at chance on a toy
-    task. A training batch of one clip has no batch statistics, so it is normalised with the running ones.
+    vary by ~1e-3 around it), which a per-vector LayerNorm does not undo: it centres and scales each vector by its own
+    mean and spread, which the shared offset dominates, so the classes stay as close as they were. A training batch of one clip has no batch statistics, so it is normalised
+    with the running ones.
     """
 
     def forward(self, condition: torch.Tensor) -> torch.Tensor:
