@@ -97,14 +97,21 @@ def head_config(config: GenSERConfig, labels: list[str], arousal: bool, domain_n
     )  # fmt: skip
 
 
-def adapt_release(release, features, corpus: str, label_ids: list[int], new_labels: list[str], training_args):
-    """A copy of `release` trained further on `features` as `genser-adapt` trains it: `corpus` a new domain, the
-    `new_labels` added, the clips' emotions `label_ids` (in the adapted model's labels) and no arousal label."""
-    adapted = copy.deepcopy(release)
-    adapted.add_domains([corpus])
-    adapted.add_labels(new_labels)
+def adaptation_start(release, features, corpus: str, label_ids: list[int], new_labels: list[str]):
+    """What `genser-adapt` starts from: a copy of `release` with `corpus` a new domain and the `new_labels` added, and
+    `features` labelled with the clips' emotions `label_ids` (in the adapted model's labels) and no arousal label, in
+    that domain, with its statistics table."""
+    start = copy.deepcopy(release)
+    start.add_domains([corpus])
+    start.add_labels(new_labels)
     features = with_labels(features, [[label, MISSING_LABEL] for label in label_ids])
-    features, table, _ = with_domains(features, np.full(len(features), corpus), adapted.config.domain_names)
+    features, table, _ = with_domains(features, np.full(len(features), corpus), start.config.domain_names)
+    return start, features, table
+
+
+def adapt_release(release, features, corpus: str, label_ids: list[int], new_labels: list[str], training_args):
+    """A copy of `release` trained further on `features` as `genser-adapt` trains it (`adaptation_start`)."""
+    adapted, features, table = adaptation_start(release, features, corpus, label_ids, new_labels)
     set_seed(training_args.seed)
     train_head(adapted, features, training_args, table)
     return adapted
@@ -114,14 +121,10 @@ def budget_by_folds(
     release, features, corpus: str, label_ids: list[int], new_labels: list[str], speakers, training_args, metric
 ) -> int:
     """The step budget `genser-adapt` chooses on `features` (`--max_steps_candidates`): each of `STEP_BUDGETS`
-    cross-validated over the clips' `speakers`, the release adapted on the other folds (`adapt_release`, each held-out
-    fold read with the new domain's weights, as `run_genser` reads it), scored by the UA of its predictions among all
-    its labels."""
-    start = copy.deepcopy(release)
-    start.add_domains([corpus])
-    start.add_labels(new_labels)
-    features = with_labels(features, [[label, MISSING_LABEL] for label in label_ids])
-    features, table, _ = with_domains(features, np.full(len(features), corpus), start.config.domain_names)
+    cross-validated over the clips' `speakers`, the release adapted on the other folds (`adaptation_start`, each
+    held-out fold read with the new domain's weights, as `run_genser` reads it), scored by the UA of its predictions
+    among all its labels."""
+    start, features, table = adaptation_start(release, features, corpus, label_ids, new_labels)
     steps = release.config.num_inference_steps
     folds = min(ADAPTATION_FOLDS, len(set(speakers)))
     scores = {}

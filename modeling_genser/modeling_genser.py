@@ -223,8 +223,8 @@ class GenSERConditionNorm(nn.BatchNorm1d):
 
     Pooled encoder features differ between classes by far less than their shared offset (frozen Whisper features
     vary by ~1e-3 around it), which a per-vector LayerNorm does not undo: it centres and scales each vector by its own
-    mean and spread, which the shared offset dominates, so the classes stay as close as they were. A training batch of one clip has no batch statistics, so it is normalised
-    with the running ones.
+    mean and spread, which the shared offset dominates, so the classes stay as close as they were. A training batch
+    of one clip has no batch statistics, so it is normalised with the running ones.
     """
 
     def forward(self, condition: torch.Tensor) -> torch.Tensor:

@@ -152,11 +152,14 @@ def cross_validated_predictions(
     return predictions, len(folds)
 
 
-def adaptation_gain(metric, model, features, held_out_predictions, source: str, domain_table) -> tuple[float, float]:
-    """Going on from the saved model `source` (`model`, not yet trained further): the first task's UA on the clips of
-    the labels it had, zero-shot (the data's statistics, predictions within its labels) and cross-validated after
-    adaptation (`held_out_predictions`, among every label). An adaptation that loses against its start is a warning."""
-    saved = len(next(iter(GenSERConfig.from_pretrained(source).tasks.values())))
+def adaptation_gain(
+    metric, model, features, held_out_predictions, source: str, saved_config, domain_table
+) -> tuple[float, float]:
+    """Going on from the saved model `source` (whose config is `saved_config`; `model`, not yet trained further): the
+    first task's UA on the clips of the labels it had, zero-shot (the data's statistics, predictions within its
+    labels) and cross-validated after adaptation (`held_out_predictions`, among every label). An adaptation that loses
+    against its start is a warning."""
+    saved = len(next(iter(saved_config.tasks.values())))
     targets = first_task(features["labels"])
     rows = (targets != MISSING_LABEL) & (targets < saved)
     clips = features.select(np.flatnonzero(rows))
@@ -358,6 +361,8 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
         data_domains = sorted_domain_names(domain_values(train, data_args.domain_column_name, dataset_name))
         residual_domains = residual_domain_names(model_args, data_domains)
     model, feature_extractor = build_model(model_args, labels, label_sets, residual_domains, value_range)
+    source = model_args.model_name_or_path
+    saved_config = GenSERConfig.from_pretrained(source) if source else None  # the model going on, as it was saved
     data_labels, unlabelled_tasks = labels, []
     if model_args.model_name_or_path and not dimensions:  # a saved model keeps its labels and tasks
         labels, label_sets, unlabelled_tasks = continued_label_space(model.config, label_sets)
@@ -465,9 +470,8 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
             for key, value in scalar_scores(task_metrics).items()
         }
         gain = None
-        if model_args.model_name_or_path and not dimensions:
-            source = model_args.model_name_or_path
-            gain = adaptation_gain(metric, model, train_data, held_out_predictions, source, domain_table)
+        if source and not dimensions:
+            gain = adaptation_gain(metric, model, train_data, held_out_predictions, source, saved_config, domain_table)
             for name, value in zip(("before", "after"), gain):
                 metrics[f"loso_{name}_adaptation_unweighted_accuracy"] = value
         trainer.save_metrics("loso", metrics)
@@ -504,7 +508,7 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
             )
         if gain:
             evaluation_description += (
-                f" On the clips of the labels `{model_args.model_name_or_path}` had, it scored UA {gain[0]:.4f} before "
+                f" On the clips of the labels `{source}` had, it scored UA {gain[0]:.4f} before "
                 f"this training (with the data's statistics) and {gain[1]:.4f} after (cross-validated)."
             )
         if corpora:
@@ -539,8 +543,7 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
     trainer.save_metrics("train", train_metrics)  # train_results.json: its train_runtime is benchmark_cache's figure
     trainer.log_metrics(protocol, metrics)
     training_data_description = describe_training_data(data_args, train, data_labels, training_args.seed, corpus)
-    if source := model_args.model_name_or_path:
-        saved_config = GenSERConfig.from_pretrained(source)
+    if source:
         new_domains = [name for name in residual_domains or [] if name not in (saved_config.domain_names or [])]
         adaptation = describe_adaptation(source, saved_config, labels_outside(saved_config, data_labels), new_domains)
         training_data_description = f"{adaptation} {training_data_description}"
