@@ -49,7 +49,9 @@ import numpy as np
 from transformers import HfArgumentParser
 
 from modeling_genser import GenSERForAudioClassification
-from modeling_genser.modeling_genser import MISSING_LABEL, GenSEROutput, read_domain_ids
+from modeling_genser.domain_layers import checked_domain_ids
+from modeling_genser.modeling_genser import GenSEROutput
+from modeling_genser.taxonomy_encoding import MISSING_LABEL
 from training.arguments import MAIN_JOB_CONFIG
 from training.data import CORPUS_COLUMN
 from training.feature_cache import shrunk_domain_statistics, with_domains
@@ -139,7 +141,7 @@ class GenSERPriorReadout(GenSERForAudioClassification):
                 domain_ids=domain_ids, labels=labels,
             )  # fmt: skip
         condition = self.conditioner(pooled_layer_features, domain_statistics)
-        return GenSEROutput(logits=self.prior(condition, read_domain_ids(domain_ids, self.config, training=False)))
+        return GenSEROutput(logits=self.prior(condition, checked_domain_ids(domain_ids, self.config.domain_names)))
 
 
 class GenSERDetachedDenoiserCondition(GenSERForAudioClassification):

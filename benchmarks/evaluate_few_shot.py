@@ -47,7 +47,7 @@ from transformers import HfArgumentParser, set_seed
 
 from modeling_genser import GenSERConfig, GenSERForAudioClassification
 from modeling_genser.domain_normalization import domain_statistics
-from modeling_genser.modeling_genser import MISSING_LABEL
+from modeling_genser.taxonomy_encoding import MISSING_LABEL
 from training.arguments import ADAPTATION_ARGUMENTS, ADAPTATION_TRAINING, MAIN_JOB_CONFIG
 from training.data import CORPUS_COLUMN
 from training.feature_cache import pooled_features, with_domains

@@ -35,7 +35,7 @@ import torch
 from transformers import HfArgumentParser
 
 from modeling_genser.domain_normalization import domain_moments, domain_statistics_from_moments, shrunk_moments
-from modeling_genser.modeling_genser import MISSING_LABEL
+from modeling_genser.taxonomy_encoding import MISSING_LABEL
 from training.arguments import MAIN_JOB_CONFIG, DataTrainingArguments, ModelArguments, resolve_sources
 from training.data import CORPUS_COLUMN
 from training.feature_cache import pooled_features, sorted_domain_names, with_domains

@@ -70,6 +70,11 @@ class GenSERSchedulerOutput(BaseOutput):
 class GenSERScheduler(SchedulerMixin, ConfigMixin):
     """Bridge sampler for Gen-SER (see the module docstring for the maths).
 
+    Stateless: `step` reads its arguments and the config only and changes nothing, so sampling loops in several
+    threads can share one scheduler. `set_timesteps` makes the schedule a diffusers-style loop iterates over
+    (`for t in scheduler.timesteps: sample = scheduler.step(prediction, t, sample).prev_sample`); a loop that holds its
+    own grid (`time_grid_for`) passes each step's `next_timestep` instead.
+
     Args:
         mean_schedule_steepness (`float`, defaults to 8.0):
             Steepness of the logistic mean schedule; 0 gives a linear schedule.
@@ -80,6 +85,10 @@ class GenSERScheduler(SchedulerMixin, ConfigMixin):
             Multiplies the posterior noise that `step` adds (like DDIM's ``eta``); training (`add_noise`) is
             unaffected. 1 samples the bridge; 0 follows its posterior mean, so extra steps refine the prediction
             instead of moving the sample by fresh noise, which can carry it away from a good initial sample.
+        num_train_timesteps (`int`, defaults to 1000):
+            The scale of the network's time input: time ``t`` in [0, 1] is embedded as ``t * num_train_timesteps``
+            (`network_timesteps`), the range of integer diffusion steps diffusers' sinusoidal `Timesteps` embedding
+            is designed for (as `FlowMatchEulerDiscreteScheduler` scales its sigmas).
     """
 
     order = 1
@@ -88,12 +97,20 @@ class GenSERScheduler(SchedulerMixin, ConfigMixin):
     init_noise_sigma = 1.0
 
     @register_to_config
-    def __init__(self, mean_schedule_steepness: float = 8.0, bridge_sigma: float = 1.0, sampling_noise_scale: float = 1.0):
+    def __init__(
+        self,
+        mean_schedule_steepness: float = 8.0,
+        bridge_sigma: float = 1.0,
+        sampling_noise_scale: float = 1.0,
+        num_train_timesteps: int = 1000,
+    ):
         if mean_schedule_steepness < 0 or bridge_sigma < 0 or sampling_noise_scale < 0:
             raise ValueError(
                 "GenSERScheduler needs mean_schedule_steepness, bridge_sigma and sampling_noise_scale >= 0, got "
                 f"{mean_schedule_steepness}, {bridge_sigma} and {sampling_noise_scale}."
             )
+        if num_train_timesteps <= 0:
+            raise ValueError(f"GenSERScheduler needs num_train_timesteps > 0, got {num_train_timesteps}.")
         self.set_timesteps(1)
 
     def mean(self, timesteps: float | torch.Tensor) -> float | torch.Tensor:
@@ -102,12 +119,16 @@ class GenSERScheduler(SchedulerMixin, ConfigMixin):
     def variance(self, timesteps: float | torch.Tensor) -> float | torch.Tensor:
         return bridge_variance_schedule(self.mean(timesteps), self.config.bridge_sigma)
 
+    def network_timesteps(self, timesteps: torch.Tensor) -> torch.Tensor:
+        """Times in [0, 1] on the scale the network embeds them at (`num_train_timesteps`)."""
+        return timesteps * self.config.num_train_timesteps
+
     @staticmethod
     def time_grid_for(num_inference_steps: int, device: str | torch.device | None = None) -> torch.Tensor:
         """The ``num_inference_steps + 1`` boundaries of ``num_inference_steps`` equal steps over [0, 1].
 
         Times are continuous, not quantised; the network is evaluated at every boundary but the terminal time 1. A
-        pure function of its arguments, so a sampling loop can hold its own grid rather than the scheduler's state.
+        pure function of its arguments, so a sampling loop can hold its own grid rather than the scheduler's.
         """
         if isinstance(num_inference_steps, bool) or not isinstance(num_inference_steps, numbers.Integral):
             raise ValueError(f"num_inference_steps must be a positive integer, got {num_inference_steps!r}.")
@@ -121,30 +142,10 @@ class GenSERScheduler(SchedulerMixin, ConfigMixin):
         self.time_grid = self.time_grid_for(num_inference_steps, device)
         self.num_inference_steps = int(num_inference_steps)
         self.timesteps = self.time_grid[:-1]
-        self._step_index = None
-        self._begin_index = None
 
     def __len__(self) -> int:
         """The steps of the current schedule: time is continuous, so there is no grid of training timesteps."""
         return self.num_inference_steps
-
-    @property
-    def begin_index(self) -> int | None:
-        return self._begin_index
-
-    def set_begin_index(self, begin_index: int = 0):
-        """Where the next sampling loop starts, so `step` need not look its timestep up (as in diffusers)."""
-        self._begin_index = begin_index
-
-    @property
-    def step_index(self) -> int | None:
-        return self._step_index
-
-    def index_for_timestep(self, timestep: float | torch.Tensor) -> int:
-        matches = torch.isclose(self.timesteps, torch.as_tensor(timestep, dtype=self.timesteps.dtype).to(self.timesteps.device))
-        if not matches.any():
-            raise ValueError(f"Timestep {float(timestep)} is not in the schedule {self.timesteps.tolist()}.")
-        return int(matches.nonzero()[0])
 
     def add_noise(
         self,
@@ -165,6 +166,17 @@ class GenSERScheduler(SchedulerMixin, ConfigMixin):
         m = self.mean(t)
         return (1 - m) * initial_samples + m * original_samples + self.variance(t).sqrt() * noise
 
+    def step_times(self, timestep: float | torch.Tensor) -> tuple[float, float]:
+        """The schedule's time `timestep` and the next one, as exact fractions of `set_timesteps`'s step count."""
+        steps = self.num_inference_steps
+        index = round(float(timestep) * steps)
+        if not 0 <= index < steps or abs(index / steps - float(timestep)) > 1e-6:
+            raise ValueError(
+                f"Timestep {float(timestep)} is not in the schedule {self.timesteps.tolist()}: pass one of "
+                "`scheduler.timesteps`, or the step's `next_timestep`."
+            )
+        return index / steps, (index + 1) / steps
+
     def step(
         self,
         model_output: torch.Tensor,
@@ -173,59 +185,31 @@ class GenSERScheduler(SchedulerMixin, ConfigMixin):
         generator: torch.Generator | None = None,
         variance_noise: torch.Tensor | None = None,
         return_dict: bool = True,
+        next_timestep: float | None = None,
     ) -> GenSERSchedulerOutput | tuple:
-        """Moves ``sample`` from ``timestep`` to the next time of the schedule.
+        """Moves ``sample`` from time ``timestep`` to ``next_timestep`` along the posterior of the bridge.
 
         Args:
             model_output (`torch.Tensor` of shape `(batch_size, dim)`): the network's prediction of ``x_1``.
-            timestep (`float` or `torch.Tensor`): the current time, one of ``self.timesteps``.
+            timestep (`float` or `torch.Tensor`): the current time ``t``.
             sample (`torch.Tensor` of shape `(batch_size, dim)`): the current ``x_t``.
             generator (`torch.Generator`, *optional*): draws the posterior noise when ``variance_noise`` is None.
             variance_noise (`torch.Tensor`, *optional*): the posterior noise itself, broadcastable to ``sample``.
+            next_timestep (`float`, *optional*): the time ``s > t`` to move to; by default the time after
+                ``timestep`` in ``self.timesteps``. Python floats keep the step's coefficients free of tensor values,
+                so that `torch.export` can trace a sampling loop.
         """
-        if self._step_index is None:
-            self._step_index = self._begin_index if self._begin_index is not None else self.index_for_timestep(timestep)
-        if variance_noise is None and self.posterior_variance(self._step_index, self.num_inference_steps) > 0:
-            variance_noise = randn_tensor(sample.shape, generator=generator, device=sample.device, dtype=sample.dtype)
-        prev_sample = self.posterior_step(model_output, sample, self._step_index, self.num_inference_steps, variance_noise)
-        self._step_index += 1
+        if next_timestep is None:
+            timestep, next_timestep = self.step_times(timestep)
+        m_t, m_s = self.mean(float(timestep)), self.mean(float(next_timestep))
+        prev_sample = sample + (m_s - m_t) / (1 - m_t) * (model_output - sample)
+        # The posterior variance (see the module docstring) from the same two means, times the sampling noise scale.
+        sigma, scale = self.config.bridge_sigma, self.config.sampling_noise_scale
+        variance = sigma**2 * (m_s - m_t) * (1 - m_s) / (1 - m_t) * scale**2
+        if variance > 0:
+            if variance_noise is None:
+                variance_noise = randn_tensor(sample.shape, generator=generator, device=sample.device, dtype=sample.dtype)
+            prev_sample = prev_sample + math.sqrt(variance) * variance_noise
         if not return_dict:
             return (prev_sample, model_output)
         return GenSERSchedulerOutput(prev_sample=prev_sample, pred_original_sample=model_output)
-
-    def posterior_variance(self, step_index: int, num_inference_steps: int) -> float:
-        """The variance of the posterior draw of step `step_index` of `num_inference_steps`, noise scale included."""
-        m_t = self.mean(step_index / num_inference_steps)
-        m_s = self.mean((step_index + 1) / num_inference_steps)
-        variance = self.config.bridge_sigma**2 * (m_s - m_t) * (1 - m_s) / (1 - m_t)
-        return variance * self.config.sampling_noise_scale**2
-
-    def posterior_step(
-        self,
-        model_output: torch.Tensor,
-        sample: torch.Tensor,
-        step_index: int,
-        num_inference_steps: int,
-        variance_noise: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """Step `step_index` of a `num_inference_steps` schedule, from its arguments alone: the scheduler's state is
-        neither read nor changed, so several sampling loops (threads) can share one scheduler.
-
-        Args:
-            model_output (`torch.Tensor` of shape `(batch_size, dim)`): the network's prediction of ``x_1``.
-            sample (`torch.Tensor` of shape `(batch_size, dim)`): the current ``x_t``.
-            variance_noise (`torch.Tensor`, *optional*): standard Gaussian noise broadcastable to ``sample``; needed
-                unless the step's posterior variance is 0.
-        Returns:
-            `torch.Tensor` of shape `(batch_size, dim)`: the sample at the next time of the schedule.
-        """
-        # Python floats, not tensors: the coefficients depend only on the step index.
-        m_t = self.mean(step_index / num_inference_steps)
-        m_s = self.mean((step_index + 1) / num_inference_steps)
-        prev_sample = sample + (m_s - m_t) / (1 - m_t) * (model_output - sample)
-        variance = self.posterior_variance(step_index, num_inference_steps)
-        if variance > 0:
-            if variance_noise is None:
-                raise ValueError(f"Step {step_index} of {num_inference_steps} draws posterior noise: pass variance_noise.")
-            prev_sample = prev_sample + math.sqrt(variance) * variance_noise
-        return prev_sample

@@ -5,7 +5,8 @@ every layer's frames of a clip's real input and pool them.
 Whisper's attention has no padding mask and its `forward` takes 30 s of input only, so it is run layer by layer
 at the clip's own length (`whisper_hidden_states`); wav2vec2-style encoders take an attention mask. The top
 layers can also run alone on cached lower-layer frames (`pooled_features_from_frames`), which is how the top
-layers train on a frame cache. The model (`modeling_genser.py`) and the baseline heads both use these functions.
+layers train on a frame cache. The model (`modeling_genser.py`) and the baseline heads both use these functions;
+`GenSERSpeechEncoderMixin` is how the model runs its encoder with them.
 """
 
 import torch
@@ -214,3 +215,124 @@ def encoder_hidden_states(
     if isinstance(encoder, WhisperEncoder):
         return whisper_hidden_states(encoder, inputs, attention_mask)
     return encoder(inputs, attention_mask=attention_mask, output_hidden_states=True).hidden_states
+
+
+class GenSERSpeechEncoderMixin:
+    """How a Gen-SER model (`self.encoder`, `self.config`) runs its speech encoder: once per clip, every layer pooled
+    over the clip's real frames, with the encoder frozen or its top layers trainable (also from cached frames)."""
+
+    def train(self, mode: bool = True):
+        # A frozen encoder also keeps its dropout, layer drop and SpecAugment off, so its features stay fixed; its
+        # trainable top layers train with their dropout, as in fine-tuning.
+        super().train(mode)
+        if self.config.freeze_encoder:
+            self.encoder.eval()
+            for module in self.trainable_encoder_modules():
+                module.train(mode)
+        return self
+
+    @property
+    def encoder_trains(self) -> bool:
+        """Whether any encoder weight trains (so the encoder must run with gradients in training)."""
+        return not self.config.freeze_encoder or self.config.trainable_encoder_layers > 0
+
+    def trainable_encoder_modules(self) -> list[nn.Module]:
+        """The encoder's top `config.trainable_encoder_layers` layers, and Whisper's final layer norm with them:
+        what trains in an otherwise frozen encoder."""
+        if self.config.trainable_encoder_layers == 0:
+            return []
+        layers, final_norm = top_encoder_layers(self.encoder, self.config.trainable_encoder_layers)
+        return [*layers, *([final_norm] if final_norm is not None else [])]
+
+    def pooled_layer_features(
+        self, inputs: torch.Tensor, attention_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Runs the speech encoder once and pools every layer over its real frames.
+
+        With `config.trim_padding` the encoder never runs on padding: a batch is cut to its longest clip, and its
+        attention masks each shorter clip's padding (Whisper's too, see `whisper_hidden_states`), so a clip's
+        features do not depend on its batch. Without it, Whisper encodes its 30 s window, padding included, as it
+        was trained to.
+
+        Args:
+            inputs (`torch.Tensor`): the encoder's main input, `(batch_size, sequence_length)` waveforms or
+                `(batch_size, num_mel_bins, num_frames)` features.
+            attention_mask (`torch.Tensor` of shape `(batch_size, input_length)`, *optional*): 1 for real input.
+        Returns:
+            `torch.Tensor` of shape `(batch_size, num_layers, hidden_size)` (twice `hidden_size` for `"mean_std"`).
+            Pooling and the weighted layer sum commute, so these features can be cached and fed back as
+            `pooled_layer_features`.
+        """
+        attention_mask = input_mask(inputs, attention_mask)
+        if not self.config.trim_padding and isinstance(self.encoder, WhisperEncoder) and attention_mask is not None:
+            hidden_states, _ = self._encode(inputs, None)
+            frame_mask = real_frame_mask(self.encoder, attention_mask, hidden_states[0].shape[1])
+            return pool_frames(hidden_states, frame_mask, self.config.pooling)
+        if not self.config.trim_padding or attention_mask is None:
+            return self._encode_and_pool(inputs, attention_mask)
+        lengths = trimmed_lengths(self.encoder, attention_mask)
+        length = int(lengths.max())
+        # Clips of one length, cut to it, are all real input: they need no mask (nor the cost of building one).
+        if int(lengths.min()) == length:
+            return self._encode_and_pool(inputs[..., :length], None)
+        return self._encode_and_pool(inputs[..., :length], attention_mask[:, :length])
+
+    def _encode(self, inputs: torch.Tensor, attention_mask: torch.Tensor | None) -> tuple[tuple, torch.Tensor | None]:
+        """The encoder's hidden states of every layer, `(batch_size, num_frames, hidden_size)` each, and the
+        `(batch_size, num_frames)` mask of real frames (None without `attention_mask`)."""
+        with torch.set_grad_enabled(torch.is_grad_enabled() and self.encoder_trains):
+            hidden_states = encoder_hidden_states(self.encoder, inputs, attention_mask)
+        return hidden_states, real_frame_mask(self.encoder, attention_mask, hidden_states[0].shape[1])
+
+    def _encode_and_pool(self, inputs: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+        """The encoder's hidden states of every layer, pooled over the real frames: `(batch_size, num_layers, hidden)`."""
+        return pool_frames(*self._encode(inputs, attention_mask), self.config.pooling)
+
+    def lower_layer_features(
+        self, inputs: torch.Tensor, attention_mask: torch.Tensor | None = None
+    ) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """What the frozen lower layers of a partly trainable encoder (`trainable_encoder_layers` = N > 0) give,
+        for the frame cache: each clip's hidden states entering the first trainable layer over its real frames,
+        and the pooled layers below it. [`~GenSERForAudioClassification.top_layer_features`] completes them.
+
+        Clips are encoded one at a time at their own length, so no clip's frames depend on its batch.
+
+        Args: as [`~GenSERForAudioClassification.pooled_layer_features`].
+        Returns:
+            A list of `(num_frames, hidden_size)` tensors, one per clip, and `(batch_size, num_layers - N, width)`.
+        """
+        count = self.config.trainable_encoder_layers
+        if count == 0:
+            raise ValueError("lower_layer_features is for trainable_encoder_layers > 0; use pooled_layer_features.")
+        if isinstance(self.encoder, WhisperEncoder) and not self.config.trim_padding:
+            raise ValueError(
+                "Cached frames hold each clip's real frames only, while Whisper without trim_padding attends to its "
+                "30 s of padding too: set trim_padding=True to train Whisper's top layers on cached frames."
+            )
+        attention_mask = input_mask(inputs, attention_mask)
+        lengths = [inputs.shape[-1]] * inputs.shape[0] if attention_mask is None else trimmed_lengths(self.encoder, attention_mask).tolist()
+        frames, lower = [], []
+        for row, length in enumerate(lengths):
+            mask = None if attention_mask is None else attention_mask[row : row + 1, :length]
+            hidden_states, frame_mask = self._encode(inputs[row : row + 1, ..., :length], mask)
+            split = len(hidden_states) - count
+            lower.append(pool_frames(hidden_states[:split], frame_mask, self.config.pooling))
+            clip = hidden_states[split - 1][0]
+            frames.append(clip if frame_mask is None else clip[frame_mask[0]])
+        return frames, torch.cat(lower)
+
+    def top_layer_features(
+        self, lower_layer_frames: torch.Tensor, frame_mask: torch.Tensor, lower_pooled_layer_features: torch.Tensor
+    ) -> torch.Tensor:
+        """Runs the trainable top layers on cached lower-layer frames and completes the pooled layers: the same
+        `(batch_size, num_layers, width)` as [`~GenSERForAudioClassification.pooled_layer_features`] on the audio.
+
+        Args:
+            lower_layer_frames (`torch.Tensor` of shape `(batch_size, num_frames, hidden_size)`): padded frames.
+            frame_mask (`torch.Tensor` of shape `(batch_size, num_frames)`): 1 for real frames (each clip's first).
+            lower_pooled_layer_features (`torch.Tensor` of shape `(batch_size, num_layers - N, width)`)
+        """
+        layers, final_norm = top_encoder_layers(self.encoder, self.config.trainable_encoder_layers)
+        return pooled_features_from_frames(
+            layers, final_norm, lower_layer_frames, frame_mask, lower_pooled_layer_features, self.config.pooling
+        )

@@ -16,11 +16,18 @@ approach an equidistant simplex. ``pairwise_code_cosine`` measures this; the ben
 Several tasks share one terminal code (``joint_taxonomy_codes``); a continuous label (e.g. arousal) is encoded at
 the position of its value (``continuous_encoding``) and read back as the nearest value of a grid
 (``nearest_grid_values``).
+
+`GenSERCodeBookMixin` is the model's code book: its terminal codes from its config, how labels index them, and how
+generated vectors are read back as each task's logits or values.
 """
 
 import math
 
 import torch
+from transformers.utils import ModelOutput
+
+# A task label a clip does not have (an arousal corpus has no emotion labels): PyTorch's and transformers' ignore index.
+MISSING_LABEL = -100
 
 
 def sinusoidal_encoding(positions: torch.Tensor, dim: int, base: float = 10000.0) -> torch.Tensor:
@@ -129,3 +136,150 @@ def code_similarity(vectors: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
     vectors = torch.nn.functional.normalize(vectors, dim=-1)
     codes = torch.nn.functional.normalize(codes, dim=-1)
     return vectors @ codes.T
+
+
+class GenSERCodeBookMixin:
+    """The taxonomy codes of a Gen-SER model (`config` and the `class_codes` buffer of `terminal_codes`) and their
+    reading: label indices to codes, generated vectors to each task's logits (or to dimensional values)."""
+
+    @property
+    def is_dimensional(self) -> bool:
+        """Whether the targets are continuous values (`problem_type="regression"`, e.g. arousal) rather than classes."""
+        return self.config.problem_type == "regression"
+
+    @property
+    def label_counts(self) -> list[int]:
+        """How many labels each task has (one task unless `config.label_sets`)."""
+        return [len(labels) for labels in self.config.tasks.values()]
+
+    @property
+    def per_task_prior(self) -> bool:
+        """Whether the prior is one softmax per task (`multi_task_prior="per_task"` with several tasks)."""
+        return bool(self.config.label_sets) and self.config.multi_task_prior == "per_task"
+
+    def grid_values(self) -> torch.Tensor:
+        """The `(value_grid_size,)` values a dimensional target is read back on, evenly spaced over `value_range`."""
+        return torch.linspace(*self.config.value_range, self.config.value_grid_size)
+
+    def value_codes(self, values: torch.Tensor) -> torch.Tensor:
+        """The continuous encoding of dimensional values, each on one dimension's share of the code:
+        `(...)` -> `(..., encoding_dim // num_dimensions)`."""
+        config = self.config
+        width = config.encoding_dim // config.num_labels
+        return continuous_encoding(values, width, config.value_range, config.taxonomy_index_scale, config.taxonomy_base)
+
+    def encode_values(self, values: torch.Tensor) -> torch.Tensor:
+        """Dimensional targets' terminal codes: `(batch_size, num_dimensions)` (or `(batch_size,)`) values ->
+        `(batch_size, encoding_dim)`, the dimensions' codes concatenated."""
+        values = values.reshape(values.shape[0], self.config.num_labels)
+        return self.value_codes(values).flatten(1).to(self.class_codes.dtype)
+
+    def read_values(self, generated: torch.Tensor) -> torch.Tensor:
+        """Dimensional targets read back from generated vectors: each dimension's nearest grid value on its share of
+        the code, `(batch_size, encoding_dim)` -> `(batch_size, num_dimensions)`."""
+        slices = generated.reshape(generated.shape[0], self.config.num_labels, -1)
+        return nearest_grid_values(slices, self.value_grid, self.class_codes)
+
+    def terminal_codes(self) -> torch.Tensor:
+        """The taxonomy code of every class, `(num_classes, encoding_dim)`: the terminal distribution's support. With
+        several tasks a class is a tuple of labels, one per task (`joint_taxonomy_codes`)."""
+        config = self.config
+        if self.is_dimensional:  # the codes of the grid values, for one dimension's share of the code
+            return self.value_codes(self.grid_values())
+        if config.label_sets:
+            return joint_taxonomy_codes(
+                self.label_counts, config.encoding_dim, config.multi_task_codes, config.taxonomy_index_scale,
+                config.taxonomy_base,
+            )  # fmt: skip
+        return sinusoidal_taxonomy_encoding(
+            config.num_labels, config.encoding_dim, config.taxonomy_index_scale, config.taxonomy_base
+        )
+
+    def class_indices(self, labels: torch.Tensor) -> torch.Tensor:
+        """`(batch_size,)` class indices from `labels`: the same for one task, and for several tasks the index of each
+        row's label tuple, `(batch_size, num_tasks)` -> `(batch_size,)` (row-major, as `terminal_codes` orders them)."""
+        if labels.ndim == 1:
+            return labels
+        counts = self.label_counts
+        if labels.shape[-1] != len(counts):
+            raise ValueError(
+                f"labels has {labels.shape[-1]} columns but the model has {len(counts)} tasks "
+                f"({list(self.config.tasks)}): pass one label index per task."
+            )
+        strides = [math.prod(counts[task + 1 :]) for task in range(len(counts))]
+        return (labels * labels.new_tensor(strides)).sum(-1)  # not a matmul: CUDA has none for integers
+
+    def observed_columns(self, labels: torch.Tensor) -> torch.Tensor | None:
+        """Which columns of its terminal code each clip has a label for, `(batch_size, encoding_dim)`, when some of
+        the `(batch_size, num_tasks)` labels are missing (`MISSING_LABEL`: e.g. arousal-only clips in an emotion and
+        arousal model); None when every label is there. A missing task's slice of the concatenated code is then
+        neither generated towards nor scored."""
+        missing = labels == MISSING_LABEL
+        if not missing.any():
+            return None
+        unlabelled = missing if labels.ndim == 1 else missing.all(-1)
+        if unlabelled.any():
+            raise ValueError(
+                f"{int(unlabelled.sum())} clip(s) have no label for any task ({MISSING_LABEL}): drop them from the "
+                "training data."
+            )
+        if self.config.multi_task_codes != "concat":
+            raise ValueError(
+                f"Clips missing a task's label ({MISSING_LABEL}) need multi_task_codes='concat', whose codes have one "
+                "slice per task: a tuple code needs every task's label."
+            )
+        return (~missing).repeat_interleave(self.config.encoding_dim // len(self.label_counts), dim=1)
+
+    def code_similarities(self, vectors: torch.Tensor) -> torch.Tensor:
+        """Cosine similarities of `(..., encoding_dim)` vectors (e.g. a trajectory) to every class code:
+        `(..., num_classes)`."""
+        return code_similarity(vectors, self.class_codes)
+
+    def task_code_slice(self, task: int) -> tuple[slice, torch.Tensor]:
+        """Concatenated multi-task codes: the columns of task number `task` and its labels' codes on them,
+        `(num_task_labels, encoding_dim // num_tasks)` (each label with every other task at label 0)."""
+        counts = self.label_counts
+        width = self.config.encoding_dim // len(counts)
+        others_at_zero = tuple(slice(None) if other == task else 0 for other in range(len(counts)))
+        codes = self.class_codes.reshape(*counts, -1)[others_at_zero]
+        columns = slice(task * width, (task + 1) * width)
+        return columns, codes[:, columns]
+
+    def first_task_similarities(self, vectors: torch.Tensor) -> torch.Tensor:
+        """Cosine similarities of `(..., encoding_dim)` vectors (e.g. a trajectory) to the first task's codes,
+        `(..., num_labels)`: every class code for one task, the first task's slice for concatenated multi-task codes."""
+        if not self.config.label_sets:
+            return self.code_similarities(vectors)
+        columns, codes = self.task_code_slice(0)
+        return code_similarity(vectors[..., columns], codes)
+
+    def similarity_logits(self, generated: torch.Tensor) -> torch.Tensor:
+        """`(batch_size, num_classes)` cosine similarities of generated vectors to the class codes, over the temperature."""
+        return self.code_similarities(generated) / self.config.similarity_temperature
+
+    def logits_of(self, generated: torch.Tensor) -> torch.Tensor:
+        """What `logits` holds for one sample: the values of dimensional targets, else the first task's logits."""
+        return self.read_values(generated) if self.is_dimensional else self.task_logits(generated)[0]
+
+    def task_logits(self, generated: torch.Tensor) -> ModelOutput:
+        """Every task's `(batch_size, num_task_labels)` logits from generated vectors `(batch_size, encoding_dim)`,
+        keyed by task name in `config.tasks` order (a `ModelOutput`: also indexable by position, `[0]` the first task).
+
+        One task: the similarities to its codes. Concatenated codes: each task's similarities on its own slice of the
+        vector, to its own codes. Tuple codes: each task's log-probabilities, the tuples' softmax summed over the
+        other tasks' labels.
+        """
+        tasks, counts = list(self.config.tasks), self.label_counts
+        if len(tasks) == 1:
+            return ModelOutput({tasks[0]: self.similarity_logits(generated)})
+        if self.config.multi_task_codes == "tuple":
+            joint = self.similarity_logits(generated).log_softmax(-1).reshape(-1, *counts)
+            axes = range(1, len(counts) + 1)
+            return ModelOutput(
+                {task: joint.logsumexp(dim=[a for a in axes if a != t + 1]) for t, task in enumerate(tasks)}
+            )
+        logits = {}
+        for t, task in enumerate(tasks):
+            columns, task_codes = self.task_code_slice(t)
+            logits[task] = code_similarity(generated[:, columns], task_codes) / self.config.similarity_temperature
+        return ModelOutput(logits)

@@ -12,7 +12,7 @@ from transformers import TrainingArguments, Wav2Vec2FeatureExtractor
 
 from conftest import domain_model, genser_classifier, tone
 from modeling_genser import GenSERConfig, GenSERForAudioClassification
-from modeling_genser.modeling_genser import GenSERDomainLinear
+from modeling_genser.domain_layers import GenSERDomainLinear
 from pipelines import GenSERAudioClassificationPipeline
 from training.arguments import ModelArguments
 from training.feature_cache import POOLED_FEATURES_COLUMN, collate_cached_features, with_domains

@@ -9,7 +9,7 @@ from transformers import Wav2Vec2FeatureExtractor, Wav2Vec2Model
 
 import training.sources as sources
 from conftest import save_genser, table, tiny_wav2vec2_config
-from modeling_genser.modeling_genser import MISSING_LABEL
+from modeling_genser.taxonomy_encoding import MISSING_LABEL
 from training.data import encode_labels, label_names, load_corpora, with_arousal
 from training.folds import group_folds
 from training.sources import AROUSAL_LEVELS, EMODB_VOCABULARY, EMOTION_AROUSAL, EMOTION_VOCABULARY, CorpusSource

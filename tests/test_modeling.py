@@ -6,7 +6,7 @@ from transformers import AutoConfig, AutoModelForAudioClassification, WhisperMod
 
 from conftest import tiny_whisper_config, tone
 from modeling_genser import GenSERConfig, GenSERForAudioClassification, GenSERScheduler
-from modeling_genser.modeling_genser import cosine_target_loss
+from modeling_genser.target_matching import cosine_target_loss
 from modeling_genser.speech_encoder import encoder_layers
 
 LABELS = {0: "low", 1: "mid", 2: "high"}

@@ -6,7 +6,8 @@ from transformers import AutoModelForAudioClassification
 
 from conftest import genser_classifier, save_genser, tiny_wav2vec2_config, tone
 from modeling_genser import GenSERConfig, GenSERForAudioClassification, sinusoidal_taxonomy_encoding
-from modeling_genser.modeling_genser import MISSING_LABEL, observed_label_nll, target_matching_error
+from modeling_genser.target_matching import observed_label_nll, target_matching_error
+from modeling_genser.taxonomy_encoding import MISSING_LABEL
 from modeling_genser.taxonomy_encoding import joint_taxonomy_codes
 
 LABEL_SETS = {"emotion": ["anger", "neutral", "sadness"], "gender": ["female", "male"]}

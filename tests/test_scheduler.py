@@ -22,21 +22,6 @@ def test_mean_schedule_on_floats_matches_tensors(steepness):
     assert floats == pytest.approx(logistic_mean_schedule(torch.tensor(times, dtype=torch.float64), steepness).tolist())
 
 
-def test_begin_index_gives_the_same_steps_as_the_timestep_lookup():
-    scheduler = GenSERScheduler()
-    sample, prediction, noise = torch.randn(3, 2, 8).unbind(0)
-    results = []
-    for begin_index in (None, 0):
-        scheduler.set_timesteps(4)
-        if begin_index is not None:
-            scheduler.set_begin_index(begin_index)
-        x = sample
-        for timestep in scheduler.timesteps:
-            x = scheduler.step(prediction, timestep, x, variance_noise=noise).prev_sample
-        results.append(x)
-    torch.testing.assert_close(results[0], results[1], rtol=0, atol=0)
-
-
 def test_bridge_variance_is_zero_at_both_ends():
     scheduler = GenSERScheduler(bridge_sigma=0.7)
     variance = scheduler.variance(torch.tensor([0.0, 0.5, 1.0]))
@@ -134,9 +119,9 @@ def test_invalid_settings_are_explained():
         scheduler.step(torch.zeros(1, 2), 0.3, torch.zeros(1, 2))
 
 
-def test_posterior_step_is_step_without_state():
-    """The stateless step that sampling uses (threads share one scheduler) moves a sample exactly as `step` does, and
-    leaves the scheduler's timesteps and step index as they were."""
+def test_step_with_its_next_timestep_is_the_schedule_step_without_state():
+    """The stateless step that sampling uses (threads share one scheduler, each loop holding its own grid) moves a
+    sample exactly as the `set_timesteps` loop does, and leaves the scheduler's schedule as it was."""
     scheduler = GenSERScheduler(sampling_noise_scale=0.5)
     scheduler.set_timesteps(3)
     start, target, noise = torch.randn(2, 4), torch.randn(2, 4), torch.randn(3, 4)
@@ -145,12 +130,18 @@ def test_posterior_step_is_step_without_state():
         stepped = scheduler.step(target, timestep, stepped, variance_noise=noise[index]).prev_sample
     scheduler.set_timesteps(5)
     for index in range(3):
-        stateless = scheduler.posterior_step(target, stateless, index, 3, noise[index])
+        output = scheduler.step(target, index / 3, stateless, variance_noise=noise[index], next_timestep=(index + 1) / 3)
+        stateless = output.prev_sample
     assert torch.equal(stateless, stepped)
-    assert scheduler.num_inference_steps == 5 and scheduler.step_index is None
+    assert scheduler.num_inference_steps == 5 and len(scheduler.timesteps) == 5
     torch.testing.assert_close(GenSERScheduler.time_grid_for(3), torch.tensor([0.0, 1 / 3, 2 / 3, 1.0]))
-    with pytest.raises(ValueError, match="pass variance_noise"):
-        scheduler.posterior_step(target, start, 0, 3)
+
+
+def test_the_network_sees_time_on_the_scale_of_num_train_timesteps():
+    assert GenSERScheduler().network_timesteps(torch.tensor([0.0, 0.5, 1.0])).tolist() == [0.0, 500.0, 1000.0]
+    assert GenSERScheduler(num_train_timesteps=10).network_timesteps(torch.tensor([0.5])).tolist() == [5.0]
+    with pytest.raises(ValueError, match="num_train_timesteps"):
+        GenSERScheduler(num_train_timesteps=0)
 
 
 def test_a_diffusers_style_loop_scales_its_start_by_init_noise_sigma_and_runs_len_steps():

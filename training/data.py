@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 from torch.utils.data import WeightedRandomSampler
 from transformers import FeatureExtractionMixin, Trainer
 
-from modeling_genser.modeling_genser import MISSING_LABEL
+from modeling_genser.taxonomy_encoding import MISSING_LABEL
 from pipelines.audio_input import load_audio, speech_encoder_inputs
 
 logger = logging.getLogger(__name__)

@@ -15,7 +15,8 @@ from torch import nn
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 from modeling_genser import GenSERConfig
-from modeling_genser.modeling_genser import GenSERConditioner, GenSERDomainLinear, read_domain_ids
+from modeling_genser.domain_layers import GenSERDomainLinear, checked_domain_ids, dropped_domain_ids
+from modeling_genser.modeling_genser import GenSERConditioner
 from modeling_genser.speech_encoder import pooled_features_from_frames, top_encoder_layers
 
 
@@ -66,7 +67,9 @@ class PooledFeatureClassifier(nn.Module):
             pooled_layer_features = pooled_features_from_frames(
                 self.top_layers, self.final_norm, lower_layer_frames, frame_mask, lower_pooled_layer_features, self.pooling
             )
-        domain_ids = read_domain_ids(domain_ids, self.config, self.training)
+        domain_ids = checked_domain_ids(domain_ids, self.config.domain_names)
+        if self.training:
+            domain_ids = dropped_domain_ids(domain_ids, self.config.domain_residual_dropout)
         logits = self.condition_map(self.conditioner(pooled_layer_features, domain_statistics), domain_ids)
         if self.classifier is not None:
             logits = self.classifier(logits)

@@ -10,7 +10,7 @@ import evaluate
 import numpy as np
 from huggingface_hub import EvalResult, ModelCard
 
-from modeling_genser.modeling_genser import MISSING_LABEL
+from modeling_genser.taxonomy_encoding import MISSING_LABEL
 from training.arguments import DataTrainingArguments
 from training.data import CORPUS_COLUMN, label_names, speaker_groups
 from training.sources import AROUSAL_COLUMN, EMOTION_AROUSAL, EMOTION_COLUMN, CorpusSource

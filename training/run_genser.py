@@ -41,7 +41,7 @@ from datasets import Audio
 from transformers import HfArgumentParser, TrainerCallback, TrainingArguments, pipeline, set_seed
 
 from modeling_genser import GenSERConfig
-from modeling_genser.modeling_genser import MISSING_LABEL
+from modeling_genser.taxonomy_encoding import MISSING_LABEL
 from pipelines import GenSERAudioClassificationPipeline, ship_pipeline
 from training.arguments import (
     ADAPTATION_ARGUMENTS,
