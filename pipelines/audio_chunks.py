@@ -17,8 +17,6 @@ import warnings
 from .audio_input import MIN_DURATION_S
 
 DEFAULT_CHUNK_LENGTH_S = 30.0
-# The option names of `chunk_options`' result: what `chunk_samples` takes.
-CHUNK_OPTIONS = ("chunk_length_s", "stride_length_s", "segment_hop_s")
 
 
 def check_seconds(name: str, value) -> float:
@@ -48,8 +46,8 @@ def refuse_both(old: str, old_value, new: str, new_value) -> None:
 
 
 def chunk_options(chunk_length_s=None, stride_length_s=None, segment_length_s=None, segment_hop_s=None) -> dict:
-    """The chunking options given (not `None`), checked, under the names of `CHUNK_OPTIONS`: `segment_length_s` is
-    `chunk_length_s`, a stride a `(left, right)` pair, and `segment_hop_s` kept as it is. An error names an option
+    """The chunking options given (not `None`), checked, under the names `chunk_samples` takes: `segment_length_s`
+    as `chunk_length_s`, a stride as a `(left, right)` pair, and `segment_hop_s` kept as it is. An error names an option
     as it was given. Checks each option alone: how they combine is `chunk_samples`' to check."""
     refuse_both("segment_length_s", segment_length_s, "chunk_length_s", chunk_length_s)
     refuse_both("segment_hop_s", segment_hop_s, "stride_length_s", stride_length_s)
@@ -84,29 +82,33 @@ def warn_former_names(chunk_length_s=None, segment_length_s=None, segment_hop_s=
         )
 
 
-def chunk_samples(
-    sampling_rate: int, chunk_length_s=DEFAULT_CHUNK_LENGTH_S, stride_length_s=None, segment_hop_s=None
-) -> tuple[int, int]:
-    """A chunk's length and the hop between chunk starts, in samples, from `chunk_options`' options (those of a
-    pipeline's construction and of its call together: so this is where they are checked against each other)."""
-    window = max(1, round(chunk_length_s * sampling_rate))
-    if segment_hop_s is None:
-        left, right = stride_length_s or (0.0, 0.0)
-        hop_s = chunk_length_s - left - right
-        hop = round(hop_s * sampling_rate)
-        if hop < round(MIN_DURATION_S * sampling_rate):  # in samples: no float residue refuses an exact 0.1 s
-            raise ValueError(
-                f"stride_length_s={stride_length_s} leaves chunks of chunk_length_s={chunk_length_s:g} starting "
-                f"{hop_s:g} s apart: consecutive chunks overlap by both strides, so together they must be at most "
-                f"chunk_length_s - {MIN_DURATION_S} s. Pass smaller strides or a longer chunk_length_s."
-            )
-        return window, hop
-    refuse_both("segment_hop_s", segment_hop_s, "stride_length_s", stride_length_s)  # one at construction, one per call
-    hop = max(1, round(segment_hop_s * sampling_rate))
-    if hop > window:
+def chunk_length_and_hop_s(
+    chunk_length_s=DEFAULT_CHUNK_LENGTH_S, stride_length_s=None, segment_hop_s=None
+) -> tuple[float, float]:
+    """A chunk's length and the hop between chunk starts, in seconds, from `chunk_options`' options."""
+    if segment_hop_s is not None:
+        return chunk_length_s, segment_hop_s
+    left, right = stride_length_s or (0.0, 0.0)
+    return chunk_length_s, chunk_length_s - left - right
+
+
+def chunk_samples(sampling_rate: int, **chunking) -> tuple[int, int]:
+    """A chunk's length and the hop between chunk starts, in samples, from `chunk_options`' options (`chunking`, those
+    of a pipeline's construction and of its call together: so this is where they are checked against each other)."""
+    refuse_both("segment_hop_s", chunking.get("segment_hop_s"), "stride_length_s", chunking.get("stride_length_s"))
+    chunk_length_s, hop_s = chunk_length_and_hop_s(**chunking)
+    window, hop = max(1, round(chunk_length_s * sampling_rate)), max(1, round(hop_s * sampling_rate))
+    if "segment_hop_s" in chunking and hop > window:
         raise ValueError(
-            f"segment_hop_s={segment_hop_s:g} is longer than chunk_length_s={chunk_length_s:g}: the audio between "
-            "chunks would be skipped. Pass a hop no longer than the window (or stride_length_s, an overlap)."
+            f"segment_hop_s={hop_s:g} is longer than chunk_length_s={chunk_length_s:g}: the audio between chunks "
+            "would be skipped. Pass a hop no longer than the window (or stride_length_s, an overlap)."
+        )
+    # Compared in samples: a float residue does not refuse strides that leave exactly `MIN_DURATION_S`.
+    if "segment_hop_s" not in chunking and hop < round(MIN_DURATION_S * sampling_rate):
+        raise ValueError(
+            f"stride_length_s={chunking['stride_length_s']} leaves chunks of chunk_length_s={chunk_length_s:g} "
+            f"starting {hop_s:g} s apart: consecutive chunks overlap by both strides, so together they must be at "
+            f"most chunk_length_s - {MIN_DURATION_S} s. Pass smaller strides or a longer chunk_length_s."
         )
     return window, hop
 
