@@ -127,7 +127,11 @@ class GenSERAudioClassificationPipeline(ChunkPipeline, AudioClassificationPipeli
         postprocess_params["top_k"] = None if top_k is None else check_integer("top_k", top_k, 1)
         if candidate_labels is not None:
             postprocess_params["label_ids"] = self._label_ids(candidate_labels)
-        flags = {"return_segments": return_segments, "return_trajectory": return_trajectory, "return_tasks": return_tasks}
+        flags = {
+            "return_segments": return_segments,
+            "return_trajectory": return_trajectory,
+            "return_tasks": return_tasks,
+        }
         return postprocess_params | {name: flag for name, flag in flags.items() if flag is not None}
 
     def _forward_options(
