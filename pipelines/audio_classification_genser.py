@@ -301,12 +301,14 @@ class GenSERAudioClassificationPipeline(ChunkPipeline, AudioClassificationPipeli
         segment_length_s: float | None = None,
         segment_hop_s: float | None = None,
         batch_size: int = 8,
-        **chunking,
+        *,
+        chunk_length_s: float | None = None,
+        stride_length_s: float | tuple[float, float] | None = None,
     ) -> tuple:
         """What `collection_statistics` is computed from: the number of windows, and the float64 sum and sum of
         squares of their pooled encoder features, `(num_layers, width)` each. Moments of several parts of a
         collection add up (the annotator sums them over its shards). `clips` may also be `encode_windows`' output;
-        the chunking options are `encode_windows`' (`chunking`: `chunk_length_s`, `stride_length_s`)."""
+        the chunking options are `encode_windows`'."""
         self._require_domain_normalization("Collection statistics")
         if isinstance(clips, (str, bytes, dict)) or hasattr(clips, "shape"):
             raise ValueError(
@@ -317,7 +319,14 @@ class GenSERAudioClassificationPipeline(ChunkPipeline, AudioClassificationPipeli
         clips = iter(clips)
         while chunk := list(itertools.islice(clips, 64)):  # a chunk's windows batched together, never all in memory
             if not all(isinstance(clip, dict) and ENCODED_WINDOWS in clip for clip in chunk):
-                chunk = self.encode_windows(chunk, segment_length_s, segment_hop_s, batch_size, **chunking)
+                chunk = self.encode_windows(
+                    chunk,
+                    segment_length_s,
+                    segment_hop_s,
+                    batch_size,
+                    chunk_length_s=chunk_length_s,
+                    stride_length_s=stride_length_s,
+                )
             pooled = torch.cat([clip[ENCODED_WINDOWS] for clip in chunk]).to(self.device)
             chunk_count, chunk_total, chunk_squares = self.model.domain_moments(pooled)
             count, total, squares = count + chunk_count, total + chunk_total.cpu(), squares + chunk_squares.cpu()
@@ -329,15 +338,19 @@ class GenSERAudioClassificationPipeline(ChunkPipeline, AudioClassificationPipeli
         segment_length_s: float | None = None,
         segment_hop_s: float | None = None,
         prior: torch.Tensor | None = None,
-        **chunking,
+        *,
+        chunk_length_s: float | None = None,
+        stride_length_s: float | tuple[float, float] | None = None,
     ):
         """The domain statistics of a collection of clips (any input the pipeline takes; e.g. `dataset["audio"]`),
         `(2, num_layers, width)`: pass them as `domain_statistics=` when classifying its clips. Long clips count
-        chunk by chunk, as the pipeline classifies them (`chunking`: `chunk_length_s`, `stride_length_s`, or their
-        former names). A short collection's statistics lean on the training pool's (`config.statistics_prior_windows`):
-        a few clips are a few clips. `prior`: statistics to lean on instead, e.g. the whole collection's for one
-        speaker's clips."""
-        moments = self.collection_moments(clips, segment_length_s, segment_hop_s, **chunking)
+        chunk by chunk, as the pipeline classifies them (`chunk_length_s`, `stride_length_s`, or their former names
+        `segment_length_s`, `segment_hop_s`). A short collection's statistics lean on the training pool's
+        (`config.statistics_prior_windows`): a few clips are a few clips. `prior`: statistics to lean on instead, e.g.
+        the whole collection's for one speaker's clips."""
+        moments = self.collection_moments(
+            clips, segment_length_s, segment_hop_s, chunk_length_s=chunk_length_s, stride_length_s=stride_length_s
+        )
         return self.model.collection_statistics_from_moments(*moments, prior=prior)
 
     def _label_ids(self, candidate_labels) -> list[int]:
