@@ -113,6 +113,23 @@ def chunk_samples(sampling_rate: int, **chunking) -> tuple[int, int]:
     return window, hop
 
 
+def checked_chunking(feature_extractor, **options) -> dict:
+    """`chunk_options` of `options` (the chunking options, current or former names), with a chunk length that
+    `feature_extractor` takes and, where `options` set it, the strides or hop checked against it."""
+    chunking = chunk_options(**options)
+    if "chunk_length_s" in chunking:
+        sampling_rate = feature_extractor.sampling_rate
+        window, _ = chunk_samples(sampling_rate, **chunking)
+        max_window = getattr(feature_extractor, "n_samples", None)  # Whisper's extractor cuts input at 30 s
+        if max_window is not None and window > max_window:
+            name = "chunk_length_s" if options.get("segment_length_s") is None else "segment_length_s"
+            raise ValueError(
+                f"{name}={chunking['chunk_length_s']:g} is longer than the {max_window / sampling_rate:g} s this "
+                f"model's feature extractor accepts; pass a shorter {name}."
+            )
+    return chunking
+
+
 def chunks(audio, window: int, hop: int):
     """Yields `(start, end, is_last)` sample indices of `audio`'s chunks, `window` samples long (the last may be
     shorter), `hop` samples apart, up to the chunk that reaches the end."""

@@ -14,7 +14,7 @@ from transformers.pipelines.base import ChunkPipeline
 
 # Relative imports only: this module and those it imports are copied beside every saved model's code, so that
 # `pipeline(..., trust_remote_code=True)` runs them where this package is not installed.
-from .audio_chunks import chunk_options, chunk_samples, chunks, warn_former_names
+from .audio_chunks import checked_chunking, chunk_samples, chunks, warn_former_names
 from .audio_input import (
     batches_by_length,
     encoder_autocast,
@@ -106,7 +106,8 @@ class GenSERAudioClassificationPipeline(ChunkPipeline, AudioClassificationPipeli
         postprocess_params = self._postprocess_options(
             top_k, function_to_apply, return_segments, candidate_labels, return_trajectory, return_tasks
         )
-        preprocess_params = self._chunk_options(
+        preprocess_params = checked_chunking(
+            self.feature_extractor,
             chunk_length_s=chunk_length_s,
             stride_length_s=stride_length_s,
             segment_length_s=segment_length_s,
@@ -175,22 +176,6 @@ class GenSERAudioClassificationPipeline(ChunkPipeline, AudioClassificationPipeli
                 f"{sorted(forward_params)} only apply to Gen-SER models, not to {type(self.model).__name__}; "
                 "remove them."
             )
-
-    def _chunk_options(self, **options) -> dict:
-        """`chunk_options` of `options` (the chunking options, current or former names), with a chunk length this
-        model's feature extractor takes and, where `options` set it, the strides or hop checked against it."""
-        chunking = chunk_options(**options)
-        if "chunk_length_s" in chunking:
-            sampling_rate = self.feature_extractor.sampling_rate
-            window, _ = chunk_samples(sampling_rate, **chunking)
-            max_window = getattr(self.feature_extractor, "n_samples", None)  # Whisper's extractor cuts input at 30 s
-            if max_window is not None and window > max_window:
-                name = "chunk_length_s" if options.get("segment_length_s") is None else "segment_length_s"
-                raise ValueError(
-                    f"{name}={chunking['chunk_length_s']:g} is longer than the {max_window / sampling_rate:g} s this "
-                    f"model's feature extractor accepts; pass a shorter {name}."
-                )
-        return chunking
 
     def _refuse_unknown_options(self, options: dict) -> None:
         """A misspelt or foreign option is an error naming it and the nearest valid one, never silently dropped."""
@@ -262,7 +247,8 @@ class GenSERAudioClassificationPipeline(ChunkPipeline, AudioClassificationPipeli
         "starts": [...], "ends": [...]}`, seconds), which it then classifies with the head alone. The chunks of all
         `clips` are encoded `batch_size` at a time, shortest first, so a batch carries little padding, at
         `encoder_precision` (as the pipeline's option)."""
-        chunking = self._chunk_options(
+        chunking = checked_chunking(
+            self.feature_extractor,
             chunk_length_s=chunk_length_s,
             stride_length_s=stride_length_s,
             segment_length_s=segment_length_s,
@@ -369,7 +355,7 @@ class GenSERAudioClassificationPipeline(ChunkPipeline, AudioClassificationPipeli
         """Yields the clip's chunks (`chunking`: the pipeline's chunking options), `(start, end, is_last, waveform)`
         (seconds; a chunk under 0.1 s, a very short clip or the tail of a long one, padded with silence)."""
         sampling_rate = self.feature_extractor.sampling_rate
-        window, hop = chunk_samples(sampling_rate, **self._chunk_options(**chunking))
+        window, hop = chunk_samples(sampling_rate, **checked_chunking(self.feature_extractor, **chunking))
         audio = load_audio(inputs, sampling_rate)
         for start, end, is_last in chunks(audio, window, hop):
             waveform = pad_to_min_duration(audio[start:end], sampling_rate)
