@@ -64,7 +64,9 @@ def items_digest(items: list[AnnotationInput]) -> str:
     return digest.hexdigest()
 
 
-def check_finished_shard(output_dir: Path, shard: int, items: list[AnnotationInput], recorded: str | None = None) -> None:
+def check_finished_shard(
+    output_dir: Path, shard: int, items: list[AnnotationInput], recorded: str | None = None
+) -> None:
     """Refuses to go on when finished `shard` was made from other items than the input now gives for it (its
     marker's items digest, or `recorded`)."""
     recorded = recorded or json.loads(marker_path(output_dir, shard).read_text())["items"]

@@ -12,10 +12,10 @@ from transformers import AudioClassificationPipeline, AutoModelForAudioClassific
 from transformers.dynamic_module_utils import custom_object_save
 from transformers.pipelines.base import ChunkPipeline
 
-# Relative imports only: this module and `audio_input` are copied beside every saved model's code, so that
+# Relative imports only: this module and those it imports are copied beside every saved model's code, so that
 # `pipeline(..., trust_remote_code=True)` runs them where this package is not installed.
+from .audio_chunks import checked_chunking, chunk_samples, chunks, warn_former_names
 from .audio_input import (
-    MIN_DURATION_S,
     batches_by_length,
     encoder_autocast,
     load_audio,
@@ -36,22 +36,17 @@ def check_integer(name: str, value, minimum: int) -> int:
     return int(value)
 
 
-def check_seconds(name: str, value) -> float:
-    """A window length or hop in seconds: a number of at least `MIN_DURATION_S` (shorter ones would cut the audio
-    into a window per few samples, each padded back to `MIN_DURATION_S`)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value >= MIN_DURATION_S:
-        raise ValueError(f"{name} must be a number of seconds >= {MIN_DURATION_S}, got {value!r}.")
-    return float(value)
-
-
 class GenSERAudioClassificationPipeline(ChunkPipeline, AudioClassificationPipeline):
     """`AudioClassificationPipeline` for real recordings. On top of the stock options (`top_k`, default every label,
     clamped to each task's own label count; `function_to_apply`; `batch_size`) it takes, at construction or call time
     (an option it does not know is a `TypeError` that names the nearest one, never silently dropped):
 
-    - `segment_length_s` (`float`, default 30) and `segment_hop_s` (`float`, default `segment_length_s`): audio
-      longer than the window is classified window by window, so memory stays bounded whatever the length; the
-      scores are the windows' scores averaged with their durations as weights;
+    - `chunk_length_s` (`float`, default 30) and `stride_length_s` (`float` or `(left, right)`, default 0), named
+      and meant as in transformers' ASR pipeline: audio longer than a chunk is classified chunk by chunk, so memory
+      stays bounded whatever the length, consecutive chunks overlapping by the strides (so starting `chunk_length_s
+      - left - right` apart); the scores are the chunks' scores averaged with their durations as weights. Their
+      former names `segment_length_s` and `segment_hop_s` (the hop between chunk starts) still work, with a
+      `FutureWarning` (`audio_chunks`);
     - `return_segments` (`bool`, default `False`): return `{"scores": [...], "segments": [{"start", "end",
       "scores"}, ...]}` (times in seconds) instead of the list of scores;
     - `candidate_labels` (`list[str]`): restrict the prediction to these labels (the softmax runs over them only);
@@ -90,8 +85,8 @@ class GenSERAudioClassificationPipeline(ChunkPipeline, AudioClassificationPipeli
         self,
         top_k=None,
         function_to_apply=None,
-        segment_length_s=None,
-        segment_hop_s=None,
+        chunk_length_s=None,
+        stride_length_s=None,
         return_segments=None,
         candidate_labels=None,
         num_inference_steps=None,
@@ -102,23 +97,48 @@ class GenSERAudioClassificationPipeline(ChunkPipeline, AudioClassificationPipeli
         domain_statistics=None,
         domain=None,
         encoder_precision=None,
+        segment_length_s=None,
+        segment_hop_s=None,
         **kwargs,
     ):
         if kwargs:
             self._refuse_unknown_options(kwargs)
+        postprocess_params = self._postprocess_options(
+            top_k, function_to_apply, return_segments, candidate_labels, return_trajectory, return_tasks
+        )
+        preprocess_params = checked_chunking(
+            self.feature_extractor,
+            chunk_length_s=chunk_length_s,
+            stride_length_s=stride_length_s,
+            segment_length_s=segment_length_s,
+            segment_hop_s=segment_hop_s,
+        )
+        forward_params = self._forward_options(
+            num_inference_steps, seed, num_samples, return_trajectory, domain_statistics, domain, encoder_precision
+        )
+        self._check_model_options(forward_params, return_trajectory, return_tasks)
+        warn_former_names(chunk_length_s, segment_length_s, segment_hop_s)
+        return preprocess_params, forward_params, postprocess_params
+
+    def _postprocess_options(
+        self, top_k, function_to_apply, return_segments, candidate_labels, return_trajectory, return_tasks
+    ) -> dict:
         # Not the stock pipeline's top_k, which it clamps to the first task's label count: each task clamps its own.
         _, _, postprocess_params = super()._sanitize_parameters(function_to_apply=function_to_apply)
         postprocess_params["top_k"] = None if top_k is None else check_integer("top_k", top_k, 1)
-        preprocess_params = {}
-        if segment_length_s is not None:
-            preprocess_params["segment_length_s"] = check_seconds("segment_length_s", segment_length_s)
-        if segment_hop_s is not None:
-            preprocess_params["segment_hop_s"] = check_seconds("segment_hop_s", segment_hop_s)
-        if return_segments is not None:
-            postprocess_params["return_segments"] = return_segments
         if candidate_labels is not None:
             postprocess_params["label_ids"] = self._label_ids(candidate_labels)
+        flags = {
+            "return_segments": return_segments,
+            "return_trajectory": return_trajectory,
+            "return_tasks": return_tasks,
+        }
+        return postprocess_params | {name: flag for name, flag in flags.items() if flag is not None}
 
+    def _forward_options(
+        self, num_inference_steps, seed, num_samples, return_trajectory, domain_statistics, domain, encoder_precision
+    ) -> dict:
+        """The Gen-SER options of `_forward` that were given, checked."""
         steps = None if num_inference_steps is None else check_integer("num_inference_steps", num_inference_steps, 1)
         sampling = {
             "num_inference_steps": steps,
@@ -134,8 +154,10 @@ class GenSERAudioClassificationPipeline(ChunkPipeline, AudioClassificationPipeli
         if encoder_precision is not None:
             encoder_autocast(encoder_precision, self.device.type)  # checks the name
             forward_params["encoder_precision"] = encoder_precision
-        if return_trajectory is not None:
-            postprocess_params["return_trajectory"] = return_trajectory
+        return forward_params
+
+    def _check_model_options(self, forward_params: dict, return_trajectory, return_tasks) -> None:
+        """Refuses the options this pipeline's model cannot honour."""
         genser = self.is_genser
         multi_task = genser and bool(self.model.config.label_sets)
         if return_tasks and not multi_task:
@@ -143,8 +165,6 @@ class GenSERAudioClassificationPipeline(ChunkPipeline, AudioClassificationPipeli
                 "return_tasks needs a multi-task Gen-SER model (config.label_sets); this model predicts one label set, "
                 "so drop return_tasks."
             )
-        if return_tasks is not None:
-            postprocess_params["return_tasks"] = return_tasks
         tuple_codes = multi_task and self.model.config.multi_task_codes == "tuple"
         if return_trajectory and genser and (tuple_codes or self.model.is_dimensional):
             raise ValueError(
@@ -156,7 +176,6 @@ class GenSERAudioClassificationPipeline(ChunkPipeline, AudioClassificationPipeli
                 f"{sorted(forward_params)} only apply to Gen-SER models, not to {type(self.model).__name__}; "
                 "remove them."
             )
-        return preprocess_params, forward_params, postprocess_params
 
     def _refuse_unknown_options(self, options: dict) -> None:
         """A misspelt or foreign option is an error naming it and the nearest valid one, never silently dropped."""
@@ -214,22 +233,34 @@ class GenSERAudioClassificationPipeline(ChunkPipeline, AudioClassificationPipeli
     def encode_windows(
         self,
         clips,
-        segment_length_s: float = 30.0,
+        segment_length_s: float | None = None,
         segment_hop_s: float | None = None,
         batch_size: int = 8,
         encoder_precision: str = "float32",
+        *,
+        chunk_length_s: float | None = None,
+        stride_length_s: float | tuple[float, float] | None = None,
     ) -> list[dict]:
-        """Every clip's windows through the speech encoder, as the pipeline cuts them, pooled: for each clip a dict
-        the pipeline takes as input in place of the clip (`{"pooled_layer_features": (num_windows, num_layers,
-        width), "starts": [...], "ends": [...]}`, seconds), which it then classifies with the head alone. The windows
-        of all `clips` are encoded `batch_size` at a time, shortest first, so a batch carries little padding, at
+        """Every clip's chunks through the speech encoder, as the pipeline cuts them (`chunk_length_s`,
+        `stride_length_s`, or their former names, as the pipeline's options), pooled: for each clip a dict the
+        pipeline takes as input in place of the clip (`{"pooled_layer_features": (num_windows, num_layers, width),
+        "starts": [...], "ends": [...]}`, seconds), which it then classifies with the head alone. The chunks of all
+        `clips` are encoded `batch_size` at a time, shortest first, so a batch carries little padding, at
         `encoder_precision` (as the pipeline's option)."""
+        chunking = checked_chunking(
+            self.feature_extractor,
+            chunk_length_s=chunk_length_s,
+            stride_length_s=stride_length_s,
+            segment_length_s=segment_length_s,
+            segment_hop_s=segment_hop_s,
+        )
+        warn_former_names(chunk_length_s, segment_length_s, segment_hop_s)
         if not self.is_genser:
             raise ValueError(f"encode_windows needs a Gen-SER model; this pipeline runs {type(self.model).__name__}.")
         windows = [
             (clip, start, end, audio)
             for clip, inputs in enumerate(clips)
-            for start, end, _, audio in self._windows(inputs, segment_length_s, segment_hop_s)
+            for start, end, _, audio in self._windows(inputs, **chunking)
         ]
         audio = [window[3] for window in windows]
         pooled = [None] * len(windows)
@@ -251,11 +282,19 @@ class GenSERAudioClassificationPipeline(ChunkPipeline, AudioClassificationPipeli
         return encoded
 
     def collection_moments(
-        self, clips, segment_length_s: float = 30.0, segment_hop_s: float | None = None, batch_size: int = 8
+        self,
+        clips,
+        segment_length_s: float | None = None,
+        segment_hop_s: float | None = None,
+        batch_size: int = 8,
+        *,
+        chunk_length_s: float | None = None,
+        stride_length_s: float | tuple[float, float] | None = None,
     ) -> tuple:
         """What `collection_statistics` is computed from: the number of windows, and the float64 sum and sum of
         squares of their pooled encoder features, `(num_layers, width)` each. Moments of several parts of a
-        collection add up (the annotator sums them over its shards). `clips` may also be `encode_windows`' output."""
+        collection add up (the annotator sums them over its shards). `clips` may also be `encode_windows`' output;
+        the chunking options are `encode_windows`'."""
         self._require_domain_normalization("Collection statistics")
         if isinstance(clips, (str, bytes, dict)) or hasattr(clips, "shape"):
             raise ValueError(
@@ -266,7 +305,14 @@ class GenSERAudioClassificationPipeline(ChunkPipeline, AudioClassificationPipeli
         clips = iter(clips)
         while chunk := list(itertools.islice(clips, 64)):  # a chunk's windows batched together, never all in memory
             if not all(isinstance(clip, dict) and ENCODED_WINDOWS in clip for clip in chunk):
-                chunk = self.encode_windows(chunk, segment_length_s, segment_hop_s, batch_size)
+                chunk = self.encode_windows(
+                    chunk,
+                    segment_length_s,
+                    segment_hop_s,
+                    batch_size,
+                    chunk_length_s=chunk_length_s,
+                    stride_length_s=stride_length_s,
+                )
             pooled = torch.cat([clip[ENCODED_WINDOWS] for clip in chunk]).to(self.device)
             chunk_count, chunk_total, chunk_squares = self.model.domain_moments(pooled)
             count, total, squares = count + chunk_count, total + chunk_total.cpu(), squares + chunk_squares.cpu()
@@ -275,16 +321,22 @@ class GenSERAudioClassificationPipeline(ChunkPipeline, AudioClassificationPipeli
     def collection_statistics(
         self,
         clips,
-        segment_length_s: float = 30.0,
+        segment_length_s: float | None = None,
         segment_hop_s: float | None = None,
         prior: torch.Tensor | None = None,
+        *,
+        chunk_length_s: float | None = None,
+        stride_length_s: float | tuple[float, float] | None = None,
     ):
         """The domain statistics of a collection of clips (any input the pipeline takes; e.g. `dataset["audio"]`),
         `(2, num_layers, width)`: pass them as `domain_statistics=` when classifying its clips. Long clips count
-        window by window, as the pipeline classifies them (`segment_length_s`, `segment_hop_s`). A short collection's
-        statistics lean on the training pool's (`config.statistics_prior_windows`): a few clips are a few clips.
-        `prior`: statistics to lean on instead, e.g. the whole collection's for one speaker's clips."""
-        moments = self.collection_moments(clips, segment_length_s, segment_hop_s)
+        chunk by chunk, as the pipeline classifies them (`chunk_length_s`, `stride_length_s`, or their former names
+        `segment_length_s`, `segment_hop_s`). A short collection's statistics lean on the training pool's
+        (`config.statistics_prior_windows`): a few clips are a few clips. `prior`: statistics to lean on instead, e.g.
+        the whole collection's for one speaker's clips."""
+        moments = self.collection_moments(
+            clips, segment_length_s, segment_hop_s, chunk_length_s=chunk_length_s, stride_length_s=stride_length_s
+        )
         return self.model.collection_statistics_from_moments(*moments, prior=prior)
 
     def _label_ids(self, candidate_labels) -> list[int]:
@@ -299,32 +351,15 @@ class GenSERAudioClassificationPipeline(ChunkPipeline, AudioClassificationPipeli
             )
         return sorted({label2id[label] for label in candidate_labels})
 
-    def _windows(self, inputs, segment_length_s=30.0, segment_hop_s=None):
-        """Yields the clip's windows, `(start, end, is_last, waveform)` (seconds; a window under 0.1 s, a very short
-        clip or the tail of a long one, padded with silence)."""
+    def _windows(self, inputs, **chunking):
+        """Yields the clip's chunks (`chunking`: the pipeline's chunking options), `(start, end, is_last, waveform)`
+        (seconds; a chunk under 0.1 s, a very short clip or the tail of a long one, padded with silence)."""
         sampling_rate = self.feature_extractor.sampling_rate
+        window, hop = chunk_samples(sampling_rate, **checked_chunking(self.feature_extractor, **chunking))
         audio = load_audio(inputs, sampling_rate)
-        window = max(1, round(segment_length_s * sampling_rate))
-        max_window = getattr(self.feature_extractor, "n_samples", None)  # Whisper's extractor cuts input at 30 s
-        if max_window is not None and window > max_window:
-            raise ValueError(
-                f"segment_length_s={segment_length_s} is longer than the {max_window / sampling_rate:g} s this "
-                "model's feature extractor accepts; pass a shorter segment_length_s."
-            )
-        hop = max(1, round((segment_hop_s or segment_length_s) * sampling_rate))
-        if hop > window:
-            raise ValueError(
-                f"segment_hop_s={segment_hop_s} is longer than segment_length_s={segment_length_s}: the audio between "
-                "windows would be skipped. Pass a hop no longer than the window."
-            )
-        start = 0
-        while True:
-            end = min(start + window, audio.shape[0])
-            is_last = end == audio.shape[0]
-            yield start / sampling_rate, end / sampling_rate, is_last, pad_to_min_duration(audio[start:end], sampling_rate)
-            if is_last:
-                return
-            start += hop
+        for start, end, is_last in chunks(audio, window, hop):
+            waveform = pad_to_min_duration(audio[start:end], sampling_rate)
+            yield start / sampling_rate, end / sampling_rate, is_last, waveform
 
     def _window_inputs(self, arrays: list):
         """The model inputs of a batch of windows' waveforms."""
@@ -333,16 +368,16 @@ class GenSERAudioClassificationPipeline(ChunkPipeline, AudioClassificationPipeli
         inputs = speech_encoder_inputs(self.feature_extractor, arrays, whole_window)
         return inputs if self.dtype is None else inputs.to(dtype=self.dtype)
 
-    def preprocess(self, inputs, segment_length_s=30.0, segment_hop_s=None):
-        """Yields the model inputs of every window of the clip, with its `start`/`end` (seconds). A clip already
-        through the encoder (`encode_windows`) yields its pooled windows."""
+    def preprocess(self, inputs, **chunking):
+        """Yields the model inputs of every chunk of the clip (`chunking`: the pipeline's chunking options), with its
+        `start`/`end` (seconds). A clip already through the encoder (`encode_windows`) yields its pooled chunks."""
         if isinstance(inputs, dict) and ENCODED_WINDOWS in inputs:
             windows = self._checked_encoded_windows(inputs)
             for index, (start, end) in enumerate(zip(inputs["starts"], inputs["ends"])):
                 is_last = index == len(windows) - 1
                 yield {"is_last": is_last, "start": start, "end": end, ENCODED_WINDOWS: windows[index : index + 1]}
             return
-        for start, end, is_last, audio in self._windows(inputs, segment_length_s, segment_hop_s):
+        for start, end, is_last, audio in self._windows(inputs, **chunking):
             segment = self._swap_mel_axes(dict(self._window_inputs([audio])))
             yield {"is_last": is_last, "start": start, "end": end, **segment}
 
@@ -461,68 +496,70 @@ class GenSERAudioClassificationPipeline(ChunkPipeline, AudioClassificationPipeli
             )
         label_ids = label_ids if label_ids is not None else list(range(config.num_labels))
         other_tasks = list(config.label_sets)[1:] if return_tasks else []
-        segments = []
-        for output in model_outputs:
-            sample_logits = output.get("sample_logits")
-            if sample_logits is None:
-                probabilities, agreement = self._scores(output["logits"][0, label_ids].float(), function_to_apply), None
-            else:
-                sample_logits = sample_logits[0][:, label_ids].float()  # (samples, labels)
-                probabilities = self._scores(sample_logits, function_to_apply).mean(0)
-                votes = sample_logits.argmax(-1)
-                agreement = torch.bincount(votes, minlength=len(label_ids)).float() / votes.numel()
-            segments.append(
-                {
-                    "start": output["start"],
-                    "end": output["end"],
-                    "probabilities": probabilities,
-                    "agreement": agreement,
-                    "trajectory": output["trajectory"][0] if "trajectory" in output else None,
-                    **{
-                        task: self._scores(output[f"task_logits:{task}"][0].float(), function_to_apply)
-                        for task in other_tasks
-                    },
-                }
-            )
-
+        segments = [self._segment(output, label_ids, other_tasks, function_to_apply) for output in model_outputs]
         durations = torch.tensor([segment["end"] - segment["start"] for segment in segments])
         weights = (durations / durations.sum()).tolist()
-
-        def weighted_mean(key):
-            if segments[0][key] is None:
-                return None
-            return sum(weight * segment[key].float() for weight, segment in zip(weights, segments))
-
-        def task_scores(values: dict) -> list[dict] | dict[str, list[dict]]:
-            """The first task's scores (with candidate labels and agreement), or with `return_tasks` every task's."""
-            scores = self._label_scores(values["probabilities"], values["agreement"], label_ids, top_k)
-            if not return_tasks:
-                return scores
-            scores = {next(iter(config.label_sets)): scores}
-            for task in other_tasks:
-                names = config.label_sets[task]
-                scores[task] = self._label_scores(values[task], None, list(range(len(names))), top_k, names)
-            return scores
-
-        scores = task_scores({key: weighted_mean(key) for key in ["probabilities", "agreement", *other_tasks]})
+        average = {key: weighted_mean(segments, weights, key) for key in ["probabilities", "agreement", *other_tasks]}
+        scores = self._task_scores(average, label_ids, top_k, return_tasks)
         if not (return_segments or return_trajectory):
             return scores
         result = {"scores": scores}
         if return_trajectory:
             times = model_outputs[0]["times"][0].tolist()
-            result["trajectory"] = self._trajectory(times, weighted_mean("trajectory"), label_ids)
+            result["trajectory"] = self._trajectory(times, weighted_mean(segments, weights, "trajectory"), label_ids)
         if return_segments:
             result["segments"] = []
             for segment in segments:
                 entry = {
                     "start": segment["start"],
                     "end": segment["end"],
-                    "scores": task_scores(segment),
+                    "scores": self._task_scores(segment, label_ids, top_k, return_tasks),
                 }
                 if return_trajectory:
                     entry["trajectory"] = self._trajectory(times, segment["trajectory"], label_ids)
                 result["segments"].append(entry)
         return result
+
+    def _segment(self, output: dict, label_ids: list[int], other_tasks: list[str], function_to_apply: str) -> dict:
+        """One window's `start`, `end`, `probabilities` over `label_ids` (averaged over the samples), `agreement`
+        (the share of samples that voted for each label; `None` with one sample or for other models), `trajectory`
+        (or `None`), and the scores of each of `other_tasks`."""
+        sample_logits = output.get("sample_logits")
+        if sample_logits is None:
+            probabilities, agreement = self._scores(output["logits"][0, label_ids].float(), function_to_apply), None
+        else:
+            sample_logits = sample_logits[0][:, label_ids].float()  # (samples, labels)
+            probabilities = self._scores(sample_logits, function_to_apply).mean(0)
+            votes = sample_logits.argmax(-1)
+            agreement = torch.bincount(votes, minlength=len(label_ids)).float() / votes.numel()
+        return {
+            "start": output["start"],
+            "end": output["end"],
+            "probabilities": probabilities,
+            "agreement": agreement,
+            "trajectory": output["trajectory"][0] if "trajectory" in output else None,
+            **{task: self._scores(output[f"task_logits:{task}"][0].float(), function_to_apply) for task in other_tasks},
+        }
+
+    def _task_scores(self, values: dict, label_ids: list[int], top_k, return_tasks) -> list[dict] | dict[str, list]:
+        """The first task's scores of `values` (a window's or their average; with candidate labels and agreement), or
+        with `return_tasks` every task's."""
+        scores = self._label_scores(values["probabilities"], values["agreement"], label_ids, top_k)
+        if not return_tasks:
+            return scores
+        label_sets = self.model.config.label_sets
+        scores = {next(iter(label_sets)): scores}
+        for task in list(label_sets)[1:]:
+            names = label_sets[task]
+            scores[task] = self._label_scores(values[task], None, list(range(len(names))), top_k, names)
+        return scores
+
+
+def weighted_mean(segments: list[dict], weights: list[float], key: str):
+    """The `weights`-weighted sum of the windows' `key` tensors (`None` where the windows have none)."""
+    if segments[0][key] is None:
+        return None
+    return sum(weight * segment[key].float() for weight, segment in zip(weights, segments))
 
 
 def ship_pipeline(config, save_directory) -> None:

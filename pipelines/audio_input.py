@@ -155,9 +155,13 @@ def speech_encoder_inputs(feature_extractor, arrays: list, whole_window: bool = 
     """
     rate = feature_extractor.sampling_rate
     if not isinstance(feature_extractor, WhisperFeatureExtractor):
-        return feature_extractor(arrays, sampling_rate=rate, padding=True, return_attention_mask=True, return_tensors="pt")
+        return feature_extractor(
+            arrays, sampling_rate=rate, padding=True, return_attention_mask=True, return_tensors="pt"
+        )
     length = feature_extractor.n_samples
     if not whole_window:
         step = 2 * feature_extractor.hop_length
         length = min(-(-(max(len(array) for array in arrays) + feature_extractor.n_fft) // step) * step, length)
-    return feature_extractor(arrays, sampling_rate=rate, max_length=length, return_attention_mask=True, return_tensors="pt")
+    return feature_extractor(
+        arrays, sampling_rate=rate, max_length=length, return_attention_mask=True, return_tensors="pt"
+    )

@@ -3,12 +3,12 @@
 
     genser-annotate --model org/gen-ser --folder recordings/ --output_dir labels/
     genser-annotate --model org/gen-ser --dataset org/calls --split test --output_dir labels/   # streamed
-    torchrun --nproc_per_node 4 -m pipelines.bulk_annotator --model org/gen-ser --manifest calls.csv --output_dir labels/
+    torchrun --nproc_per_node 4 -m pipelines.bulk_annotator --model org/gen-ser --manifest calls.csv --output_dir labels
     accelerate launch --multi_gpu --num_processes 2 -m pipelines.bulk_annotator ...   # under accelerate (CPUs too)
 
 Output (`load_dataset(output_dir, "windows")`, `"files"` or `"errors"` reads it back):
 
-- `windows/shard-NNNNN.parquet`: one row per window (`--segment_length_s`, `--segment_hop_s`, as in the pipeline):
+- `windows/shard-NNNNN.parquet`: one row per window (`--chunk_length_s`, `--stride_length_s`, as in the pipeline):
   `source`, `index`, `start`, `end` (seconds), the top `label` and its `score`, every label's score in `scores`, and
   with `--num_samples` > 1 the top label's `agreement` (the share of samples that voted for it); a multi-task model
   (e.g. emotions and arousal) writes its first task there and each further task in `<task>_label`, `<task>_score`
@@ -45,9 +45,9 @@ shape them, all checked on resume), and the statistics are summed from all of th
 whole input's shrunk towards the training pool's and each folder's (value's) towards the whole input's, by their
 window counts (`config.statistics_prior_windows`); `adaptation/statistics.json` says what each got. A stream is read
 once per pass.
-The first pass also keeps what it encoded, each window's pooled encoder features (`adaptation/features-NNNNN.safetensors`,
-written before the shard's moments), so that the second pass runs the head alone: the audio is decoded and encoded
-once. They are removed once every shard is done, unless `--keep_features`.
+The first pass also keeps what it encoded, each window's pooled encoder features
+(`adaptation/features-NNNNN.safetensors`, written before the shard's moments), so that the second pass runs the head
+alone: the audio is decoded and encoded once. They are removed once every shard is done, unless `--keep_features`.
 """
 
 import hashlib
@@ -56,13 +56,14 @@ import os
 import sys
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import fields
 from pathlib import Path
 
 import torch
 from transformers import HfArgumentParser, pipeline
 
-from .annotation_inputs import AnnotationInput, dataset_inputs, decode, folder_inputs, manifest_inputs
+from .annotation_arguments import AnnotationArguments
+from .annotation_inputs import AnnotationInput, decode
 from .annotation_output import (
     TABLES,
     adaptation_path,
@@ -87,7 +88,8 @@ from .annotation_output import (
 from .audio_classification_genser import GenSERAudioClassificationPipeline
 
 # Options that change the rows: a resumed run must use the same ones (the model is compared by content).
-# The input is compared item by item (`items_digest`), not by the spelling of its path.
+# The input is compared item by item (`items_digest`), not by the spelling of its path; the chunks by their length
+# and hop (`AnnotationArguments.recorded`).
 RUN_OPTIONS = (
     "dataset", "dataset_config", "split", "audio_column", "id_column", "path_column",
     "extensions", "segment_length_s", "segment_hop_s", "num_inference_steps", "seed", "num_samples", "shard_size",
@@ -98,114 +100,6 @@ MOMENT_OPTIONS = ("segment_length_s", "segment_hop_s", "adapt_by", "encoder_prec
 # `run.json`'s layout. A record without a version (format 1) predates some options, `adapt` among them: an option a
 # record lacks was not there to set, so its run used what is now that option's default.
 RUN_FORMAT = 2
-ADAPT_BY = ("collection", "folder")
-
-
-@dataclass
-class AnnotationArguments:
-    model: str = field(metadata={"help": "The audio-classification model: a Hub id or a local directory."})
-    output_dir: str = field(metadata={"help": "Where the Parquet dataset goes; a run there is resumed."})
-    folder: str | None = field(default=None, metadata={"help": "Annotate every file under this folder (recursive)."})
-    manifest: str | None = field(default=None, metadata={"help": "Annotate the files listed in a .csv/.json/.jsonl."})
-    dataset: str | None = field(
-        default=None, metadata={"help": "Annotate a `datasets` dataset (Hub id or folder), streamed."}
-    )
-    dataset_config: str | None = field(default=None, metadata={"help": "The dataset's configuration name."})
-    split: str = field(default="train", metadata={"help": "The dataset split to annotate."})
-    audio_column: str | None = field(
-        default=None, metadata={"help": "The dataset's audio column (default: its first Audio column)."}
-    )
-    id_column: str | None = field(
-        default=None, metadata={"help": "Manifest or dataset column naming each item in the output."}
-    )
-    path_column: str = field(default="path", metadata={"help": "The manifest column holding file paths."})
-    extensions: str | None = field(
-        default=None, metadata={"help": "Comma-separated extensions a folder's files must have (default: all)."}
-    )
-    segment_length_s: float = field(default=30.0, metadata={"help": "Window length in seconds."})
-    segment_hop_s: float | None = field(default=None, metadata={"help": "Window hop in seconds (default: the length)."})
-    num_inference_steps: int | None = field(
-        default=None, metadata={"help": "Gen-SER sampling steps (default: the model's)."}
-    )
-    seed: int | None = field(default=None, metadata={"help": "Gen-SER sampling seed (default: the model's)."})
-    num_samples: int = field(default=1, metadata={"help": "Gen-SER initial samples per window; > 1 adds agreement."})
-    batch_size: int = field(default=8, metadata={"help": "Windows per forward pass."})
-    encoder_precision: str = field(
-        default="float32",
-        metadata={
-            "help": "float32, or bfloat16: the speech encoder's matrix products in bfloat16, about twice as fast on "
-            "CPUs with bfloat16 instructions and on GPUs (BENCHMARKS.md)."
-        },
-    )
-    shard_size: int = field(
-        default=64, metadata={"help": "Items per output shard (a shard's audio is decoded at once)."}
-    )
-    max_shards: int | None = field(
-        default=None, metadata={"help": "Stop each process after this many new shards; run again to go on."}
-    )
-    adapt: bool = field(
-        default=False,
-        metadata={
-            "help": "First compute the input's own statistics and classify every clip with them (models trained "
-            "with domain normalisation): adaptation to a corpus, recording setup or speaker the model has not heard."
-        },
-    )
-    adapt_by: str = field(
-        default="collection",
-        metadata={
-            "help": "With --adapt: one set of statistics for the whole input (collection), one per folder (folder), "
-            "or, for a manifest or dataset, one per value of the column this names (e.g. speaker); a folder's or a "
-            "value's shrunk towards the whole input's. Per speaker suits collections where each speaker shows "
-            "several emotions (BENCHMARKS.md)."
-        },
-    )
-    keep_features: bool = field(
-        default=False,
-        metadata={
-            "help": "With --adapt: keep the encoder features of every window (adaptation/features-*.safetensors), "
-            "which are otherwise removed once every shard is done."
-        },
-    )
-
-    def __post_init__(self):
-        given = [name for name in ("folder", "manifest", "dataset") if getattr(self, name)]
-        if len(given) != 1:
-            raise ValueError(f"Pass exactly one input: --folder, --manifest or --dataset (got {given or 'none'}).")
-        if self.shard_size < 1 or self.batch_size < 1 or self.num_samples < 1:
-            raise ValueError("--shard_size, --batch_size and --num_samples must be positive integers.")
-        if self.max_shards is not None and self.max_shards < 1:
-            raise ValueError(f"--max_shards must be a positive integer, got {self.max_shards}.")
-        if self.adapt_by not in ADAPT_BY and self.folder:
-            raise ValueError(
-                f"--adapt_by must be one of {ADAPT_BY} for a --folder input, got {self.adapt_by!r}: only a --manifest "
-                "or --dataset has columns to adapt by."
-            )
-        if self.adapt_by != "collection" and not self.adapt:
-            raise ValueError(f"--adapt_by {self.adapt_by} says what --adapt adapts to: it needs --adapt.")
-        if not self.adapt_by:
-            raise ValueError(f"--adapt_by takes one of {ADAPT_BY} or a column of the manifest or dataset, got ''.")
-        if self.keep_features and not self.adapt:
-            raise ValueError("--keep_features keeps what the adaptation pass encodes: it needs --adapt.")
-
-    def inputs(self) -> Iterable[AnnotationInput]:
-        if self.folder:
-            return folder_inputs(self.folder, self.extensions.split(",") if self.extensions else None)
-        group_column = None if self.adapt_by in ADAPT_BY else self.adapt_by
-        if self.manifest:
-            return manifest_inputs(self.manifest, self.path_column, self.id_column, group_column)
-        return dataset_inputs(
-            self.dataset, self.dataset_config, self.split, self.audio_column, self.id_column, group_column
-        )
-
-    def pipeline_options(self) -> dict:
-        """Window and sampling options, passed to the pipeline call as given."""
-        options = {"segment_length_s": self.segment_length_s, "segment_hop_s": self.segment_hop_s}
-        options.update(num_inference_steps=self.num_inference_steps, seed=self.seed)
-        if self.encoder_precision != "float32":
-            options["encoder_precision"] = self.encoder_precision
-        if self.num_samples > 1:
-            options["num_samples"] = self.num_samples
-        return {name: value for name, value in options.items() if value is not None}
 
 
 def domain_of(item: AnnotationInput, adapt_by: str) -> str:
@@ -301,15 +195,15 @@ class ShardAnnotator:
                 continue
         clips = [{"array": audio, "sampling_rate": self.sampling_rate} for audio in readable.values()]
         encoded = self.classifier.encode_windows(
-            clips, **self.window_options(), batch_size=self.args.batch_size, encoder_precision=self.args.encoder_precision
+            clips,
+            batch_size=self.args.batch_size,
+            encoder_precision=self.args.encoder_precision,
+            **self.args.chunking(),
         )
         return {
             index: {**clip, "duration": audio.shape[0] / self.sampling_rate}
             for (index, audio), clip in zip(readable.items(), encoded)
         }
-
-    def window_options(self) -> dict:
-        return {"segment_length_s": self.args.segment_length_s, "segment_hop_s": self.args.segment_hop_s}
 
     def moments(self, items: list[AnnotationInput], encoded: dict[int, dict]) -> dict[str, tuple]:
         """Each domain's moments over the shard's `encoded` items."""
@@ -388,8 +282,7 @@ class ShardAnnotator:
 def check_run_options(output_dir: Path, args: AnnotationArguments, model_sha256: str) -> None:
     """Records what shapes the rows (the options and the model's content) in `run.json`, or refuses to resume a run
     made otherwise. A run without finished shards or moments has nothing to protect: its record is replaced."""
-    options = {name: value for name, value in asdict(args).items() if name in RUN_OPTIONS}
-    options["model_sha256"] = model_sha256
+    options = {**args.recorded(RUN_OPTIONS), "model_sha256": model_sha256}
     record = output_dir / "run.json"
     if record.exists():
         previous = json.loads(record.read_text())
@@ -405,7 +298,11 @@ def check_run_options(output_dir: Path, args: AnnotationArguments, model_sha256:
             return
         if has_finished_work(output_dir):
             changes = ", ".join(
-                "the model's config or weights (model_sha256)" if name == "model_sha256" else f"{name}: {old!r} -> {new!r}"
+                (
+                    "the model's config or weights (model_sha256)"
+                    if name == "model_sha256"
+                    else f"{name}: {old!r} -> {new!r}"
+                )
                 for name, (old, new) in changed.items()
             )
             raise ValueError(
@@ -486,15 +383,7 @@ class ProcessShare:
 
 def annotate(args: AnnotationArguments) -> dict:
     """Runs this process's share of the annotation and prints the closing summary; returns it (to every process)."""
-    from accelerate import PartialState
-    from accelerate.utils import broadcast_object_list, gather_object
-
-    if int(os.environ.get("WORLD_SIZE", 1)) > 1 and not torch.distributed.is_initialized():
-        # The processes exchange a few Python objects at the end, through gloo: accelerate's default on GPUs, NCCL,
-        # refuses two processes on one GPU (it stopped a run of 2 processes on a 1-GPU machine at its summary).
-        torch.distributed.init_process_group("gloo")
-    # Without an accelerator, accelerate sets up processes started by a launcher only when told it runs on CPU.
-    state = PartialState(cpu=not torch.accelerator.is_available())
+    state = process_state()
     output_dir = Path(args.output_dir)
     classifier = pipeline(
         "audio-classification", model=args.model, device=state.device, pipeline_class=GenSERAudioClassificationPipeline
@@ -504,6 +393,57 @@ def annotate(args: AnnotationArguments) -> dict:
     # the options as every call of it would.
     classifier._sanitize_parameters(**annotator.call_options())
     inputs = args.inputs()
+    model_sha256 = start_run(output_dir, args, classifier, inputs)
+    share, started = ProcessShare(args, state, output_dir, inputs), time.perf_counter()
+    statistics, shaped_by = None, None
+    if args.adapt:  # the first pass: every shard's moments, then the statistics summed from all of them
+        shaped_by = {"model_sha256": model_sha256, **args.recorded(MOMENT_OPTIONS)}
+        share.adaptation_pass(annotator, shaped_by)
+        state.wait_for_everyone()
+        missing = [shard for shard in range(share.num_shards) if not adaptation_path(output_dir, shard).exists()]
+        if missing:
+            done = share.num_shards - len(missing)
+            if state.is_main_process:
+                print(
+                    f"{output_dir}: adaptation pass, {done}/{share.num_shards} shards; run again to go on.",
+                    file=sys.stderr,
+                )
+            end_processes(state)
+            return {"adaptation_shards": done, "num_shards": share.num_shards, "finished_shards": 0}
+        statistics = adaptation_statistics(output_dir, share.num_shards, classifier.model, shaped_by)
+    share.classification_pass(annotator, statistics, shaped_by)
+    summary = run_summary(share, started)
+    if state.is_main_process:
+        if summary["finished_shards"] == summary["num_shards"] and not args.keep_features:
+            remove_encoded_windows(output_dir)
+        print(closing_summary(output_dir, summary, state.device.type, args.adapt), file=sys.stderr)
+    end_processes(state)
+    return summary
+
+
+def process_state():
+    """This process's `accelerate` state, its process group started when a launcher started several processes."""
+    from accelerate import PartialState
+
+    if int(os.environ.get("WORLD_SIZE", 1)) > 1 and not torch.distributed.is_initialized():
+        # The processes exchange a few Python objects at the end, through gloo: accelerate's default on GPUs, NCCL,
+        # refuses two processes on one GPU (it stopped a run of 2 processes on a 1-GPU machine at its summary).
+        torch.distributed.init_process_group("gloo")
+    # Without an accelerator, accelerate sets up processes started by a launcher only when told it runs on CPU.
+    return PartialState(cpu=not torch.accelerator.is_available())
+
+
+def end_processes(state) -> None:
+    # Processes leaving with the process group alive can abort at exit ("terminate called without an active
+    # exception") while its communication threads are torn down; every process leaves through an explicit teardown.
+    state.wait_for_everyone()
+    state.destroy_process_group()
+
+
+def start_run(output_dir: Path, args: AnnotationArguments, classifier, inputs: Iterable[AnnotationInput]) -> str:
+    """Checks, before anything is written, that the input and the model are usable and that a run already in
+    `output_dir` is this one; then records the run (`check_run_options`) and writes the dataset card. Returns the
+    model's digest."""
     if isinstance(inputs, list) and not inputs:
         raise ValueError("The input holds no files to annotate; check --folder/--manifest (and --extensions).")
     if args.adapt and not getattr(classifier.model.config, "domain_normalization", False):
@@ -518,35 +458,23 @@ def annotate(args: AnnotationArguments) -> dict:
             if is_finished(output_dir, shard):
                 check_finished_shard(output_dir, shard, items)
     write_dataset_card(output_dir)
+    return model_sha256
 
-    share, started, statistics, shaped_by = ProcessShare(args, state, output_dir, inputs), time.perf_counter(), None, None
-    if args.adapt:  # the first pass: every shard's moments, then the statistics summed from all of them
-        shaped_by = {"model_sha256": model_sha256, **{name: getattr(args, name) for name in MOMENT_OPTIONS}}
-        share.adaptation_pass(annotator, shaped_by)
-        state.wait_for_everyone()
-        missing = [shard for shard in range(share.num_shards) if not adaptation_path(output_dir, shard).exists()]
-        if missing:
-            done = share.num_shards - len(missing)
-            if state.is_main_process:
-                print(
-                    f"{output_dir}: adaptation pass, {done}/{share.num_shards} shards; run again to go on.",
-                    file=sys.stderr,
-                )
-            state.wait_for_everyone()
-            state.destroy_process_group()
-            return {"adaptation_shards": done, "num_shards": share.num_shards, "finished_shards": 0}
-        statistics = adaptation_statistics(output_dir, share.num_shards, classifier.model, shaped_by)
-    share.classification_pass(annotator, statistics, shaped_by)
+
+def run_summary(share: ProcessShare, started: float) -> dict:
+    """The output's totals (`summarise`) and what every process did in this run, handed to every process."""
+    from accelerate.utils import broadcast_object_list, gather_object
 
     this_run = gather_object([(share.audio_seconds, share.new_shards, share.seconds)])  # also waits for every process
     elapsed = time.perf_counter() - started
     # Read the shards and write errors.csv once, then hand the totals to every process.
-    (summary,) = broadcast_object_list([summarise(output_dir, share.num_shards) if state.is_main_process else None])
+    main = share.state.is_main_process
+    (summary,) = broadcast_object_list([summarise(share.output_dir, share.num_shards) if main else None])
     # The processes work at once: a pass takes as long as its slowest process.
     classified = max(seconds["classification"] for _, _, seconds in this_run)
     run_audio_seconds = sum(audio for audio, _, _ in this_run)
     summary.update(
-        processes=state.num_processes,
+        processes=share.state.num_processes,
         new_shards=sum(counts["classification"] for _, counts, _ in this_run),
         new_adaptation_shards=sum(counts["adaptation"] for _, counts, _ in this_run),
         seconds=elapsed,
@@ -554,14 +482,6 @@ def annotate(args: AnnotationArguments) -> dict:
         # The classification pass's rate, the annotator's throughput; `seconds` includes the adaptation pass.
         audio_hours_per_hour=run_audio_seconds / classified if classified > 0 else 0.0,
     )
-    if state.is_main_process:
-        if summary["finished_shards"] == summary["num_shards"] and not args.keep_features:
-            remove_encoded_windows(output_dir)
-        print(closing_summary(output_dir, summary, state.device.type, args.adapt), file=sys.stderr)
-    # Processes leaving with the process group alive can abort at exit ("terminate called without an active
-    # exception") while its communication threads are torn down; every process leaves through an explicit teardown.
-    state.wait_for_everyone()
-    state.destroy_process_group()
     return summary
 
 

@@ -22,7 +22,7 @@ from pipelines import GenSERAudioClassificationPipeline
 
 MODEL_ENV = "GENSER_MODEL"
 DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "outputs" / "gen-ser"
-MAX_SEGMENT_LENGTH_S = 30.0  # Whisper encoders accept at most 30 s per window
+MAX_CHUNK_LENGTH_S = 30.0  # Whisper encoders accept at most 30 s per chunk
 # One step draws a trajectory of two points (start, generated code); a few steps show the sample find its class.
 MIN_DEFAULT_STEPS = 4
 
@@ -91,12 +91,13 @@ def timeline_figure(segments: list[dict], colours: dict[str, tuple]):
     return figure
 
 
-def classify(classifier, audio: str | None, num_inference_steps: int, num_samples: int, segment_length_s: float):
+def classify(classifier, audio: str | None, num_inference_steps: int, num_samples: int, chunk_length_s: float):
     """The app's prediction: `(scores by label, summary markdown, trajectory figure, timeline figure or None)`.
 
     The scores, trajectory and timeline are the emotions' (a multi-task model's first task); the summary also names
-    each further task's top label (e.g. the arousal level). The timeline is `None` when the recording fits in one
-    window. Bad input raises `gr.Error` with the reason.
+    each further task's top label (e.g. the arousal level). A recording longer than `chunk_length_s` (the pipeline's
+    option) is classified in consecutive windows of that length; the timeline is `None` when it fits in one. Bad
+    input raises `gr.Error` with the reason.
     """
     if audio is None:
         raise gr.Error("No audio yet: upload a recording or record one with the microphone, then press Classify.")
@@ -107,7 +108,7 @@ def classify(classifier, audio: str | None, num_inference_steps: int, num_sample
             top_k=None,
             num_inference_steps=int(num_inference_steps),
             num_samples=int(num_samples),
-            segment_length_s=float(segment_length_s),
+            chunk_length_s=float(chunk_length_s),
             return_segments=True,
             return_trajectory=True,
             **({"return_tasks": True} if further_tasks else {}),
@@ -127,7 +128,7 @@ def classify(classifier, audio: str | None, num_inference_steps: int, num_sample
     if num_samples > 1:
         summary += f"; {top['agreement']:.0%} of {int(num_samples)} samples generated its code"
     if len(result["segments"]) > 1:
-        summary += f"; {len(result['segments'])} windows of up to {segment_length_s:g} s"
+        summary += f"; {len(result['segments'])} windows of up to {chunk_length_s:g} s"
     colours = label_colours(list(classifier.model.config.id2label.values()))
     scores = {item["label"]: item["score"] for item in result["scores"]}
     trajectory = trajectory_figure(result["trajectory"], top["label"], colours)
@@ -148,10 +149,11 @@ def build_demo(classifier) -> gr.Blocks:
         with gr.Row():
             with gr.Column():
                 audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Speech")
-                steps = gr.Slider(1, 32, value=max(config.num_inference_steps, MIN_DEFAULT_STEPS), step=1, label="Sampling steps")
+                default_steps = max(config.num_inference_steps, MIN_DEFAULT_STEPS)
+                steps = gr.Slider(1, 32, value=default_steps, step=1, label="Sampling steps")
                 samples = gr.Slider(1, 32, value=1, step=1, label="Samples (more: see how far they agree)")
                 window = gr.Slider(
-                    1, MAX_SEGMENT_LENGTH_S, value=5, step=0.5, label="Window for long recordings (s)"
+                    1, MAX_CHUNK_LENGTH_S, value=5, step=0.5, label="Chunk length for long recordings (s)"
                 )
                 button = gr.Button("Classify", variant="primary", elem_id="classify")
             with gr.Column():
