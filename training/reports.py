@@ -55,6 +55,70 @@ def save_confusion_matrix(matrix: list[list[int]], labels: list[str], stem: Path
     plt.close(figure)
 
 
+def card_task_name(config, task: str) -> str:
+    """A task's name in the model card: the first task is emotion; further tasks (e.g. arousal) are named by their
+    label column. A dimensional model's tasks are its dimensions (e.g. arousal)."""
+    if config.problem_type == "regression":
+        return f"{task} regression"
+    return f"{task} classification" if task in list(config.label_sets or [])[1:] else "Speech emotion recognition"
+
+
+def model_index_entries(
+    dataset_name: str | list[str],
+    evaluation_protocol: str,
+    task_metrics: dict[str, dict[str, float]],
+    corpus_metrics: dict[str, dict[str, dict[str, float]]] | None,
+) -> list[tuple]:
+    """One `(dataset, split, task, scores)` entry per figure set of the card's `model-index`: the model's own data
+    under its protocol, or each corpus's figures. The Hub groups model-index results by task type, dataset and split,
+    so each task's figures have a split of their own (the task named in it), and so an entry of their own under their
+    own task name."""
+    if corpus_metrics is None:
+        several = len(task_metrics) > 1
+        return [
+            (dataset_name, f"{evaluation_protocol}, {task}" if several else evaluation_protocol, task, scores)
+            for task, scores in task_metrics.items()
+        ]
+    return [
+        (corpus, split, task, scores)
+        for corpus, tasks in corpus_metrics.items()
+        for task, splits in tasks.items()
+        for split, scores in splits.items()
+    ]
+
+
+def eval_results(config, entries: list[tuple], card_metrics: dict[str, str]) -> list[EvalResult]:
+    """The card's `model-index` results: every metric of `card_metrics` that each entry (`model_index_entries`)
+    has, rounded to 4 decimals."""
+    return [
+        EvalResult(
+            task_type="audio-classification",
+            task_name=card_task_name(config, task),
+            dataset_type=dataset,
+            dataset_name=dataset,
+            dataset_split=split,
+            metric_type=key,
+            metric_name=f"{name}, {split}",
+            metric_value=round(float(scores[key]), 4),
+        )
+        for dataset, split, task, scores in entries
+        for key, name in card_metrics.items()
+        if key in scores
+    ]
+
+
+def metric_tables(
+    config, task_metrics: dict[str, dict[str, float]], card_metrics: dict[str, str], evaluation_protocol: str
+) -> list[str]:
+    """One markdown table of `card_metrics` per task, headed by the task's name where there are several."""
+    tables = []
+    for task, scores in task_metrics.items():
+        rows = "\n".join(f"| {name} | {scores[key]:.4f} |" for key, name in card_metrics.items() if key in scores)
+        heading = f"{card_task_name(config, task)} (`{task}`)\n\n" if len(task_metrics) > 1 else ""
+        tables.append(f"{heading}| metric ({evaluation_protocol}) | value |\n| --- | --- |\n{rows}")
+    return tables
+
+
 def write_model_card(
     output_dir: str | Path,
     config,
@@ -94,51 +158,9 @@ def write_model_card(
     data.base_model = config.encoder_name_or_path
     card_metrics = DIMENSIONAL_CARD_METRICS if dimensional else CARD_METRICS
     task_metrics = task_metrics or {"": metrics}
-    further_tasks = list(config.label_sets or [])[1:]
-
-    def task_name(task: str) -> str:
-        """The first task is emotion; further tasks (e.g. arousal) are named by their label column. A dimensional
-        model's tasks are its dimensions (e.g. arousal)."""
-        if dimensional:
-            return f"{task} regression"
-        return f"{task} classification" if task in further_tasks else "Speech emotion recognition"
-
-    # One entry per (dataset, split, task, metric): the model's own data under its protocol, or each corpus's figures.
-    # The Hub groups model-index results by task type, dataset and split, so each task's figures have a split of
-    # their own (the task named in it), and so an entry of their own under their own task name.
-    if corpus_metrics is None:
-        several = len(task_metrics) > 1
-        entries = [
-            (dataset_name, f"{evaluation_protocol}, {task}" if several else evaluation_protocol, task, scores)
-            for task, scores in task_metrics.items()
-        ]
-    else:
-        entries = [
-            (corpus, split, task, scores)
-            for corpus, tasks in corpus_metrics.items()
-            for task, splits in tasks.items()
-            for split, scores in splits.items()
-        ]
-    data.eval_results = [
-        EvalResult(
-            task_type="audio-classification",
-            task_name=task_name(task),
-            dataset_type=dataset,
-            dataset_name=dataset,
-            dataset_split=split,
-            metric_type=key,
-            metric_name=f"{name}, {split}",
-            metric_value=round(float(scores[key]), 4),
-        )
-        for dataset, split, task, scores in entries
-        for key, name in card_metrics.items()
-        if key in scores
-    ]
-    tables = []
-    for task, scores in task_metrics.items():
-        rows = "\n".join(f"| {name} | {scores[key]:.4f} |" for key, name in card_metrics.items() if key in scores)
-        heading = f"{task_name(task)} (`{task}`)\n\n" if len(task_metrics) > 1 else ""
-        tables.append(f"{heading}| metric ({evaluation_protocol}) | value |\n| --- | --- |\n{rows}")
+    entries = model_index_entries(dataset_name, evaluation_protocol, task_metrics, corpus_metrics)
+    data.eval_results = eval_results(config, entries, card_metrics)
+    tables = metric_tables(config, task_metrics, card_metrics, evaluation_protocol)
     card = ModelCard.from_template(
         data,
         template_str=f"---\n{{{{ card_data }}}}\n---\n\n{template.text.lstrip()}",
