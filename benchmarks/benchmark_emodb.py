@@ -3,10 +3,10 @@
 
 Every run is a cross-validation over speakers (`training/cross_validate.py`; 10-fold leave-one-speaker-out, or
 `--num_folds` folds of whole speakers) with the same cached features and the same optimiser budget; the `-top1`
-runs also train the encoder's top layer on cached lower-layer frames. Gen-SER runs are scored at 1, 2, 4 and 8 sampling steps. Each (run, seed)
-result is written to `<output_dir>/<run>/seed<k>/cross_validation.json` and reused if present, so several
-processes can share the work (`--seeds 0` in one, `--seeds 1,2` in another) and `--report` then prints the table
-and draws the plot from whatever is there.
+runs also train the encoder's top layer on cached lower-layer frames. Gen-SER runs are scored at 1, 2, 4 and 8
+sampling steps. Each (run, seed) result is written to `<output_dir>/<run>/seed<k>/cross_validation.json` and reused
+if present, so several processes can share the work (`--seeds 0` in one, `--seeds 1,2` in another) and `--report`
+then prints the table and draws the plot from whatever is there.
 
     python -m benchmarks.benchmark_emodb --seeds 0,1,2 && python -m benchmarks.benchmark_emodb --report
 """
@@ -22,11 +22,10 @@ from training.model_construction import format_config_overrides
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 STEPS = "1,2,4,8"
-# The Gen-SER configuration under test; every ablation changes one field of it. The table in BENCHMARKS.md was
-# measured on features of the 30 s padded Whisper input, from before `trim_padding` existed; keeping it off here
-# keeps the script reproducing that table (and its feature cache).
-# The rows before the head options used the paper's Gaussian start with bridge noise in sampling, the model's
-# defaults then; they are spelled out since the defaults follow the nested selection.
+# The Gen-SER configuration under test; every ablation changes one field of it. `trim_padding` stays off so that the
+# script reproduces BENCHMARKS.md's table, which is of features of the 30 s padded Whisper input (and reads their
+# feature cache). The rows before the head options use the paper's Gaussian start with bridge noise in sampling,
+# spelled out because the model's defaults are the nested selection's (BENCHMARKS.md, "Nested selection").
 GENSER = {
     "layer_aggregation": "concat",
     "condition_dropout": 0.3,
@@ -52,7 +51,7 @@ RUNS = {
     "genser-steep-schedule": ("genser", {"scheduler_config": {"mean_schedule_steepness": 16.0}}),
     "genser-textbook-encoding": ("genser", {"taxonomy_index_scale": 1.0}),
     "genser-weighted-sum": ("genser", {"layer_aggregation": "weighted_sum"}),
-    # The model's default since the table was measured: Whisper encodes only each clip's real frames.
+    # The model's default: Whisper encodes only each clip's real frames.
     "genser-trimmed": ("genser", {"trim_padding": True}),
     "linear-trimmed": ("linear", {"trim_padding": True}),
     "mlp-trimmed": ("mlp", {"trim_padding": True}),
@@ -68,7 +67,8 @@ RUNS = {
     "mlp-top1": ("mlp", {"trim_padding": True}, ["--trainable_encoder_layers", "1"]),
     # Several tasks through one head: emotion and the speaker's sex (EmoDB's `sex` column) from one multi-task
     # Gen-SER, against the single-task heads of each (emotion: genser-prior-trimmed and linear-trimmed above).
-    # The first two used a joint prior over the label tuples, then the default; the per-task prior is now.
+    # The `JOINT_PRIOR` runs start from a joint prior over the label tuples; the `per-task-prior` runs from the
+    # default, a prior per task.
     "genser-multi-concat": ("genser", {**PRIOR, **JOINT_PRIOR, "multi_task_codes": "concat"}, ["--task_columns", "sex"]),
     "genser-multi-tuple": ("genser", {**PRIOR, **JOINT_PRIOR, "multi_task_codes": "tuple"}, ["--task_columns", "sex"]),
     # Concatenated codes halve each task's share of encoding_dim; with 512 the emotion keeps the 256 of one task.

@@ -1,12 +1,12 @@
 # Copyright 2026 The Gen-SER authors. Licensed under the Apache License, Version 2.0.
-"""The frozen encoder's CPU throughput, before and after issue 37, and each faster candidate's distance to it.
+"""The frozen encoder's CPU throughput by way of encoding, and each faster candidate's distance to the reference.
 
 Every candidate encodes the same clips of each shared corpus (decoded beforehand, so that decoding, which every
 candidate shares, is timed once on its own), `--batch_size` at a time, in one process:
 
-- `30s-each-alone`: the encoding before issue 37: each clip's log-mel over Whisper's 30 s window, and each clip of a
-  batch through the encoder alone at its own length (clips of different lengths never shared an encoder call).
-- `float`: the default since: clips sorted by length, the batch's log-mel over its longest clip only
+- `30s-each-alone`: the reference, unbatched: each clip's log-mel over Whisper's 30 s window, and each clip of a
+  batch through the encoder alone at its own length (clips of different lengths never share an encoder call).
+- `float`: the default: clips sorted by length, the batch's log-mel over its longest clip only
   (`pipelines.audio_input.speech_encoder_inputs`), one encoder call per batch with each shorter clip's padding
   masked (`whisper_hidden_states`).
 - `float-1-thread`: `float` on one thread instead of the machine's cores.

@@ -4,8 +4,9 @@ dimensional targets the same heads as regressors.
 
 They read the same cached per-layer pooled features and build the same condition as Gen-SER (same layer
 aggregation, same domain normalisation and per-feature standardisation), then apply a cross-entropy classifier (a
-squared-error regressor) instead of the generative head, so a comparison changes one thing only. With `trainable_encoder_layers` > 0 they also train a copy of the encoder's
-top layers on the cached lower-layer frames, exactly as Gen-SER does.
+squared-error regressor) instead of the generative head, so a comparison changes one thing only. With
+`trainable_encoder_layers` > 0 they also train a copy of the encoder's top layers on the cached lower-layer frames,
+exactly as Gen-SER does.
 """
 
 import copy

@@ -186,7 +186,7 @@ CORPORA = {
     ),
 }  # fmt: skip
 # The last location of an encoder is its Hub id, which the model card names as base_model whichever copy was loaded.
-# Whisper base is not in ../shared itself but written on demand by its tool (about 15 s, from the package registry).
+# Whisper base is not in ../shared itself but written on demand by its tool (from the package registry).
 WHISPER_BASE_DIR = Path(HF_HOME) / "gen-ser" / "whisper-base"
 ENCODER_TOOLS = {str(WHISPER_BASE_DIR): SHARED / "tools" / "get_whisper_base.py"}
 ENCODERS = {

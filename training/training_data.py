@@ -79,8 +79,8 @@ def cached_corpus(
 ):
     """The corpus encoded once by the frozen encoder (`feature_cache.py`): its cached features (with `labels`, one
     per task with `--task_columns`, the values of `--value_columns` for a dimensional head), the label names (the
-    dimensions), every clip's speaker, and every task's labels (None for one
-    task). The arguments and `corpus` as `arguments.resolve_sources` returns them."""
+    dimensions), every clip's speaker, and every task's labels (None for one task). The arguments and `corpus` as
+    `arguments.resolve_sources` returns them."""
     if not model_args.freeze_encoder:
         raise ValueError("Cross-validation trains heads on cached features, which needs --freeze_encoder true.")
     if data_args.dataset_name is None or data_args.group_column_name is None:
