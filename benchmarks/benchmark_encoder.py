@@ -94,7 +94,10 @@ def main():
         int8.encoder = torch.ao.quantization.quantize_dynamic(int8.encoder, {torch.nn.Linear}, dtype=torch.qint8)
     threads = torch.get_num_threads()
     print(f"{args.model}: {type(model.encoder).__name__}, {threads} threads, batches of {args.batch_size}")
-    header = f"{'corpus':<8} {'candidate':<15} {'clips/s':>8} {'audio h/h':>10} {'speed-up':>9} {'cosine':>8} {'same label':>11}"
+    header = (
+        f"{'corpus':<8} {'candidate':<15} {'clips/s':>8} {'audio h/h':>10} {'speed-up':>9} {'cosine':>8} "
+        f"{'same label':>11}"
+    )
     totals = {candidate: [0.0, 0.0] for candidate in candidates}  # seconds, audio seconds
     for corpus in args.corpora.split(","):
         paths = sample_clips(Path(args.data_dir) / corpus, args.clips_per_corpus, args.seed)

@@ -65,7 +65,8 @@ class PooledFeatureClassifier(nn.Module):
         `(batch, num_labels)` (a regressor's values)."""
         if pooled_layer_features is None:
             pooled_layer_features = pooled_features_from_frames(
-                self.top_layers, self.final_norm, lower_layer_frames, frame_mask, lower_pooled_layer_features, self.pooling
+                self.top_layers, self.final_norm, lower_layer_frames, frame_mask, lower_pooled_layer_features,
+                self.pooling,
             )
         domain_ids = read_domain_ids(domain_ids, self.config, self.training)
         logits = self.condition_map(self.conditioner(pooled_layer_features, domain_statistics), domain_ids)

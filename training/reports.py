@@ -136,8 +136,9 @@ def write_model_card(
     """Fills `model_card.md` for a saved model and writes it as the Hub model card, `output_dir/README.md`.
 
     `metrics` are the measured figures (keys of `CARD_METRICS`; of `DIMENSIONAL_CARD_METRICS` for a dimensional
-    model, whose `task_metrics` are its dimensions', `dimension_scores`); they go into the card's `model-index`, labelled
-    with `evaluation_protocol` (e.g. "leave-one-speaker-out cross-validation, 10 folds") as split and metric name.
+    model, whose `task_metrics` are its dimensions', `dimension_scores`); they go into the card's `model-index`,
+    labelled with `evaluation_protocol` (e.g. "leave-one-speaker-out cross-validation, 10 folds") as split and metric
+    name.
     A multi-task model gives every task's figures as `task_metrics` (`{task: metrics}`, the first task's being
     `metrics`): each task's metrics go into `model-index` with the task in their split, and get a table.
     `training_data_limitations` is a sentence (no final stop) on what the training data rules out, if known.
@@ -282,7 +283,8 @@ def describe_corpora(train, corpora: dict) -> str:
             labels = "arousal levels (rated): " + ", ".join(label_names(part, AROUSAL_COLUMN))
         else:
             labels = ", ".join(label_names(part, EMOTION_COLUMN)) + ("; arousal derived from them" if arousal else "")
-        rows.append(f"| {name} | {source.language} | {len(part)} | {len(set(part['speaker']))} | {labels} | {source.licence} |")
+        speakers = len(set(part["speaker"]))
+        rows.append(f"| {name} | {source.language} | {len(part)} | {speakers} | {labels} | {source.licence} |")
     descriptions = "\n".join(f"- {name}: {source.description}." for name, source in corpora.items())
     derivation = (
         "\n\nArousal levels of the emotion corpora are derived from their emotions, not rated "
@@ -291,8 +293,8 @@ def describe_corpora(train, corpora: dict) -> str:
         if arousal else ""
     )
     return (
-        f"{len(train)} clips of {len(corpora)} corpora, each corpus's labels mapped onto one vocabulary, drawn balanced "
-        "over corpus and class in training:\n\n| corpus | language | clips | speakers | labels | licence |\n"
+        f"{len(train)} clips of {len(corpora)} corpora, each corpus's labels mapped onto one vocabulary, drawn "
+        "balanced over corpus and class in training:\n\n| corpus | language | clips | speakers | labels | licence |\n"
         f"| --- | --- | --- | --- | --- | --- |\n" + "\n".join(rows) + f"\n\n{descriptions}{derivation}"
     )
 
@@ -320,7 +322,8 @@ def describe_training_data(
 
 def describe_adaptation(source: str, saved_config, new_labels: list[str], new_domains: list[str]) -> str:
     """The model card's sentence on the saved model a run went on from (`--model_name_or_path`, whose config is
-    `saved_config`): what it was, and what the data added to it (labels, `--new_labels`; domains, `--domain_residuals`)."""
+    `saved_config`): what it was, and what the data added to it (labels, `--new_labels`; domains,
+    `--domain_residuals`)."""
     tasks = "; ".join(f"{task}: {', '.join(labels)}" for task, labels in saved_config.tasks.items())
     text = f"Adapted from `{source}` (its labels: {tasks}) by training its head further on the data below"
     if new_labels:
@@ -340,7 +343,10 @@ def describe_adaptation(source: str, saved_config, new_labels: list[str], new_do
 def training_data_limitations(data_args: DataTrainingArguments, corpus: CorpusSource | dict | None) -> str | None:
     """What the training data rules out, for the model card's Limitations (None when nothing is known of it)."""
     if data_args.dataset_name is None:
-        return "Trained on the project's synthetic corpus, the model has never heard speech: it is a pipeline demonstration only"
+        return (
+            "Trained on the project's synthetic corpus, the model has never heard speech: it is a pipeline "
+            "demonstration only"
+        )
     if isinstance(corpus, dict):
         languages = ", ".join(sorted({source.language for source in corpus.values()}))
         return (

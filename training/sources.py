@@ -231,7 +231,9 @@ def resolve_corpora(names: list[str], arousal: bool = False) -> dict[str, Corpus
             raise ValueError(f"{name!r} is not a named corpus ({', '.join(sorted(CORPORA))}); name each corpus.")
         source = resolve_corpus(name)
         if source is None:
-            raise OSError(f"Corpus {name!r} is not available here: neither {describe_sources(CORPORA[name])} was found.")
+            raise OSError(
+                f"Corpus {name!r} is not available here: neither {describe_sources(CORPORA[name])} was found."
+            )
         if source.target != "emotion" and not arousal:
             raise ValueError(
                 f"Corpus {name!r} holds {source.target} levels, not emotions: train it on its own, or beside emotion "
