@@ -44,6 +44,7 @@ from typing import NamedTuple
 import evaluate
 import numpy as np
 import torch
+from datasets import Dataset
 from transformers import HfArgumentParser, TrainingArguments, set_seed
 
 from modeling_genser import GenSERConfig, GenSERForAudioClassification
@@ -84,7 +85,7 @@ class FewShotArguments:
     max_length_seconds: float = field(default=20.0)
 
 
-def with_labels(features, labels: list) -> "Dataset":  # noqa: F821
+def with_labels(features: Dataset, labels: list) -> Dataset:
     """`features` whose `labels` column is `labels` (one entry per clip)."""
     return features.remove_columns("labels").add_column("labels", labels)
 
@@ -188,11 +189,12 @@ class ScoredClips(NamedTuple):
 @dataclass
 class HeldOutRun:
     """One held-out corpus and seed: every corpus's `features` with their `emotions` ("" for none) and `speakers`,
-    the `release` that never heard `corpus` (its emotions `heard`), the held-out corpus's rows `own` (their pooled
-    features row for row), which rows' speakers the user labels, and the adaptation's training arguments."""
+    the release's head configuration `config`, the `release` that never heard `corpus` (its emotions `heard`), the
+    adaptation's training arguments, the `metric`, the held-out corpus's rows `own` (their pooled features row for
+    row) and, per row, whether the user labels its speaker (`labelled`)."""
 
     corpus: str
-    features: "Dataset"  # noqa: F821
+    features: Dataset
     config: GenSERConfig
     emotions: np.ndarray
     speakers: np.ndarray

@@ -63,6 +63,13 @@ def card_task_name(config, task: str) -> str:
     return f"{task} classification" if task in list(config.label_sets or [])[1:] else "Speech emotion recognition"
 
 
+def card_labels(config) -> str:
+    """The card's list of labels: every task's, named by task, for a multi-task model; else in class-index order."""
+    if config.label_sets:
+        return "; ".join(f"{task}: {', '.join(labels)}" for task, labels in config.tasks.items())
+    return ", ".join(config.id2label[i] for i in range(config.num_labels))
+
+
 def model_index_entries(
     dataset_name: str | list[str],
     evaluation_protocol: str,
@@ -167,9 +174,7 @@ def write_model_card(
         template_str=f"---\n{{{{ card_data }}}}\n---\n\n{template.text.lstrip()}",
         model_name=output_dir.name,
         encoder=config.encoder_name_or_path or f"{config.encoder_config.model_type} (trained from scratch)",
-        labels="; ".join(f"{task}: {', '.join(labels)}" for task, labels in config.tasks.items())
-        if config.label_sets
-        else ", ".join(config.id2label[i] for i in range(config.num_labels)),
+        labels=card_labels(config),
         tasks=list(config.label_sets or []),
         repo_id=repo_id,
         domain_normalization=config.domain_normalization,
