@@ -38,6 +38,11 @@ from pipelines.audio_input import batches_by_length, decode_audio_file, encoder_
 
 CORPORA = ["emodb", "cremad", "ravdess", "casia", "nemo", "ased", "baved"]
 CANDIDATES = ["30s-each-alone", "float", "float-1-thread", "int8", "bf16"]
+# The per-corpus table's header, its columns as wide as `main` prints their values.
+HEADER = (
+    f"{'corpus':<8} {'candidate':<15} {'clips/s':>8} {'audio h/h':>10} {'speed-up':>9} {'cosine':>8} "
+    f"{'same label':>11}"
+)
 
 
 def sample_clips(folder: Path, count: int, seed: int) -> list[Path]:
@@ -94,10 +99,6 @@ def main():
         int8.encoder = torch.ao.quantization.quantize_dynamic(int8.encoder, {torch.nn.Linear}, dtype=torch.qint8)
     threads = torch.get_num_threads()
     print(f"{args.model}: {type(model.encoder).__name__}, {threads} threads, batches of {args.batch_size}")
-    header = (
-        f"{'corpus':<8} {'candidate':<15} {'clips/s':>8} {'audio h/h':>10} {'speed-up':>9} {'cosine':>8} "
-        f"{'same label':>11}"
-    )
     totals = {candidate: [0.0, 0.0] for candidate in candidates}  # seconds, audio seconds
     for corpus in args.corpora.split(","):
         paths = sample_clips(Path(args.data_dir) / corpus, args.clips_per_corpus, args.seed)
@@ -107,7 +108,7 @@ def main():
         audio_seconds = sum(len(array) for array in arrays) / extractor.sampling_rate
         print(f"\n{corpus}: {len(arrays)} clips, {audio_seconds / len(arrays):.2f} s on average; decoding alone "
               f"{len(arrays) / decoding:.0f} clips/s")
-        print(header)
+        print(HEADER)
         reference, reference_rate = None, None
         for candidate in candidates:
             runner = int8 if candidate == "int8" else model
