@@ -50,7 +50,8 @@ def fixed_length_corpus(source: Path, folder: Path, seconds: float, audio_second
     joined = []
     for path in sorted(source.glob("*.wav")):
         with wave.open(str(path)) as audio:
-            joined.append(np.frombuffer(audio.readframes(audio.getnframes()), dtype=np.int16).astype(np.float32) / 32768)
+            samples = np.frombuffer(audio.readframes(audio.getnframes()), dtype=np.int16)
+            joined.append(samples.astype(np.float32) / 32768)
     joined = np.concatenate(joined)
     length, count = int(seconds * SAMPLING_RATE), int(audio_seconds // seconds)
     joined = np.tile(joined, -(-length * count // len(joined)))
@@ -124,7 +125,8 @@ def main():
         cores = os.cpu_count()
         print(
             f"machine: {platform.processor() or platform.machine()}, {cores} CPU cores; model {args.model}; "
-            f"{args.num_clips} clips, {hours * 3600:.0f} s of audio; batch size {args.batch_size}; median of {args.runs} runs"
+            f"{args.num_clips} clips, {hours * 3600:.0f} s of audio; batch size {args.batch_size}; "
+            f"median of {args.runs} runs"
         )
         print("| processes | threads each | wall s (runs) | audio h/h | speed-up |")
         print("|---|---|---|---|---|")
@@ -139,7 +141,8 @@ def main():
             baseline = baseline or median
             runs = ", ".join(f"{value:.0f}" for value in times)
             print(
-                f"| {processes} | {threads} | {median:.1f} ({runs}) | {hours * 3600 / median:.0f} | {baseline / median:.2f}x |",
+                f"| {processes} | {threads} | {median:.1f} ({runs}) | {hours * 3600 / median:.0f} | "
+                f"{baseline / median:.2f}x |",
                 flush=True,
             )
     finally:
@@ -148,7 +151,10 @@ def main():
 
 def compare_adapt(args, source: Path, work: Path) -> None:
     """One process, plain against `--adapt`, on clips of each of `args.clip_seconds`."""
-    print(f"model {args.model}; {os.cpu_count()} CPU cores, one process; batch size {args.batch_size}; median of {args.runs} runs")
+    print(
+        f"model {args.model}; {os.cpu_count()} CPU cores, one process; batch size {args.batch_size}; "
+        f"median of {args.runs} runs"
+    )
     print("| clips | audio s | plain wall s (runs) | plain audio h/h | --adapt wall s (runs) | --adapt / plain |")
     print("|---|---|---|---|---|---|")
     for seconds in [float(value) for value in args.clip_seconds.split(",")]:
@@ -157,7 +163,10 @@ def compare_adapt(args, source: Path, work: Path) -> None:
         times = {False: [], True: []}
         for _ in range(args.runs):  # alternately, so that a slow spell of the machine hits both
             for adapt in (False, True):
-                times[adapt].append(annotate_seconds(args.model, folder, work / "out", 1, os.cpu_count(), args.batch_size, adapt))
+                seconds_taken = annotate_seconds(
+                    args.model, folder, work / "out", 1, os.cpu_count(), args.batch_size, adapt
+                )
+                times[adapt].append(seconds_taken)
         plain, adapted = statistics.median(times[False]), statistics.median(times[True])
         runs = {adapt: ", ".join(f"{value:.0f}" for value in values) for adapt, values in times.items()}
         print(

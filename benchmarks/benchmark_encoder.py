@@ -1,12 +1,12 @@
 # Copyright 2026 The Gen-SER authors. Licensed under the Apache License, Version 2.0.
-"""The frozen encoder's CPU throughput, before and after issue 37, and each faster candidate's distance to it.
+"""The frozen encoder's CPU throughput by way of encoding, and each faster candidate's distance to the reference.
 
 Every candidate encodes the same clips of each shared corpus (decoded beforehand, so that decoding, which every
 candidate shares, is timed once on its own), `--batch_size` at a time, in one process:
 
-- `30s-each-alone`: the encoding before issue 37: each clip's log-mel over Whisper's 30 s window, and each clip of a
-  batch through the encoder alone at its own length (clips of different lengths never shared an encoder call).
-- `float`: the default since: clips sorted by length, the batch's log-mel over its longest clip only
+- `30s-each-alone`: the reference, unbatched: each clip's log-mel over Whisper's 30 s window, and each clip of a
+  batch through the encoder alone at its own length (clips of different lengths never share an encoder call).
+- `float`: the default: clips sorted by length, the batch's log-mel over its longest clip only
   (`pipelines.audio_input.speech_encoder_inputs`), one encoder call per batch with each shorter clip's padding
   masked (`whisper_hidden_states`).
 - `float-1-thread`: `float` on one thread instead of the machine's cores.
@@ -38,6 +38,11 @@ from pipelines.audio_input import batches_by_length, decode_audio_file, encoder_
 
 CORPORA = ["emodb", "cremad", "ravdess", "casia", "nemo", "ased", "baved"]
 CANDIDATES = ["30s-each-alone", "float", "float-1-thread", "int8", "bf16"]
+# The per-corpus table's header, its columns as wide as `main` prints their values.
+HEADER = (
+    f"{'corpus':<8} {'candidate':<15} {'clips/s':>8} {'audio h/h':>10} {'speed-up':>9} {'cosine':>8} "
+    f"{'same label':>11}"
+)
 
 
 def sample_clips(folder: Path, count: int, seed: int) -> list[Path]:
@@ -94,7 +99,6 @@ def main():
         int8.encoder = torch.ao.quantization.quantize_dynamic(int8.encoder, {torch.nn.Linear}, dtype=torch.qint8)
     threads = torch.get_num_threads()
     print(f"{args.model}: {type(model.encoder).__name__}, {threads} threads, batches of {args.batch_size}")
-    header = f"{'corpus':<8} {'candidate':<15} {'clips/s':>8} {'audio h/h':>10} {'speed-up':>9} {'cosine':>8} {'same label':>11}"
     totals = {candidate: [0.0, 0.0] for candidate in candidates}  # seconds, audio seconds
     for corpus in args.corpora.split(","):
         paths = sample_clips(Path(args.data_dir) / corpus, args.clips_per_corpus, args.seed)
@@ -104,7 +108,7 @@ def main():
         audio_seconds = sum(len(array) for array in arrays) / extractor.sampling_rate
         print(f"\n{corpus}: {len(arrays)} clips, {audio_seconds / len(arrays):.2f} s on average; decoding alone "
               f"{len(arrays) / decoding:.0f} clips/s")
-        print(header)
+        print(HEADER)
         reference, reference_rate = None, None
         for candidate in candidates:
             runner = int8 if candidate == "int8" else model

@@ -3,8 +3,8 @@
 
 Classifies `--num_clips` EmoDB clips (every 13th, so of many lengths) one after the other (every task of a
 multi-task model, `return_tasks=True`), then maps the same calls over a pool of `--threads` threads, `--rounds`
-times. Prints how many threaded calls raised, how many differ from
-their sequential result, and the wall time of a threaded round over the sequential one (median over rounds).
+times. Prints how many threaded calls raised, how many differ from their sequential result, and the wall time of a
+threaded round over the sequential one (median over rounds).
 
     python -m benchmarks.benchmark_serving --model outputs/gen-ser
 """

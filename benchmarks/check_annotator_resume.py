@@ -7,11 +7,10 @@
 
 Copies `--clips_per_corpus` clips of each of `--corpora` (../shared/data) into a folder per corpus, annotates them
 (`--input`: as a folder, as a CSV manifest of their paths and speakers, or as a `datasets` audiofolder with their
-speakers, streamed) once without
-interruption, then starts the same command again and again in a second output folder, killing each
-start after a random delay (its start-up, then up to twice an even share of the uninterrupted run's work), until a
-start finishes on its own. Prints each kill's moment and where the run stood then, and, per table, whether it equals
-the uninterrupted run's row for row.
+speakers, streamed) once without interruption, then starts the same command again and again in a second output
+folder, killing each start after a random delay (its start-up, then up to twice an even share of the uninterrupted
+run's work), until a start finishes on its own. Prints each kill's moment and where the run stood then, and, per table,
+whether it equals the uninterrupted run's row for row.
 """
 
 import argparse
@@ -46,6 +45,76 @@ def progress(output_dir: Path) -> str:
     return f"{moments} shards' moments, {finished} finished shards"
 
 
+def copy_clips(corpora: list[str], clips_per_corpus: int, folder: Path) -> dict[str, str]:
+    """Copies `clips_per_corpus` clips of each of `corpora` (every 7th of its audio files) into `folder`/corpus;
+    returns each copied clip's speaker (`corpus/speaker`, from its corpus's metadata) by its path under `folder`: a
+    column to adapt by (--adapt_by speaker)."""
+    speakers = {}
+    for corpus in corpora:
+        clips = sorted((SHARED_DATA / corpus).rglob("*.*"))
+        clips = [path for path in clips if path.suffix in (".wav", ".opus")][:: 7][:clips_per_corpus]
+        with open(SHARED_DATA / corpus / "metadata.csv", newline="") as handle:
+            speaker_of = {row["file_name"]: f"{corpus}/{row['speaker']}" for row in csv.DictReader(handle)}
+        (folder / corpus).mkdir(parents=True)
+        for path in clips:
+            shutil.copy(path, folder / corpus / path.name)
+            speakers[f"{corpus}/{path.name}"] = speaker_of[path.relative_to(SHARED_DATA / corpus).as_posix()]
+    return speakers
+
+
+def annotator_source(kind: str, folder: Path, speakers: dict[str, str], work: Path) -> list[str]:
+    """The `genser-annotate` options that read the clips in `folder` as `kind` (`--input`), with what that needs
+    written: the audiofolder's metadata for a dataset, the CSV manifest of paths and speakers under `work`."""
+    source = {"folder": ["--folder", str(folder)], "dataset": ["--dataset", str(folder)]}
+    if kind == "dataset":  # the audiofolder's metadata gives the streamed dataset its speaker column
+        metadata = "file_name,speaker\n" + "".join(f"{name},{speaker}\n" for name, speaker in speakers.items())
+        (folder / "metadata.csv").write_text(metadata)
+    manifest = work / "manifest.csv"
+    rows_text = "".join(f"{folder / name},{speaker}\n" for name, speaker in sorted(speakers.items()))
+    manifest.write_text("path,speaker\n" + rows_text)
+    source["manifest"] = ["--manifest", str(manifest)]
+    return source[kind]
+
+
+def uninterrupted_run(command: list[str], output_dir: Path, environment: dict) -> tuple[float, float]:
+    """Runs `command` to its end; returns its wall time and its start-up time (until its first shard's moments or
+    tables are written, else its whole time)."""
+    startup = None
+    started = time.perf_counter()
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    process = subprocess.Popen(command, env=environment, **quiet)
+    while process.poll() is None:
+        if startup is None and any(output_dir.glob("*/shard-*")):
+            startup = time.perf_counter() - started
+        time.sleep(0.05)
+    whole = time.perf_counter() - started
+    if process.returncode:
+        raise SystemExit(f"the uninterrupted run failed (exit {process.returncode}); run it by hand to see why")
+    return whole, startup or whole
+
+
+def killed_and_resumed(
+    command: list[str], output_dir: Path, log: Path, environment: dict, rng, kills: int, whole: float, startup: float
+) -> None:
+    """Starts `command` again and again, killing each start after `startup` plus a random delay of up to twice an
+    even share of the uninterrupted run's work (`whole - startup`), until a start finishes on its own (the
+    `kills + 1`-th is never killed); prints each start's fate and where the run stood."""
+    for kill in range(kills + 1):
+        with open(log, "w") as handle:  # a file, not a pipe: an unread pipe would stall the run once full
+            process = subprocess.Popen(command, env=environment, stdout=handle, stderr=subprocess.STDOUT)
+        delay = startup + rng.uniform(0, 2 * (whole - startup) / kills)
+        try:
+            process.wait(timeout=None if kill == kills else delay)
+            print(f"start {kill + 1} finished on its own: {progress(output_dir)}")
+            break
+        except subprocess.TimeoutExpired:
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait()
+            print(f"start {kill + 1} killed after {delay:.1f} s: {progress(output_dir)}")
+    if process.returncode:
+        raise SystemExit(f"the last start failed:\n{log.read_text()[-3000:]}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="outputs/gen-ser")
@@ -58,62 +127,20 @@ def main():
     rng = random.Random(args.seed)
     work = Path(tempfile.mkdtemp(prefix="annotator-resume-"))
     folder = work / "recordings"
-    speakers = {}  # each copied clip's speaker, from its corpus's metadata: a column to adapt by (--adapt_by speaker)
-    for corpus in args.corpora.split(","):
-        clips = sorted((SHARED_DATA / corpus).rglob("*.*"))
-        clips = [path for path in clips if path.suffix in (".wav", ".opus")][:: 7][: args.clips_per_corpus]
-        with open(SHARED_DATA / corpus / "metadata.csv", newline="") as handle:
-            speaker_of = {row["file_name"]: f"{corpus}/{row['speaker']}" for row in csv.DictReader(handle)}
-        (folder / corpus).mkdir(parents=True)
-        for path in clips:
-            shutil.copy(path, folder / corpus / path.name)
-            speakers[f"{corpus}/{path.name}"] = speaker_of[path.relative_to(SHARED_DATA / corpus).as_posix()]
-
-    source = {"folder": ["--folder", str(folder)], "dataset": ["--dataset", str(folder)]}
-    if args.input == "dataset":  # the audiofolder's metadata gives the streamed dataset its speaker column
-        metadata = "file_name,speaker\n" + "".join(f"{name},{speaker}\n" for name, speaker in speakers.items())
-        (folder / "metadata.csv").write_text(metadata)
-    manifest = work / "manifest.csv"
-    rows_text = "".join(f"{folder / name},{speaker}\n" for name, speaker in sorted(speakers.items()))
-    manifest.write_text("path,speaker\n" + rows_text)
-    source["manifest"] = ["--manifest", str(manifest)]
+    speakers = copy_clips(args.corpora.split(","), args.clips_per_corpus, folder)
+    source = annotator_source(args.input, folder, speakers, work)
 
     def command(output_dir: Path) -> list[str]:
-        return [sys.executable, "-m", "pipelines.bulk_annotator", "--model", args.model, *source[args.input],
+        return [sys.executable, "-m", "pipelines.bulk_annotator", "--model", args.model, *source,
                 "--output_dir", str(output_dir), "--shard_size", "8", *annotator_options]  # fmt: skip
 
     environment = {**os.environ, "PYTHONPATH": str(REPO)}
-    uninterrupted, startup = work / "uninterrupted", None
-    started = time.perf_counter()
-    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
-    process = subprocess.Popen(command(uninterrupted), env=environment, **quiet)
-    while process.poll() is None:  # start-up: until its first shard's moments or tables are written
-        if startup is None and any(uninterrupted.glob("*/shard-*")):
-            startup = time.perf_counter() - started
-        time.sleep(0.05)
-    whole = time.perf_counter() - started
-    if process.returncode:
-        raise SystemExit(f"the uninterrupted run failed (exit {process.returncode}); run it by hand to see why")
-    startup = startup or whole
+    whole, startup = uninterrupted_run(command(work / "uninterrupted"), work / "uninterrupted", environment)
     clips = len(speakers)
     print(f"{clips} clips as a {args.input}; uninterrupted run {whole:.1f} s ({startup:.1f} s to its first shard)")
     print(f"genser-annotate options: {annotator_options}")
     resumed = work / "resumed"
-    log = work / "resumed.log"
-    for kill in range(args.kills + 1):
-        with open(log, "w") as handle:  # a file, not a pipe: an unread pipe would stall the run once full
-            process = subprocess.Popen(command(resumed), env=environment, stdout=handle, stderr=subprocess.STDOUT)
-        delay = startup + rng.uniform(0, 2 * (whole - startup) / args.kills)
-        try:
-            process.wait(timeout=None if kill == args.kills else delay)
-            print(f"start {kill + 1} finished on its own: {progress(resumed)}")
-            break
-        except subprocess.TimeoutExpired:
-            os.kill(process.pid, signal.SIGKILL)
-            process.wait()
-            print(f"start {kill + 1} killed after {delay:.1f} s: {progress(resumed)}")
-    if process.returncode:
-        raise SystemExit(f"the last start failed:\n{log.read_text()[-3000:]}")
+    killed_and_resumed(command(resumed), resumed, work / "resumed.log", environment, rng, args.kills, whole, startup)
     for table in ("windows", "files", "errors"):
         same = rows(resumed, table) == rows(work / "uninterrupted", table)
         verdict = "equal to" if same else "DIFFERENT from"

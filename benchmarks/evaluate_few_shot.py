@@ -39,11 +39,13 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import NamedTuple
 
 import evaluate
 import numpy as np
 import torch
-from transformers import HfArgumentParser, set_seed
+from datasets import Dataset
+from transformers import HfArgumentParser, TrainingArguments, set_seed
 
 from modeling_genser import GenSERConfig, GenSERForAudioClassification
 from modeling_genser.domain_normalization import domain_statistics
@@ -83,7 +85,7 @@ class FewShotArguments:
     max_length_seconds: float = field(default=20.0)
 
 
-def with_labels(features, labels: list) -> "Dataset":  # noqa: F821
+def with_labels(features: Dataset, labels: list) -> Dataset:
     """`features` whose `labels` column is `labels` (one entry per clip)."""
     return features.remove_columns("labels").add_column("labels", labels)
 
@@ -175,32 +177,166 @@ def drawn(rng, rows: np.ndarray, emotions: np.ndarray, labels: list[str], count:
     return {label: rng.permutation(rows[emotions[rows] == label])[:count] for label in labels}
 
 
+class ScoredClips(NamedTuple):
+    """The held-out speakers' clips that are scored: their pooled features `(num_clips, num_layers, width)`, their
+    statistics (a collection adapted to) and their rows in the features."""
+
+    pooled: torch.Tensor
+    statistics: torch.Tensor
+    rows: np.ndarray
+
+
+@dataclass
+class HeldOutRun:
+    """One held-out corpus and seed: every corpus's `features` with their `emotions` ("" for none) and `speakers`,
+    the release's head configuration `config`, the `release` that never heard `corpus` (its emotions `heard`), the
+    adaptation's training arguments, the `metric`, the held-out corpus's rows `own` (their pooled features row for
+    row) and, per row, whether the user labels its speaker (`labelled`)."""
+
+    corpus: str
+    features: Dataset
+    config: GenSERConfig
+    emotions: np.ndarray
+    speakers: np.ndarray
+    heard: list[str]
+    release: GenSERForAudioClassification
+    adaptation_args: TrainingArguments
+    metric: evaluate.EvaluationModule
+    own: np.ndarray
+    labelled: np.ndarray
+    pooled: torch.Tensor
+
+    def scored(self, label_names: list[str]) -> ScoredClips:
+        """The held-out corpus's clips of `label_names` whose speakers the user does not label."""
+        rows = self.own[~self.labelled[self.own] & np.isin(self.emotions[self.own], label_names)]
+        position = {row: i for i, row in enumerate(self.own)}
+        pooled = self.pooled[[position[row] for row in rows]]
+        return ScoredClips(pooled, domain_statistics(pooled), rows)
+
+    def heard_ids(self, labels) -> list[int]:
+        """`labels` as indices into the release's emotions."""
+        return [self.heard.index(label) for label in labels]
+
+
+def mean_recall(
+    metric, head, test: ScoredClips, label_ids: list[int], targets: np.ndarray, domain_id: int | None = None
+) -> float:
+    """The UA of `head` on the scored clips `test`: the mean of `label_ids`' recalls against `targets`, predicted
+    within them, read with domain `domain_id`'s residual weights (None: the shared ones)."""
+    logits = first_task_logits(head, test.pooled, test.statistics, domain_id)
+    return float(np.mean(list(recalls(metric, logits, label_ids, targets).values())))
+
+
+def training_budgets(output_dir: str, seed: int) -> tuple[TrainingArguments, TrainingArguments]:
+    """The release's training arguments (the main job's budget) and the adaptation's (`ADAPTATION_TRAINING`)."""
+    release_args = benchmark_training_arguments(
+        f"{output_dir}/scratch", seed, MAIN_JOB["max_steps"], MAIN_JOB["per_device_train_batch_size"],
+        MAIN_JOB["learning_rate"], MAIN_JOB["weight_decay"],
+    )  # fmt: skip
+    adaptation_args = benchmark_training_arguments(
+        f"{output_dir}/scratch", seed, ADAPTATION_TRAINING["max_steps"],
+        ADAPTATION_TRAINING["per_device_train_batch_size"], ADAPTATION_TRAINING["learning_rate"],
+        ADAPTATION_TRAINING["weight_decay"],
+    )  # fmt: skip
+    return release_args, adaptation_args
+
+
+def release_without(
+    corpus: str, features, config, corpora: np.ndarray, emotions: np.ndarray, heard: list[str], release_args
+) -> GenSERForAudioClassification:
+    """The release that never heard `corpus`, as `make main` trains the release: emotions `heard` and arousal, on
+    every other corpus (`corpora`: each clip's), with a domain per corpus."""
+    arousal = np.asarray(features["labels"])[:, 1]
+    rows = np.flatnonzero(corpora != corpus)
+    labels = [[heard.index(emotions[row]) if emotions[row] else MISSING_LABEL, int(arousal[row])] for row in rows]
+    release_features, table, domains = with_domains(with_labels(features.select(rows), labels), corpora[rows])
+    set_seed(release_args.seed)
+    release = GenSERForAudioClassification(head_config(config, heard, True, domains))
+    train_head(release, release_features, release_args, table)
+    return release
+
+
+def k_shot_scores(run: HeldOutRun, test: ScoredClips, core: list[str], rows: np.ndarray) -> dict:
+    """Every method's core-emotion UA on `test` after the user labelled the clips `rows` (`METHODS`), the step
+    budget its folds chose and the number of labelled clips."""
+    release, corpus, args = run.release, run.corpus, run.adaptation_args
+    clips = run.features.select(rows)
+    label_ids = run.heard_ids(run.emotions[rows])
+    adapted = adapt_release(release, clips, corpus, label_ids, [], args)
+    budget = budget_by_folds(release, clips, corpus, label_ids, [], run.speakers[rows], args, run.metric)
+    budget_args = copy.copy(args)
+    budget_args.max_steps = budget
+    by_folds = (
+        adapted if budget == args.max_steps else adapt_release(release, clips, corpus, label_ids, [], budget_args)
+    )
+    own_config = head_config(run.config, core, False, None)
+    clip_ids = [core.index(label) for label in run.emotions[rows]]
+    fresh = train_on_clips(partial(GenSERForAudioClassification, own_config), clips, clip_ids, args)
+    linear = train_on_clips(partial(PooledFeatureClassifier, own_config), clips, clip_ids, args)
+    own_targets = np.asarray([core.index(label) for label in run.emotions[test.rows]])
+    own_ids = list(range(len(core)))
+    targets = np.asarray(run.heard_ids(run.emotions[test.rows]))
+    ua = partial(mean_recall, run.metric, test=test, label_ids=run.heard_ids(core), targets=targets)
+    domain = len(release.config.domain_names)  # the adapted model's new domain
+    return {
+        "release adapted": ua(adapted, domain_id=domain),
+        "release adapted, shared weights": ua(adapted),
+        "release adapted, steps by its folds": ua(by_folds, domain_id=domain),
+        "release adapted, steps by its folds, shared weights": ua(by_folds),
+        "steps chosen": budget,
+        "fresh Gen-SER": ua(fresh, label_ids=own_ids, targets=own_targets),
+        "linear probe": ua(linear, label_ids=own_ids, targets=own_targets),
+        "clips": int(len(rows)),
+    }
+
+
+def new_label_scores(
+    run: HeldOutRun, own_labels: list[str], new: list[str], draws: dict[str, np.ndarray], shots: int
+) -> tuple[dict[str, int], dict]:
+    """The new-label figures (see the module's docstring): the step budgets the folds chose for the release adapted
+    with the `new` labels and without them, and the recalls on the held-out corpus's clips of all its emotions."""
+    old = [label for label in own_labels if label in run.heard]
+    label_ids = {label: i for i, label in enumerate(run.heard + new)}
+    test = run.scored(own_labels)
+    targets = np.asarray([label_ids[label] for label in run.emotions[test.rows]])
+    with_new = np.concatenate([draws[label][:shots] for label in own_labels])
+    without = np.concatenate([draws[label][:shots] for label in old])
+    runs, steps = {}, {}
+    for name, rows, added in (("with", with_new, new), ("without", without, [])):
+        clips, ids = run.features.select(rows), [label_ids[label] for label in run.emotions[rows]]
+        budget_args = copy.copy(run.adaptation_args)
+        budget_args.max_steps = budget_by_folds(
+            run.release, clips, run.corpus, ids, added, run.speakers[rows], run.adaptation_args, run.metric
+        )
+        runs[name] = adapt_release(run.release, clips, run.corpus, ids, added, budget_args)
+        steps[name] = budget_args.max_steps
+    domain = len(run.release.config.domain_names)  # the adapted model's new domain
+    own_ids = [label_ids[label] for label in own_labels]
+    logits = first_task_logits(runs["with"], test.pooled, test.statistics, domain)
+    every = recalls(run.metric, logits, own_ids, targets)
+    old_rows = np.isin(run.emotions[test.rows], old)
+    before = recalls(
+        run.metric, first_task_logits(runs["without"], test.pooled[torch.as_tensor(old_rows)], test.statistics, domain),
+        [label_ids[label] for label in old], targets[old_rows],
+    )  # fmt: skip
+    return steps, {
+        "labels": new,
+        "new label recall": float(np.mean([every[label_ids[label]] for label in new])),
+        "old labels, with the new label": float(np.mean([every[label_ids[label]] for label in old])),
+        "old labels, without it": float(np.mean(list(before.values()))),
+        "clips per label": {label: int(len(draws[label][:shots])) for label in own_labels},
+    }
+
+
 def held_out_corpus(corpus: str, seed: int, features, config, args: FewShotArguments, num_threads: int) -> dict:
     """The few-shot and new-label figures of one held-out corpus and seed (see the module's docstring)."""
     torch.set_num_threads(num_threads)
     metric = evaluate.load(METRICS_PATH)
     corpora, speakers = np.asarray(features[CORPUS_COLUMN]), np.asarray(features["speaker"])
     emotions = np.asarray([e if e is not None else "" for e in features[EMOTION_COLUMN]])
-    arousal = np.asarray(features["labels"])[:, 1]
-    train = corpora != corpus
-    heard = sorted(set(emotions[train]) - {""})
-    release_args = benchmark_training_arguments(
-        f"{args.output_dir}/scratch", seed, MAIN_JOB["max_steps"], MAIN_JOB["per_device_train_batch_size"],
-        MAIN_JOB["learning_rate"], MAIN_JOB["weight_decay"],
-    )  # fmt: skip
-    adaptation_args = benchmark_training_arguments(
-        f"{args.output_dir}/scratch", seed, ADAPTATION_TRAINING["max_steps"],
-        ADAPTATION_TRAINING["per_device_train_batch_size"], ADAPTATION_TRAINING["learning_rate"],
-        ADAPTATION_TRAINING["weight_decay"],
-    )  # fmt: skip
-
-    # The release that never heard `corpus`, as `make main` trains the release.
-    rows = np.flatnonzero(train)
-    labels = [[heard.index(emotions[row]) if emotions[row] else MISSING_LABEL, int(arousal[row])] for row in rows]
-    release_features, table, domains = with_domains(with_labels(features.select(rows), labels), corpora[rows])
-    set_seed(seed)
-    release = GenSERForAudioClassification(head_config(config, heard, True, domains))
-    train_head(release, release_features, release_args, table)
+    heard = sorted(set(emotions[corpora != corpus]) - {""})
+    release_args, adaptation_args = training_budgets(args.output_dir, seed)
+    release = release_without(corpus, features, config, corpora, emotions, heard, release_args)
     started = time.perf_counter()
 
     # The user's labelled speakers and the scored ones.
@@ -208,88 +344,23 @@ def held_out_corpus(corpus: str, seed: int, features, config, args: FewShotArgum
     rng = np.random.default_rng(seed)
     own_speakers = np.unique(speakers[own])
     labelled = np.isin(speakers, rng.permutation(own_speakers)[: len(own_speakers) // 2])
+    run = HeldOutRun(
+        corpus, features, config, emotions, speakers, heard, release, adaptation_args, metric, own, labelled,
+        pooled_features(features.select(own)),
+    )  # fmt: skip
     own_labels = sorted(set(emotions[own]))
     core = [label for label in CORE_EMOTIONS if label in own_labels]
-    pooled = pooled_features(features.select(own))
-    position = {row: i for i, row in enumerate(own)}
-
-    def scored(rows, label_names):
-        rows = rows[~labelled[rows] & np.isin(emotions[rows], label_names)]
-        return pooled[[position[row] for row in rows]], rows
-
-    test_pooled, test_rows = scored(own, core)
-    statistics = domain_statistics(test_pooled)
-    core_ids = [heard.index(label) for label in core]
-    targets = np.asarray([heard.index(label) for label in emotions[test_rows]])
-    scores = {"clips scored": int(len(test_rows)), "k-shot": {}}
-
-    def ua(logits, label_ids=core_ids, references=targets) -> float:
-        return float(np.mean(list(recalls(metric, logits, label_ids, references).values())))
-
-    scores["k-shot"]["0"] = {"release": ua(first_task_logits(release, test_pooled, statistics))}
+    test = run.scored(core)
+    targets = np.asarray(run.heard_ids(emotions[test.rows]))
+    scores = {"clips scored": int(len(test.rows)), "k-shot": {}}
+    scores["k-shot"]["0"] = {"release": mean_recall(metric, release, test, run.heard_ids(core), targets)}
     draws = drawn(rng, own[labelled[own]], emotions, own_labels, max(max(args.shot_counts), args.new_label_shots))
-    domain = len(release.config.domain_names)  # the adapted model's new domain
     for k in [k for k in args.shot_counts if k > 0]:
         rows = np.concatenate([draws[label][:k] for label in core])
-        clips = features.select(rows)
-        label_ids = [heard.index(label) for label in emotions[rows]]
-        adapted = adapt_release(release, clips, corpus, label_ids, [], adaptation_args)
-        budget = budget_by_folds(release, clips, corpus, label_ids, [], speakers[rows], adaptation_args, metric)
-        budget_args = copy.copy(adaptation_args)
-        budget_args.max_steps = budget
-        by_folds = adapted if budget == adaptation_args.max_steps else adapt_release(
-            release, clips, corpus, label_ids, [], budget_args
-        )
-        own_config = head_config(config, core, False, None)
-        clip_ids = [core.index(label) for label in emotions[rows]]
-        fresh = train_on_clips(partial(GenSERForAudioClassification, own_config), clips, clip_ids, adaptation_args)
-        linear = train_on_clips(partial(PooledFeatureClassifier, own_config), clips, clip_ids, adaptation_args)
-        own_targets = np.asarray([core.index(label) for label in emotions[test_rows]])
-        own_ids = list(range(len(core)))
-        scores["k-shot"][str(k)] = {
-            "release adapted": ua(first_task_logits(adapted, test_pooled, statistics, domain)),
-            "release adapted, shared weights": ua(first_task_logits(adapted, test_pooled, statistics)),
-            "release adapted, steps by its folds": ua(first_task_logits(by_folds, test_pooled, statistics, domain)),
-            "release adapted, steps by its folds, shared weights": ua(
-                first_task_logits(by_folds, test_pooled, statistics)
-            ),
-            "steps chosen": budget,
-            "fresh Gen-SER": ua(first_task_logits(fresh, test_pooled, statistics), own_ids, own_targets),
-            "linear probe": ua(first_task_logits(linear, test_pooled, statistics), own_ids, own_targets),
-            "clips": int(len(rows)),
-        }
-
+        scores["k-shot"][str(k)] = k_shot_scores(run, test, core, rows)
     if new := [label for label in own_labels if label not in heard]:
-        old = [label for label in own_labels if label in heard]
-        label_ids = {label: i for i, label in enumerate(heard + new)}
-        test_pooled, test_rows = scored(own, own_labels)
-        statistics = domain_statistics(test_pooled)
-        targets = np.asarray([label_ids[label] for label in emotions[test_rows]])
-        with_new = np.concatenate([draws[label][: args.new_label_shots] for label in own_labels])
-        without = np.concatenate([draws[label][: args.new_label_shots] for label in old])
-        runs = {}
-        for name, rows, added in (("with", with_new, new), ("without", without, [])):
-            clips, ids = features.select(rows), [label_ids[label] for label in emotions[rows]]
-            budget_args = copy.copy(adaptation_args)
-            budget_args.max_steps = budget_by_folds(
-                release, clips, corpus, ids, added, speakers[rows], adaptation_args, metric
-            )
-            runs[name] = adapt_release(release, clips, corpus, ids, added, budget_args)
-            scores.setdefault("new label steps chosen", {})[name] = budget_args.max_steps
-        own_ids = [label_ids[label] for label in own_labels]
-        every = recalls(metric, first_task_logits(runs["with"], test_pooled, statistics, domain), own_ids, targets)
-        old_rows = np.isin(emotions[test_rows], old)
-        before = recalls(
-            metric, first_task_logits(runs["without"], test_pooled[torch.as_tensor(old_rows)], statistics, domain),
-            [label_ids[label] for label in old], targets[old_rows],
-        )  # fmt: skip
-        scores["new label"] = {
-            "labels": new,
-            "new label recall": float(np.mean([every[label_ids[label]] for label in new])),
-            "old labels, with the new label": float(np.mean([every[label_ids[label]] for label in old])),
-            "old labels, without it": float(np.mean(list(before.values()))),
-            "clips per label": {label: int(len(draws[label][: args.new_label_shots])) for label in own_labels},
-        }
+        steps, new_label = new_label_scores(run, own_labels, new, draws, args.new_label_shots)
+        scores["new label steps chosen"], scores["new label"] = steps, new_label
     scores["adaptation seconds"] = time.perf_counter() - started
     logger.info("%s seed %d: %s", corpus, seed, scores)
     return scores

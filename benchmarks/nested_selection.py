@@ -1,9 +1,10 @@
 # Copyright 2026 The Gen-SER authors. Licensed under the Apache License, Version 2.0.
-"""Nested speaker-independent selection of Gen-SER's configuration, so no choice is made on the speakers it is scored on.
+"""Nested speaker-independent selection of Gen-SER's configuration, so no choice is made on the speakers it is scored
+on.
 
 For each outer leave-one-speaker-out fold, the training speakers are dealt into `--inner_folds` group folds, and
-every configuration of a small pre-declared grid (`--grid`, of `GRIDS`, x sampling step counts) is cross-validated on them:
-trained on the inner training speakers, scored on the inner validation speakers, predictions pooled. The
+every configuration of a small pre-declared grid (`--grid`, of `GRIDS`, x sampling step counts) is cross-validated on
+them: trained on the inner training speakers, scored on the inner validation speakers, predictions pooled. The
 configuration with the best inner UA (the first in grid order on a tie) is then trained on all the outer training
 speakers and predicts the held-out speaker. The outer predictions, pooled over folds, are the nested figure. The
 pre-declared default (`--default`) is trained and scored on the same outer folds beside it, and every outer fold's
@@ -37,18 +38,20 @@ from training.training_data import cached_corpus
 
 logger = logging.getLogger(__name__)
 
-# The EmoDB main job's head, which every candidate shares; the selection in BENCHMARKS.md ran on it. (The general
-# model's main_job.json adds readout options since: spread codes, the similarity loss and 1 step; not re-selected.)
+# The EmoDB main job's head, which every candidate shares (BENCHMARKS.md's "Nested selection" uses it). The general
+# model's main_job.json adds readout options that these grids do not select: spread codes, the similarity loss, 1 step.
 BASE_CONFIG = {"layer_aggregation": "concat", "condition_dropout": 0.3, "head_dropout": 0.3}
 PRIOR = {"initial_distribution": "prior", "initial_noise_scale": 0.3, "scheduler_config": {"sampling_noise_scale": 0.0}}
-GAUSSIAN = {"initial_distribution": "gaussian", "initial_noise_scale": 1.0, "scheduler_config": {"sampling_noise_scale": 1.0}}
+GAUSSIAN = {
+    "initial_distribution": "gaussian", "initial_noise_scale": 1.0, "scheduler_config": {"sampling_noise_scale": 1.0}
+}
 # The grids, each declared before its run; a candidate is (config overrides, fraction of the run's epochs), and
 # every candidate is scored at each of STEP_COUNTS.
 # - "loss-start": the paper's target matching (MSE) against the cosine loss, each from a Gaussian start and from
 #   the cross-entropy-trained prior (sampled without bridge noise); code dimension 256, the run's epochs.
-# - "prior-dim-epochs": the prior start that "loss-start" chose in 9 of 10 outer folds, with the loss, the code
-#   dimension (64 or 256) and the epochs (half or all of the run's). Each grid point costs inner folds x outer
-#   folds trainings, so the grids are small.
+# - "prior-dim-epochs": the prior start, the first grid's usual choice (BENCHMARKS.md, "Nested selection"), with the
+#   loss, the code dimension (64 or 256) and the epochs (half or all of the run's). Each grid point costs inner folds
+#   x outer folds trainings, so the grids are small.
 GRIDS = {
     "loss-start": {
         "mse": (GAUSSIAN, 1.0),
@@ -102,13 +105,13 @@ def candidate_task(
     return partial(new_genser_head, config, labels), args
 
 
-def main(argv: list[str] | None = None) -> dict:
-    started = time.perf_counter()
+def parse_arguments(argv: list[str] | None) -> tuple:
+    """The script's arguments (`ModelArguments`, `DataTrainingArguments`, `NestedArguments`, `TrainingArguments`),
+    checked: a grid of `GRIDS`, a default of that grid at one of `STEP_COUNTS`, a single task."""
     parser = HfArgumentParser((ModelArguments, DataTrainingArguments, NestedArguments, TrainingArguments))
     model_args, data_args, nested_args, training_args = parser.parse_args_into_dataclasses(
         args=sys.argv[1:] if argv is None else argv
     )
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     if nested_args.grid not in GRIDS:
         raise ValueError(f"--grid must be one of {list(GRIDS)}, got {nested_args.grid!r}.")
     candidates = GRIDS[nested_args.grid]
@@ -120,16 +123,19 @@ def main(argv: list[str] | None = None) -> dict:
         )
     if data_args.task_columns:
         raise ValueError("Nested selection chooses a single-task configuration: drop --task_columns.")
-    model_args, data_args, corpus, _ = resolve_sources(model_args, data_args)
-    features, labels, groups, _ = cached_corpus(model_args, data_args, corpus, training_args.seed)
-    targets = np.array(features["labels"])
-    metric = evaluate.load(METRICS_PATH)
+    return model_args, data_args, nested_args, training_args
 
-    def ua(predicted, rows) -> float:
-        return metric.compute(predictions=predicted, references=targets[rows], num_labels=len(labels))["unweighted_accuracy"]
 
-    folds = nested_folds(groups, nested_args.inner_folds)
-    tasks = {name: candidate_task(model_args, training_args, candidate, labels) for name, candidate in candidates.items()}
+def unweighted_accuracy(metric, targets: np.ndarray, num_labels: int, predicted: np.ndarray, rows) -> float:
+    """The UA of `predicted` against the `targets` of `rows`."""
+    scores = metric.compute(predictions=predicted, references=targets[rows], num_labels=num_labels)
+    return scores["unweighted_accuracy"]
+
+
+def inner_choices(folds, candidates: dict, tasks: dict, features, ua, parallel_folds: int) -> list[tuple[str, dict]]:
+    """For every outer fold of `folds` (`nested_folds`), the `candidate@steps` with the best inner UA (the first in
+    grid order on a tie) and every one's inner UA, each candidate's `tasks` cross-validated over the inner folds
+    (predictions pooled over them)."""
     inner_tasks = [
         (tasks[name][0], features, train, validation, tasks[name][1], STEP_COUNTS)
         for _, inner in folds
@@ -137,12 +143,12 @@ def main(argv: list[str] | None = None) -> dict:
         for train, validation in inner
     ]
     logger.info("Inner selection: %d trainings", len(inner_tasks))
-    inner_results = iter(run_folds(inner_tasks, data_args.parallel_folds))
+    inner_results = iter(run_folds(inner_tasks, parallel_folds))
     choices = []
     for outer_test, inner in folds:
         inner_scores = {}
         for candidate in candidates:
-            pooled = {steps: np.zeros(len(targets), dtype=np.int64) for steps in STEP_COUNTS}
+            pooled = {steps: np.zeros(len(outer_test), dtype=np.int64) for steps in STEP_COUNTS}
             for _, validation in inner:  # the inner validation folds cover every outer training clip once
                 predictions, _ = next(inner_results)
                 for steps in STEP_COUNTS:
@@ -150,25 +156,57 @@ def main(argv: list[str] | None = None) -> dict:
             for steps in STEP_COUNTS:
                 inner_scores[f"{candidate}@{steps}"] = ua(pooled[steps][~outer_test], ~outer_test)
         choices.append((max(inner_scores, key=inner_scores.get), inner_scores))
+    return choices
 
+
+def outer_predictions(
+    folds, choices: list[tuple[str, dict]], tasks: dict, default: str, features, groups: np.ndarray, ua,
+    parallel_folds: int,
+) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+    """Every clip's prediction by its outer fold's choice and by the `default` (`candidate@steps`), each trained on
+    the fold's training speakers, and per outer fold its held-out groups, choice, inner UA and both outer UAs."""
+    default_candidate, _, default_steps = default.partition("@")
     outer_tasks = []
     for (outer_test, _), (choice, _) in zip(folds, choices):
         for candidate in (choice.split("@")[0], default_candidate):
-            outer_tasks.append((tasks[candidate][0], features, ~outer_test, outer_test, tasks[candidate][1], STEP_COUNTS))
+            outer_tasks.append(
+                (tasks[candidate][0], features, ~outer_test, outer_test, tasks[candidate][1], STEP_COUNTS)
+            )
     logger.info("Outer folds: %d trainings", len(outer_tasks))
-    outer_results = run_folds(outer_tasks, data_args.parallel_folds)
-    nested = np.zeros(len(targets), dtype=np.int64)
-    default = np.zeros(len(targets), dtype=np.int64)
+    outer_results = run_folds(outer_tasks, parallel_folds)
+    nested = np.zeros(len(groups), dtype=np.int64)
+    default_predictions = np.zeros(len(groups), dtype=np.int64)
     per_fold = []
     for k, ((outer_test, _), (choice, inner_scores)) in enumerate(zip(folds, choices)):
-        (chosen_predictions, _), (default_predictions, _) = outer_results[2 * k], outer_results[2 * k + 1]
-        nested[outer_test] = chosen_predictions[int(choice.split("@")[1])]
-        default[outer_test] = default_predictions[int(default_steps)]
+        (chosen, _), (by_default, _) = outer_results[2 * k], outer_results[2 * k + 1]
+        nested[outer_test] = chosen[int(choice.split("@")[1])]
+        default_predictions[outer_test] = by_default[int(default_steps)]
         per_fold.append(
             {"held_out": sorted(set(groups[outer_test])), "choice": choice, "inner_ua": inner_scores,
-             "outer_ua_choice": ua(nested[outer_test], outer_test), "outer_ua_default": ua(default[outer_test], outer_test)}
-        )
+             "outer_ua_choice": ua(nested[outer_test], outer_test),
+             "outer_ua_default": ua(default_predictions[outer_test], outer_test)}
+        )  # fmt: skip
+    return nested, default_predictions, per_fold
 
+
+def main(argv: list[str] | None = None) -> dict:
+    started = time.perf_counter()
+    model_args, data_args, nested_args, training_args = parse_arguments(argv)
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    candidates = GRIDS[nested_args.grid]
+    model_args, data_args, corpus, _ = resolve_sources(model_args, data_args)
+    features, labels, groups, _ = cached_corpus(model_args, data_args, corpus, training_args.seed)
+    targets = np.array(features["labels"])
+    metric = evaluate.load(METRICS_PATH)
+    ua = partial(unweighted_accuracy, metric, targets, len(labels))
+    folds = nested_folds(groups, nested_args.inner_folds)
+    tasks = {
+        name: candidate_task(model_args, training_args, candidate, labels) for name, candidate in candidates.items()
+    }
+    choices = inner_choices(folds, candidates, tasks, features, ua, data_args.parallel_folds)
+    nested, default, per_fold = outer_predictions(
+        folds, choices, tasks, nested_args.default, features, groups, ua, data_args.parallel_folds
+    )
     pooled = {
         name: scalar_scores(metric.compute(predictions=predicted, references=targets, num_labels=len(labels)))
         for name, predicted in (("nested", nested), ("default", default))

@@ -256,7 +256,8 @@ def with_arousal(dataset: Dataset, arousal_corpora: set[str]) -> Dataset:
             levels.append(EMOTION_AROUSAL[label])
         else:
             raise ValueError(
-                f"Emotion {label!r} of corpus {corpus!r} has no derived arousal level (training.sources.EMOTION_AROUSAL)."
+                f"Emotion {label!r} of corpus {corpus!r} has no derived arousal level "
+                "(training.sources.EMOTION_AROUSAL)."
             )
     unknown = sorted(set(levels) - set(AROUSAL_LEVELS))
     if unknown:
@@ -270,7 +271,9 @@ def with_arousal(dataset: Dataset, arousal_corpora: set[str]) -> Dataset:
     return dataset.add_column(AROUSAL_DERIVED_COLUMN, derived)
 
 
-def load_corpora(sources: dict, audio_column_name: str = "audio", split: str = "train", arousal: bool = False) -> Dataset:
+def load_corpora(
+    sources: dict, audio_column_name: str = "audio", split: str = "train", arousal: bool = False
+) -> Dataset:
     """Several corpora as one dataset with the columns `audio_column_name`, `emotion` (each corpus's labels mapped onto
     the vocabulary, `CorpusSource.label_mapping`), `speaker` and `corpus`; with `arousal`, also the arousal task's
     columns (`with_arousal`: the arousal corpora's levels, the emotion corpora's derived).
@@ -346,7 +349,9 @@ def group_train_test_split(
     groups = speaker_groups(dataset, group_column_name)
     unique = np.unique(groups)
     if len(unique) < 2:
-        raise ValueError(f"A speaker-independent split needs at least 2 groups in {group_column_name!r}, found {len(unique)}.")
+        raise ValueError(
+            f"A speaker-independent split needs at least 2 groups in {group_column_name!r}, found {len(unique)}."
+        )
     rng = np.random.default_rng(seed)
     num_test = min(max(1, round(test_fraction * len(unique))), len(unique) - 1)
     test_groups = set(rng.permutation(unique)[:num_test])
@@ -394,7 +399,9 @@ def decode_audio(value, sampling_rate: int) -> np.ndarray:
     return load_audio(value, sampling_rate)
 
 
-def audio_transform(audio_column_name: str, sampling_rate: int, max_length_seconds: float | None = None, random_crop: bool = False):
+def audio_transform(
+    audio_column_name: str, sampling_rate: int, max_length_seconds: float | None = None, random_crop: bool = False
+):
     """A `Dataset.with_transform` function: decodes each clip to a mono array, cropped to `max_length_seconds`
     (a random window when `random_crop`, else the start), and keeps the `labels`."""
     max_length = None if max_length_seconds is None else int(max_length_seconds * sampling_rate)

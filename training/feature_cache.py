@@ -5,11 +5,11 @@ A clip's cached entry is its per-layer pooled features (`GenSERForAudioClassific
 which are all the head needs: pooling and the learnable layer sum commute. The cache is keyed by the audio alone:
 per encoder, a store (a folder under `HF_DATASETS_CACHE/gen-ser-pooled-features` by default) holds every clip that
 encoder has encoded (at each `encoder_precision`), keyed by the clip's bytes or its file's path, size and
-modification time (`clip_keys`), in memory-mapped Arrow parts (`part-*.arrow`, one per encoding run, not one file per clip). A dataset of known clips,
-whatever its label columns, label mapping or tasks, reads them (gathered into `rows-*.arrow`, which its next run
-reads directly); only new or changed clips are encoded. The store's name hashes the encoder (config, weights,
-feature extractor settings, pooling, padding trim), the audio column's decoding and the crop length, so another
-encoder never reads a stale entry.
+modification time (`clip_keys`), in memory-mapped Arrow parts (`part-*.arrow`, one per encoding run, not one file
+per clip). A dataset of known clips, whatever its label columns, label mapping or tasks, reads them (gathered into
+`rows-*.arrow`, which its next run reads directly); only new or changed clips are encoded. The store's name hashes the
+encoder (config, weights, feature extractor settings, pooling, padding trim), the audio column's decoding and the crop
+length, so another encoder never reads a stale entry.
 
 With the encoder's top N layers trainable (`trainable_encoder_layers`), the frozen part is cached instead: each
 clip's frames entering the first trainable layer (`lower_layer_frames`, `(num_frames, hidden_size)`, variable
@@ -50,8 +50,8 @@ DOMAIN_COLUMN = "domain"
 STATISTICS_ROW_COLUMN = "statistics_row"
 AUDIO_ERROR_COLUMN = "audio_error"
 CLIP_KEY_COLUMN = "clip_key"
-# The store's layout: clips by `clip_keys`, in parts. Stores of earlier layouts (keyed by the whole dataset, label
-# columns included) have other names and are never read.
+# The store's layout: clips by `clip_keys`, in parts. It is part of the store's name, so a store of another layout is
+# never read.
 CACHE_FORMAT = "clip-keyed-parts-1"
 CACHED_COLUMNS = (POOLED_FEATURES_COLUMN, FRAMES_COLUMN, LOWER_POOLED_COLUMN, DOMAIN_COLUMN, STATISTICS_ROW_COLUMN)
 
@@ -63,7 +63,7 @@ def encoder_key(model, feature_extractor) -> str:
     digest.update(json.dumps(feature_extractor.to_dict(), sort_keys=True, default=str).encode())
     config = model.config
     digest.update(f"{config.pooling} trim_padding={config.trim_padding}".encode())
-    if config.trainable_encoder_layers:  # a frozen encoder keeps the key (and cache) it had before this option
+    if config.trainable_encoder_layers:  # absent when 0, so a wholly frozen encoder's key does not depend on it
         digest.update(f"trainable_encoder_layers={config.trainable_encoder_layers}".encode())
     for name, tensor in sorted(model.encoder.state_dict().items()):
         digest.update(name.encode())
@@ -93,6 +93,162 @@ def clip_keys(dataset: Dataset, audio_column_name: str) -> list[str]:
 def cached_parts(store: Path) -> list[Dataset]:
     """Every part of `store` (memory-mapped), each a dataset of clips with their `clip_key`."""
     return [Dataset.from_file(str(path)) for path in sorted(store.glob("part-*.arrow"))]
+
+
+def check_cacheable(model, dataset: Dataset, audio_column_name: str) -> Audio:
+    """Refuses a model whose encoder trains as a whole or an audio column that is not cast to audio; returns the
+    column's `Audio` feature, which decodes the clips."""
+    if not model.config.freeze_encoder:
+        raise ValueError(
+            "Feature caching needs a frozen encoder (freeze_encoder=True, optionally with trainable_encoder_layers): "
+            "a fully trained encoder changes its features every step."
+        )
+    decoder = dataset.features[audio_column_name]
+    if not isinstance(decoder, Audio):
+        raise ValueError(
+            f"Column {audio_column_name!r} holds {decoder}, not audio: cast it with training.data.cast_audio first."
+        )
+    return decoder
+
+
+def cached_features(config) -> Features:
+    """The columns of a store's parts: each clip's key, what the frozen encoder gives for it (`add_encoder_features`)
+    and its decoding error (empty when it decoded)."""
+    num_layers, width = config.pooled_features_shape
+    trainable = config.trainable_encoder_layers
+    features = Features({CLIP_KEY_COLUMN: Value("string")})
+    if trainable:
+        features[FRAMES_COLUMN] = Array2D((None, config.encoder_config.hidden_size), "float32")
+        features[LOWER_POOLED_COLUMN] = Array2D((num_layers - trainable, width), "float32")
+    else:
+        features[POOLED_FEATURES_COLUMN] = Array2D((num_layers, width), "float32")
+    features[AUDIO_ERROR_COLUMN] = Value("string")
+    return features
+
+
+def clip_encoder(
+    model, feature_extractor, decoder: Audio, audio_column_name: str, max_length: int | None, batch_size: int,
+    encoder_precision: str,
+):
+    """The `Dataset.map` function that encodes a chunk of undecoded clips (with their `clip_key`) into a store's
+    columns (`cached_features`): each clip decoded by `decoder` and cropped to `max_length` samples, the chunk sorted by
+    length into batches of `batch_size`. A clip that cannot be decoded keeps its row, with zeros and its error, so
+    that one bad file does not stop the map and the caller sees every error."""
+    config = model.config
+    rate = feature_extractor.sampling_rate
+    num_layers, width = config.pooled_features_shape
+    hidden_size = config.encoder_config.hidden_size
+    trainable = config.trainable_encoder_layers
+
+    def encode_batch(arrays: list[np.ndarray]) -> dict:
+        inputs = speech_encoder_inputs(feature_extractor, arrays, whole_window=not config.trim_padding)
+        inputs = (inputs[model.main_input_name].to(model.device), inputs["attention_mask"].to(model.device))
+        with encoder_autocast(encoder_precision, model.device.type):
+            if trainable:
+                clips, lower_pooled = model.lower_layer_features(*inputs)
+                frames = [clip.float().cpu().numpy() for clip in clips]
+                return {FRAMES_COLUMN: frames, LOWER_POOLED_COLUMN: lower_pooled.float().cpu().numpy()}
+            return {POOLED_FEATURES_COLUMN: model.pooled_layer_features(*inputs).float().cpu().numpy()}
+
+    @torch.no_grad()
+    def encode(batch: dict) -> dict:
+        arrays, errors = {}, []
+        for i, value in enumerate(batch[audio_column_name]):
+            try:
+                arrays[i] = decode_audio(decoder.decode_example(value), rate)[:max_length]
+                errors.append("")
+            except Exception as error:  # noqa: BLE001  (any decoding failure is reported per file)
+                errors.append(f"{type(error).__name__}: {error}")
+        encoded = (
+            {FRAMES_COLUMN: [np.zeros((0, hidden_size), np.float32)] * len(errors),
+             LOWER_POOLED_COLUMN: np.zeros((len(errors), num_layers - trainable, width), np.float32)}
+            if trainable else {POOLED_FEATURES_COLUMN: np.zeros((len(errors), num_layers, width), np.float32)}
+        )  # fmt: skip
+        for rows in batches_by_length(arrays, batch_size):
+            for name, values in encode_batch([arrays[i] for i in rows]).items():
+                for i, value in zip(rows, values):
+                    encoded[name][i] = value
+        return {CLIP_KEY_COLUMN: batch[CLIP_KEY_COLUMN], **encoded, AUDIO_ERROR_COLUMN: errors}
+
+    return encode
+
+
+def feature_store(
+    model,
+    feature_extractor,
+    decoder: Audio,
+    max_length: int | None,
+    encoder_precision: str,
+    cache_dir: str | Path | None,
+) -> Path:
+    """The folder (created) under `cache_dir` that holds every clip the encoder has encoded at `encoder_precision`,
+    cropped to `max_length` samples: one store per encoder and crop, named by their hash with the format tag, so that a
+    store of another layout is never read."""
+    cache_dir = Path(cache_dir or Path(datasets.config.HF_DATASETS_CACHE) / "gen-ser-pooled-features")
+    store_key = hashlib.sha256(
+        f"{encoder_key(model, feature_extractor)} {decoder} {max_length} {encoder_precision} {CACHE_FORMAT}".encode()
+    ).hexdigest()[:24]
+    store = cache_dir / f"{'frames' if model.config.trainable_encoder_layers else 'pooled'}-{store_key}"
+    store.mkdir(parents=True, exist_ok=True)
+    return store
+
+
+def store_rows(
+    dataset: Dataset, audio_column_name: str, store: Path, encode, features: Features, batch_size: int
+) -> Dataset:
+    """The store's rows for `dataset`'s clips, row for row (without `clip_key`, with `audio_error`): read from the
+    `rows-*.arrow` file of an earlier run on the same clips, else gathered from the store's parts after `encode`
+    (`clip_encoder`) has written the clips new to the store into a part of their own, and saved as that file."""
+    keys = clip_keys(dataset, audio_column_name)
+    rows_key = hashlib.sha256(" ".join(keys).encode()).hexdigest()[:24]
+    rows_file = store / f"rows-{rows_key}.arrow"  # this dataset's rows, gathered from the parts (memory-mapped)
+    if rows_file.exists():
+        return Dataset.from_file(str(rows_file))
+    parts = cached_parts(store)
+    # Each clip's row in the parts concatenated (a clip is in one part only: a part holds clips new to the store).
+    position = {key: row for row, key in enumerate(key for part in parts for key in part[CLIP_KEY_COLUMN])}
+    first_rows = {}  # each new clip's first row, in row order
+    for row, key in enumerate(keys):
+        if key not in position:
+            first_rows.setdefault(key, row)
+    if first_rows:
+        new_rows = list(first_rows.values())
+        undecoded = dataset.select_columns([audio_column_name]).select(new_rows)
+        undecoded = undecoded.add_column(CLIP_KEY_COLUMN, [keys[row] for row in new_rows])
+        part_key = hashlib.sha256(" ".join(keys[row] for row in new_rows).encode()).hexdigest()[:24]
+        new_part = undecoded.cast_column(audio_column_name, Audio(decode=False)).map(
+            encode,
+            batched=True,
+            batch_size=batch_size * 8,  # a chunk sorted by length into batches of batch_size
+            remove_columns=[audio_column_name],
+            features=features,
+            new_fingerprint=part_key,
+            cache_file_name=str(store / f"part-{part_key}.arrow"),
+            load_from_cache_file=True,
+            desc="Encoding clips with the frozen encoder (cached)",
+        )
+        parts.append(new_part)
+        offset = len(position)
+        position.update({key: offset + row for row, key in enumerate(first_rows)})
+    clips = concatenate_datasets(parts)
+    encoded = clips.select([position[key] for key in keys]).remove_columns(CLIP_KEY_COLUMN)
+    return encoded.flatten_indices(cache_file_name=str(rows_file), new_fingerprint=rows_key)
+
+
+def without_unreadable(
+    dataset: Dataset, encoded: Dataset, errors: list[str], audio_column_name: str, unreadable_audio: str
+) -> tuple[Dataset, Dataset]:
+    """`dataset` and its `encoded` rows without the clips whose decoding `errors` name (empty: decoded), which are
+    named and raise (`unreadable_audio="raise"`) or are left out with a warning (`"skip"`)."""
+    failures = {i: error for i, error in enumerate(errors) if error}
+    if not failures:
+        return dataset, encoded
+    values = dataset.cast_column(audio_column_name, Audio(decode=False)).select(list(failures))[audio_column_name]
+    report_unreadable_audio({i: (value, failures[i]) for i, value in zip(failures, values)}, unreadable_audio)
+    if len(failures) == len(dataset):
+        raise ValueError(f"None of the {len(dataset)} clips could be decoded (the warning above names each).")
+    readable = [i for i in range(len(dataset)) if i not in failures]
+    return dataset.select(readable), encoded.select(readable)
 
 
 def add_encoder_features(
@@ -126,118 +282,21 @@ def add_encoder_features(
     """
     check_unreadable_audio_option(unreadable_audio)
     encoder_autocast(encoder_precision, model.device.type)  # checks the name before any work
-    config = model.config
-    if not config.freeze_encoder:
-        raise ValueError(
-            "Feature caching needs a frozen encoder (freeze_encoder=True, optionally with trainable_encoder_layers): "
-            "a fully trained encoder changes its features every step."
-        )
-    decoder = dataset.features[audio_column_name]
-    if not isinstance(decoder, Audio):
-        raise ValueError(
-            f"Column {audio_column_name!r} holds {decoder}, not audio: cast it with training.data.cast_audio first."
-        )
+    decoder = check_cacheable(model, dataset, audio_column_name)
     rate = feature_extractor.sampling_rate
     max_length = None if max_length_seconds is None else int(max_length_seconds * rate)
-    num_layers, width = config.pooled_features_shape
-    hidden_size = config.encoder_config.hidden_size
-    trainable = config.trainable_encoder_layers
-    features = Features({CLIP_KEY_COLUMN: Value("string")})
-    if trainable:
-        features[FRAMES_COLUMN] = Array2D((None, hidden_size), "float32")
-        features[LOWER_POOLED_COLUMN] = Array2D((num_layers - trainable, width), "float32")
-    else:
-        features[POOLED_FEATURES_COLUMN] = Array2D((num_layers, width), "float32")
-    features[AUDIO_ERROR_COLUMN] = Value("string")
     model.eval()
-
-    def encode_batch(arrays: list[np.ndarray]) -> dict:
-        inputs = speech_encoder_inputs(feature_extractor, arrays, whole_window=not config.trim_padding)
-        inputs = (inputs[model.main_input_name].to(model.device), inputs["attention_mask"].to(model.device))
-        with encoder_autocast(encoder_precision, model.device.type):
-            if trainable:
-                clips, lower_pooled = model.lower_layer_features(*inputs)
-                frames = [clip.float().cpu().numpy() for clip in clips]
-                return {FRAMES_COLUMN: frames, LOWER_POOLED_COLUMN: lower_pooled.float().cpu().numpy()}
-            return {POOLED_FEATURES_COLUMN: model.pooled_layer_features(*inputs).float().cpu().numpy()}
-
-    @torch.no_grad()
-    def encode(batch: dict) -> dict:
-        arrays, errors = {}, []
-        for i, value in enumerate(batch[audio_column_name]):  # undecoded, so that one bad file does not stop the map
-            try:
-                arrays[i] = decode_audio(decoder.decode_example(value), rate)[:max_length]
-                errors.append("")
-            except Exception as error:  # noqa: BLE001  (any decoding failure is reported per file)
-                errors.append(f"{type(error).__name__}: {error}")
-        # An unreadable clip keeps its row, with zeros, until the caller has seen the errors.
-        encoded = (
-            {FRAMES_COLUMN: [np.zeros((0, hidden_size), np.float32)] * len(errors),
-             LOWER_POOLED_COLUMN: np.zeros((len(errors), num_layers - trainable, width), np.float32)}
-            if trainable else {POOLED_FEATURES_COLUMN: np.zeros((len(errors), num_layers, width), np.float32)}
-        )  # fmt: skip
-        for rows in batches_by_length(arrays, batch_size):
-            for name, values in encode_batch([arrays[i] for i in rows]).items():
-                for i, value in zip(rows, values):
-                    encoded[name][i] = value
-        return {CLIP_KEY_COLUMN: batch[CLIP_KEY_COLUMN], **encoded, AUDIO_ERROR_COLUMN: errors}
-
-    cache_dir = Path(cache_dir or Path(datasets.config.HF_DATASETS_CACHE) / "gen-ser-pooled-features")
-    # One store per encoder and crop; the format tag keeps stores of earlier layouts from being read.
-    store_key = hashlib.sha256(
-        f"{encoder_key(model, feature_extractor)} {decoder} {max_length} {encoder_precision} {CACHE_FORMAT}".encode()
-    ).hexdigest()[:24]
-    store = cache_dir / f"{'frames' if trainable else 'pooled'}-{store_key}"
-    store.mkdir(parents=True, exist_ok=True)
-    keys = clip_keys(dataset, audio_column_name)
-    rows_key = hashlib.sha256(" ".join(keys).encode()).hexdigest()[:24]
-    rows_file = store / f"rows-{rows_key}.arrow"  # this dataset's rows, gathered from the parts (memory-mapped)
-    if rows_file.exists():
-        encoded = Dataset.from_file(str(rows_file))
-    else:
-        parts = cached_parts(store)
-        # Each clip's row in the parts concatenated (a clip is in one part only: a part holds clips new to the store).
-        position = {key: row for row, key in enumerate(key for part in parts for key in part[CLIP_KEY_COLUMN])}
-        first_rows = {}  # each new clip's first row, in row order
-        for row, key in enumerate(keys):
-            if key not in position:
-                first_rows.setdefault(key, row)
-        if first_rows:
-            new_rows = list(first_rows.values())
-            undecoded = dataset.select_columns([audio_column_name]).select(new_rows)
-            undecoded = undecoded.add_column(CLIP_KEY_COLUMN, [keys[row] for row in new_rows])
-            part_key = hashlib.sha256(" ".join(keys[row] for row in new_rows).encode()).hexdigest()[:24]
-            new_part = undecoded.cast_column(audio_column_name, Audio(decode=False)).map(
-                encode,
-                batched=True,
-                batch_size=batch_size * 8,  # a chunk sorted by length into batches of batch_size
-                remove_columns=[audio_column_name],
-                features=features,
-                new_fingerprint=part_key,
-                cache_file_name=str(store / f"part-{part_key}.arrow"),
-                load_from_cache_file=True,
-                desc="Encoding clips with the frozen encoder (cached)",
-            )
-            parts.append(new_part)
-            offset = len(position)
-            position.update({key: offset + row for row, key in enumerate(first_rows)})
-        clips = concatenate_datasets(parts)
-        encoded = clips.select([position[key] for key in keys]).remove_columns(CLIP_KEY_COLUMN)
-        encoded = encoded.flatten_indices(cache_file_name=str(rows_file), new_fingerprint=rows_key)
+    encode = clip_encoder(
+        model, feature_extractor, decoder, audio_column_name, max_length, batch_size, encoder_precision
+    )
+    store = feature_store(model, feature_extractor, decoder, max_length, encoder_precision, cache_dir)
+    encoded = store_rows(dataset, audio_column_name, store, encode, cached_features(model.config), batch_size)
     errors = encoded[AUDIO_ERROR_COLUMN]
     rest = dataset.remove_columns(audio_column_name)
     if rest._indices is not None:  # a selection's other columns, in memory: they are small
         rest = rest.flatten_indices(keep_in_memory=True)
     encoded = concatenate_datasets([rest, encoded.remove_columns(AUDIO_ERROR_COLUMN)], axis=1)
-    failures = {i: error for i, error in enumerate(errors) if error}
-    if not failures:
-        return (dataset, encoded) if return_clips else encoded
-    values = dataset.cast_column(audio_column_name, Audio(decode=False)).select(list(failures))[audio_column_name]
-    report_unreadable_audio({i: (value, failures[i]) for i, value in zip(failures, values)}, unreadable_audio)
-    if len(failures) == len(dataset):
-        raise ValueError(f"None of the {len(dataset)} clips could be decoded (the warning above names each).")
-    readable = [i for i in range(len(dataset)) if i not in failures]
-    dataset, encoded = dataset.select(readable), encoded.select(readable)
+    dataset, encoded = without_unreadable(dataset, encoded, errors, audio_column_name, unreadable_audio)
     return (dataset, encoded) if return_clips else encoded
 
 

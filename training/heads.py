@@ -4,8 +4,9 @@ dimensional targets the same heads as regressors.
 
 They read the same cached per-layer pooled features and build the same condition as Gen-SER (same layer
 aggregation, same domain normalisation and per-feature standardisation), then apply a cross-entropy classifier (a
-squared-error regressor) instead of the generative head, so a comparison changes one thing only. With `trainable_encoder_layers` > 0 they also train a copy of the encoder's
-top layers on the cached lower-layer frames, exactly as Gen-SER does.
+squared-error regressor) instead of the generative head, so a comparison changes one thing only. With
+`trainable_encoder_layers` > 0 they also train a copy of the encoder's top layers on the cached lower-layer frames,
+exactly as Gen-SER does.
 """
 
 import copy
@@ -65,7 +66,8 @@ class PooledFeatureClassifier(nn.Module):
         `(batch, num_labels)` (a regressor's values)."""
         if pooled_layer_features is None:
             pooled_layer_features = pooled_features_from_frames(
-                self.top_layers, self.final_norm, lower_layer_frames, frame_mask, lower_pooled_layer_features, self.pooling
+                self.top_layers, self.final_norm, lower_layer_frames, frame_mask, lower_pooled_layer_features,
+                self.pooling,
             )
         domain_ids = checked_domain_ids(domain_ids, self.config.domain_names)
         if self.training:

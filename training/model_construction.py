@@ -103,6 +103,50 @@ def check_data_fits_saved_model(
             raise ValueError(f"The data's {task} labels {unknown} are not among {source}'s ({config.tasks[task]}).")
 
 
+def model_overrides(model_args: ModelArguments, value_range: list[float] | None) -> dict:
+    """The `GenSERConfig` settings of `build_model`'s model: `--config_overrides`, a dimensional head's with
+    `value_range`, and the `ModelArguments` options that are config fields."""
+    overrides = parse_config_overrides(model_args.config_overrides)
+    if "domain_names" in overrides:
+        raise ValueError(
+            "--config_overrides cannot set domain_names: they are the training data's domains (--domain_residuals, "
+            "--domain_column_name), which the clips are read with."
+        )
+    if value_range is not None:
+        overrides.update(problem_type="regression", value_range=value_range)
+    overrides["domain_normalization"] = model_args.domain_normalization
+    overrides["freeze_encoder"] = model_args.freeze_encoder
+    overrides["trainable_encoder_layers"] = model_args.trainable_encoder_layers
+    return overrides
+
+
+def continued_model(
+    model_args: ModelArguments,
+    overrides: dict,
+    labels: list[str],
+    label_sets: dict[str, list[str]] | None,
+    residual_domains: list[str] | None,
+    value_range: list[float] | None,
+):
+    """The saved model (`--model_name_or_path`) to go on training, with `overrides`, and its feature extractor (see
+    `build_model`)."""
+    source = model_args.model_name_or_path
+    if not model_args.domain_residuals:
+        overrides = {**overrides, "domain_names": None}  # the saved residuals, if any, dropped
+    model = GenSERForAudioClassification.from_pretrained(source, **overrides)
+    model.add_domains(residual_domains or [])  # zero residuals for the data's domains the saved model lacks
+    if model_args.new_labels:
+        if value_range is not None or not (new := labels_outside(model.config, labels)):
+            raise ValueError(
+                f"--new_labels has nothing to add: every label of the data is one of {source}'s "
+                f"({list(model.config.label2id)}), or the data has values, not labels. Drop --new_labels."
+            )
+        model.add_labels(new)
+    if value_range is None:
+        check_data_fits_saved_model(model.config, source, labels, label_sets)
+    return model, AutoFeatureExtractor.from_pretrained(source)
+
+
 def build_model(
     model_args: ModelArguments,
     labels: list[str],
@@ -121,34 +165,12 @@ def build_model(
     (the data's new domains get theirs) and the settings of `ModelArguments` that the user left unset
     (`INHERITED_DEFAULTS`)."""
     id2label = dict(enumerate(labels))
-    overrides = parse_config_overrides(model_args.config_overrides)
-    if "domain_names" in overrides:
-        raise ValueError(
-            "--config_overrides cannot set domain_names: they are the training data's domains (--domain_residuals, "
-            "--domain_column_name), which the clips are read with."
-        )
-    if value_range is not None:
-        overrides.update(problem_type="regression", value_range=value_range)
-    overrides["domain_normalization"] = model_args.domain_normalization
-    overrides["freeze_encoder"] = model_args.freeze_encoder
-    overrides["trainable_encoder_layers"] = model_args.trainable_encoder_layers
+    overrides = model_overrides(model_args, value_range)
     residual_domains = domain_names if model_args.domain_residuals else None
     if model_args.model_name_or_path:
-        source = model_args.model_name_or_path
-        if not model_args.domain_residuals:
-            overrides["domain_names"] = None  # the saved residuals, if any, dropped
-        model = GenSERForAudioClassification.from_pretrained(source, **overrides)
-        model.add_domains(residual_domains or [])  # zero residuals for the data's domains the saved model lacks
-        if model_args.new_labels:
-            if value_range is not None or not (new := labels_outside(model.config, labels)):
-                raise ValueError(
-                    f"--new_labels has nothing to add: every label of the data is one of {source}'s "
-                    f"({list(model.config.label2id)}), or the data has values, not labels. Drop --new_labels."
-                )
-            model.add_labels(new)
-        if value_range is None:
-            check_data_fits_saved_model(model.config, source, labels, label_sets)
-        feature_extractor = AutoFeatureExtractor.from_pretrained(source)
+        model, feature_extractor = continued_model(
+            model_args, overrides, labels, label_sets, residual_domains, value_range
+        )
     elif model_args.encoder_name_or_path:
         model = GenSERForAudioClassification.from_encoder(
             model_args.encoder_name_or_path, id2label, label_sets=label_sets, domain_names=residual_domains, **overrides

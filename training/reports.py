@@ -55,6 +55,77 @@ def save_confusion_matrix(matrix: list[list[int]], labels: list[str], stem: Path
     plt.close(figure)
 
 
+def card_task_name(config, task: str) -> str:
+    """A task's name in the model card: the first task is emotion; further tasks (e.g. arousal) are named by their
+    label column. A dimensional model's tasks are its dimensions (e.g. arousal)."""
+    if config.problem_type == "regression":
+        return f"{task} regression"
+    return f"{task} classification" if task in list(config.label_sets or [])[1:] else "Speech emotion recognition"
+
+
+def card_labels(config) -> str:
+    """The card's list of labels: every task's, named by task, for a multi-task model; else in class-index order."""
+    if config.label_sets:
+        return "; ".join(f"{task}: {', '.join(labels)}" for task, labels in config.tasks.items())
+    return ", ".join(config.id2label[i] for i in range(config.num_labels))
+
+
+def model_index_entries(
+    dataset_name: str | list[str],
+    evaluation_protocol: str,
+    task_metrics: dict[str, dict[str, float]],
+    corpus_metrics: dict[str, dict[str, dict[str, float]]] | None,
+) -> list[tuple]:
+    """One `(dataset, split, task, scores)` entry per figure set of the card's `model-index`: the model's own data
+    under its protocol, or each corpus's figures. The Hub groups model-index results by task type, dataset and split,
+    so each task's figures have a split of their own (the task named in it), and so an entry of their own under their
+    own task name."""
+    if corpus_metrics is None:
+        several = len(task_metrics) > 1
+        return [
+            (dataset_name, f"{evaluation_protocol}, {task}" if several else evaluation_protocol, task, scores)
+            for task, scores in task_metrics.items()
+        ]
+    return [
+        (corpus, split, task, scores)
+        for corpus, tasks in corpus_metrics.items()
+        for task, splits in tasks.items()
+        for split, scores in splits.items()
+    ]
+
+
+def eval_results(config, entries: list[tuple], card_metrics: dict[str, str]) -> list[EvalResult]:
+    """The card's `model-index` results: every metric of `card_metrics` that each entry (`model_index_entries`)
+    has, rounded to 4 decimals."""
+    return [
+        EvalResult(
+            task_type="audio-classification",
+            task_name=card_task_name(config, task),
+            dataset_type=dataset,
+            dataset_name=dataset,
+            dataset_split=split,
+            metric_type=key,
+            metric_name=f"{name}, {split}",
+            metric_value=round(float(scores[key]), 4),
+        )
+        for dataset, split, task, scores in entries
+        for key, name in card_metrics.items()
+        if key in scores
+    ]
+
+
+def metric_tables(
+    config, task_metrics: dict[str, dict[str, float]], card_metrics: dict[str, str], evaluation_protocol: str
+) -> list[str]:
+    """One markdown table of `card_metrics` per task, headed by the task's name where there are several."""
+    tables = []
+    for task, scores in task_metrics.items():
+        rows = "\n".join(f"| {name} | {scores[key]:.4f} |" for key, name in card_metrics.items() if key in scores)
+        heading = f"{card_task_name(config, task)} (`{task}`)\n\n" if len(task_metrics) > 1 else ""
+        tables.append(f"{heading}| metric ({evaluation_protocol}) | value |\n| --- | --- |\n{rows}")
+    return tables
+
+
 def write_model_card(
     output_dir: str | Path,
     config,
@@ -72,8 +143,9 @@ def write_model_card(
     """Fills `model_card.md` for a saved model and writes it as the Hub model card, `output_dir/README.md`.
 
     `metrics` are the measured figures (keys of `CARD_METRICS`; of `DIMENSIONAL_CARD_METRICS` for a dimensional
-    model, whose `task_metrics` are its dimensions', `dimension_scores`); they go into the card's `model-index`, labelled
-    with `evaluation_protocol` (e.g. "leave-one-speaker-out cross-validation, 10 folds") as split and metric name.
+    model, whose `task_metrics` are its dimensions', `dimension_scores`); they go into the card's `model-index`,
+    labelled with `evaluation_protocol` (e.g. "leave-one-speaker-out cross-validation, 10 folds") as split and metric
+    name.
     A multi-task model gives every task's figures as `task_metrics` (`{task: metrics}`, the first task's being
     `metrics`): each task's metrics go into `model-index` with the task in their split, and get a table.
     `training_data_limitations` is a sentence (no final stop) on what the training data rules out, if known.
@@ -94,59 +166,15 @@ def write_model_card(
     data.base_model = config.encoder_name_or_path
     card_metrics = DIMENSIONAL_CARD_METRICS if dimensional else CARD_METRICS
     task_metrics = task_metrics or {"": metrics}
-    further_tasks = list(config.label_sets or [])[1:]
-
-    def task_name(task: str) -> str:
-        """The first task is emotion; further tasks (e.g. arousal) are named by their label column. A dimensional
-        model's tasks are its dimensions (e.g. arousal)."""
-        if dimensional:
-            return f"{task} regression"
-        return f"{task} classification" if task in further_tasks else "Speech emotion recognition"
-
-    # One entry per (dataset, split, task, metric): the model's own data under its protocol, or each corpus's figures.
-    # The Hub groups model-index results by task type, dataset and split, so each task's figures have a split of
-    # their own (the task named in it), and so an entry of their own under their own task name.
-    if corpus_metrics is None:
-        several = len(task_metrics) > 1
-        entries = [
-            (dataset_name, f"{evaluation_protocol}, {task}" if several else evaluation_protocol, task, scores)
-            for task, scores in task_metrics.items()
-        ]
-    else:
-        entries = [
-            (corpus, split, task, scores)
-            for corpus, tasks in corpus_metrics.items()
-            for task, splits in tasks.items()
-            for split, scores in splits.items()
-        ]
-    data.eval_results = [
-        EvalResult(
-            task_type="audio-classification",
-            task_name=task_name(task),
-            dataset_type=dataset,
-            dataset_name=dataset,
-            dataset_split=split,
-            metric_type=key,
-            metric_name=f"{name}, {split}",
-            metric_value=round(float(scores[key]), 4),
-        )
-        for dataset, split, task, scores in entries
-        for key, name in card_metrics.items()
-        if key in scores
-    ]
-    tables = []
-    for task, scores in task_metrics.items():
-        rows = "\n".join(f"| {name} | {scores[key]:.4f} |" for key, name in card_metrics.items() if key in scores)
-        heading = f"{task_name(task)} (`{task}`)\n\n" if len(task_metrics) > 1 else ""
-        tables.append(f"{heading}| metric ({evaluation_protocol}) | value |\n| --- | --- |\n{rows}")
+    entries = model_index_entries(dataset_name, evaluation_protocol, task_metrics, corpus_metrics)
+    data.eval_results = eval_results(config, entries, card_metrics)
+    tables = metric_tables(config, task_metrics, card_metrics, evaluation_protocol)
     card = ModelCard.from_template(
         data,
         template_str=f"---\n{{{{ card_data }}}}\n---\n\n{template.text.lstrip()}",
         model_name=output_dir.name,
         encoder=config.encoder_name_or_path or f"{config.encoder_config.model_type} (trained from scratch)",
-        labels="; ".join(f"{task}: {', '.join(labels)}" for task, labels in config.tasks.items())
-        if config.label_sets
-        else ", ".join(config.id2label[i] for i in range(config.num_labels)),
+        labels=card_labels(config),
         tasks=list(config.label_sets or []),
         repo_id=repo_id,
         domain_normalization=config.domain_normalization,
@@ -260,7 +288,8 @@ def describe_corpora(train, corpora: dict) -> str:
             labels = "arousal levels (rated): " + ", ".join(label_names(part, AROUSAL_COLUMN))
         else:
             labels = ", ".join(label_names(part, EMOTION_COLUMN)) + ("; arousal derived from them" if arousal else "")
-        rows.append(f"| {name} | {source.language} | {len(part)} | {len(set(part['speaker']))} | {labels} | {source.licence} |")
+        speakers = len(set(part["speaker"]))
+        rows.append(f"| {name} | {source.language} | {len(part)} | {speakers} | {labels} | {source.licence} |")
     descriptions = "\n".join(f"- {name}: {source.description}." for name, source in corpora.items())
     derivation = (
         "\n\nArousal levels of the emotion corpora are derived from their emotions, not rated "
@@ -269,8 +298,8 @@ def describe_corpora(train, corpora: dict) -> str:
         if arousal else ""
     )
     return (
-        f"{len(train)} clips of {len(corpora)} corpora, each corpus's labels mapped onto one vocabulary, drawn balanced "
-        "over corpus and class in training:\n\n| corpus | language | clips | speakers | labels | licence |\n"
+        f"{len(train)} clips of {len(corpora)} corpora, each corpus's labels mapped onto one vocabulary, drawn "
+        "balanced over corpus and class in training:\n\n| corpus | language | clips | speakers | labels | licence |\n"
         f"| --- | --- | --- | --- | --- | --- |\n" + "\n".join(rows) + f"\n\n{descriptions}{derivation}"
     )
 
@@ -298,7 +327,8 @@ def describe_training_data(
 
 def describe_adaptation(source: str, saved_config, new_labels: list[str], new_domains: list[str]) -> str:
     """The model card's sentence on the saved model a run went on from (`--model_name_or_path`, whose config is
-    `saved_config`): what it was, and what the data added to it (labels, `--new_labels`; domains, `--domain_residuals`)."""
+    `saved_config`): what it was, and what the data added to it (labels, `--new_labels`; domains,
+    `--domain_residuals`)."""
     tasks = "; ".join(f"{task}: {', '.join(labels)}" for task, labels in saved_config.tasks.items())
     text = f"Adapted from `{source}` (its labels: {tasks}) by training its head further on the data below"
     if new_labels:
@@ -318,7 +348,10 @@ def describe_adaptation(source: str, saved_config, new_labels: list[str], new_do
 def training_data_limitations(data_args: DataTrainingArguments, corpus: CorpusSource | dict | None) -> str | None:
     """What the training data rules out, for the model card's Limitations (None when nothing is known of it)."""
     if data_args.dataset_name is None:
-        return "Trained on the project's synthetic corpus, the model has never heard speech: it is a pipeline demonstration only"
+        return (
+            "Trained on the project's synthetic corpus, the model has never heard speech: it is a pipeline "
+            "demonstration only"
+        )
     if isinstance(corpus, dict):
         languages = ", ".join(sorted({source.language for source in corpus.values()}))
         return (

@@ -186,7 +186,7 @@ CORPORA = {
     ),
 }  # fmt: skip
 # The last location of an encoder is its Hub id, which the model card names as base_model whichever copy was loaded.
-# Whisper base is not in ../shared itself but written on demand by its tool (about 15 s, from the package registry).
+# Whisper base is not in ../shared itself but written on demand by its tool (from the package registry).
 WHISPER_BASE_DIR = Path(HF_HOME) / "gen-ser" / "whisper-base"
 ENCODER_TOOLS = {str(WHISPER_BASE_DIR): SHARED / "tools" / "get_whisper_base.py"}
 ENCODERS = {
@@ -231,7 +231,9 @@ def resolve_corpora(names: list[str], arousal: bool = False) -> dict[str, Corpus
             raise ValueError(f"{name!r} is not a named corpus ({', '.join(sorted(CORPORA))}); name each corpus.")
         source = resolve_corpus(name)
         if source is None:
-            raise OSError(f"Corpus {name!r} is not available here: neither {describe_sources(CORPORA[name])} was found.")
+            raise OSError(
+                f"Corpus {name!r} is not available here: neither {describe_sources(CORPORA[name])} was found."
+            )
         if source.target != "emotion" and not arousal:
             raise ValueError(
                 f"Corpus {name!r} holds {source.target} levels, not emotions: train it on its own, or beside emotion "

@@ -118,7 +118,8 @@ def generate_corpus(
     sentences = []
     for _ in range(num_sentences):
         length = int(rng.integers(5, 10))
-        sentences.append(dict(vowels=rng.integers(0, len(VOWELS), size=length), accents=rng.uniform(-0.3, 1.0, size=length)))
+        vowels = rng.integers(0, len(VOWELS), size=length)
+        sentences.append(dict(vowels=vowels, accents=rng.uniform(-0.3, 1.0, size=length)))
     rows = []
     for s, voice in enumerate(voices):
         for k, sentence in enumerate(sentences):

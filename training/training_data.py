@@ -45,7 +45,10 @@ logger = logging.getLogger(__name__)
 
 
 def load_training_data(
-    data_args: DataTrainingArguments, training_args: TrainingArguments, corpora: dict | None = None, check_audio: bool = True
+    data_args: DataTrainingArguments,
+    training_args: TrainingArguments,
+    corpora: dict | None = None,
+    check_audio: bool = True,
 ):
     """The training split and the evaluation split (None when speakers are held out of the training split); several
     `corpora` are read as one (`load_corpora`). With `check_audio`, unreadable clips are handled as `--unreadable_audio`
@@ -79,8 +82,8 @@ def cached_corpus(
 ):
     """The corpus encoded once by the frozen encoder (`feature_cache.py`): its cached features (with `labels`, one
     per task with `--task_columns`, the values of `--value_columns` for a dimensional head), the label names (the
-    dimensions), every clip's speaker, and every task's labels (None for one
-    task). The arguments and `corpus` as `arguments.resolve_sources` returns them."""
+    dimensions), every clip's speaker, and every task's labels (None for one task). The arguments and `corpus` as
+    `arguments.resolve_sources` returns them."""
     if not model_args.freeze_encoder:
         raise ValueError("Cross-validation trains heads on cached features, which needs --freeze_encoder true.")
     if data_args.dataset_name is None or data_args.group_column_name is None:
@@ -146,7 +149,8 @@ def encoded_corpora(
     )
     extractor = AutoFeatureExtractor.from_pretrained(location)
     extractor.return_attention_mask = True
-    dataset = encode_labels(cast_audio(dataset, "audio", extractor.sampling_rate), EMOTION_COLUMN, reference.config.label2id)
+    dataset = cast_audio(dataset, "audio", extractor.sampling_rate)
+    dataset = encode_labels(dataset, EMOTION_COLUMN, reference.config.label2id)
     features = add_encoder_features(dataset, reference, extractor, "audio", max_length_seconds=max_length_seconds)
     joint = None
     if arousal_corpora:
