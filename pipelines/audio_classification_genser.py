@@ -442,8 +442,8 @@ class GenSERAudioClassificationPipeline(ChunkPipeline, AudioClassificationPipeli
                 output_trajectory=return_trajectory,
             )
             segment["sample_logits"] = outputs.sample_logits
-            for task, logits in (outputs.task_logits or {}).items():
-                segment[f"task_logits:{task}"] = logits  # flat keys, so the pipeline can split a batch into clips
+            # A ModelOutput of every task's logits, which the pipeline splits into clips as a tuple in task order.
+            segment["task_logits"] = outputs.task_logits
             if return_trajectory:
                 # Batch-first tensors, so that the pipeline can split a batch into clips.
                 segment["trajectory"] = self.model.first_task_similarities(outputs.trajectory)
@@ -538,8 +538,13 @@ class GenSERAudioClassificationPipeline(ChunkPipeline, AudioClassificationPipeli
             "probabilities": probabilities,
             "agreement": agreement,
             "trajectory": output["trajectory"][0] if "trajectory" in output else None,
-            **{task: self._scores(output[f"task_logits:{task}"][0].float(), function_to_apply) for task in other_tasks},
+            **{task: self._scores(self._logits_of_task(output, task), function_to_apply) for task in other_tasks},
         }
+
+    def _logits_of_task(self, output: dict, task: str) -> torch.Tensor:
+        """One window's `(num_task_labels,)` logits of `task` from its `task_logits`, by the task's position (the
+        pipeline splits a batch's `task_logits` into one tuple per clip, in `config.tasks` order)."""
+        return output["task_logits"][list(self.model.config.tasks).index(task)][0].float()
 
     def _task_scores(self, values: dict, label_ids: list[int], top_k, return_tasks) -> list[dict] | dict[str, list]:
         """The first task's scores of `values` (a window's or their average; with candidate labels and agreement), or
