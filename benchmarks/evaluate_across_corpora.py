@@ -50,7 +50,7 @@ from transformers import HfArgumentParser
 
 from modeling_genser import GenSERForAudioClassification
 from modeling_genser.modeling_genser import MISSING_LABEL, GenSEROutput, read_domain_ids
-from training.arguments import MAIN_JOB_CONFIG
+from training.arguments import MAIN_JOB, RELEASE_CONFIG_OVERRIDES
 from training.data import CORPUS_COLUMN
 from training.feature_cache import shrunk_domain_statistics, with_domains
 from training.folds import (
@@ -68,10 +68,6 @@ from training.sources import AROUSAL_LEVELS
 from training.training_data import encoded_corpora
 
 logger = logging.getLogger(__name__)
-
-# The release model's head (training/configs/main_job.json), so that the tables describe the model `make main` ships.
-RELEASE_CONFIG = json.loads(MAIN_JOB_CONFIG.read_text())
-RELEASE_CONFIG_OVERRIDES = RELEASE_CONFIG["config_overrides"]
 
 
 @dataclass
@@ -117,7 +113,7 @@ class EvaluationArguments:
         metadata={"help": "What a domain is, in training and adaptation: each corpus, or each (namespaced) speaker."},
     )
     domain_residuals: bool = field(
-        default=RELEASE_CONFIG.get("domain_residuals", False),
+        default=MAIN_JOB.get("domain_residuals", False),
         metadata={
             "help": "Each domain gets its own residual weights beside the shared ones (config.domain_names); default: "
             "the release model's."

@@ -31,7 +31,7 @@ import numpy as np
 from transformers import AutoFeatureExtractor, HfArgumentParser
 
 from modeling_genser import GenSERForAudioClassification
-from training.arguments import MAIN_JOB_CONFIG
+from training.arguments import RELEASE_CONFIG_OVERRIDES
 from training.data import cast_audio, dimensional_value_range, encode_values, label_values, load_audio_dataset
 from training.feature_cache import add_encoder_features, with_domains
 from training.folds import benchmark_training_arguments, group_folds, run_folds
@@ -42,7 +42,6 @@ from training.sources import ENCODERS, resolve_corpus, resolve_encoder
 
 logger = logging.getLogger(__name__)
 
-RELEASE_CONFIG_OVERRIDES = json.loads(MAIN_JOB_CONFIG.read_text())["config_overrides"]
 HEADS = ("genser", "linear", "mlp", "genser-levels")
 METRICS = ("ccc", "pearson", "mae", "level_unweighted_accuracy")
 
