@@ -48,32 +48,26 @@ import evaluate
 import numpy as np
 from transformers import HfArgumentParser
 
-from modeling_genser import GenSERForAudioClassification
-from modeling_genser.domain_layers import checked_domain_ids
-from modeling_genser.modeling_genser import GenSEROutput
 from modeling_genser.taxonomy_encoding import MISSING_LABEL
-from training.arguments import MAIN_JOB_CONFIG
+from training.arguments import MAIN_JOB, RELEASE_CONFIG_OVERRIDES
 from training.data import CORPUS_COLUMN
 from training.feature_cache import shrunk_domain_statistics, with_domains
 from training.folds import (
+    FoldTask,
     benchmark_training_arguments,
     corpus_label_subsets,
     first_task,
     group_folds,
-    held_out_label_subsets,
+    leave_one_corpus_out,
     run_folds,
 )
-from training.heads import PooledFeatureClassifier
+from training.heads import new_head
 from training.label_shift import adjust_to_priors, balancing_offsets, estimate_class_priors
 from training.reports import METRICS_PATH
 from training.sources import AROUSAL_LEVELS
 from training.training_data import encoded_corpora
 
 logger = logging.getLogger(__name__)
-
-# The release model's head (training/configs/main_job.json), so that the tables describe the model `make main` ships.
-RELEASE_CONFIG = json.loads(MAIN_JOB_CONFIG.read_text())
-RELEASE_CONFIG_OVERRIDES = RELEASE_CONFIG["config_overrides"]
 
 
 @dataclass
@@ -119,58 +113,12 @@ class EvaluationArguments:
         metadata={"help": "What a domain is, in training and adaptation: each corpus, or each (namespaced) speaker."},
     )
     domain_residuals: bool = field(
-        default=RELEASE_CONFIG.get("domain_residuals", False),
+        default=MAIN_JOB.get("domain_residuals", False),
         metadata={
             "help": "Each domain gets its own residual weights beside the shared ones (config.domain_names); default: "
             "the release model's."
         },
     )
-
-
-class GenSERPriorReadout(GenSERForAudioClassification):
-    """Gen-SER trained exactly as `genser` is (same seed, same weights), but scored by its initial distribution's
-    prior alone, the linear map of the condition that starts the bridge: where the generative step gains or loses
-    against it."""
-
-    def forward(
-        self, pooled_layer_features, domain_statistics=None, domain_ids=None, labels=None, num_inference_steps=None
-    ):
-        if self.training:
-            return super().forward(
-                pooled_layer_features=pooled_layer_features, domain_statistics=domain_statistics,
-                domain_ids=domain_ids, labels=labels,
-            )  # fmt: skip
-        condition = self.conditioner(pooled_layer_features, domain_statistics)
-        return GenSEROutput(logits=self.prior(condition, checked_domain_ids(domain_ids, self.config.domain_names)))
-
-
-class GenSERDetachedDenoiserCondition(GenSERForAudioClassification):
-    """Gen-SER whose denoiser reads the condition detached: the target-matching and similarity losses no longer train
-    the condition's shared per-feature norm, which the prior's cross-entropy alone then shapes, as a linear head's
-    own loss shapes its norm. Whether those losses pulling the shared condition cost the prior what a linear head
-    keeps."""
-
-    def __init__(self, config):
-        super().__init__(config)
-        denoise = self.denoiser.forward
-        self.denoiser.forward = lambda sample, timesteps, condition: denoise(sample, timesteps, condition.detach())
-
-
-def new_head(kind: str, config, args: EvaluationArguments):
-    """A fresh head on the condition `config` describes: Gen-SER (of emotions, or of emotions and arousal; read by
-    its prior alone; or with its denoiser's condition detached), or a linear / MLP classifier."""
-    if kind in ("genser", "genser-arousal"):
-        return GenSERForAudioClassification(config)
-    if kind == "genser-detached":
-        return GenSERDetachedDenoiserCondition(config)
-    if kind == "genser-prior":
-        if config.initial_distribution != "prior":
-            raise ValueError("The genser-prior head needs initial_distribution=prior in --config_overrides.")
-        return GenSERPriorReadout(config)
-    if kind in ("linear", "mlp"):
-        hidden = args.mlp_hidden_size if kind == "mlp" else None
-        return PooledFeatureClassifier(config, hidden, args.mlp_dropout)
-    raise ValueError(f"Unknown head {kind!r}: choose among genser, linear and mlp.")
 
 
 def speaker_folds(speakers: np.ndarray, scored: np.ndarray, num_folds: int) -> list[np.ndarray]:
@@ -202,34 +150,32 @@ SCORE_CORRECTIONS = {
 }
 
 
-def leave_one_corpus_out(features, table, speakers, labels, config, kind, training_args, args, metric) -> dict:
-    """`{corpus: {"shared"/"core": {adaptation: UA}}}` for one head and seed, each adaptation of `STATISTICS_VARIANTS`
-    and `SCORE_CORRECTIONS`; `features` and their domains' statistics `table` from `feature_cache.with_domains`, and
-    `speakers` (`feature_cache.shrunk_domain_statistics`, or None when the domains are speakers already)."""
-    corpora = np.asarray(features[CORPUS_COLUMN])
+def corpus_adaptation_scores(features, table, speakers, labels, config, kind, training_args, args, metric) -> dict:
+    """`{corpus: {"shared"/"core": {adaptation: UA}}}` for one head and seed (`folds.leave_one_corpus_out`), each
+    adaptation of `STATISTICS_VARIANTS` and `SCORE_CORRECTIONS`; `features` and their domains' statistics `table` from
+    `feature_cache.with_domains`, and `speakers` (`feature_cache.shrunk_domain_statistics`, or None when the domains
+    are speakers already)."""
     targets = first_task(features["labels"])  # the emotions; MISSING_LABEL for an arousal corpus's clips
     steps = config.num_inference_steps if kind.startswith("genser") else None
     statistics = {name: key for name, key in STATISTICS_VARIANTS.items() if name != "speaker" or speakers is not None}
-    # An arousal corpus has no emotion to score: it is always trained on, never held out.
-    masks = group_folds(corpora, 0, always_trained=targets == MISSING_LABEL)
-    tasks = [
-        (partial(new_head, kind, config, args), features, ~mask, mask, training_args, [steps],
-         held_out_label_subsets(targets, labels, mask), table, {"speaker": speakers} if speakers else None, True)
-        for mask in masks
-    ]  # fmt: skip
+    folds = leave_one_corpus_out(
+        partial(new_head, kind, config, args.mlp_hidden_size, args.mlp_dropout), features, labels, training_args,
+        [steps], args.parallel_folds, table, {"speaker": speakers} if speakers else None, with_logits=True,
+    )  # fmt: skip
     scores = {}
-    for mask, (predictions, _) in zip(masks, run_folds(tasks, args.parallel_folds)):
-        (corpus,) = set(corpora[mask])
+    for fold in folds:
+        (corpus,) = fold["groups"]
+        held_out = targets[fold["mask"]]
         scores[corpus] = {}
-        for subset, label_ids in held_out_label_subsets(targets, labels, mask).items():
-            rows = np.isin(targets[mask], label_ids)
+        for subset, label_ids in fold["label_subsets"].items():
+            rows = np.isin(held_out, label_ids)
             scores[corpus][subset] = {}
             for name, variant in statistics.items():
                 key = (steps, subset, "logits")
-                logits = predictions[key if variant is None else (variant, key)][rows]
+                logits = fold["predictions"][key if variant is None else (variant, key)][rows]
                 for correction, correct in SCORE_CORRECTIONS.items():
                     predicted = np.asarray(label_ids)[correct(logits).argmax(-1)]
-                    scores[corpus][subset][name + correction] = ua(metric, predicted, targets[mask][rows], len(labels))
+                    scores[corpus][subset][name + correction] = ua(metric, predicted, held_out[rows], len(labels))
     return scores
 
 
@@ -242,7 +188,7 @@ def in_corpus(features, table, labels, config, kind, training_args, args, metric
     scored = targets != MISSING_LABEL
     subsets = corpus_label_subsets(corpora[scored], targets[scored])
     steps = [config.num_inference_steps if kind.startswith("genser") else None]
-    head = partial(new_head, kind, config, args)
+    head = partial(new_head, kind, config, args.mlp_hidden_size, args.mlp_dropout)
     masks = speaker_folds(np.asarray(features["speaker"]), scored, args.in_corpus_folds)
     runs = {"multi-corpus": [(mask, ~mask) for mask in masks]}
     if single_corpus:  # the same held-out clips, each corpus's head trained on that corpus alone
@@ -254,7 +200,7 @@ def in_corpus(features, table, labels, config, kind, training_args, args, metric
         ]
     scores = {}
     for name, folds in runs.items():
-        tasks = [(head, features, train, test, training_args, steps, subsets, table) for test, train in folds]
+        tasks = [FoldTask(head, features, train, test, training_args, steps, subsets, table) for test, train in folds]
         predicted = {key: np.full(len(targets), -1) for key in [steps[0], *((steps[0], c) for c in subsets)]}
         arousal = np.full(len(targets), -1)
         for (test, _), (predictions, _) in zip(folds, run_folds(tasks, args.parallel_folds)):
@@ -357,7 +303,7 @@ def main(argv: list[str] | None = None) -> dict:
                     str(output_dir / "scratch"), seed, args.max_steps, args.batch_size, args.learning_rate, args.weight_decay
                 )
                 if encoder in loco_encoders:
-                    loco = leave_one_corpus_out(
+                    loco = corpus_adaptation_scores(
                         features, table, speakers, labels, config, kind, training_args, args, metric
                     )
                     entry.setdefault("leave_one_corpus_out", {}).setdefault(kind, []).append(loco)

@@ -31,18 +31,17 @@ import numpy as np
 from transformers import AutoFeatureExtractor, HfArgumentParser
 
 from modeling_genser import GenSERForAudioClassification
-from training.arguments import MAIN_JOB_CONFIG
+from training.arguments import RELEASE_CONFIG_OVERRIDES
 from training.data import cast_audio, dimensional_value_range, encode_values, label_values, load_audio_dataset
 from training.feature_cache import add_encoder_features, with_domains
-from training.folds import benchmark_training_arguments, group_folds, run_folds
-from training.heads import PooledFeatureClassifier
+from training.folds import FoldTask, benchmark_training_arguments, group_folds, run_folds
+from training.heads import new_head
 from training.model_construction import parse_config_overrides
 from training.reports import dimension_scores
 from training.sources import ENCODERS, resolve_corpus, resolve_encoder
 
 logger = logging.getLogger(__name__)
 
-RELEASE_CONFIG_OVERRIDES = json.loads(MAIN_JOB_CONFIG.read_text())["config_overrides"]
 HEADS = ("genser", "linear", "mlp", "genser-levels")
 METRICS = ("ccc", "pearson", "mae", "level_unweighted_accuracy")
 
@@ -75,13 +74,6 @@ class ArousalArguments:
     weight_decay: float = field(default=0.05)
     parallel_folds: int = field(default=2)
     max_length_seconds: float = field(default=20.0)
-
-
-def new_head(kind: str, config, args: ArousalArguments):
-    """A fresh head on the condition `config` describes."""
-    if kind in ("genser", "genser-levels"):
-        return GenSERForAudioClassification(config)
-    return PooledFeatureClassifier(config, args.mlp_hidden_size if kind == "mlp" else None, args.mlp_dropout)
 
 
 def encoded_corpus(args: ArousalArguments):
@@ -133,7 +125,8 @@ def main(argv: list[str] | None = None) -> dict:
             training_args = benchmark_training_arguments(
                 str(output_dir / "scratch"), seed, args.max_steps, args.batch_size, args.learning_rate, args.weight_decay
             )
-            tasks = [(partial(new_head, kind, config, args), data, ~mask, mask, training_args, steps, None, table) for mask in masks]
+            head = partial(new_head, kind, config, args.mlp_hidden_size, args.mlp_dropout)
+            tasks = [FoldTask(head, data, ~mask, mask, training_args, steps, domain_table=table) for mask in masks]
             predicted = np.zeros(len(values))
             for mask, (predictions, _) in zip(masks, run_folds(tasks, args.parallel_folds)):
                 fold = predictions[steps[0]]

@@ -3,6 +3,7 @@
 beside transformers' `TrainingArguments`), their checks, and the resolution of named corpora and encoders
 (`sources.py`) to the first available source."""
 
+import json
 import logging
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -28,6 +29,9 @@ logger = logging.getLogger(__name__)
 
 # The arguments of `make main`, the release model's job (read from the checkout, as `make main` runs it).
 MAIN_JOB_CONFIG = Path(__file__).parent / "configs" / "main_job.json"
+# Its arguments, read once: the benchmarks measure the release model's head (its GenSERConfig overrides) by default.
+MAIN_JOB = json.loads(MAIN_JOB_CONFIG.read_text())
+RELEASE_CONFIG_OVERRIDES = MAIN_JOB["config_overrides"]
 
 
 # What a saved model carries that the arguments below can set: a run continuing from it (`--model_name_or_path`)

@@ -30,7 +30,7 @@ from training.arguments import DataTrainingArguments, ModelArguments, resolve_so
 from training.data import CORPUS_COLUMN, dimensional_value_range, domain_values
 from training.feature_cache import sorted_domain_names, with_domains
 from training.folds import cross_validate_head, held_out_corpus_scores, held_out_label_subsets
-from training.heads import PooledFeatureClassifier
+from training.heads import new_head
 from training.model_construction import new_genser_head, residual_domain_names
 from training.reports import (
     METRICS_PATH,
@@ -55,8 +55,8 @@ class CrossValidationArguments:
     )
 
 
-def make_head(
-    head: str,
+def fold_head(
+    kind: str,
     model_args: ModelArguments,
     labels: list[str],
     args: CrossValidationArguments,
@@ -64,21 +64,15 @@ def make_head(
     domain_names: list[str] | None = None,
     value_range: list[float] | None = None,
 ):
-    """A fresh head on the same condition: Gen-SER's generative head (multi-task with `label_sets`; dimensional with
-    `value_range`), or a linear / MLP classifier (regressor); with `--domain_residuals`, each of `domain_names` with
-    its residual weights."""
+    """A fresh head of `kind` for one fold (`heads.new_head`): Gen-SER's (`model_construction.new_genser_head`:
+    multi-task with `label_sets`, dimensional with `value_range`, with `--domain_residuals` each of `domain_names`
+    with its residual weights), or a baseline on its condition. A baseline's fold builds that Gen-SER model too: a
+    baseline training encoder layers copies the pretrained ones from it, and a seed draws the baseline's weights after
+    Gen-SER's, so that it reproduces the baselines' figures in BENCHMARKS.md."""
     genser_model = new_genser_head(model_args, labels, label_sets, domain_names, value_range)
-    if head == "genser":
+    if kind == "genser":
         return genser_model
-    if label_sets:
-        raise ValueError(f"--task_columns trains one multi-task Gen-SER head; the {head} baseline predicts one task.")
-    if head == "linear":
-        return PooledFeatureClassifier(genser_model.config, encoder=genser_model.encoder)
-    if head == "mlp":
-        return PooledFeatureClassifier(
-            genser_model.config, args.mlp_hidden_size, args.mlp_dropout, genser_model.encoder
-        )
-    raise ValueError(f"Unknown head {head!r}: choose genser, linear or mlp.")
+    return new_head(kind, genser_model.config, args.mlp_hidden_size, args.mlp_dropout, genser_model.encoder)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -104,7 +98,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     # With --domain_residuals a held-out corpus's residuals get no training clip: they stay zero, so it is read with
     # the shared weights alone, as any new corpus.
-    new_head = partial(make_head, cv_args.head, model_args, labels, cv_args, label_sets, domain_names, value_range)
+    head = partial(fold_head, cv_args.head, model_args, labels, cv_args, label_sets, domain_names, value_range)
     leave_one_corpus_out = data_args.group_column_name == CORPUS_COLUMN
     if leave_one_corpus_out and label_sets:
         raise ValueError(
@@ -113,28 +107,21 @@ def main(argv: list[str] | None = None) -> dict:
         )
     subsets = partial(held_out_label_subsets, targets, labels) if leave_one_corpus_out else None
     predictions, folds = cross_validate_head(
-        new_head, features, groups, training_args, step_counts, data_args.num_folds, data_args.parallel_folds, subsets,
+        head, features, groups, training_args, step_counts, data_args.num_folds, data_args.parallel_folds, subsets,
         domain_table,
     )
     output_dir = Path(training_args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     names = {steps: f"steps_{steps}" if steps else "classifier" for steps in step_counts}
-    per_fold = []
-    for fold in folds:
-        fold_scores = {"fold": fold["fold"], "groups": fold["groups"], "train_seconds": round(fold["train_seconds"], 2)}
-        for steps in step_counts:
-            mask = fold["mask"]
-            scores = next(iter(target_scores(metric, predictions[steps][mask], targets[mask], tasks, data_args.dimensions).values()))
-            fold_scores[names[steps]] = {key: value for key, value in scores.items() if key != "confusion_matrix"}
-        per_fold.append(fold_scores)
-
-    by_task = {}  # task (dimension) -> scored at -> metrics; a task without labels in the data has none
-    for steps in step_counts:
-        for i, (task, scores) in enumerate(target_scores(metric, predictions[steps], targets, tasks, data_args.dimensions).items()):
-            by_task.setdefault(task, {})[names[steps]] = scores
-            stem = output_dir / (f"confusion_{names[steps]}" + ("" if i == 0 else f"_{task}"))
-            if "confusion_matrix" in scores:  # a dimension's only where its values are levels
-                save_confusion_matrix(scores["confusion_matrix"], confusion_labels(scores, tasks.get(task)), stem)
+    score = partial(first_task_scores, metric, tasks=tasks, dimensions=data_args.dimensions)
+    per_fold = [
+        {
+            "fold": fold["fold"], "groups": fold["groups"], "train_seconds": round(fold["train_seconds"], 2),
+            **{name: score(predictions[steps][fold["mask"]], targets[fold["mask"]]) for steps, name in names.items()},
+        }
+        for fold in folds
+    ]  # fmt: skip
+    by_task = pooled_scores(metric, predictions, targets, tasks, data_args.dimensions, names, output_dir)
     pooled = next(iter(by_task.values()))
     results = {
         "head": cv_args.head,
@@ -147,14 +134,41 @@ def main(argv: list[str] | None = None) -> dict:
     }
     if len(by_task) > 1:
         results["tasks"] = {
-            task: {"labels": tasks.get(task, [task]), "pooled": pooled_scores} for task, pooled_scores in by_task.items()
+            task: {"labels": tasks.get(task, [task]), "pooled": scores} for task, scores in by_task.items()
         }
     if leave_one_corpus_out:
-        results["held_out_corpora"] = held_out_corpus_scores(metric, predictions, targets, labels, folds, names)
+        results["held_out_corpora"] = held_out_corpus_scores(metric, folds, targets, labels, names)
     (output_dir / "cross_validation.json").write_text(json.dumps(results, indent=2))
-    for task, pooled_scores in by_task.items():
-        for name, scores in pooled_scores.items():
-            print(f"{cv_args.head} {name} ({task}): pooled {summary(scores)} over {len(per_fold)} folds")
+    print_results(results, by_task)
+    return results
+
+
+def first_task_scores(metric, predicted, references, tasks: dict, dimensions) -> dict:
+    """The first task's (dimension's) scores of `predicted`, without its confusion matrix: a fold's figures."""
+    scores = next(iter(target_scores(metric, predicted, references, tasks, dimensions).values()))
+    return {key: value for key, value in scores.items() if key != "confusion_matrix"}
+
+
+def pooled_scores(metric, predictions, targets, tasks: dict, dimensions, names: dict, output_dir: Path) -> dict:
+    """Every task's (dimension's) scores of the pooled `predictions`, `{task: {name: metrics}}` per step count of
+    `names` (a task without labels in the data has none); each confusion matrix saved in `output_dir` (a dimension's
+    only where its values are levels)."""
+    by_task = {}
+    for steps, name in names.items():
+        task_scores = target_scores(metric, predictions[steps], targets, tasks, dimensions)
+        for i, (task, scores) in enumerate(task_scores.items()):
+            by_task.setdefault(task, {})[name] = scores
+            stem = output_dir / (f"confusion_{name}" + ("" if i == 0 else f"_{task}"))
+            if "confusion_matrix" in scores:
+                save_confusion_matrix(scores["confusion_matrix"], confusion_labels(scores, tasks.get(task)), stem)
+    return by_task
+
+
+def print_results(results: dict, by_task: dict) -> None:
+    """Every task's pooled figures, and each held-out corpus's (folds of whole corpora)."""
+    for task, task_scores in by_task.items():
+        for name, scores in task_scores.items():
+            print(f"{results['head']} {name} ({task}): pooled {summary(scores)} over {len(results['per_fold'])} folds")
     for corpus, subsets_scores in results.get("held_out_corpora", {}).items():
         for subset, scores in subsets_scores.items():
             figures = "  ".join(
@@ -162,7 +176,6 @@ def main(argv: list[str] | None = None) -> dict:
             )
             described = f"{subset} labels ({', '.join(scores['labels'])}; {scores['clips']} clips)"
             print(f"held-out {corpus}, {described}: {figures}")
-    return results
 
 
 if __name__ == "__main__":

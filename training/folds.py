@@ -3,7 +3,8 @@
 
 Each fold trains a fresh head with the Trainer on the other speakers' cached features and predicts the held-out
 speakers; predictions are pooled over folds, so every clip is scored by a head that never saw its speaker. Used by
-`cross_validate.py` (any head, several step counts) and by `run_genser.py` (the shipped configuration).
+`cross_validate.py` (any head, several step counts) and by `run_genser.py` (the shipped configuration). Leave one
+corpus out (`leave_one_corpus_out`) is the main job's and `benchmarks/evaluate_across_corpora.py`'s.
 """
 
 import copy
@@ -14,6 +15,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from functools import partial
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -24,8 +26,9 @@ from transformers import TrainingArguments, set_seed
 from transformers.trainer_utils import IntervalStrategy
 
 from modeling_genser.domain_normalization import domain_statistics
+from modeling_genser.taxonomy_encoding import MISSING_LABEL
 
-from .data import BalancedTrainer, corpus_balancing_weights
+from .data import CORPUS_COLUMN, BalancedTrainer, corpus_balancing_weights
 from .feature_cache import (
     CACHED_COLUMNS,
     DOMAIN_COLUMN,
@@ -245,7 +248,23 @@ def predict_subsets(
     return predictions
 
 
-def run_folds(tasks: list[tuple], parallel_folds: int = 1) -> list[tuple[dict, float]]:
+class FoldTask(NamedTuple):
+    """One fold's training and prediction, `train_and_predict`'s arguments (see there); `train_rows` and `test_rows`
+    are boolean masks over `features`."""
+
+    new_head: Callable[[], nn.Module]
+    features: Dataset
+    train_rows: np.ndarray
+    test_rows: np.ndarray
+    training_args: TrainingArguments
+    step_counts: list[int | None]
+    label_subsets: dict[str, list[int]] | None = None
+    domain_table: torch.Tensor | None = None
+    other_statistics: dict[str, tuple[np.ndarray, torch.Tensor]] | None = None
+    with_logits: bool = False
+
+
+def run_folds(tasks: list[FoldTask], parallel_folds: int = 1) -> list[tuple[dict, float]]:
     """`train_and_predict(*task)` for every task, in order.
 
     With `parallel_folds` > 1, that many tasks run at once, each in its own process with an equal share of this
@@ -261,6 +280,43 @@ def run_folds(tasks: list[tuple], parallel_folds: int = 1) -> list[tuple[dict, f
         return list(pool.map(partial(train_and_predict, num_threads=threads), *zip(*tasks)))
 
 
+def run_group_folds(
+    new_head: Callable[[], nn.Module],
+    features: Dataset,
+    groups: np.ndarray,
+    training_args: TrainingArguments,
+    step_counts: list[int | None],
+    num_folds: int = 0,
+    parallel_folds: int = 1,
+    label_subsets: Callable[[np.ndarray], dict[str, list[int]]] | None = None,
+    domain_table: torch.Tensor | None = None,
+    always_trained: np.ndarray | None = None,
+    other_statistics: dict[str, tuple[np.ndarray, torch.Tensor]] | None = None,
+    with_logits: bool = False,
+) -> list[dict]:
+    """Trains a head from `new_head()` per fold of whole groups (`group_folds`) and predicts the held-out ones
+    (`parallel_folds`: `run_folds`). Per fold: its held-out groups, their row mask, its training time, its label
+    subsets (`label_subsets(held_out_mask)`, e.g. the labels a held-out corpus shares with the training ones) and its
+    own clips' predictions, `train_and_predict`'s (`other_statistics`, `with_logits`: see there)."""
+    masks = group_folds(groups, num_folds, always_trained)
+    subsets = [label_subsets(mask) if label_subsets else None for mask in masks]
+    tasks = [
+        FoldTask(new_head, features, ~mask, mask, training_args, step_counts, subset, domain_table, other_statistics,
+                 with_logits)
+        for mask, subset in zip(masks, subsets)
+    ]  # fmt: skip
+    folds = []
+    for k, (mask, subset, (predictions, seconds)) in enumerate(zip(masks, subsets, run_folds(tasks, parallel_folds))):
+        held_out_groups = sorted(set(groups[mask]))
+        described = ", ".join(held_out_groups)
+        logger.info("fold %d/%d (held out: %s) trained in %.1f s", k + 1, len(masks), described, seconds)
+        folds.append({
+            "fold": k, "groups": held_out_groups, "mask": mask, "train_seconds": seconds, "label_subsets": subset,
+            "predictions": predictions,
+        })  # fmt: skip
+    return folds
+
+
 def cross_validate_head(
     new_head: Callable[[], nn.Module],
     features: Dataset,
@@ -273,35 +329,49 @@ def cross_validate_head(
     domain_table: torch.Tensor | None = None,
     always_trained: np.ndarray | None = None,
 ) -> tuple[dict, list[dict]]:
-    """Trains a head from `new_head()` per fold and predicts the held-out groups (`parallel_folds`: `run_folds`).
+    """Trains a head from `new_head()` per fold and predicts the held-out groups (`run_group_folds`).
 
     Returns the pooled predictions, `{step count: (num_clips,) class indices}` (`None` for a classification head;
-    `(num_clips, num_tasks)` for a multi-task head; `(num_clips, num_dimensions)` values for a dimensional one), and
-    per fold its held-out groups, their row mask and its
-    training time. `label_subsets(held_out_mask)` names label subsets per fold (e.g. the labels a held-out corpus
-    shares with the training ones): predictions within each are keyed `(step count, name)`, and each fold records
-    its subsets under `"label_subsets"`. `domain_table`: see `train_and_predict`. Rows of `always_trained` are never
-    held out (`group_folds`), and their predictions stay zero.
+    `(num_clips, num_tasks)` for a multi-task head; `(num_clips, num_dimensions)` values for a dimensional one; within
+    each of the folds' `label_subsets`, keyed `(step count, name)`), and the folds of `run_group_folds`. Rows of
+    `always_trained` are never held out (`group_folds`), and their predictions stay zero.
     """
-    masks = group_folds(groups, num_folds, always_trained)
-    subsets = [label_subsets(mask) if label_subsets else None for mask in masks]
-    tasks = [
-        (new_head, features, ~mask, mask, training_args, step_counts, subset, domain_table)
-        for mask, subset in zip(masks, subsets)
-    ]
+    folds = run_group_folds(
+        new_head, features, groups, training_args, step_counts, num_folds, parallel_folds, label_subsets, domain_table,
+        always_trained,
+    )  # fmt: skip
     predictions = {}
-    folds = []
-    for k, (mask, (fold_predictions, seconds)) in enumerate(zip(masks, run_folds(tasks, parallel_folds))):
-        for key, fold_prediction in fold_predictions.items():
+    for fold in folds:
+        for key, fold_prediction in fold["predictions"].items():
             if key not in predictions:
                 predictions[key] = np.zeros((len(features), *fold_prediction.shape[1:]), dtype=fold_prediction.dtype)
-            predictions[key][mask] = fold_prediction
-        held_out_groups = sorted(set(groups[mask]))
-        logger.info("fold %d/%d (held out: %s) trained in %.1f s", k + 1, len(masks), ", ".join(held_out_groups), seconds)
-        folds.append(
-            {"fold": k, "groups": held_out_groups, "mask": mask, "train_seconds": seconds, "label_subsets": subsets[k]}
-        )
+            predictions[key][fold["mask"]] = fold_prediction
     return predictions, folds
+
+
+def leave_one_corpus_out(
+    new_head: Callable[[], nn.Module],
+    features: Dataset,
+    labels: list[str],
+    training_args: TrainingArguments,
+    step_counts: list[int | None],
+    parallel_folds: int = 1,
+    domain_table: torch.Tensor | None = None,
+    other_statistics: dict[str, tuple[np.ndarray, torch.Tensor]] | None = None,
+    with_logits: bool = False,
+) -> list[dict]:
+    """One fold per corpus (`CORPUS_COLUMN`): a head trained on the other corpora predicts it within the labels it
+    shares with them and within the core emotions among those (`held_out_label_subsets`); the folds of
+    `run_group_folds`. Only the first task (the emotions) is scored, so a corpus without it (an arousal corpus) is
+    always trained on, never held out. With `--domain_residuals` the held-out corpus's residual weights get no
+    training clip and stay zero: it is read with the shared weights, as any new corpus."""
+    targets = first_task(features["labels"])
+    return run_group_folds(
+        new_head, features, np.asarray(features[CORPUS_COLUMN]), training_args, step_counts,
+        parallel_folds=parallel_folds, label_subsets=partial(held_out_label_subsets, targets, labels),
+        domain_table=domain_table, always_trained=targets == MISSING_LABEL, other_statistics=other_statistics,
+        with_logits=with_logits,
+    )  # fmt: skip
 
 
 def chosen_budget(budget_scores: dict[int, dict]) -> int:
@@ -329,21 +399,23 @@ def corpus_label_subsets(corpora: np.ndarray, targets: np.ndarray) -> dict[str, 
     return {str(corpus): sorted(set(targets[corpora == corpus].tolist())) for corpus in sorted(set(corpora.tolist()))}
 
 
-def held_out_corpus_scores(metric, predictions: dict, targets: np.ndarray, labels: list[str], folds, names) -> dict:
-    """Per held-out corpus and label subset: its clips of those labels, scored on predictions made within them."""
+def held_out_corpus_scores(metric, folds: list[dict], targets: np.ndarray, labels: list[str], names: dict) -> dict:
+    """Per held-out corpus (a fold of one group, `run_group_folds`) and label subset: its clips of those labels,
+    scored on the fold's predictions made within them, per step count of `names` (step count -> name)."""
     scores = {}
     for fold in folds:
         (corpus,) = fold["groups"]
         scores[corpus] = {}
+        held_out = targets[fold["mask"]]
         for subset, label_ids in fold["label_subsets"].items():
-            rows = fold["mask"] & np.isin(targets, label_ids)
+            rows = np.isin(held_out, label_ids)
             entry = {"labels": [labels[i] for i in label_ids], "clips": int(rows.sum())}
             for steps, name in names.items():
                 # With domain normalisation, also as lone clips would be predicted: with the training pool's statistics.
                 for variant, key in ((name, (steps, subset)), (f"{name}_unadapted", ("unadapted", (steps, subset)))):
-                    if key in predictions:
+                    if key in fold["predictions"]:
                         computed = metric.compute(
-                            predictions=predictions[key][rows], references=targets[rows], num_labels=len(labels)
+                            predictions=fold["predictions"][key][rows], references=held_out[rows], num_labels=len(labels)
                         )
                         entry[variant] = scalar_scores(computed)
             scores[corpus][subset] = entry
