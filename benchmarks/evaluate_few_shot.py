@@ -50,7 +50,7 @@ from transformers import HfArgumentParser, TrainingArguments, set_seed
 from modeling_genser import GenSERConfig, GenSERForAudioClassification
 from modeling_genser.domain_normalization import domain_statistics
 from modeling_genser.taxonomy_encoding import MISSING_LABEL
-from training.arguments import ADAPTATION_ARGUMENTS, ADAPTATION_TRAINING, MAIN_JOB_CONFIG
+from training.arguments import ADAPTATION_ARGUMENTS, ADAPTATION_TRAINING, MAIN_JOB
 from training.data import CORPUS_COLUMN
 from training.feature_cache import pooled_features, with_domains
 from training.folds import benchmark_training_arguments, chosen_budget, cross_validate_head, first_task, train_head
@@ -61,7 +61,6 @@ from training.training_data import encoded_corpora
 
 logger = logging.getLogger(__name__)
 
-MAIN_JOB = json.loads(MAIN_JOB_CONFIG.read_text())
 METHODS = (
     "release adapted", "release adapted, shared weights", "release adapted, steps by its folds",
     "release adapted, steps by its folds, shared weights", "fresh Gen-SER", "linear probe",

@@ -14,7 +14,6 @@ them, on the encoder's features, on the prosodic statistics alone, and on both. 
 held-out corpus. It decides whether prosody is worth carrying in the model: it is not built in unless it wins here.
 """
 
-import json
 import logging
 import sys
 from dataclasses import dataclass, field
@@ -27,7 +26,7 @@ from transformers import AutoFeatureExtractor, HfArgumentParser
 
 from modeling_genser import GenSERForAudioClassification
 from modeling_genser.domain_normalization import domain_statistics, standardise_by_domain
-from training.arguments import MAIN_JOB_CONFIG
+from training.arguments import RELEASE_CONFIG_OVERRIDES
 from training.data import CORPUS_COLUMN, balanced_sample_weights, cast_audio, decode_audio, load_corpora
 from training.feature_cache import add_encoder_features, pooled_features
 from training.model_construction import parse_config_overrides
@@ -123,7 +122,7 @@ def main(argv=None):
     location = resolve_encoder(args.encoder)
     dataset = load_corpora(resolve_corpora(args.dataset_name.split(",")))
     labels = sorted(set(dataset[EMOTION_COLUMN]))
-    overrides = parse_config_overrides(json.loads(MAIN_JOB_CONFIG.read_text())["config_overrides"])
+    overrides = parse_config_overrides(RELEASE_CONFIG_OVERRIDES)
     reference = GenSERForAudioClassification.from_encoder(location, dict(enumerate(labels)), **overrides)
     extractor = AutoFeatureExtractor.from_pretrained(location)
     extractor.return_attention_mask = True
