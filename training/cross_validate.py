@@ -114,13 +114,7 @@ def main(argv: list[str] | None = None) -> dict:
     output_dir.mkdir(parents=True, exist_ok=True)
     names = {steps: f"steps_{steps}" if steps else "classifier" for steps in step_counts}
     score = partial(first_task_scores, metric, tasks=tasks, dimensions=data_args.dimensions)
-    per_fold = [
-        {
-            "fold": fold["fold"], "groups": fold["groups"], "train_seconds": round(fold["train_seconds"], 2),
-            **{name: score(predictions[steps][fold["mask"]], targets[fold["mask"]]) for steps, name in names.items()},
-        }
-        for fold in folds
-    ]  # fmt: skip
+    per_fold = [fold_scores(score, fold, predictions, targets, names) for fold in folds]
     by_task = pooled_scores(metric, predictions, targets, tasks, data_args.dimensions, names, output_dir)
     pooled = next(iter(by_task.values()))
     results = {
@@ -141,6 +135,16 @@ def main(argv: list[str] | None = None) -> dict:
     (output_dir / "cross_validation.json").write_text(json.dumps(results, indent=2))
     print_results(results, by_task)
     return results
+
+
+def fold_scores(score, fold: dict, predictions: dict, targets: np.ndarray, names: dict) -> dict:
+    """One fold's entry of the results: its groups, training time and `score` of its held-out predictions per step
+    count of `names`."""
+    held_out = fold["mask"]
+    return {
+        "fold": fold["fold"], "groups": fold["groups"], "train_seconds": round(fold["train_seconds"], 2),
+        **{name: score(predictions[steps][held_out], targets[held_out]) for steps, name in names.items()},
+    }  # fmt: skip
 
 
 def first_task_scores(metric, predicted, references, tasks: dict, dimensions) -> dict:
