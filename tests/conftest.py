@@ -239,3 +239,15 @@ def table(output_dir: Path, name: str) -> list[dict]:
 SYNTHETIC_VOCABULARY = tuple(
     (name, EMODB_VOCABULARY[name]) for name in ("anger", "fear", "happiness", "neutral", "sadness")
 )
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    """A small saved Gen-SER model (`save_genser`), one per test module."""
+    return save_genser(tmp_path_factory.mktemp("genser"))
+
+
+@pytest.fixture(scope="module")
+def classifier(model_dir):
+    """The Gen-SER pipeline of `model_dir`."""
+    return genser_classifier(str(model_dir))

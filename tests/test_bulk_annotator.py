@@ -27,11 +27,6 @@ NUM_READABLE = 11  # the corpus below: 10 clips and one long recording, plus one
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    return save_genser(tmp_path_factory.mktemp("genser"))
-
-
-@pytest.fixture(scope="module")
 def uninterrupted(model_dir, corpus, tmp_path_factory):
     output_dir = tmp_path_factory.mktemp("uninterrupted")
     return output_dir, run(model_dir, output_dir, folder=str(corpus))

@@ -7,18 +7,8 @@ import warnings
 import pytest
 import torch
 
-from conftest import genser_classifier, run, save_genser, table, tone
+from conftest import genser_classifier, run, table, tone
 from pipelines.bulk_annotator import main
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    return save_genser(tmp_path_factory.mktemp("genser"))
-
-
-@pytest.fixture(scope="module")
-def classifier(model_dir):
-    return genser_classifier(str(model_dir))
 
 
 def spans(result) -> list[tuple[float, float]]:

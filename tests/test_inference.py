@@ -21,11 +21,6 @@ from training.synthetic_corpus import write_wav
 
 
 @pytest.fixture(scope="module")
-def classifier(tmp_path_factory):
-    return genser_classifier(str(save_genser(tmp_path_factory.mktemp("genser"))))
-
-
-@pytest.fixture(scope="module")
 def whisper_classifier(tmp_path_factory):
     torch.manual_seed(0)
     config = GenSERConfig(

@@ -30,16 +30,6 @@ from modeling_genser import GenSERConfig, GenSERForAudioClassification
 from pipelines import GenSERAudioClassificationPipeline
 from training.synthetic_corpus import write_wav
 
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    return save_genser(tmp_path_factory.mktemp("genser"))
-
-
-@pytest.fixture(scope="module")
-def classifier(model_dir):
-    return genser_classifier(str(model_dir))
-
-
 def test_auto_classes_resolve_a_saved_model(model_dir):
     assert isinstance(AutoConfig.from_pretrained(model_dir), GenSERConfig)
     assert isinstance(AutoModelForAudioClassification.from_pretrained(model_dir), GenSERForAudioClassification)
