@@ -86,9 +86,9 @@ class GenSERScheduler(SchedulerMixin, ConfigMixin):
             unaffected. 1 samples the bridge; 0 follows its posterior mean, so extra steps refine the prediction
             instead of moving the sample by fresh noise, which can carry it away from a good initial sample.
         num_train_timesteps (`int`, defaults to 1000):
-            The scale of the network's time input: time ``t`` in [0, 1] is embedded as ``t * num_train_timesteps``
-            (`network_timesteps`), the range of integer diffusion steps diffusers' sinusoidal `Timesteps` embedding
-            is designed for (as `FlowMatchEulerDiscreteScheduler` scales its sigmas).
+            The scale of the network's time input: the model's denoiser embeds time ``t`` in [0, 1] as
+            ``t * num_train_timesteps``, the range of integer diffusion steps diffusers' sinusoidal `Timesteps`
+            embedding is designed for (as `FlowMatchEulerDiscreteScheduler` scales its sigmas).
     """
 
     order = 1
@@ -118,10 +118,6 @@ class GenSERScheduler(SchedulerMixin, ConfigMixin):
 
     def variance(self, timesteps: float | torch.Tensor) -> float | torch.Tensor:
         return bridge_variance_schedule(self.mean(timesteps), self.config.bridge_sigma)
-
-    def network_timesteps(self, timesteps: torch.Tensor) -> torch.Tensor:
-        """Times in [0, 1] on the scale the network embeds them at (`num_train_timesteps`)."""
-        return timesteps * self.config.num_train_timesteps
 
     @staticmethod
     def time_grid_for(num_inference_steps: int, device: str | torch.device | None = None) -> torch.Tensor:
@@ -208,7 +204,9 @@ class GenSERScheduler(SchedulerMixin, ConfigMixin):
         variance = sigma**2 * (m_s - m_t) * (1 - m_s) / (1 - m_t) * scale**2
         if variance > 0:
             if variance_noise is None:
-                variance_noise = randn_tensor(sample.shape, generator=generator, device=sample.device, dtype=sample.dtype)
+                variance_noise = randn_tensor(
+                    sample.shape, generator=generator, device=sample.device, dtype=sample.dtype
+                )
             prev_sample = prev_sample + math.sqrt(variance) * variance_noise
         if not return_dict:
             return (prev_sample, model_output)

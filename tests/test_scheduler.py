@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from modeling_genser import GenSERScheduler
+from conftest import tiny_wav2vec2_config
+from modeling_genser import GenSERConfig, GenSERForAudioClassification, GenSERScheduler
 from modeling_genser.scheduling_genser import bridge_variance_schedule, logistic_mean_schedule
 
 
@@ -130,16 +131,22 @@ def test_step_with_its_next_timestep_is_the_schedule_step_without_state():
         stepped = scheduler.step(target, timestep, stepped, variance_noise=noise[index]).prev_sample
     scheduler.set_timesteps(5)
     for index in range(3):
-        output = scheduler.step(target, index / 3, stateless, variance_noise=noise[index], next_timestep=(index + 1) / 3)
+        next_time = (index + 1) / 3
+        output = scheduler.step(target, index / 3, stateless, variance_noise=noise[index], next_timestep=next_time)
         stateless = output.prev_sample
     assert torch.equal(stateless, stepped)
     assert scheduler.num_inference_steps == 5 and len(scheduler.timesteps) == 5
     torch.testing.assert_close(GenSERScheduler.time_grid_for(3), torch.tensor([0.0, 1 / 3, 2 / 3, 1.0]))
 
 
-def test_the_network_sees_time_on_the_scale_of_num_train_timesteps():
-    assert GenSERScheduler().network_timesteps(torch.tensor([0.0, 0.5, 1.0])).tolist() == [0.0, 500.0, 1000.0]
-    assert GenSERScheduler(num_train_timesteps=10).network_timesteps(torch.tensor([0.5])).tolist() == [5.0]
+def test_the_denoiser_embeds_time_on_the_scale_of_the_schedulers_num_train_timesteps():
+    times = torch.tensor([0.0, 0.25, 1.0])
+    for scale in (1000, 10):
+        labels, scheduler_config = {0: "a", 1: "b"}, {"num_train_timesteps": scale}
+        config = GenSERConfig(encoder_config=tiny_wav2vec2_config(), id2label=labels, scheduler_config=scheduler_config)
+        denoiser = GenSERForAudioClassification(config).denoiser
+        expected = denoiser.time_embedding(denoiser.time_proj(times * scale))
+        torch.testing.assert_close(denoiser.embed_time(times), expected, rtol=0, atol=0)
     with pytest.raises(ValueError, match="num_train_timesteps"):
         GenSERScheduler(num_train_timesteps=0)
 
