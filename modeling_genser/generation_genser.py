@@ -12,8 +12,11 @@ from diffusers.utils.torch_utils import randn_tensor
 from transformers.utils import ModelOutput
 
 
-class GenSERGenerationMixin:
-    """Sampling for `GenSERForAudioClassification`: uses its `scheduler`, `denoiser`, `initial_sample` and code book."""
+class GenSERSamplingMixin:
+    """Sampling for `GenSERForAudioClassification`: uses its `scheduler`, `denoiser`, `initial_sample` and code book.
+
+    Not named `...GenerationMixin`: transformers' `can_generate` looks for that name among a model's bases and would
+    then give the model a text-generation config it has no use for."""
 
     def sampling_generator(self) -> torch.Generator:
         """The default source of inference draws: a generator seeded with `config.sampling_seed`.

@@ -39,7 +39,7 @@ from .domain_normalization import (
     standardise_by_domain,
     with_pool_statistics,
 )
-from .generation_genser import GenSERGenerationMixin
+from .generation_genser import GenSERSamplingMixin
 from .scheduling_genser import GenSERScheduler
 from .shipped_code import ship_named_pipelines
 from .speech_encoder import (
@@ -233,7 +233,7 @@ class GenSERPreTrainedModel(PreTrainedModel):
 
 
 class GenSERForAudioClassification(
-    GenSERCodeBookMixin, GenSERSpeechEncoderMixin, GenSERGenerationMixin, GenSERPreTrainedModel
+    GenSERCodeBookMixin, GenSERSpeechEncoderMixin, GenSERSamplingMixin, GenSERPreTrainedModel
 ):
     """Gen-SER: a speech encoder plus a generative head that transports noise to the taxonomy code of the emotion."""
 

@@ -264,3 +264,12 @@ def test_an_encoder_that_cannot_be_found_is_a_clear_error_and_a_saved_config_nam
     model.save_pretrained(tmp_path / "saved")
     saved = (tmp_path / "saved" / "config.json").read_text()
     assert str(tmp_path) not in saved and json.loads(saved)["encoder_name_or_path"] == "my-encoder"
+
+
+def test_a_saved_model_carries_no_text_generation_config(tmp_path):
+    """Sampling lives in a mixin, but the model is no transformers text generator: no `generate`, no
+    `generation_config.json` beside its weights."""
+    model = GenSERForAudioClassification(GenSERConfig(encoder_config=tiny_whisper_config(), id2label={0: "a", 1: "b"}))
+    assert not model.can_generate()
+    model.save_pretrained(tmp_path)
+    assert (tmp_path / "config.json").exists() and not (tmp_path / "generation_config.json").exists()
